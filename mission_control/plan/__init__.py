@@ -1,0 +1,1 @@
+"""The phase plan: its model, the YAML loader with file:line errors, and the DAG."""

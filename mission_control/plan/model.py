@@ -1,0 +1,162 @@
+"""Pydantic models of a *resolved* phase plan (format version 1).
+
+The loader merges the plan's ``defaults:`` into each workstream and resolves
+paths before these models are built, so every field here is concrete: the
+engine never has to look anything up twice. All models are frozen so a plan can
+be shared between threads without copies.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PromptVia(StrEnum):
+    """How a tool receives its prompt."""
+
+    FILE = "file"  # the path of a prompt file, through the {prompt_file} placeholder
+    STDIN = "stdin"  # the prompt text on standard input
+    ARG = "arg"  # the prompt text as one argv item, through the {prompt} placeholder
+
+
+class BaseMode(StrEnum):
+    """What a workstream's branch starts from."""
+
+    DEPS = "deps"  # the base branch with every dependency's branch merged in
+    BRANCH = "branch"  # the base branch alone
+
+
+class OnStall(StrEnum):
+    """What to do when an attempt writes nothing for ``stall_minutes``."""
+
+    NOTIFY = "notify"
+    KILL = "kill"
+    RETRY = "retry"
+
+
+class ToolSpec(_Frozen):
+    """How to run one agent CLI.
+
+    ``argv`` is a template: each item may hold ``{prompt_file}``, ``{prompt}``,
+    ``{worktree}``, ``{workstream_id}``, ``{phase_id}``, ``{task_id}``,
+    ``{run_id}``, ``{attempt}``. With ``shell: true`` the argv must be a single
+    item, run by ``/bin/sh -c`` (placeholders are shell-quoted).
+    """
+
+    argv: list[str] = Field(min_length=1)
+    prompt_via: PromptVia = PromptVia.FILE
+    env: dict[str, str] = Field(default_factory=dict)
+    shell: bool = False
+    install_hint: str = ""
+
+
+class Check(_Frozen):
+    """A command run in the worktree after the tool exits 0."""
+
+    name: str
+    argv: list[str] = Field(min_length=1)
+    shell: bool = False
+    timeout_minutes: float = Field(default=10.0, gt=0)
+
+
+class PrOptions(_Frozen):
+    """Pull request settings. ``enabled=None`` means: open one whenever the branch is pushed."""
+
+    enabled: bool | None = None
+    draft: bool = False
+    title: str = "[{task_id}] {name}"
+    body: str | None = None
+    base: str | None = None
+    labels: list[str] = Field(default_factory=list)
+
+
+class Workstream(_Frozen):
+    """One unit of work: a tool run in its own worktree and branch."""
+
+    id: str
+    name: str
+    phase_id: str
+    repo: Path
+    base_branch: str
+    tool: str
+    prompt_file: Path | None = None
+    prompt: str | None = None
+    command: list[str] | None = None
+    """For the ``shell`` tool: the argv to run (or, with ``shell: true``, one shell line)."""
+    shell: bool = False
+    timeout_minutes: float = Field(gt=0)
+    depends_on: list[str] = Field(default_factory=list)
+    """Qualified ids (``PHASE::WS``) of the workstreams this one waits for."""
+    checks: list[Check] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    retries: int = Field(default=0, ge=0)
+    base: BaseMode = BaseMode.DEPS
+    pr: PrOptions = Field(default_factory=PrOptions)
+    push: bool = True
+    remote: str = "origin"
+    require_changes: bool = False
+    stall_minutes: float = Field(default=10.0, gt=0)
+    on_stall: OnStall = OnStall.NOTIFY
+    worktree_root: Path
+    line: int = 0
+    """Line of the workstream in the plan file, for messages."""
+
+    @property
+    def task_id(self) -> str:
+        """The workstream's id across the plan: ``PHASE::WS``."""
+        return f"{self.phase_id}::{self.id}"
+
+    @property
+    def branch(self) -> str:
+        return f"ws/{self.phase_id}/{self.id}"
+
+    @property
+    def worktree_path(self) -> Path:
+        return self.worktree_root / f"{self.phase_id}-{self.id}"
+
+    @property
+    def timeout_seconds(self) -> float:
+        return self.timeout_minutes * 60.0
+
+
+class Phase(_Frozen):
+    id: str
+    name: str
+    max_parallel_workstreams: PositiveInt
+    workstreams: list[Workstream] = Field(min_length=1)
+    line: int = 0
+
+
+class Plan(_Frozen):
+    """A whole validated plan; ``path`` is the absolute path of its file."""
+
+    path: Path
+    name: str
+    version: int = 1
+    phases: list[Phase] = Field(min_length=1)
+    tools: dict[str, ToolSpec] = Field(default_factory=dict)
+    """Every tool the plan may use: the built-ins merged with the plan's own."""
+    grace_seconds: float = Field(default=10.0, ge=0)
+
+    @property
+    def workstreams(self) -> list[Workstream]:
+        return [ws for phase in self.phases for ws in phase.workstreams]
+
+    def workstream(self, task_id: str) -> Workstream:
+        for ws in self.workstreams:
+            if ws.task_id == task_id:
+                return ws
+        raise KeyError(task_id)
+
+    def phase(self, phase_id: str) -> Phase:
+        for phase in self.phases:
+            if phase.id == phase_id:
+                return phase
+        raise KeyError(phase_id)

@@ -107,5 +107,103 @@ class EngineControl(Protocol):
     async def skip(self, task_id: str) -> None: ...
 
     async def cancel(self, kill: bool = False) -> None:
-        """Stop starting work and stop running workstreams (gracefully, or at once with ``kill``)."""
+        """Stop starting work and stop running workstreams (gracefully, or now with ``kill``)."""
         ...
+
+
+def apply_event(snapshot: RunSnapshot, event: Event) -> None:
+    """Fold one event into a snapshot; the engine and every view use this same function."""
+    from . import events as ev
+
+    match event:
+        case ev.WorkstreamStateChanged(ws_id=task_id, new=new, at=at, detail=detail):
+            view = snapshot.workstreams.get(task_id)
+            if view is None:
+                return
+            if new is WsState.PAUSED and view.paused_at is None:
+                view.paused_at = at
+            elif view.paused_at is not None and new is not WsState.PAUSED:
+                view.paused_seconds += at - view.paused_at
+                view.paused_at = None
+            if new in (WsState.QUEUED, WsState.PREPARING) and view.state not in (
+                WsState.QUEUED,
+                WsState.PREPARING,
+            ):
+                view.ended_at = None
+            if new in _ENDED and view.ended_at is None:
+                view.ended_at = at
+            if new is not WsState.RUNNING and new is not WsState.PAUSED:
+                view.stalled = False
+            view.state = new
+            view.detail = detail
+        case ev.AttemptStarted(ws_id=task_id, attempt=attempt, pid=pid, log_path=log, at=at):
+            view = snapshot.workstreams.get(task_id)
+            if view is None:
+                return
+            view.attempt = attempt
+            view.pid = pid
+            view.log_path = log
+            view.started_at = at
+            view.ended_at = None
+            view.paused_seconds = 0.0
+            view.paused_at = None
+            view.exit_code = None
+            view.signal = None
+            view.last_output_at = at
+            view.cpu_percent = 0.0
+            view.rss_bytes = 0
+        case ev.AttemptEnded(ws_id=task_id, exit_code=code, signal=sig):
+            view = snapshot.workstreams.get(task_id)
+            if view is None:
+                return
+            view.exit_code = code
+            view.signal = sig
+            view.pid = None
+            view.cpu_percent = 0.0
+            view.rss_bytes = 0
+        case ev.WorkstreamStalled(ws_id=task_id, stalled=stalled, at=at, idle_seconds=idle):
+            view = snapshot.workstreams.get(task_id)
+            if view is not None:
+                view.stalled = stalled
+                view.last_output_at = at - idle
+        case ev.WorkstreamResultUpdated(ws_id=task_id):
+            view = snapshot.workstreams.get(task_id)
+            if view is not None:
+                view.head = event.head
+                view.files_changed = event.files_changed
+                view.insertions = event.insertions
+                view.deletions = event.deletions
+                view.pr_url = event.pr_url
+        case ev.ConflictsForecast(ws_id=task_id, conflicts=conflicts):
+            view = snapshot.workstreams.get(task_id)
+            if view is not None:
+                view.conflicts = conflicts
+        case ev.MetricsSampled(samples=samples):
+            for task_id, sample in samples.items():
+                view = snapshot.workstreams.get(task_id)
+                if view is not None:
+                    view.cpu_percent = sample.cpu_percent
+                    view.rss_bytes = sample.rss_bytes
+        case ev.PhaseStarted(phase_id=phase_id):
+            snapshot.current_phase = phase_id
+        case ev.RunFinished(ok=ok):
+            snapshot.finished = True
+            snapshot.ok = ok
+        case ev.RunStarted():
+            snapshot.finished = False
+            snapshot.ok = None
+        case _:
+            pass
+
+
+_ENDED = frozenset(
+    {
+        WsState.SUCCEEDED,
+        WsState.FAILED,
+        WsState.TIMED_OUT,
+        WsState.KILLED,
+        WsState.SKIPPED,
+        WsState.BLOCKED,
+        WsState.INTERRUPTED,
+    }
+)

@@ -1,0 +1,814 @@
+"""The engine: runs a plan's workstreams and is the one place that changes their state.
+
+Everything runs on one asyncio loop (the TUI's, or ``asyncio.run`` headless);
+blocking work (git, psutil, sqlite, spawning) goes to threads. Every state
+change is recorded in the store before it is published on the bus. The main
+loop sleeps on an ``asyncio.Event`` that process exits and commands set, so a
+dependent starts as soon as its last dependency finishes, with no polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+from ..errors import MissionControlError, SetupError
+from ..git import worktrees
+from ..plan.model import BaseMode, OnStall, Plan, Workstream
+from ..store.logs import attempt_log_path
+from ..store.runs import RunStore, WorkstreamRow
+from . import events as ev
+from .bus import EventBus
+from .events import Event, ProcessSample
+from .finish import FinishContext, finish_workstream
+from .metrics import LogActivity, MetricsSampler
+from .scheduler import Decision, PlanGraph, decide
+from .snapshot import PhaseView, RunSnapshot, WorkstreamView
+from .states import ACTIVE, DONE_FOR_DEPENDENTS, FAILED_STATES, TERMINAL, WsState
+from .supervisor import AttemptProcess, adopt, enable_subreaper, spawn_attempt
+from .tools import render_command, resolve_executable
+
+T = TypeVar("T")
+
+_RETRYABLE = frozenset(
+    {
+        WsState.FAILED,
+        WsState.TIMED_OUT,
+        WsState.KILLED,
+        WsState.INTERRUPTED,
+        WsState.SUCCEEDED,
+        WsState.SKIPPED,
+        WsState.BLOCKED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    phase: str | None = None
+    max_parallel: int | None = None
+    keep_going: bool = False
+    run_id: str | None = None
+    """Continue this run (resume) instead of starting a new one."""
+    linger: bool = False
+    """Keep serving commands once all work has ended (the TUI); ``cancel`` ends ``run``."""
+    grace_seconds: float | None = None
+    retry_backoff_seconds: float = 5.0
+    sample_interval: float = 1.0
+
+
+@dataclass(slots=True)
+class _Runtime:
+    """The engine's private, mutable record of one workstream."""
+
+    ws: Workstream
+    state: WsState = WsState.PENDING
+    attempt: int = 0
+    retries_left: int = 0
+    task: asyncio.Task[None] | None = None
+    proc: AttemptProcess | None = None
+    stop_as: WsState | None = None
+    """Set by kill/timeout/cancel: the state the attempt ends in."""
+    retry_after_stop: bool = False
+    fresh: bool = False
+    held_until: float = 0.0
+    worktree: Path | None = None
+    base_commit: str | None = None
+    log_path: Path | None = None
+    timer: asyncio.TimerHandle | None = None
+    remaining: float = 0.0
+    deadline: float = 0.0
+    last_size: int = -1
+    last_output_at: float = 0.0
+    stalled: bool = False
+    adopted: AttemptProcess | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine:
+    """Drives one run of a plan. Implements ``EngineControl`` for the views."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        state_dir: Path | None = None,
+        options: RunOptions | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.plan = plan
+        self.options = options or RunOptions()
+        self.state_dir = state_dir or plan.path.parent / ".mission-control"
+        self._clock = clock
+        if self.options.phase is not None:
+            plan.phase(self.options.phase)  # KeyError -> caller reports an unknown phase
+        self.graph = PlanGraph.from_plan(plan, self.options.phase)
+        self._in_run = {t for p in self.graph.phases for t in p.task_ids}
+        self._rt: dict[str, _Runtime] = {
+            ws.task_id: _Runtime(ws=ws, retries_left=ws.retries)
+            for ws in plan.workstreams
+            if ws.task_id in self._in_run
+        }
+        self.store = RunStore(self.state_dir)
+        self.run_id = self.options.run_id or self.store.new_run_id()
+        self.bus = EventBus(self._initial_snapshot())
+        self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mc-store")
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cancelling = False
+        self._detaching = False
+        self._done = False
+        self._sampler: MetricsSampler | None = None
+        self._outside: dict[str, WsState] = {}
+        self._background: set[asyncio.Future[None]] = set()
+        self._grace = (
+            self.options.grace_seconds
+            if self.options.grace_seconds is not None
+            else plan.grace_seconds
+        )
+
+    # ----------------------------------------------------------------- views
+
+    def snapshot(self) -> RunSnapshot:
+        return self.bus.snapshot()
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        return self.bus.subscribe(callback)
+
+    def subscribe_with_snapshot(
+        self, callback: Callable[[Event], None]
+    ) -> tuple[RunSnapshot, Callable[[], None]]:
+        return self.bus.subscribe_with_snapshot(callback)
+
+    def diff(self, task_id: str) -> str:
+        """The worktree's diff against its base (blocking: call from a thread)."""
+        rt = self._rt[task_id]
+        if rt.worktree is None or rt.base_commit is None or not rt.worktree.exists():
+            return f"{task_id} has no worktree yet"
+        return worktrees.diff_against(rt.worktree, rt.base_commit)
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self) -> bool:
+        """Run until every workstream in scope has ended (or ``cancel``); True if all succeeded."""
+        self._loop = asyncio.get_running_loop()
+        enable_subreaper()
+        me = psutil.Process()
+        await self._db(self._open_run)
+        await self._db(self.store.claim_owner, self.run_id, os.getpid(), me.create_time())
+        self._outside = await asyncio.to_thread(self._resolve_outside)
+        self._publish(ev.RunStarted(self.run_id, str(self.plan.path), self._clock()))
+        self._sampler = MetricsSampler(self.options.sample_interval, self._on_sample_thread)
+        self._sampler.start()
+        try:
+            await self._adopt_survivors()
+            await self._main_loop()
+        finally:
+            self._sampler.stop()
+            tasks = [rt.task for rt in self._rt.values() if rt.task is not None]
+            if self._detaching:
+                for task in tasks:
+                    task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            ok = all(rt.state in DONE_FOR_DEPENDENTS for rt in self._rt.values())
+            if not self._detaching:
+                status = "succeeded" if ok else ("cancelled" if self._cancelling else "failed")
+                await self._db(self.store.finish_run, self.run_id, status, self._clock())
+                self._publish(
+                    ev.RunFinished(self.run_id, ok, self._clock(), cancelled=self._cancelling)
+                )
+            await self._db(self.store.release_owner, self.run_id, os.getpid())
+            self._db_pool.shutdown(wait=True)
+            self._done = True
+        return ok
+
+    async def _main_loop(self) -> None:
+        current_phase: str | None = None
+        while True:
+            self._wake.clear()
+            if self._detaching:
+                return
+            decision = self._decide()
+            for task_id, dep in decision.block.items():
+                await self._set_state(task_id, WsState.BLOCKED, f"dependency {dep} did not succeed")
+            if decision.phase != current_phase:
+                if current_phase is not None:
+                    ok = all(
+                        self._rt[t].state in DONE_FOR_DEPENDENTS
+                        for p in self.graph.phases
+                        if p.phase_id == current_phase
+                        for t in p.task_ids
+                    )
+                    self._publish(ev.PhaseFinished(self.run_id, current_phase, ok, self._clock()))
+                current_phase = decision.phase
+                if current_phase is not None:
+                    self._publish(ev.PhaseStarted(self.run_id, current_phase, self._clock()))
+            if not self._cancelling:
+                for task_id in decision.queue:
+                    await self._set_state(task_id, WsState.QUEUED, "waiting for a parallel slot")
+                for task_id in decision.start:
+                    rt = self._rt[task_id]
+                    rt.task = asyncio.create_task(self._run_workstream(rt), name=task_id)
+            busy = any(rt.task is not None and not rt.task.done() for rt in self._rt.values())
+            if not busy and (decision.finished or self._cancelling) and not decision.start:
+                held = any(rt.held_until > 0 for rt in self._rt.values())
+                if not held and (not self.options.linger or self._cancelling):
+                    if current_phase is not None:
+                        self._publish(
+                            ev.PhaseFinished(
+                                self.run_id,
+                                current_phase,
+                                all(
+                                    self._rt[t].state in DONE_FOR_DEPENDENTS
+                                    for p in self.graph.phases
+                                    if p.phase_id == current_phase
+                                    for t in p.task_ids
+                                ),
+                                self._clock(),
+                            )
+                        )
+                    return
+            await self._wake.wait()
+
+    def _decide(self) -> Decision:
+        now = self._clock()
+        states: dict[str, WsState] = {}
+        for task_id, rt in self._rt.items():
+            state = rt.state
+            if rt.held_until > now:
+                state = WsState.PREPARING  # backing off: neither startable nor finished
+            elif rt.task is not None and not rt.task.done() and state not in ACTIVE:
+                state = WsState.PREPARING
+            states[task_id] = state
+        states.update(self._outside)
+        return decide(
+            self.graph,
+            states,
+            max_parallel=self.options.max_parallel,
+            keep_going=self.options.keep_going,
+        )
+
+    def _outside_deps(self) -> set[str]:
+        return {d for rt in self._rt.values() for d in rt.ws.depends_on if d not in self._rt}
+
+    def _resolve_outside(self) -> dict[str, WsState]:
+        """Dependencies outside this run (``--phase``) count as done if their branch exists."""
+        found: dict[str, WsState] = {}
+        for task_id in self._outside_deps():
+            ws = self.plan.workstream(task_id)
+            exists = worktrees.branch_exists(ws.repo, ws.branch)
+            found[task_id] = WsState.SUCCEEDED if exists else WsState.FAILED
+        return found
+
+    # ------------------------------------------------------------ one workstream
+
+    async def _run_workstream(self, rt: _Runtime) -> None:
+        task_id = rt.ws.task_id
+        try:
+            if rt.adopted is not None:
+                proc, rt.adopted = rt.adopted, None
+                await self._supervise(rt, proc)
+            else:
+                await self._prepare_and_run(rt)
+        except MissionControlError as err:
+            await self._end_failed(rt, WsState.FAILED, str(err))
+        except asyncio.CancelledError:
+            if not self._detaching:
+                raise
+        except Exception as err:  # a bug must fail one workstream, not the run
+            await self._end_failed(rt, WsState.FAILED, f"internal error: {err!r}")
+        finally:
+            rt.proc = None
+            self._disarm(rt)
+            if self._sampler is not None:
+                self._sampler.unwatch(task_id)
+            self._wake.set()
+
+    async def _prepare_and_run(self, rt: _Runtime) -> None:
+        ws = rt.ws
+        await self._set_state(ws.task_id, WsState.PREPARING, "creating worktree")
+        tool = self.plan.tools[ws.tool]
+        await asyncio.to_thread(resolve_executable, ws, tool)
+        if ws.prompt_file is not None and not ws.prompt_file.is_file():
+            raise SetupError(
+                f"{ws.task_id}: prompt file {ws.prompt_file} not found: "
+                "create it or fix prompt_file in the plan"
+            )
+        deps = (
+            [self.plan.workstream(d).branch for d in ws.depends_on]
+            if ws.base is BaseMode.DEPS
+            else []
+        )
+        prepared = await asyncio.to_thread(worktrees.prepare_worktree, ws, deps)
+        rt.worktree = prepared.path
+        rt.base_commit = prepared.base_commit
+        if rt.fresh:
+            await asyncio.to_thread(worktrees.reset_worktree, prepared.path, prepared.base_commit)
+            rt.fresh = False
+        if self._cancelling or rt.stop_as is not None:
+            await self._end_stopped(rt)
+            return
+        rt.attempt += 1
+        log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, rt.attempt)
+        rt.log_path = log_path
+        command = render_command(
+            tool,
+            ws,
+            run_id=self.run_id,
+            attempt=rt.attempt,
+            attempt_dir=log_path.parent,
+            worktree=prepared.path,
+        )
+        proc = await asyncio.to_thread(
+            spawn_attempt,
+            command.argv,
+            cwd=prepared.path,
+            env=command.env,
+            log_path=log_path,
+            stdin_path=command.stdin_path,
+            exit_file=_exit_file(log_path),
+        )
+        now = self._clock()
+        await self._db(
+            self.store.start_attempt,
+            self.run_id,
+            ws.task_id,
+            rt.attempt,
+            pid=proc.pid,
+            pid_create_time=proc.create_time,
+            log_path=str(log_path),
+            worktree=str(prepared.path),
+            branch=prepared.branch,
+            base_commit=prepared.base_commit,
+            argv=list(command.argv),
+            env_names=sorted(command.env_names),
+            started_at=now,
+        )
+        self._publish(
+            ev.AttemptStarted(
+                self.run_id,
+                ws.task_id,
+                rt.attempt,
+                proc.pid,
+                str(log_path),
+                tuple(command.argv),
+                now,
+            )
+        )
+        rt.remaining = ws.timeout_seconds
+        await self._supervise(rt, proc)
+
+    async def _supervise(self, rt: _Runtime, proc: AttemptProcess) -> None:
+        """Watch a running attempt to its end, then finish or fail it."""
+        ws = rt.ws
+        rt.proc = proc
+        rt.last_size = -1
+        rt.last_output_at = self._clock()
+        rt.stalled = False
+        if rt.state is not WsState.PAUSED:
+            await self._set_state(ws.task_id, WsState.RUNNING, f"pid {proc.pid}")
+            self._arm(rt)
+        if self._sampler is not None and rt.log_path is not None:
+            self._sampler.watch(ws.task_id, proc, rt.log_path)
+        status = await proc.wait()
+        self._disarm(rt)
+        if self._sampler is not None:
+            self._sampler.unwatch(ws.task_id)
+        rt.proc = None
+        now = self._clock()
+        stopped = rt.stop_as
+        attempt_status = (
+            stopped.value
+            if stopped is not None
+            else ("exited" if status.exit_code == 0 else WsState.FAILED.value)
+        )
+        await self._db(
+            self.store.end_attempt,
+            self.run_id,
+            ws.task_id,
+            rt.attempt,
+            exit_code=status.exit_code,
+            signal=status.signal,
+            status=attempt_status,
+            ended_at=now,
+        )
+        self._publish(
+            ev.AttemptEnded(
+                self.run_id, ws.task_id, rt.attempt, status.exit_code, status.signal, now
+            )
+        )
+        if stopped is not None:
+            await self._end_stopped(rt)
+            return
+        if status.exit_code != 0:
+            how = (
+                f"killed by signal {status.signal}"
+                if status.signal is not None
+                else f"exited {status.exit_code}"
+            )
+            await self._end_failed(rt, WsState.FAILED, f"tool '{ws.tool}' {how}")
+            return
+        await self._set_state(ws.task_id, WsState.FINISHING, "checks, commit, push")
+        assert rt.worktree is not None and rt.base_commit is not None and rt.log_path is not None
+        outcome = await finish_workstream(
+            FinishContext(
+                plan=self.plan,
+                ws=ws,
+                run_id=self.run_id,
+                attempt=rt.attempt,
+                worktree=rt.worktree,
+                base_commit=rt.base_commit,
+                log_path=rt.log_path,
+                grace_seconds=self._grace,
+                publish=self._publish,
+                record_result=self._record_result,
+                finished_branches=self._finished_branches,
+                should_stop=lambda: rt.stop_as is not None,
+                clock=self._clock,
+            )
+        )
+        if rt.stop_as is not None:
+            await self._end_stopped(rt)
+        elif outcome.ok:
+            await self._set_state(ws.task_id, WsState.SUCCEEDED, outcome.detail)
+        else:
+            await self._end_failed(rt, WsState.FAILED, outcome.detail)
+
+    def _finished_branches(self, ws: Workstream) -> list[tuple[str, str]]:
+        """(task id, branch) of the other finished workstreams of the phase, same repo."""
+        return [
+            (other.ws.task_id, other.ws.branch)
+            for other in self._rt.values()
+            if other.ws.phase_id == ws.phase_id
+            and other.ws.task_id != ws.task_id
+            and other.ws.repo == ws.repo
+            and other.state is WsState.SUCCEEDED
+        ]
+
+    async def _record_result(self, ws: Workstream, fields: dict[str, Any]) -> None:
+        await self._db(self.store.update_result, self.run_id, ws.task_id, **fields)
+
+    async def _end_stopped(self, rt: _Runtime) -> None:
+        state = rt.stop_as or WsState.INTERRUPTED
+        rt.stop_as = None
+        details = {
+            WsState.KILLED: "killed by the user",
+            WsState.TIMED_OUT: f"timed out after {_minutes(rt.ws.timeout_minutes)}",
+            WsState.INTERRUPTED: "stopped with the run: resume to start it again",
+            WsState.SKIPPED: "skipped by the user",
+        }
+        if rt.retry_after_stop:
+            rt.retry_after_stop = False
+            await self._set_state(rt.ws.task_id, WsState.QUEUED, "retry after stall")
+            return
+        if state is WsState.TIMED_OUT:
+            await self._end_failed(rt, state, details[state])
+            return
+        await self._set_state(rt.ws.task_id, state, details.get(state, ""))
+        if state is WsState.SKIPPED:
+            await self._unblock_dependents(rt.ws.task_id)
+
+    async def _end_failed(self, rt: _Runtime, state: WsState, detail: str) -> None:
+        """Fail the workstream, or queue an automatic retry with backoff while retries remain."""
+        if (
+            rt.retries_left > 0
+            and not self._cancelling
+            and state
+            in (
+                WsState.FAILED,
+                WsState.TIMED_OUT,
+            )
+        ):
+            used = rt.ws.retries - rt.retries_left
+            rt.retries_left -= 1
+            delay = min(self.options.retry_backoff_seconds * (2**used), 300.0)
+            rt.held_until = self._clock() + delay
+            await self._set_state(
+                rt.ws.task_id,
+                WsState.QUEUED,
+                f"{detail}; retry {used + 1}/{rt.ws.retries} in {delay:.0f}s",
+            )
+            assert self._loop is not None
+            self._loop.call_later(delay, self._release_hold, rt)
+            return
+        await self._set_state(rt.ws.task_id, state, detail)
+
+    def _release_hold(self, rt: _Runtime) -> None:
+        rt.held_until = 0.0
+        self._wake.set()
+
+    # ------------------------------------------------------------- timeouts
+
+    def _arm(self, rt: _Runtime) -> None:
+        assert self._loop is not None
+        self._disarm(rt)
+        rt.deadline = self._loop.time() + rt.remaining
+        rt.timer = self._loop.call_at(rt.deadline, self._on_timeout, rt)
+
+    def _disarm(self, rt: _Runtime) -> None:
+        if rt.timer is not None:
+            assert self._loop is not None
+            rt.remaining = max(0.0, rt.deadline - self._loop.time())
+            rt.timer.cancel()
+            rt.timer = None
+
+    def _on_timeout(self, rt: _Runtime) -> None:
+        rt.timer = None
+        rt.remaining = 0.0
+        if rt.proc is not None and rt.stop_as is None:
+            rt.stop_as = WsState.TIMED_OUT
+            self._spawn(self._terminate(rt))
+
+    async def _terminate(self, rt: _Runtime, grace: float | None = None) -> None:
+        proc = rt.proc
+        if proc is None:
+            return
+        result = await proc.terminate(self._grace if grace is None else grace)
+        if result.survivors:
+            self._publish(
+                ev.EngineWarned(
+                    self.run_id,
+                    rt.ws.task_id,
+                    f"{rt.ws.task_id}: processes {result.survivors} survived SIGKILL",
+                    self._clock(),
+                )
+            )
+
+    # -------------------------------------------------------------- commands
+
+    async def pause(self, task_id: str) -> None:
+        await self._on_loop(self._pause(task_id))
+
+    async def resume(self, task_id: str) -> None:
+        await self._on_loop(self._resume(task_id))
+
+    async def kill(self, task_id: str) -> None:
+        await self._on_loop(self._stop(task_id, WsState.KILLED))
+
+    async def skip(self, task_id: str) -> None:
+        await self._on_loop(self._skip(task_id))
+
+    async def retry(self, task_id: str, fresh: bool = False) -> None:
+        await self._on_loop(self._retry(task_id, fresh))
+
+    async def cancel(self, kill: bool = False) -> None:
+        await self._on_loop(self._cancel(kill))
+
+    async def detach(self) -> None:
+        """Stop supervising but leave every agent running; ``resume`` adopts them again."""
+        await self._on_loop(self._detach())
+
+    async def _on_loop(self, coro: Awaitable[None]) -> None:
+        loop = self._loop
+        if loop is None or loop is asyncio.get_running_loop():
+            await coro
+            return
+        future = asyncio.run_coroutine_threadsafe(coro, loop)  # type: ignore[arg-type]
+        await asyncio.wrap_future(future)
+
+    def _get(self, task_id: str) -> _Runtime:
+        try:
+            return self._rt[task_id]
+        except KeyError:
+            raise SetupError(f"no workstream {task_id} in this run") from None
+
+    async def _pause(self, task_id: str) -> None:
+        rt = self._get(task_id)
+        if rt.state is not WsState.RUNNING or rt.proc is None:
+            raise SetupError(f"{task_id} is {rt.state.value}: only a running workstream pauses")
+        await asyncio.to_thread(rt.proc.pause)
+        self._disarm(rt)
+        await self._set_state(task_id, WsState.PAUSED, "paused by the user")
+
+    async def _resume(self, task_id: str) -> None:
+        rt = self._get(task_id)
+        if rt.state is not WsState.PAUSED or rt.proc is None:
+            raise SetupError(f"{task_id} is {rt.state.value}: only a paused workstream resumes")
+        await asyncio.to_thread(rt.proc.resume)
+        rt.last_output_at = self._clock()
+        await self._set_state(task_id, WsState.RUNNING, f"pid {rt.proc.pid}")
+        self._arm(rt)
+
+    async def _stop(self, task_id: str, as_state: WsState) -> None:
+        rt = self._get(task_id)
+        if rt.state in TERMINAL and as_state is not WsState.SKIPPED:
+            raise SetupError(f"{task_id} is already {rt.state.value}")
+        if rt.task is not None and not rt.task.done():
+            rt.stop_as = as_state
+            if rt.proc is not None:
+                await self._terminate(rt)
+            return
+        await self._set_state(task_id, as_state, _STOP_DETAIL[as_state])
+        self._wake.set()
+
+    async def _skip(self, task_id: str) -> None:
+        rt = self._get(task_id)
+        if rt.state in (WsState.SUCCEEDED, WsState.SKIPPED):
+            raise SetupError(f"{task_id} is already {rt.state.value}")
+        rt.held_until = 0.0
+        if rt.task is not None and not rt.task.done():
+            await self._stop(task_id, WsState.SKIPPED)
+            return
+        await self._set_state(task_id, WsState.SKIPPED, "skipped by the user")
+        await self._unblock_dependents(task_id)
+        self._wake.set()
+
+    async def _retry(self, task_id: str, fresh: bool) -> None:
+        rt = self._get(task_id)
+        if rt.state not in _RETRYABLE or (rt.task is not None and not rt.task.done()):
+            raise SetupError(f"{task_id} is {rt.state.value}: kill it first to retry it")
+        if rt.state is WsState.BLOCKED:
+            raise SetupError(f"{task_id} is blocked: retry or skip the dependency that failed")
+        rt.fresh = fresh
+        rt.held_until = 0.0
+        rt.stop_as = None
+        await self._set_state(task_id, WsState.QUEUED, "retry (fresh)" if fresh else "retry")
+        await self._unblock_dependents(task_id)
+        self._wake.set()
+
+    async def _unblock_dependents(self, task_id: str) -> None:
+        for other in sorted(self.graph.dependents(task_id)):
+            rt = self._rt.get(other)
+            if rt is not None and rt.state is WsState.BLOCKED:
+                await self._set_state(other, WsState.PENDING, "")
+
+    async def _cancel(self, kill: bool) -> None:
+        self._cancelling = True
+        stops = []
+        for rt in self._rt.values():
+            if rt.task is not None and not rt.task.done():
+                if rt.stop_as is None:
+                    rt.stop_as = WsState.INTERRUPTED
+                if rt.proc is not None:
+                    stops.append(self._terminate(rt, 0.0 if kill else None))
+            elif rt.state is WsState.QUEUED:
+                await self._set_state(rt.ws.task_id, WsState.PENDING, "run cancelled")
+        self._wake.set()
+        await asyncio.gather(*stops)
+
+    async def _detach(self) -> None:
+        self._detaching = True
+        self._wake.set()
+
+    # ---------------------------------------------------------- metrics, stall
+
+    def _on_sample_thread(
+        self, samples: dict[str, ProcessSample], activity: dict[str, LogActivity]
+    ) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._on_sample, samples, activity)
+
+    def _on_sample(
+        self, samples: dict[str, ProcessSample], activity: dict[str, LogActivity]
+    ) -> None:
+        now = self._clock()
+        if samples:
+            self._publish(ev.MetricsSampled(self.run_id, samples, now))
+        for task_id, act in activity.items():
+            rt = self._rt.get(task_id)
+            if rt is None or rt.proc is None:
+                continue
+            if act.size != rt.last_size:
+                rt.last_size = act.size
+                rt.last_output_at = now
+                if rt.stalled:
+                    rt.stalled = False
+                    self._publish(ev.WorkstreamStalled(self.run_id, task_id, False, 0.0, now))
+                continue
+            if rt.state is not WsState.RUNNING:
+                rt.last_output_at = now  # paused time is not idleness
+                continue
+            idle = now - rt.last_output_at
+            if not rt.stalled and idle >= rt.ws.stall_minutes * 60:
+                rt.stalled = True
+                self._publish(ev.WorkstreamStalled(self.run_id, task_id, True, idle, now))
+                if rt.ws.on_stall is OnStall.KILL:
+                    self._spawn(self._stop_quietly(task_id, WsState.KILLED))
+                elif rt.ws.on_stall is OnStall.RETRY:
+                    rt.retry_after_stop = True
+                    self._spawn(self._stop_quietly(task_id, WsState.KILLED))
+
+    async def _stop_quietly(self, task_id: str, state: WsState) -> None:
+        with contextlib.suppress(MissionControlError):
+            await self._stop(task_id, state)
+
+    # ----------------------------------------------------------- adoption
+
+    async def _adopt_survivors(self) -> None:
+        """On resume: take back attempts whose processes outlived the last mission-control."""
+        for rt in self._rt.values():
+            if rt.adopted is not None:
+                rt.task = asyncio.create_task(self._run_workstream(rt), name=rt.ws.task_id)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _open_run(self) -> None:
+        rows = [
+            WorkstreamRow(
+                task_id=ws.task_id,
+                phase_id=ws.phase_id,
+                ws_id=ws.id,
+                name=ws.name,
+                branch=ws.branch,
+                worktree=str(ws.worktree_path),
+            )
+            for ws in (rt.ws for rt in self._rt.values())
+        ]
+        if self.store.get_run(self.run_id) is None:
+            self.store.create_run(
+                self.run_id,
+                str(self.plan.path),
+                self.plan.name,
+                {
+                    "phase": self.options.phase,
+                    "max_parallel": self.options.max_parallel,
+                    "keep_going": self.options.keep_going,
+                },
+                rows,
+            )
+
+    async def _set_state(self, task_id: str, state: WsState, detail: str = "") -> None:
+        rt = self._rt[task_id]
+        old = rt.state
+        if old is state and state is not WsState.QUEUED:
+            return
+        rt.state = state
+        now = self._clock()
+        await self._db(self.store.record_state, self.run_id, task_id, state, detail, now)
+        self._publish(ev.WorkstreamStateChanged(self.run_id, task_id, old, state, now, detail))
+        if state in FAILED_STATES or state in DONE_FOR_DEPENDENTS:
+            self._wake.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a command in the background, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _publish(self, event: Event) -> None:
+        self.bus.publish(event)
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_pool, lambda: fn(*args, **kwargs))
+
+    def _initial_snapshot(self) -> RunSnapshot:
+        phases = [
+            PhaseView(p.phase_id, self.plan.phase(p.phase_id).name, p.max_parallel, p.task_ids)
+            for p in self.graph.phases
+        ]
+        snapshot = RunSnapshot(
+            run_id=self.run_id,
+            plan_path=str(self.plan.path),
+            plan_name=self.plan.name,
+            started_at=self._clock(),
+            phases=phases,
+        )
+        for rt in self._rt.values():
+            ws = rt.ws
+            snapshot.workstreams[ws.task_id] = WorkstreamView(
+                task_id=ws.task_id,
+                phase_id=ws.phase_id,
+                ws_id=ws.id,
+                name=ws.name,
+                tool=ws.tool,
+                depends_on=tuple(ws.depends_on),
+                timeout_seconds=ws.timeout_seconds,
+                branch=ws.branch,
+                worktree=str(ws.worktree_path),
+                state=rt.state,
+            )
+        return snapshot
+
+
+_STOP_DETAIL = {
+    WsState.KILLED: "killed by the user",
+    WsState.SKIPPED: "skipped by the user",
+    WsState.INTERRUPTED: "stopped with the run",
+    WsState.TIMED_OUT: "timed out",
+}
+
+
+def _exit_file(log_path: Path) -> Path:
+    return log_path.with_suffix(".exit")
+
+
+def _minutes(minutes: float) -> str:
+    seconds = minutes * 60
+    return f"{seconds:.0f}s" if seconds < 120 else f"{minutes:g}m"
+
+
+__all__ = ["Engine", "RunOptions", "adopt"]

@@ -1,0 +1,132 @@
+"""The scheduler: states and limits in, decisions out; no I/O, no clock.
+
+Shaped like graphlib's ``get_ready()``/``done()``: the engine calls ``decide``
+whenever something changes (a process exit, a command) and acts on the answer,
+so dependents start the moment their last dependency finishes, with no polling.
+
+Phases run in order: a phase starts once every workstream of the one before it
+is finished. Without ``keep_going`` a phase with a failure lets its own
+independent workstreams finish, but no later phase starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..plan.model import Plan
+from .states import ACTIVE, DONE_FOR_DEPENDENTS, FAILED_STATES, TERMINAL, WsState
+
+_WAITING = frozenset({WsState.PENDING, WsState.QUEUED, WsState.INTERRUPTED})
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseNode:
+    phase_id: str
+    max_parallel: int
+    task_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanGraph:
+    """The parts of a plan the scheduler needs, in plan order."""
+
+    phases: tuple[PhaseNode, ...]
+    deps: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def from_plan(cls, plan: Plan, only_phase: str | None = None) -> PlanGraph:
+        phases = tuple(
+            PhaseNode(p.id, p.max_parallel_workstreams, tuple(ws.task_id for ws in p.workstreams))
+            for p in plan.phases
+            if only_phase is None or p.id == only_phase
+        )
+        deps = {ws.task_id: tuple(ws.depends_on) for ws in plan.workstreams}
+        return cls(phases, deps)
+
+    def dependents(self, task_id: str) -> set[str]:
+        """Every workstream that waits on ``task_id``, directly or not."""
+        found: set[str] = set()
+        frontier = [task_id]
+        while frontier:
+            current = frontier.pop()
+            for other, deps in self.deps.items():
+                if current in deps and other not in found:
+                    found.add(other)
+                    frontier.append(other)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    start: tuple[str, ...] = ()
+    """Ready and given a slot: start these now, in this order."""
+    queue: tuple[str, ...] = ()
+    """Ready but waiting for a slot."""
+    block: Mapping[str, str] = field(default_factory=dict)
+    """Workstream -> the dependency that did not succeed."""
+    phase: str | None = None
+    """The phase now running (None once all are done or stopped)."""
+    finished: bool = False
+    """Nothing is active and nothing more will start."""
+
+
+def decide(
+    graph: PlanGraph,
+    states: Mapping[str, WsState],
+    *,
+    max_parallel: int | None = None,
+    keep_going: bool = False,
+) -> Decision:
+    local = dict(states)
+    block = _propagate_blocks(graph, local)
+
+    active_total = sum(1 for s in local.values() if s in ACTIVE)
+    phase_id: str | None = None
+    start: list[str] = []
+    queue: list[str] = []
+    for index, phase in enumerate(graph.phases):
+        if all(local.get(t, WsState.PENDING) in TERMINAL for t in phase.task_ids):
+            continue
+        earlier_failed = any(
+            local.get(t) in FAILED_STATES for p in graph.phases[:index] for t in p.task_ids
+        )
+        if earlier_failed and not keep_going:
+            break
+        phase_id = phase.phase_id
+        active_here = sum(1 for t in phase.task_ids if local.get(t) in ACTIVE)
+        slots = phase.max_parallel - active_here
+        if max_parallel is not None:
+            slots = min(slots, max_parallel - active_total)
+        for task_id in phase.task_ids:
+            if local.get(task_id, WsState.PENDING) not in _WAITING:
+                continue
+            if not all(local.get(d) in DONE_FOR_DEPENDENTS for d in graph.deps.get(task_id, ())):
+                continue
+            if slots > 0:
+                start.append(task_id)
+                slots -= 1
+            elif local.get(task_id) is not WsState.QUEUED:
+                queue.append(task_id)
+        break
+
+    finished = active_total == 0 and not start
+    return Decision(tuple(start), tuple(queue), block, phase_id, finished)
+
+
+def _propagate_blocks(graph: PlanGraph, local: dict[str, WsState]) -> dict[str, str]:
+    """Mark (in ``local``) every waiting workstream behind a failed dependency, transitively."""
+    block: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for task_id, deps in graph.deps.items():
+            if local.get(task_id, WsState.PENDING) not in _WAITING:
+                continue
+            for dep in deps:
+                if local.get(dep) in FAILED_STATES:
+                    local[task_id] = WsState.BLOCKED
+                    block[task_id] = dep
+                    changed = True
+                    break
+    return block

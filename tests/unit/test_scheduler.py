@@ -1,0 +1,120 @@
+"""The scheduler is pure: random DAGs run to the end without breaking a limit or an order."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mission_control.engine.scheduler import PhaseNode, PlanGraph, decide
+from mission_control.engine.states import ACTIVE, WsState
+
+
+def _graph(phases: list[tuple[int, int]], edges_seed: int) -> PlanGraph:
+    """Phases of (size, limit); each workstream depends on random earlier ones."""
+    rng = random.Random(edges_seed)
+    nodes: list[PhaseNode] = []
+    deps: dict[str, tuple[str, ...]] = {}
+    earlier: list[str] = []
+    for p, (size, limit) in enumerate(phases):
+        ids = [f"P{p}::W{i}" for i in range(size)]
+        for i, task_id in enumerate(ids):
+            pool = earlier + ids[:i]
+            deps[task_id] = tuple(rng.sample(pool, k=min(len(pool), rng.randint(0, 3))))
+        nodes.append(PhaseNode(f"P{p}", limit, tuple(ids)))
+        earlier += ids
+    return PlanGraph(tuple(nodes), deps)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    phases=st.lists(
+        st.tuples(st.integers(1, 8), st.integers(1, 4)), min_size=1, max_size=4
+    ),
+    seed=st.integers(0, 10_000),
+    global_limit=st.one_of(st.none(), st.integers(1, 5)),
+    fail_rate=st.sampled_from([0.0, 0.3]),
+    keep_going=st.booleans(),
+)
+def test_random_plans_respect_limits_and_order(
+    phases: list[tuple[int, int]],
+    seed: int,
+    global_limit: int | None,
+    fail_rate: float,
+    keep_going: bool,
+) -> None:
+    graph = _graph(phases, seed)
+    rng = random.Random(seed + 1)
+    states = {t: WsState.PENDING for p in graph.phases for t in p.task_ids}
+    phase_of = {t: p for p in graph.phases for t in p.task_ids}
+    for _ in range(1000):
+        decision = decide(graph, states, max_parallel=global_limit, keep_going=keep_going)
+        for task_id in decision.block:
+            states[task_id] = WsState.BLOCKED
+        for task_id in decision.queue:
+            states[task_id] = WsState.QUEUED
+        for task_id in decision.start:
+            assert all(states[d] is WsState.SUCCEEDED for d in graph.deps[task_id])
+            states[task_id] = WsState.RUNNING
+        running = [t for t, s in states.items() if s in ACTIVE]
+        if global_limit is not None:
+            assert len(running) <= global_limit
+        for phase in graph.phases:
+            assert sum(1 for t in running if phase_of[t] is phase) <= phase.max_parallel
+        # every running workstream belongs to one phase: phases never overlap
+        assert len({phase_of[t].phase_id for t in running}) <= 1
+        if decision.finished:
+            break
+        if running:
+            done = rng.choice(running)
+            states[done] = WsState.FAILED if rng.random() < fail_rate else WsState.SUCCEEDED
+    else:
+        raise AssertionError("the scheduler never finished")
+    assert not any(s in ACTIVE for s in states.values())
+    if fail_rate == 0.0:
+        assert all(s is WsState.SUCCEEDED for s in states.values())
+    else:
+        for task_id, state in states.items():
+            if state is WsState.BLOCKED:
+                assert any(
+                    states[d] in (WsState.FAILED, WsState.BLOCKED) for d in graph.deps[task_id]
+                )
+
+
+def test_diamond_starts_dependent_only_after_both() -> None:
+    graph = PlanGraph(
+        (PhaseNode("P", 4, ("P::A", "P::B", "P::C", "P::D")),),
+        {"P::A": (), "P::B": ("P::A",), "P::C": ("P::A",), "P::D": ("P::B", "P::C")},
+    )
+    states = dict.fromkeys(graph.deps, WsState.PENDING)
+    assert decide(graph, states).start == ("P::A",)
+    states["P::A"] = WsState.SUCCEEDED
+    assert decide(graph, states).start == ("P::B", "P::C")
+    states.update({"P::B": WsState.SUCCEEDED, "P::C": WsState.RUNNING})
+    assert decide(graph, states).start == ()
+    states["P::C"] = WsState.SUCCEEDED
+    assert decide(graph, states).start == ("P::D",)
+
+
+def test_failure_blocks_dependents_transitively_and_stops_later_phases() -> None:
+    graph = PlanGraph(
+        (PhaseNode("P1", 2, ("P1::A", "P1::B", "P1::C")), PhaseNode("P2", 2, ("P2::X",))),
+        {"P1::A": (), "P1::B": ("P1::A",), "P1::C": ("P1::B",), "P2::X": ()},
+    )
+    states = dict.fromkeys(graph.deps, WsState.PENDING)
+    states["P1::A"] = WsState.FAILED
+    decision = decide(graph, states)
+    assert decision.block == {"P1::B": "P1::A", "P1::C": "P1::B"}
+    states.update({"P1::B": WsState.BLOCKED, "P1::C": WsState.BLOCKED})
+    stopped = decide(graph, states)
+    assert stopped.start == () and stopped.finished
+    going = decide(graph, states, keep_going=True)
+    assert going.start == ("P2::X",) and going.phase == "P2"
+
+
+def test_queue_when_no_slot_and_paused_holds_its_slot() -> None:
+    graph = PlanGraph((PhaseNode("P", 1, ("P::A", "P::B")),), {"P::A": (), "P::B": ()})
+    states = {"P::A": WsState.PAUSED, "P::B": WsState.PENDING}
+    decision = decide(graph, states)
+    assert decision.start == () and decision.queue == ("P::B",) and not decision.finished

@@ -57,7 +57,7 @@ async def run_headless(
         detached = True
         pending.add(loop.create_task(engine.detach()))
 
-    installed: list[int] = []
+    installed: list[signal.Signals] = []
     for signum, handler in (
         (signal.SIGINT, on_interrupt),
         (signal.SIGTERM, on_interrupt),

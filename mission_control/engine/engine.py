@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 import psutil
 
 from ..errors import MissionControlError, SetupError
-from ..git import worktrees
+from ..git import diffs, repo, worktrees
 from ..plan.model import BaseMode, OnStall, Plan, Workstream
 from ..store.logs import attempt_log_path
-from ..store.runs import RunStore, WorkstreamRow
+from ..store.runs import RunStore, WorkstreamRow, new_run_id
 from . import events as ev
 from .bus import EventBus
 from .events import Event, ProcessSample
@@ -119,7 +119,7 @@ class Engine:
             if ws.task_id in self._in_run
         }
         self.store = RunStore(self.state_dir)
-        self.run_id = self.options.run_id or self.store.new_run_id()
+        self.run_id = self.options.run_id or new_run_id()
         self.bus = EventBus(self._initial_snapshot())
         self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mc-store")
         self._wake = asyncio.Event()
@@ -154,7 +154,7 @@ class Engine:
         rt = self._rt[task_id]
         if rt.worktree is None or rt.base_commit is None or not rt.worktree.exists():
             return f"{task_id} has no worktree yet"
-        return worktrees.diff_against(rt.worktree, rt.base_commit)
+        return diffs.diff_against(rt.worktree, rt.base_commit)
 
     # ------------------------------------------------------------------ run
 
@@ -267,7 +267,7 @@ class Engine:
         found: dict[str, WsState] = {}
         for task_id in self._outside_deps():
             ws = self.plan.workstream(task_id)
-            exists = worktrees.branch_exists(ws.repo, ws.branch)
+            exists = repo.branch_exists(ws.repo, ws.branch)
             found[task_id] = WsState.SUCCEEDED if exists else WsState.FAILED
         return found
 
@@ -330,6 +330,24 @@ class Engine:
             attempt_dir=log_path.parent,
             worktree=prepared.path,
         )
+        started = self._clock()
+        # Recorded before the spawn: a crash in between leaves an attempt with no pid,
+        # which resume finds by its MC_* environment instead of starting a twin.
+        await self._db(
+            self.store.start_attempt,
+            self.run_id,
+            ws.task_id,
+            rt.attempt,
+            pid=None,
+            pid_create_time=None,
+            log_path=str(log_path),
+            worktree=str(prepared.path),
+            branch=prepared.branch,
+            base_commit=prepared.base_commit,
+            argv=list(command.argv),
+            env_names=sorted(command.env_names),
+            started_at=started,
+        )
         proc = await asyncio.to_thread(
             spawn_attempt,
             command.argv,
@@ -341,19 +359,13 @@ class Engine:
         )
         now = self._clock()
         await self._db(
-            self.store.start_attempt,
+            self.store.update_attempt_pid,
             self.run_id,
             ws.task_id,
             rt.attempt,
-            pid=proc.pid,
-            pid_create_time=proc.create_time,
-            log_path=str(log_path),
-            worktree=str(prepared.path),
-            branch=prepared.branch,
-            base_commit=prepared.base_commit,
-            argv=list(command.argv),
-            env_names=sorted(command.env_names),
-            started_at=now,
+            proc.pid,
+            proc.create_time,
+            now,
         )
         self._publish(
             ev.AttemptStarted(
@@ -569,12 +581,13 @@ class Engine:
         """Stop supervising but leave every agent running; ``resume`` adopts them again."""
         await self._on_loop(self._detach())
 
-    async def _on_loop(self, coro: Awaitable[None]) -> None:
+    async def _on_loop(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a command on the engine's loop, whichever loop or thread asks."""
         loop = self._loop
         if loop is None or loop is asyncio.get_running_loop():
             await coro
             return
-        future = asyncio.run_coroutine_threadsafe(coro, loop)  # type: ignore[arg-type]
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
         await asyncio.wrap_future(future)
 
     def _get(self, task_id: str) -> _Runtime:
@@ -717,15 +730,7 @@ class Engine:
 
     def _open_run(self) -> None:
         rows = [
-            WorkstreamRow(
-                task_id=ws.task_id,
-                phase_id=ws.phase_id,
-                ws_id=ws.id,
-                name=ws.name,
-                branch=ws.branch,
-                worktree=str(ws.worktree_path),
-            )
-            for ws in (rt.ws for rt in self._rt.values())
+            WorkstreamRow.from_workstream(rt.ws) for rt in self._rt.values()
         ]
         if self.store.get_run(self.run_id) is None:
             self.store.create_run(

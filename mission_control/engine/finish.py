@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GitError
-from ..git import conflicts, pull_requests, worktrees
+from ..git import conflicts, pull_requests, repo, worktrees
 from ..plan.model import Check, Plan, Workstream
 from . import events as ev
 from .supervisor import spawn_attempt
@@ -66,7 +66,7 @@ async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
     )
     try:
         commit = await asyncio.to_thread(
-            worktrees.commit_work, ctx.worktree, f"[{ws.task_id}] {ws.name}", body, ctx.base_commit
+            worktrees.commit_work, ctx.worktree, ctx.base_commit, f"[{ws.task_id}] {ws.name}", body
         )
     except GitError as err:
         _step(ctx, "commit", False, str(err))
@@ -107,7 +107,7 @@ async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
         return FinishOutcome(True, "no changes")
 
     pushed = False
-    if ws.push and await asyncio.to_thread(worktrees.has_remote, ws.repo, ws.remote):
+    if ws.push and await asyncio.to_thread(repo.has_remote, ws.repo, ws.remote):
         try:
             await asyncio.to_thread(worktrees.push_branch, ctx.worktree, ws.remote, ws.branch)
         except GitError as err:

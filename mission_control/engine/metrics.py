@@ -1,0 +1,141 @@
+"""One sampler thread for every running attempt: CPU, memory and log activity, ~1 Hz.
+
+psutil calls block, so they live in this one thread rather than on the event
+loop; each tick produces one batch for all attempts, handed to a callback
+(the engine moves it onto its loop and publishes one ``MetricsSampled``).
+The sampler's own cost stays small: psutil handles are cached across ticks
+(``cpu_percent`` needs the previous reading anyway), trees are refreshed from
+the kernel's child lists rather than by scanning every process, and a log's
+activity is one ``stat``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from .events import ProcessSample
+from .process_tree import child_pids
+from .supervisor import AttemptProcess, reap_orphans
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LogActivity:
+    """A log file's size and last change; the engine derives "last output" and stalls."""
+
+    size: int
+    mtime: float | None
+    """None while the file does not exist."""
+
+
+SampleCallback = Callable[[dict[str, ProcessSample], dict[str, LogActivity]], None]
+
+
+@dataclass(slots=True)
+class _Watch:
+    proc: AttemptProcess
+    log_path: Path
+    handles: dict[int, psutil.Process] = field(default_factory=dict)
+
+
+class MetricsSampler:
+    """Samples watched attempts every ``interval`` seconds in a daemon thread.
+
+    ``on_sample(samples, activity)`` runs in the sampler thread, keyed by the
+    ``task_id`` given to ``watch``; it must not block (hand the batch to a loop).
+    """
+
+    def __init__(self, interval: float, on_sample: SampleCallback) -> None:
+        self.interval = interval
+        self._on_sample = on_sample
+        self._watches: dict[str, _Watch] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, task_id: str, proc: AttemptProcess, log_path: Path) -> None:
+        """Sample ``proc``'s tree and ``log_path`` from the next tick on."""
+        with self._lock:
+            self._watches[task_id] = _Watch(proc, log_path)
+
+    def unwatch(self, task_id: str) -> None:
+        with self._lock:
+            self._watches.pop(task_id, None)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="mc-metrics", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it (a tick in progress finishes first)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                samples, activity = self.sample()
+                self._on_sample(samples, activity)
+            except Exception:  # one bad tick must not end sampling for the run
+                _log.exception("metrics sampler tick failed")
+
+    def sample(self) -> tuple[dict[str, ProcessSample], dict[str, LogActivity]]:
+        """Take one sample of every watched attempt now (blocking; what each tick does)."""
+        with self._lock:
+            watches = dict(self._watches)
+        our_children = child_pids(os.getpid())
+        samples: dict[str, ProcessSample] = {}
+        activity: dict[str, LogActivity] = {}
+        for task_id, w in watches.items():
+            samples[task_id] = _sample_tree(w, our_children)
+            activity[task_id] = _log_activity(w.log_path)
+        reap_orphans(our_children)
+        return samples, activity
+
+
+def _sample_tree(w: _Watch, our_children: list[int]) -> ProcessSample:
+    members = w.proc.members(our_children)
+    handles: dict[int, psutil.Process] = {}
+    cpu = 0.0
+    rss = 0
+    for proc in members:
+        cached = w.handles.get(proc.pid)
+        # Keep our own handle per process: cpu_percent compares with its last call.
+        handle = cached if cached is not None and _same(cached, proc) else proc
+        try:
+            with handle.oneshot():
+                cpu += handle.cpu_percent(None)
+                rss += handle.memory_info().rss
+        except psutil.Error:
+            continue
+        handles[proc.pid] = handle
+    w.handles = handles
+    return ProcessSample(cpu_percent=cpu, rss_bytes=rss, processes=len(handles))
+
+
+def _same(a: psutil.Process, b: psutil.Process) -> bool:
+    try:
+        return a.create_time() == b.create_time()
+    except psutil.Error:
+        return False
+
+
+def _log_activity(path: Path) -> LogActivity:
+    try:
+        st = path.stat()
+    except OSError:
+        return LogActivity(0, None)
+    return LogActivity(st.st_size, st.st_mtime)

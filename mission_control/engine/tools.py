@@ -1,0 +1,241 @@
+"""Turn a tool spec and a workstream into the exact argv, stdin and environment of an attempt.
+
+The prompt never goes through a shell: it is written to ``prompt.txt`` in the
+attempt's folder and reaches the tool as a file path, on stdin, or as one argv
+item. Placeholders are replaced inside argv items, which are passed to
+``exec`` as they are; only a tool or command marked ``shell: true`` is one
+line for ``/bin/sh -c``, and then every substituted value is shell-quoted.
+Rendering is pure apart from writing the prompt file; finding the executable
+on PATH is separate (:func:`resolve_executable`) so a missing tool is reported
+before a worktree is made.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import MissionControlError, ToolNotFoundError
+from ..plan.model import PromptVia, ToolSpec, Workstream
+
+PLACEHOLDERS = (
+    "prompt_file",
+    "prompt",
+    "worktree",
+    "workstream_id",
+    "phase_id",
+    "task_id",
+    "run_id",
+    "attempt",
+)
+"""Names a tool's argv (and env values) may use as ``{name}``."""
+
+COMMAND_ITEM = "{command}"
+"""An argv item that is exactly this is replaced by the workstream's own ``command``."""
+
+SHELL = "/bin/sh"
+
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedCommand:
+    """What to run for one attempt."""
+
+    argv: tuple[str, ...]
+    stdin_path: Path | None
+    """The prompt file when the tool reads its prompt on stdin; else None (/dev/null)."""
+    env: dict[str, str]
+    """Variables to add to the inherited environment: the plan's, then ``MC_*``."""
+    prompt_file: Path | None
+    """``prompt.txt`` in the attempt folder, if the workstream has a prompt."""
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        return tuple(self.env)
+
+
+def render_command(
+    tool: ToolSpec,
+    ws: Workstream,
+    *,
+    run_id: str,
+    attempt: int,
+    attempt_dir: Path,
+    worktree: Path,
+) -> RenderedCommand:
+    """The argv, stdin and env for attempt ``attempt`` of ``ws`` run with ``tool``.
+
+    Writes the prompt (inline text or a copy of ``prompt_file``) to
+    ``attempt_dir/prompt.txt``. Raises MissionControlError when the tool needs
+    a prompt or a command the workstream does not have.
+    """
+    prompt_text = _prompt_text(ws)
+    prompt_file: Path | None = None
+    if prompt_text is not None:
+        attempt_dir.mkdir(parents=True, exist_ok=True)
+        prompt_file = attempt_dir / "prompt.txt"
+        prompt_file.write_text(prompt_text, encoding="utf-8")
+    values = {
+        "prompt_file": str(prompt_file) if prompt_file is not None else None,
+        "prompt": prompt_text,
+        "worktree": str(worktree),
+        "workstream_id": ws.id,
+        "phase_id": ws.phase_id,
+        "task_id": ws.task_id,
+        "run_id": run_id,
+        "attempt": str(attempt),
+    }
+    argv = _render_argv(tool, ws, values)
+    if prompt_text is not None and not _runs_shell(tool, ws) and not _mentions_prompt(tool, ws):
+        # The spec says how the prompt travels; with no placeholder for it, append it.
+        if tool.prompt_via is PromptVia.FILE:
+            argv.append(str(prompt_file))
+        elif tool.prompt_via is PromptVia.ARG:
+            argv.append(prompt_text)
+    stdin_path = prompt_file if tool.prompt_via is PromptVia.STDIN else None
+    env = {k: _substitute(v, values, ws, quote=False) for k, v in tool.env.items()}
+    env.update({k: _substitute(v, values, ws, quote=False) for k, v in ws.env.items()})
+    env.update(
+        {
+            "MC_RUN_ID": run_id,
+            "MC_PHASE": ws.phase_id,
+            "MC_WORKSTREAM": ws.id,
+            "MC_WORKTREE": str(worktree),
+            "MC_ATTEMPT": str(attempt),
+        }
+    )
+    return RenderedCommand(tuple(argv), stdin_path, env, prompt_file)
+
+
+def resolve_executable(ws: Workstream, tool: ToolSpec) -> str:
+    """The path of the program that ``ws`` starts with ``tool``; ToolNotFoundError if missing.
+
+    Uses the PATH the attempt will see (the plan's ``env`` may set it).
+    Blocking (stat calls): call from a worker thread.
+    """
+    argv0 = _program(ws, tool)
+    env = {**os.environ, **tool.env, **ws.env}
+    what = f"tool '{ws.tool}'"
+    if not tool.shell and tool.argv[0] == COMMAND_ITEM:
+        what += f": command '{argv0}' of {ws.task_id}"
+    return find_executable(
+        argv0, what, tool.install_hint, path=env.get("PATH"), cwd=ws.worktree_path
+    )
+
+
+def find_executable(
+    argv0: str,
+    what: str,
+    install_hint: str = "",
+    *,
+    path: str | None = None,
+    cwd: Path | None = None,
+) -> str:
+    """Find ``argv0`` like ``exec`` would; raise ToolNotFoundError naming ``what`` and the fix.
+
+    ``what`` names the thing for the message, e.g. ``tool 'aider'``. A relative
+    path with a slash is looked up in ``cwd`` and accepted as it is while
+    ``cwd`` does not exist yet (the worktree is made later).
+    """
+    install = f"install it ({install_hint})" if install_hint else "install it"
+    if "/" in argv0:
+        candidate = Path(argv0)
+        if not candidate.is_absolute():
+            if cwd is None or not cwd.exists():
+                return argv0
+            candidate = cwd / candidate
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+        raise ToolNotFoundError(
+            f"{what} not found: {candidate} is not an executable file: {install} or change the plan"
+        )
+    found = shutil.which(argv0, path=path)
+    if found is None:
+        raise ToolNotFoundError(f"{what} not found on PATH: {install} or change the plan")
+    return found
+
+
+# ---------------------------------------------------------------------- internals
+
+
+def _prompt_text(ws: Workstream) -> str | None:
+    if ws.prompt_file is not None:
+        try:
+            return ws.prompt_file.read_text(encoding="utf-8")
+        except OSError as err:
+            raise MissionControlError(
+                f"{ws.task_id}: cannot read prompt file {ws.prompt_file}: {err.strerror}: "
+                "create it or fix prompt_file in the plan"
+            ) from None
+    return ws.prompt
+
+
+def _render_argv(tool: ToolSpec, ws: Workstream, values: Mapping[str, str | None]) -> list[str]:
+    if tool.shell:
+        return [SHELL, "-c", _substitute(" ".join(tool.argv), values, ws, quote=True)]
+    argv: list[str] = []
+    for item in tool.argv:
+        if item == COMMAND_ITEM:
+            argv.extend(_render_command_item(ws, values))
+        else:
+            argv.append(_substitute(item, values, ws, quote=False))
+    return argv
+
+
+def _render_command_item(ws: Workstream, values: Mapping[str, str | None]) -> list[str]:
+    if not ws.command:
+        raise MissionControlError(
+            f"{ws.task_id}: tool '{ws.tool}' runs the workstream's command, but it has none: "
+            "add `command:` to the workstream"
+        )
+    if ws.shell:
+        return [SHELL, "-c", _substitute(" ".join(ws.command), values, ws, quote=True)]
+    return [_substitute(item, values, ws, quote=False) for item in ws.command]
+
+
+def _substitute(text: str, values: Mapping[str, str | None], ws: Workstream, *, quote: bool) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = values[name]
+        if value is None:
+            raise MissionControlError(
+                f"{ws.task_id}: tool '{ws.tool}' needs a prompt ({{{name}}}), but the "
+                "workstream has none: set prompt or prompt_file"
+            )
+        return shlex.quote(value) if quote else value
+
+    return _PLACEHOLDER.sub(one, text)
+
+
+def _runs_shell(tool: ToolSpec, ws: Workstream) -> bool:
+    return tool.shell or (COMMAND_ITEM in tool.argv and ws.shell)
+
+
+def _mentions_prompt(tool: ToolSpec, ws: Workstream) -> bool:
+    items = list(tool.argv)
+    if COMMAND_ITEM in items and ws.command:
+        items += ws.command
+    return any("{prompt_file}" in i or "{prompt}" in i for i in items)
+
+
+def _program(ws: Workstream, tool: ToolSpec) -> str:
+    """The argv[0] the attempt will exec (before placeholders that need a prompt)."""
+    if tool.shell:
+        return SHELL
+    first = tool.argv[0]
+    if first == COMMAND_ITEM:
+        if not ws.command:
+            raise MissionControlError(
+                f"{ws.task_id}: tool '{ws.tool}' runs the workstream's command, but it has none: "
+                "add `command:` to the workstream"
+            )
+        if ws.shell:
+            return SHELL
+        first = ws.command[0]
+    return first.replace("{worktree}", str(ws.worktree_path))

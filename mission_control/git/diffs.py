@@ -1,0 +1,32 @@
+"""The text of a workstream's work: its worktree (committed or not) against its base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .repo import run_git
+
+
+def diff_against(worktree: Path, base_commit: str, *, max_bytes: int = 2_000_000) -> str:
+    """The worktree's changes since ``base_commit``, new files included, with colours.
+
+    Untracked files are shown through an intent-to-add in a throwaway index, so
+    the worktree's real index is never touched. Output past ``max_bytes`` is cut.
+    """
+    status = run_git(["status", "--porcelain", "--untracked-files=all"], worktree)
+    untracked = [line[3:] for line in status.stdout.splitlines() if line.startswith("?? ")]
+    diff = run_git(
+        ["diff", "--color=always", "--stat", "--patch", base_commit, "--"],
+        worktree,
+        what="reading the diff",
+    ).stdout
+    for name in untracked[:200]:
+        extra = run_git(
+            ["diff", "--color=always", "--no-index", "--", "/dev/null", name],
+            worktree,
+            check=False,
+        ).stdout
+        diff += extra
+    if len(diff) > max_bytes:
+        diff = diff[:max_bytes] + "\n… (diff cut: open a shell in the worktree for the rest)\n"
+    return diff or "no changes against the base\n"

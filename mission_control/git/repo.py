@@ -1,0 +1,451 @@
+"""Running git: one place that knows how to call it safely from many threads.
+
+Almost everything goes through the ``git`` CLI with argv lists (``run_git``):
+the CLI is what users have configured (credential helpers, hooks, ssh), it
+never leaks file handles the way a long-lived GitPython ``Repo`` does, and its
+own messages are what a user needs to see when something fails. GitPython is
+used only to open a repository briefly and name its top level (``open_repo``),
+with a short-lived ``with Repo(...)``; no other module imports it.
+
+Three rules hold for every call:
+
+* no prompts: ``GIT_TERMINAL_PROMPT=0``, stdin closed and a new session (no
+  controlling terminal), so a missing credential fails instead of hanging a
+  background run or scribbling over the TUI;
+* messages in the C locale, so the few we recognise read the same everywhere;
+* one lock per repository (keyed by its common git dir) around the operations
+  that touch shared administrative files (worktree list, config, branch
+  deletion), and fetches of the same branch coalesced, so many workstreams
+  starting at once never trip over git's own ``*.lock`` files.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from ..errors import GitError
+
+FALLBACK_NAME = "mission-control"
+FALLBACK_EMAIL = "mission-control@localhost"
+NETWORK_TIMEOUT = 300.0
+"""Seconds a fetch or push may take before it is given up."""
+
+_REPO_VARS = frozenset(
+    ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
+)
+_LOCK_RETRIES = 6
+_LOCK_MARKERS = (".lock': File exists", "could not lock config file", "Unable to create")
+
+
+class MergeConflictError(GitError):
+    """Merging a dependency's branch into a workstream's branch conflicted."""
+
+    def __init__(self, worktree: Path, branch: str, dependency: str, files: list[str]) -> None:
+        self.worktree = worktree
+        self.branch = branch
+        self.dependency = dependency
+        self.files = files
+        shown = ", ".join(files[:10]) + (f" and {len(files) - 10} more" if len(files) > 10 else "")
+        super().__init__(
+            f"{worktree}: merging dependency {dependency} into {branch} conflicts in {shown}"
+            " — resolve the conflict on the dependency's branch, or set `base: branch` for"
+            " this workstream, then retry"
+        )
+
+
+class WorktreePathError(GitError):
+    """Something that is not this workstream's worktree sits where it should go."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class PushRejectedError(GitError):
+    """The remote refused a push (credentials, non-fast-forward, hooks)."""
+
+    def __init__(self, worktree: Path, remote: str, branch: str, git_message: str) -> None:
+        self.worktree = worktree
+        self.remote = remote
+        self.branch = branch
+        self.git_message = git_message
+        lowered = git_message.lower()
+        if "non-fast-forward" in lowered or "fetch first" in lowered:
+            fix = (
+                f"the remote's {branch} has commits this branch lacks: merge them in"
+                f" {worktree}, or delete the remote branch, then retry"
+            )
+        elif any(w in lowered for w in ("authentication", "permission", "could not read", "403")):
+            fix = f"make `git push {remote}` work without a prompt (credential helper or ssh key)"
+        else:
+            fix = f"fix remote '{remote}', or set `push: false` for this workstream"
+        super().__init__(
+            f"{worktree}: pushing {branch} to {remote} was rejected: {git_message} — {fix}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GitOutput:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True, slots=True)
+class DiffStat:
+    files: int
+    insertions: int
+    deletions: int
+
+    def __str__(self) -> str:
+        noun = "file" if self.files == 1 else "files"
+        return f"{self.files} {noun} changed, +{self.insertions} -{self.deletions}"
+
+
+# ---------------------------------------------------------------- running git
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every git (and gh) child gets: no prompts, C messages."""
+    # Set by hooks and aliases, these would point every call at one repository.
+    env = {k: v for k, v in os.environ.items() if k not in _REPO_VARS}
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_OPTIONAL_LOCKS="0",
+        LC_ALL="C",
+        LANGUAGE="C",
+    )
+    # A pager or editor would wait for a terminal that is not there.
+    env["GIT_EDITOR"] = "true"
+    env["GIT_PAGER"] = "cat"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def trim_message(stderr: str, stdout: str = "", limit: int = 400) -> str:
+    """Git's own message on one line: hints and progress dropped, errors first."""
+    lines = [
+        line.strip()
+        for line in (stderr or stdout).splitlines()
+        if line.strip() and not line.lstrip().startswith("hint:")
+    ]
+    if not lines and stdout and stderr:
+        lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    message = "; ".join(lines) or "no message from git"
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def run_git(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    check: bool = True,
+    what: str = "",
+    fix: str = "",
+    config: Sequence[str] = (),
+    input_text: str | None = None,
+    timeout: float | None = None,
+    retry_on_lock: bool = False,
+) -> GitOutput:
+    """Run ``git <args>`` in ``cwd``; with ``check`` a non-zero exit raises ``GitError``.
+
+    ``config`` items are passed as ``-c key=value``. ``retry_on_lock`` retries a
+    few times with back-off when git reports another process holds a lock file
+    (another mission-control, or the user's own git, on the same repository).
+    """
+    argv = ["git"]
+    for item in config:
+        argv += ["-c", item]
+    argv += list(args)
+    attempt = 0
+    while True:
+        try:
+            proc = subprocess.run(
+                argv,
+                cwd=cwd,
+                env=git_env(),
+                input=input_text.encode() if input_text is not None else None,
+                stdin=None if input_text is not None else subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+                start_new_session=True,
+                check=False,
+            )
+        except OSError as exc:
+            if not cwd.is_dir():
+                raise GitError(
+                    f"{cwd}: {what or 'git ' + args[0]} failed: the folder does not exist"
+                    f" — {fix or 'check the path'}"
+                ) from exc
+            raise GitError(
+                f"{cwd}: git is not installed or not on PATH — install git 2.38 or newer"
+            ) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise GitError(
+                f"{cwd}: {what or 'git ' + args[0]} took longer than {timeout:.0f}s and was"
+                f" stopped — {fix or 'check the network and the remote'}"
+            ) from exc
+        out = GitOutput(
+            proc.returncode,
+            proc.stdout.decode("utf-8", "surrogateescape"),
+            proc.stderr.decode("utf-8", "replace"),
+        )
+        if (
+            out.returncode != 0
+            and retry_on_lock
+            and attempt < _LOCK_RETRIES
+            and any(marker in out.stderr for marker in _LOCK_MARKERS)
+        ):
+            attempt += 1
+            time.sleep(0.05 * 2**attempt)
+            continue
+        if check and out.returncode != 0:
+            doing = what or "git " + " ".join(args[:2])
+            fix = fix or f"run `git -C {cwd} {shlex.join(args)[:200]}` to see why".replace(
+                "\n", " "
+            )
+            tail = f" — {fix}"
+            raise GitError(f"{cwd}: {doing} failed: {trim_message(out.stderr, out.stdout)}{tail}")
+        return out
+
+
+# ---------------------------------------------------------------- repository facts
+
+
+def open_repo(path: Path) -> Path:
+    """The top-level folder of the repository at (or above) ``path``.
+
+    Raises ``GitError`` naming the path when it is missing or not in a repository.
+    """
+    path = Path(path)
+    try:
+        with git.Repo(path, search_parent_directories=True) as repo:
+            top = repo.working_tree_dir or repo.git_dir
+            return Path(top).resolve()
+    except git.NoSuchPathError as exc:
+        raise GitError(
+            f"{path}: the repository folder does not exist — fix `repo:` in the plan"
+        ) from exc
+    except git.InvalidGitRepositoryError as exc:
+        raise GitError(
+            f"{path}: not a git repository — point `repo:` at a git checkout, or run `git init`"
+        ) from exc
+
+
+def common_git_dir(path: Path) -> Path:
+    """The git dir shared by a repository and all its worktrees."""
+    out = run_git(
+        ["rev-parse", "--path-format=absolute", "--git-common-dir"],
+        path,
+        what="finding the git directory",
+        fix="check that the folder is inside a git repository",
+    )
+    return Path(out.stdout.strip()).resolve()
+
+
+def git_path(path: Path, name: str) -> Path:
+    """``git rev-parse --git-path``: a file in this worktree's own git dir."""
+    out = run_git(["rev-parse", "--path-format=absolute", "--git-path", name], path)
+    return Path(out.stdout.strip())
+
+
+def is_linked_worktree(path: Path) -> bool:
+    """True for a worktree made by ``git worktree add``; False for a main checkout."""
+    out = run_git(
+        ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"],
+        path,
+        what="reading the worktree",
+        fix="check that the folder is a git worktree",
+    )
+    git_dir, common = (Path(p).resolve() for p in out.stdout.split("\n")[:2])
+    return git_dir != common
+
+
+def require_linked_worktree(path: Path, doing: str) -> None:
+    """Refuse to change files anywhere but in a workstream's own worktree."""
+    if not is_linked_worktree(path):
+        raise GitError(
+            f"{path}: refusing {doing} in a repository's main checkout — only workstream"
+            " worktrees are changed; check the worktree path"
+        )
+
+
+def has_remote(repo: Path, remote: str) -> bool:
+    out = run_git(["remote"], repo, what="listing remotes")
+    return remote in out.stdout.split()
+
+
+def head_commit(path: Path) -> str:
+    return run_git(
+        ["rev-parse", "--verify", "HEAD^{commit}"], path, what="reading HEAD"
+    ).stdout.strip()
+
+
+def rev_parse(repo: Path, rev: str) -> str | None:
+    """The commit ``rev`` names, or None if it names nothing."""
+    out = run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], repo, check=False)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def ref_exists(repo: Path, ref: str) -> bool:
+    return run_git(["show-ref", "--verify", "--quiet", ref], repo, check=False).returncode == 0
+
+
+def branch_exists(repo: Path, branch: str) -> bool:
+    return ref_exists(repo, f"refs/heads/{branch}")
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    out = run_git(["merge-base", "--is-ancestor", ancestor, descendant], repo, check=False)
+    if out.returncode not in (0, 1):
+        raise GitError(
+            f"{repo}: comparing {ancestor} with {descendant} failed:"
+            f" {trim_message(out.stderr)} — check that both exist"
+        )
+    return out.returncode == 0
+
+
+def current_branch(path: Path) -> str | None:
+    """The branch checked out in ``path``, or None on a detached HEAD."""
+    out = run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], path, check=False)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def is_dirty(path: Path, *, untracked: bool = True) -> bool:
+    """Uncommitted changes in the worktree at ``path`` (ignored files never count)."""
+    args = ["status", "--porcelain", "--ignore-submodules=none"]
+    args.append("--untracked-files=all" if untracked else "--untracked-files=no")
+    return bool(run_git(args, path, what="reading the worktree status").stdout.strip())
+
+
+def diffstat(path: Path, base: str, head: str = "HEAD") -> DiffStat:
+    """Files, lines added and lines removed between two commits (binary files count 0 lines)."""
+    out = run_git(
+        ["diff", "--numstat", "--no-renames", "--no-ext-diff", base, head, "--"],
+        path,
+        what=f"diffing {head} against {base[:12]}",
+    )
+    files = insertions = deletions = 0
+    for line in out.stdout.splitlines():
+        parts = line.split("\t", 2)
+        if len(parts) != 3:
+            continue
+        files += 1
+        insertions += int(parts[0]) if parts[0].isdigit() else 0
+        deletions += int(parts[1]) if parts[1].isdigit() else 0
+    return DiffStat(files, insertions, deletions)
+
+
+def identity_config(path: Path) -> list[str]:
+    """``-c`` items giving git a fallback identity, only where none is configured.
+
+    ``git var`` fails exactly when ``git commit`` would ("Please tell me who you
+    are"), so the user's own identity is always used when it exists.
+    """
+    ok = all(
+        run_git(["var", name], path, check=False).returncode == 0
+        for name in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT")
+    )
+    if ok:
+        return []
+    items = []
+    for key, value in (("user.name", FALLBACK_NAME), ("user.email", FALLBACK_EMAIL)):
+        if run_git(["config", "--get", key], path, check=False).returncode != 0:
+            items.append(f"{key}={value}")
+    return items or [f"user.name={FALLBACK_NAME}", f"user.email={FALLBACK_EMAIL}"]
+
+
+# ---------------------------------------------------------------- per-repository locks
+
+_registry_lock = threading.Lock()
+_repo_locks: dict[Path, threading.RLock] = {}
+
+
+def repo_lock(repo: Path) -> threading.RLock:
+    """The lock for operations on ``repo``'s worktree list, config and branch deletion.
+
+    Keyed by the common git dir, so a repository reached through any of its
+    worktrees (or by two spellings of its path) gets the same lock.
+    """
+    key = common_git_dir(repo)
+    with _registry_lock:
+        return _repo_locks.setdefault(key, threading.RLock())
+
+
+@dataclass(slots=True)
+class _FetchSlot:
+    lock: threading.Lock
+    last_started: float = float("-inf")
+    last_error: GitError | None = None
+    last_missing: bool = False
+
+
+_fetch_slots: dict[tuple[Path, str, str], _FetchSlot] = {}
+
+
+def fetch_branch(repo: Path, remote: str, branch: str) -> bool:
+    """Update ``refs/remotes/<remote>/<branch>`` from the remote.
+
+    Returns False when the remote has no such branch. Concurrent callers for
+    the same repository, remote and branch share one fetch: whoever waited
+    while a fetch that started after its own request ran takes that result.
+    """
+    requested = time.monotonic()
+    key = (common_git_dir(repo), remote, branch)
+    with _registry_lock:
+        slot = _fetch_slots.setdefault(key, _FetchSlot(threading.Lock()))
+    with slot.lock:
+        if slot.last_started >= requested:
+            if slot.last_error is not None:
+                raise slot.last_error
+            return not slot.last_missing
+        slot.last_started = time.monotonic()
+        slot.last_error = None
+        slot.last_missing = False
+        out = run_git(
+            [
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--no-recurse-submodules",
+                remote,
+                f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}",
+            ],
+            repo,
+            check=False,
+            timeout=NETWORK_TIMEOUT,
+            retry_on_lock=True,
+        )
+        if out.returncode == 0:
+            return True
+        if "couldn't find remote ref" in out.stderr:
+            slot.last_missing = True
+            return False
+        slot.last_error = GitError(
+            f"{repo}: fetching {branch} from {remote} failed: {trim_message(out.stderr)}"
+            f" — check the network and that `git fetch {remote}` works without a prompt"
+        )
+        raise slot.last_error
+
+
+def set_upstream(repo: Path, branch: str, remote: str) -> None:
+    """Record ``remote``'s ``branch`` as the upstream of local ``branch`` (like ``push -u``)."""
+    with repo_lock(repo):
+        for key, value in (("remote", remote), ("merge", f"refs/heads/{branch}")):
+            run_git(
+                ["config", f"branch.{branch}.{key}", value],
+                repo,
+                what=f"setting the upstream of {branch}",
+                retry_on_lock=True,
+            )

@@ -1,0 +1,638 @@
+"""A workstream's worktree from birth to clean-up: prepare, reset, commit, push, remove.
+
+Each workstream works in its own linked worktree on branch ``ws/<PHASE>/<WS>``;
+the user's own checkout is never checked out, reset, stashed or pulled (every
+function that changes files first checks it is in a linked worktree).
+
+Operations that touch the repository's shared worktree list or config run
+under the repository's lock (``repo_lock``); everything inside one worktree
+(checkout of its files, merges, commits, pushes) runs in parallel. That is why
+a new worktree is added with ``--no-checkout`` under the lock and filled
+outside it.
+
+The base commit of a workstream (its starting point after dependency merges,
+which its work is diffed against) is kept in the repository as
+``refs/mission-control/base/<branch>``: a retry or a rerun that re-attaches to a
+branch with earlier commits still knows where the work began, and the ref keeps
+that commit alive until the branch is cleaned up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import GitError
+from ..plan.model import Workstream
+from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
+from .repo import (
+    DiffStat,
+    MergeConflictError,
+    PushRejectedError,
+    WorktreePathError,
+    branch_exists,
+    current_branch,
+    diffstat,
+    fetch_branch,
+    git_path,
+    has_remote,
+    head_commit,
+    identity_config,
+    is_ancestor,
+    is_dirty,
+    open_repo,
+    ref_exists,
+    repo_lock,
+    require_linked_worktree,
+    rev_parse,
+    run_git,
+    set_upstream,
+    trim_message,
+)
+
+BASE_REF_PREFIX = "refs/mission-control/base/"
+
+__all__ = [
+    "BASE_REF_PREFIX",
+    "CleanResult",
+    "CommitResult",
+    "MergeConflictError",
+    "PreparedWorktree",
+    "PushRejectedError",
+    "WorktreeEntry",
+    "WorktreePathError",
+    "base_ref",
+    "commit_message",
+    "commit_work",
+    "list_worktrees",
+    "prepare_worktree",
+    "push_branch",
+    "remove_worktree",
+    "reset_worktree",
+]
+
+
+def base_ref(branch: str) -> str:
+    """Where the base commit of ``branch`` is recorded."""
+    return BASE_REF_PREFIX + branch
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedWorktree:
+    """A worktree ready for a workstream's tool."""
+
+    path: Path
+    branch: str
+    base_commit: str
+    """The commit the tool's work is diffed against (after dependency merges)."""
+    start_point: str
+    """What a new branch started from (``refs/remotes/origin/main``, ``refs/heads/main``);
+    empty when an existing branch was re-attached."""
+    created: bool
+    """The folder was made by this call."""
+    reattached: bool
+    """The branch existed already (a retry or a rerun)."""
+    merged: tuple[str, ...] = ()
+    """Dependency branches merged in by this call (empty when all were merged before)."""
+    warnings: tuple[str, ...] = ()
+    """Things the user should hear about that did not stop the preparation."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorktreeEntry:
+    """One line of ``git worktree list``."""
+
+    path: Path
+    head: str | None
+    branch: str | None
+    """Full ref name (``refs/heads/...``), None when detached or bare."""
+    bare: bool = False
+    locked: bool = False
+    prunable: bool = False
+
+
+def list_worktrees(repo: Path) -> list[WorktreeEntry]:
+    """Every worktree of ``repo``, the main one first."""
+    out = run_git(["worktree", "list", "--porcelain", "-z"], repo, what="listing worktrees").stdout
+    entries: list[WorktreeEntry] = []
+    fields: dict[str, str] = {}
+    for item in out.split("\0"):
+        if item:
+            key, _, value = item.partition(" ")
+            fields[key] = value
+            continue
+        if "worktree" in fields:
+            entries.append(
+                WorktreeEntry(
+                    path=Path(fields["worktree"]),
+                    head=fields.get("HEAD"),
+                    branch=fields.get("branch"),
+                    bare="bare" in fields,
+                    locked="locked" in fields,
+                    prunable="prunable" in fields,
+                )
+            )
+        fields = {}
+    return entries
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+# ---------------------------------------------------------------- prepare
+
+
+def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> PreparedWorktree:
+    """Create or re-attach the worktree of ``ws`` and merge its dependencies in.
+
+    A new branch starts from the remote's copy of the base branch when the
+    repository has ``ws.remote`` (fetched first), else from the local base
+    branch. An existing branch (a retry or a rerun) is re-attached as it is;
+    if only the branch is left, its folder is made again. A folder at the path
+    that is not this branch's worktree is refused before anything is made.
+
+    ``dependency_branches`` (empty for ``base: branch``) are merged into the
+    worktree in order; already merged ones are skipped, so a retry merges
+    nothing. A conflict aborts the merge, leaves the worktree clean where it
+    was, and raises ``MergeConflictError`` naming the files.
+    """
+    repo = open_repo(ws.repo)
+    path = Path(os.path.abspath(ws.worktree_path))
+    branch = ws.branch
+    warnings: list[str] = []
+
+    start_point = "" if branch_exists(repo, branch) else _start_point(repo, ws, warnings)
+    with repo_lock(repo):
+        created, reattached, start_point = _attach(repo, path, branch, start_point, ws, warnings)
+    if created:
+        _fill_worktree(repo, path, branch, new_branch=not reattached)
+    elif not git_path(path, "index").exists():
+        # Someone deleted the index: rebuild it from HEAD without touching any file.
+        run_git(["read-tree", "HEAD"], path, what="rebuilding the worktree's index")
+
+    head = head_commit(path)
+    recorded = rev_parse(path, base_ref(branch))
+    kept = reattached and recorded is not None and is_ancestor(path, recorded, head)
+    base = recorded if kept and recorded else head
+    merged = _merge_dependencies(path, branch, dependency_branches)
+    if merged:
+        # A branch that already holds work keeps its old base, so that work still shows.
+        base = head_commit(path) if head == base else base
+    if base != recorded:
+        run_git(
+            ["update-ref", base_ref(branch), base],
+            path,
+            what="recording the base commit",
+            retry_on_lock=True,
+        )
+    return PreparedWorktree(
+        path=path,
+        branch=branch,
+        base_commit=base,
+        start_point=start_point,
+        created=created,
+        reattached=reattached,
+        merged=tuple(merged),
+        warnings=tuple(warnings),
+    )
+
+
+def _start_point(repo: Path, ws: Workstream, warnings: list[str]) -> str:
+    """The ref a new branch starts from: the remote's base branch if there is one."""
+    if has_remote(repo, ws.remote):
+        tracking = f"refs/remotes/{ws.remote}/{ws.base_branch}"
+        try:
+            found = fetch_branch(repo, ws.remote, ws.base_branch)
+        except GitError as exc:
+            if not ref_exists(repo, tracking):
+                raise
+            warnings.append(f"{exc} (starting from the last fetched copy instead)")
+            return tracking
+        if found:
+            return tracking
+        warnings.append(
+            f"{repo}: remote '{ws.remote}' has no branch {ws.base_branch};"
+            f" {ws.branch} starts from the local {ws.base_branch}"
+        )
+    local = f"refs/heads/{ws.base_branch}"
+    if ref_exists(repo, local):
+        return local
+    if rev_parse(repo, ws.base_branch):
+        return ws.base_branch  # a tag or a commit
+    raise GitError(
+        f"{repo}: base branch {ws.base_branch} does not exist (nor on '{ws.remote}')"
+        f" — create it, or fix `base_branch:` for {ws.task_id}"
+    )
+
+
+def _attach(
+    repo: Path,
+    path: Path,
+    branch: str,
+    start_point: str,
+    ws: Workstream,
+    warnings: list[str],
+) -> tuple[bool, bool, str]:
+    """Under the repository lock: find, re-make or add the worktree.
+
+    Returns (created, reattached, start_point).
+    """
+    ref = f"refs/heads/{branch}"
+    entries = list_worktrees(repo)
+    at_path = next((e for e in entries if _same_path(e.path, path)), None)
+    holder = next((e for e in entries if e.branch == ref), None)
+    stale = [e for e in (at_path, holder) if e is not None and not e.path.exists()]
+    if stale:
+        # The folder was deleted by hand: forget it so the branch can be checked out again.
+        run_git(["worktree", "prune"], repo, what="pruning the worktree list", retry_on_lock=True)
+        entries = list_worktrees(repo)
+        at_path = next((e for e in entries if _same_path(e.path, path)), None)
+        holder = next((e for e in entries if e.branch == ref), None)
+
+    if at_path is not None:
+        if at_path.branch != ref:
+            on = at_path.branch.removeprefix("refs/heads/") if at_path.branch else "no branch"
+            raise WorktreePathError(
+                path,
+                f"{path}: this worktree of {repo} is on {on}, not {branch} — switch it back"
+                f" with `git -C {path} switch {branch}`, or remove it with"
+                f" `git worktree remove {path}`",
+            )
+        _check_toplevel(repo, path)
+        return False, True, start_point
+    if holder is not None:
+        raise WorktreePathError(
+            path,
+            f"{repo}: branch {branch} is checked out in another worktree at {holder.path}"
+            f" — move it with `git worktree move {holder.path} {path}`, or remove it",
+        )
+    if path.exists() and not _is_empty_dir(path):
+        raise WorktreePathError(
+            path,
+            f"{path}: a folder that is not the worktree of {branch} is in the way"
+            " — move it away, or change `worktree_root`",
+        )
+
+    had_branch = branch_exists(repo, branch)
+    had_folder = path.exists()
+    if had_branch:
+        args = ["worktree", "add", "--quiet", "--no-checkout", str(path), branch]
+    else:
+        if not start_point:  # the branch vanished since we looked: start it now
+            start_point = _start_point(repo, ws, warnings)
+        args = [
+            "worktree",
+            "add",
+            "--quiet",
+            "--no-checkout",
+            "--no-track",
+            "-b",
+            branch,
+            str(path),
+            start_point,
+        ]
+    try:
+        run_git(
+            args,
+            repo,
+            what=f"adding the worktree of {branch}",
+            fix="check the folder's permissions and disk space, then retry",
+            retry_on_lock=True,
+        )
+    except GitError:
+        # Leave nothing half-made: no new branch, no new folder, no stale entry.
+        if not had_folder and path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        run_git(["worktree", "prune"], repo, check=False)
+        if not had_branch and branch_exists(repo, branch):
+            run_git(["branch", "-D", branch], repo, check=False)
+        raise
+    return True, had_branch, start_point
+
+
+def _fill_worktree(repo: Path, path: Path, branch: str, *, new_branch: bool) -> None:
+    """Check out the files of a worktree added with ``--no-checkout``, outside the lock.
+
+    If that fails the worktree is removed again (and a branch made for it deleted),
+    so a retry starts from scratch instead of re-attaching a half-filled folder.
+    """
+    try:
+        run_git(
+            ["reset", "--hard", "--quiet", "HEAD"],
+            path,
+            what="checking out the worktree's files",
+            fix="check the disk space and permissions, then retry",
+        )
+    except GitError:
+        with repo_lock(repo):
+            run_git(["worktree", "remove", "--force", str(path)], repo, check=False)
+            run_git(["worktree", "prune"], repo, check=False)
+            if new_branch:
+                run_git(["branch", "-D", branch], repo, check=False)
+        raise
+
+
+def _check_toplevel(repo: Path, path: Path) -> None:
+    out = run_git(["rev-parse", "--show-toplevel"], path, check=False)
+    if out.returncode != 0 or not _same_path(Path(out.stdout.strip()), path):
+        raise WorktreePathError(
+            path,
+            f"{path}: registered as a worktree of {repo} but git cannot use it"
+            f" ({trim_message(out.stderr) if out.returncode else 'wrong top level'})"
+            f" — run `git worktree repair {path}`, or remove the folder",
+        )
+
+
+def _merge_dependencies(path: Path, branch: str, dependencies: list[str]) -> list[str]:
+    merged: list[str] = []
+    before = head_commit(path)
+    for dep in dependencies:
+        ref = f"refs/heads/{dep}"
+        if not ref_exists(path, ref):
+            raise GitError(
+                f"{path}: dependency branch {dep} does not exist — run the dependency"
+                " first, or set `base: branch` for this workstream"
+            )
+        if is_ancestor(path, ref, "HEAD"):
+            continue  # merged before (a retry): nothing to do
+        if not merged and is_dirty(path, untracked=False):
+            raise GitError(
+                f"{path}: cannot merge dependency {dep} into {branch}: the worktree has"
+                " uncommitted changes — retry fresh, or commit them first"
+            )
+        out = run_git(
+            [
+                "merge",
+                "--ff",
+                "--no-edit",
+                "--no-verify",
+                "--quiet",
+                "-m",
+                f"Merge dependency {dep} into {branch}",
+                ref,
+            ],
+            path,
+            check=False,
+            config=[*identity_config(path), "rerere.enabled=false", "merge.autoStash=false"],
+        )
+        if out.returncode == 0:
+            merged.append(dep)
+            continue
+        files = _unmerged_files(path)
+        if rev_parse(path, "MERGE_HEAD"):
+            run_git(["merge", "--abort"], path, check=False)
+        if head_commit(path) != before or is_dirty(path, untracked=False):
+            # Earlier dependencies of this call were merged: go back to where we began.
+            run_git(["reset", "--hard", "--quiet", before], path, what="undoing the merge")
+        if files:
+            raise MergeConflictError(path, branch, dep, files)
+        raise GitError(
+            f"{path}: merging dependency {dep} into {branch} failed:"
+            f" {trim_message(out.stderr, out.stdout)}"
+            " — clean the worktree (retry fresh), then retry"
+        )
+    return merged
+
+
+def _unmerged_files(path: Path) -> list[str]:
+    out = run_git(["ls-files", "--unmerged", "-z"], path, check=False).stdout
+    files: list[str] = []
+    for item in out.split("\0"):
+        name = item.partition("\t")[2]
+        if name and name not in files:
+            files.append(name)
+    return files
+
+
+# ---------------------------------------------------------------- retry fresh
+
+
+def reset_worktree(path: Path, base_commit: str, branch: str | None = None) -> None:
+    """Put the worktree back at ``base_commit``: discard every change and new file.
+
+    Only a linked worktree is ever reset. With ``branch``, a tool that switched
+    branches or detached HEAD is first put back on the workstream's branch, so
+    the reset moves that branch and nothing else.
+    """
+    path = Path(path)
+    require_linked_worktree(path, "a reset")
+    if branch is not None and current_branch(path) != branch:
+        run_git(
+            ["checkout", "--force", "--quiet", branch],
+            path,
+            what=f"switching back to {branch}",
+            fix=f"check that branch {branch} exists",
+        )
+    if git_path(path, "rebase-merge").exists() or git_path(path, "rebase-apply").exists():
+        run_git(["rebase", "--quit"], path, check=False)
+    run_git(
+        ["reset", "--hard", "--quiet", base_commit],
+        path,
+        what=f"resetting to {base_commit[:12]}",
+        fix="check that the base commit still exists (run the workstream again from scratch)",
+    )
+    run_git(["clean", "-ffdxq"], path, what="removing new files")
+
+
+# ---------------------------------------------------------------- commit and push
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """What the workstream's branch holds after finishing: the head and its diff to base."""
+
+    head: str
+    committed: bool
+    """A commit was made of uncommitted changes."""
+    changed: bool
+    """The branch moved past its base (by our commit, the tool's own commits, or both)."""
+    files: int
+    insertions: int
+    deletions: int
+
+    @property
+    def diffstat(self) -> str:
+        if not self.changed:
+            return "no changes"
+        return str(DiffStat(self.files, self.insertions, self.deletions))
+
+
+def commit_message(ws: Workstream, run_id: str, attempt: int) -> tuple[str, str]:
+    """The subject ``[PHASE::WS] <name>`` and a body naming the run, attempt and tool."""
+    return (
+        f"[{ws.task_id}] {ws.name}",
+        f"mission-control run {run_id}, attempt {attempt}, tool {ws.tool}.",
+    )
+
+
+def commit_work(
+    path: Path, base_commit: str, message: str, body: str = "", *, verify: bool = True
+) -> CommitResult:
+    """Stage everything (honouring .gitignore) and commit it; keep the tool's own commits.
+
+    ``changed`` is False ("no changes") when nothing was left to commit and the
+    branch is still at ``base_commit``. A fallback identity is used only when
+    git has none configured. ``verify=False`` skips the repository's commit hooks.
+    """
+    path = Path(path)
+    require_linked_worktree(path, "a commit")
+    run_git(["add", "--all"], path, what="staging the changes", retry_on_lock=True)
+    staged = run_git(["diff", "--cached", "--quiet"], path, check=False)
+    committed = staged.returncode == 1
+    if staged.returncode not in (0, 1):
+        raise GitError(f"{path}: reading staged changes failed: {trim_message(staged.stderr)}")
+    if committed:
+        args = ["commit", "--quiet", "--no-edit", "-m", message]
+        if body:
+            args += ["-m", body]
+        if not verify:
+            args.append("--no-verify")
+        run_git(
+            args,
+            path,
+            config=identity_config(path),
+            what="committing the work",
+            fix="see the message (a commit hook may have refused it), then retry",
+        )
+    head = head_commit(path)
+    stat = diffstat(path, base_commit, head) if head != base_commit else DiffStat(0, 0, 0)
+    return CommitResult(
+        head=head,
+        committed=committed,
+        changed=head != base_commit,
+        files=stat.files,
+        insertions=stat.insertions,
+        deletions=stat.deletions,
+    )
+
+
+def push_branch(path: Path, remote: str, branch: str, *, force: bool = False) -> None:
+    """Push ``branch`` to ``remote`` and make it the branch's upstream.
+
+    Never prompts. A refusal raises ``PushRejectedError`` carrying git's own
+    message; the local branch is left as it is. ``force`` uses
+    ``--force-with-lease`` (for a branch rewritten by a fresh retry).
+    """
+    path = Path(path)
+    args = ["push"]
+    if force:
+        args.append("--force-with-lease")
+    args += [remote, f"refs/heads/{branch}:refs/heads/{branch}"]
+    out = run_git(args, path, check=False, timeout=_NETWORK_TIMEOUT)
+    if out.returncode != 0:
+        message = " ".join(trim_message(out.stderr, out.stdout).split())
+        raise PushRejectedError(path, remote, branch, message)
+    set_upstream(path, branch, remote)
+
+
+# ---------------------------------------------------------------- clean up
+
+
+@dataclass(frozen=True, slots=True)
+class CleanResult:
+    """What removing a finished workstream's worktree (and branch) did, or why not."""
+
+    path: Path
+    branch: str
+    worktree_removed: bool
+    """No worktree is left at ``path`` (removed now, or already gone)."""
+    branch_deleted: bool
+    refusals: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusals
+
+
+def remove_worktree(
+    repo: Path,
+    path: Path,
+    branch: str,
+    *,
+    delete_branch: bool = False,
+    force: bool = False,
+    remote: str = "origin",
+    base_branch: str | None = None,
+) -> CleanResult:
+    """Remove a workstream's worktree and, with ``delete_branch``, its branch.
+
+    Refuses (a reason in ``refusals``, nothing raised) a worktree with
+    uncommitted changes, and a branch that is neither pushed to ``remote`` nor
+    merged into ``base_branch``, unless ``force``. A folder that is not a
+    worktree of ``repo`` is never touched. Prunes git's worktree list at the end.
+    """
+    repo = open_repo(repo)
+    path = Path(os.path.abspath(path))
+    refusals: list[str] = []
+    removed = deleted = False
+    with repo_lock(repo):
+        entries = list_worktrees(repo)
+        entry = next((e for e in entries if _same_path(e.path, path)), None)
+        if entry is not None and entries and entry is entries[0]:
+            refusals.append(f"{path}: this is the repository's main checkout — it is never removed")
+        elif entry is None:
+            if path.exists() and not _is_empty_dir(path):
+                refusals.append(
+                    f"{path}: not a worktree of {repo}, left alone — remove it by hand if it is"
+                    " yours"
+                )
+            else:
+                removed = True  # already gone
+        elif not path.exists():
+            removed = True  # deleted by hand; the prune below forgets it
+        elif is_dirty(path) and not force:
+            refusals.append(
+                f"{path}: has uncommitted changes — commit them, or pass --force to discard them"
+            )
+        else:
+            args = ["worktree", "remove"]
+            if force:
+                args += ["--force", "--force"]
+            out = run_git([*args, str(path)], repo, check=False, retry_on_lock=True)
+            if out.returncode == 0:
+                removed = True
+            else:
+                refusals.append(
+                    f"{path}: git would not remove it: {trim_message(out.stderr)}"
+                    " — pass --force, or remove it with `git worktree remove`"
+                )
+        run_git(["worktree", "prune"], repo, what="pruning the worktree list", retry_on_lock=True)
+
+        if delete_branch and branch_exists(repo, branch):
+            checked_out = any(e.branch == f"refs/heads/{branch}" for e in list_worktrees(repo))
+            if checked_out:
+                refusals.append(f"{repo}: branch {branch} kept: its worktree is still there")
+            elif not force and not _is_safe_to_delete(repo, branch, remote, base_branch):
+                into = f" nor merged into {base_branch}" if base_branch else ""
+                refusals.append(
+                    f"{repo}: branch {branch} is not pushed to {remote}{into} — push it,"
+                    " or pass --force to delete it anyway"
+                )
+            else:
+                run_git(
+                    ["branch", "-D", branch],
+                    repo,
+                    what=f"deleting branch {branch}",
+                    retry_on_lock=True,
+                )
+                deleted = True
+        gone = delete_branch and not branch_exists(repo, branch)
+        if gone and ref_exists(repo, base_ref(branch)):
+            run_git(["update-ref", "-d", base_ref(branch)], repo, check=False, retry_on_lock=True)
+    return CleanResult(path, branch, removed, deleted, tuple(refusals))
+
+
+def _is_safe_to_delete(repo: Path, branch: str, remote: str, base_branch: str | None) -> bool:
+    """Every commit of ``branch`` is on the remote's copy of it, or in the base branch."""
+    ref = f"refs/heads/{branch}"
+    candidates = [f"refs/remotes/{remote}/{branch}"]
+    if base_branch:
+        candidates += [f"refs/heads/{base_branch}", f"refs/remotes/{remote}/{base_branch}"]
+    return any(ref_exists(repo, c) and is_ancestor(repo, ref, c) for c in candidates)

@@ -1,0 +1,299 @@
+"""The plan file's own shape (format version 1), before defaults and paths are resolved.
+
+These models mirror what a person writes: every setting optional where
+``defaults:`` may supply it, strings as written, short forms (a check as one
+command line, ``depends_on: WS-01``, ``pr: false``) accepted. They are strict
+(``7`` is not a string, ``true`` is not a number) and forbid unknown keys, so
+pydantic finds every type mistake; the loader maps each error location back to
+a line and words it with ``describe_error``. ``model.py`` holds the resolved
+plan the engine runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+_T = TypeVar("_T")
+
+MAX_MINUTES = 525_600.0
+"""A year: a longer timeout is a typo."""
+
+
+def _reject_null(value: object) -> object:
+    if value is None:
+        raise PydanticCustomError("mc_null", "has no value")
+    return value
+
+
+def _null_as_empty_list(value: object) -> object:
+    return [] if value is None else value
+
+
+def _one_or_list(value: object) -> object:
+    """``depends_on: WS-01`` is short for ``depends_on: [WS-01]``."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
+
+
+def _text_or_list(value: object) -> str | list[str]:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise PydanticCustomError(
+                    "mc_argv_item",
+                    "item {index} of the argument list is not text",
+                    {"index": index},
+                )
+        return list(value)
+    raise PydanticCustomError(
+        "mc_text_or_list", "must be a command line (text) or a list of arguments"
+    )
+
+
+def _check_from_text(value: object) -> object:
+    """``- pytest -q`` is short for ``- {run: pytest -q}``."""
+    if isinstance(value, str):
+        return {"run": value}
+    if isinstance(value, dict):
+        return value
+    raise PydanticCustomError(
+        "mc_check", "must be a command line or a mapping with `run:` (and name, shell, timeout)"
+    )
+
+
+def _pr_from_bool(value: object) -> object:
+    """``pr: false`` is short for ``pr: {enabled: false}``."""
+    if isinstance(value, bool):
+        return {"enabled": value}
+    return _reject_null(value)
+
+
+def _env_values(value: object) -> object:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {
+            key: (
+                ("true" if item else "false")
+                if isinstance(item, bool)
+                else str(item)
+                if isinstance(item, int | float)
+                else item
+            )
+            for key, item in value.items()
+        }
+    return value
+
+
+Opt = Annotated[_T | None, BeforeValidator(_reject_null)]
+"""May be left out (``None``) but not written as an empty value."""
+
+Minutes = Annotated[float, Field(gt=0, le=MAX_MINUTES, allow_inf_nan=False)]
+TextOrList = Annotated[str | list[str], PlainValidator(_text_or_list)]
+Env = Annotated[dict[str, str], BeforeValidator(_env_values)]
+OneOrList = Annotated[list[str], BeforeValidator(_one_or_list)]
+
+
+class _Raw(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class RawCheck(_Raw):
+    name: Opt[str] = None
+    run: TextOrList
+    shell: Opt[bool] = None
+    timeout_minutes: Opt[Minutes] = None
+
+
+class RawPr(_Raw):
+    enabled: Opt[bool] = None
+    draft: Opt[bool] = None
+    title: Opt[str] = None
+    body: Opt[str] = None
+    base: Opt[str] = None
+    labels: OneOrList = Field(default_factory=list)
+
+
+class RawTool(_Raw):
+    argv: TextOrList
+    prompt_via: Opt[Literal["file", "stdin", "arg"]] = None
+    env: Env = Field(default_factory=dict)
+    shell: Opt[bool] = None
+    install_hint: Opt[str] = None
+
+
+class RawSettings(_Raw):
+    """What ``defaults:`` may set and every workstream may override."""
+
+    repo: Opt[str] = None
+    base_branch: Opt[str] = None
+    tool: Opt[str] = None
+    timeout_minutes: Opt[Minutes] = None
+    checks: Annotated[
+        list[Annotated[RawCheck, BeforeValidator(_check_from_text)]] | None,
+        BeforeValidator(_null_as_empty_list),
+    ] = None
+    env: Env | None = None
+    worktree_root: Opt[str] = None
+    retries: Opt[Annotated[int, Field(ge=0, le=100)]] = None
+    base: Opt[Literal["deps", "branch"]] = None
+    pr: Annotated[RawPr | None, BeforeValidator(_pr_from_bool)] = None
+    push: Opt[bool] = None
+    remote: Opt[str] = None
+    require_changes: Opt[bool] = None
+    stall_minutes: Opt[Minutes] = None
+    on_stall: Opt[Literal["notify", "kill", "retry"]] = None
+    command: Opt[TextOrList] = None
+    shell: Opt[bool] = None
+
+
+class RawDefaults(RawSettings):
+    pass
+
+
+class RawWorkstream(RawSettings):
+    id: str
+    name: Opt[str] = None
+    prompt: Opt[str] = None
+    prompt_file: Opt[str] = None
+    depends_on: OneOrList = Field(default_factory=list)
+
+
+class RawPhase(_Raw):
+    id: str
+    name: Opt[str] = None
+    max_parallel_workstreams: Annotated[int, Field(ge=1)]
+    workstreams: Annotated[list[Any], BeforeValidator(_reject_null)]
+
+
+class RawPlan(_Raw):
+    version: Opt[Literal[1]] = None
+    name: Opt[str] = None
+    defaults: Annotated[dict[str, Any], BeforeValidator(lambda v: {} if v is None else v)] = Field(
+        default_factory=dict
+    )
+    tools: Annotated[dict[str, Any], BeforeValidator(lambda v: {} if v is None else v)] = Field(
+        default_factory=dict
+    )
+    phases: Opt[list[Any]] = None
+    grace_seconds: Opt[Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]] = None
+
+
+SETTINGS_KEYS: frozenset[str] = frozenset(RawSettings.model_fields)
+WORKSTREAM_KEYS: frozenset[str] = frozenset(RawWorkstream.model_fields)
+PHASE_KEYS: frozenset[str] = frozenset(RawPhase.model_fields)
+PLAN_KEYS: frozenset[str] = frozenset(RawPlan.model_fields)
+
+# Where a key that is unknown at one level does belong, for the hint.
+_MISPLACED: dict[str, str] = {
+    **dict.fromkeys(
+        SETTINGS_KEYS,
+        "'{key}' is a workstream setting: put it on each workstream or under `defaults:`",
+    ),
+    **dict.fromkeys(
+        ("id", "name", "prompt", "prompt_file", "depends_on"),
+        "'{key}' is set on each workstream, not under `defaults:`",
+    ),
+    "max_parallel_workstreams": "'{key}' is a phase setting: put it on the phase",
+    "workstreams": "'{key}' goes inside a phase: `phases: [{id: PH-01, workstreams: [...]}]`",
+    **dict.fromkeys(
+        ("phases", "grace_seconds", "tools", "defaults", "version"),
+        "'{key}' is a top-level key of the plan",
+    ),
+}
+
+_REQUIRED_HINTS: dict[str, str] = {
+    "id": "give it an id such as WS-01 (letters, digits, '-', '_', '.')",
+    "phases": "add `phases:` with at least one phase",
+    "workstreams": "add `workstreams:` with at least one workstream",
+    "max_parallel_workstreams": "say how many of its workstreams may run at once, e.g. 3",
+    "run": "give the check its command: `run: pytest -q`",
+    "argv": "give the tool its command line: `argv: [mytool, --message-file, '{prompt_file}']`",
+}
+
+_FIELD_HINTS: dict[str, str] = {
+    "timeout_minutes": "minutes; fractions are fine (0.5 is 30 s)",
+    "stall_minutes": "minutes without output; fractions are fine (0.5 is 30 s)",
+    "max_parallel_workstreams": "1 runs the phase's workstreams one at a time",
+    "retries": "how many more attempts after a failure; 0 means none",
+    "grace_seconds": "seconds a stopped process gets before it is killed",
+    "version": "this mission-control reads plan format version 1: `version: 1`",
+    "depends_on": "a list of workstream ids: [WS-01, PH-01::WS-02]",
+    "labels": "a list of label names",
+    "base": "`deps`: the base branch with the dependencies merged in; `branch`: the base branch",
+    "on_stall": "notify, kill or retry",
+    "prompt_via": "file (path in {prompt_file}), stdin, or arg (text in {prompt})",
+    "checks": "a list of command lines or {name, run, shell, timeout_minutes}",
+    "pr": "true, false, or {enabled, draft, title, body, base, labels}",
+}
+
+
+def allowed_keys(loc_kind: str) -> frozenset[str]:
+    """The keys valid in a mapping of the given kind (as named in key paths)."""
+    return {
+        "plan": PLAN_KEYS,
+        "phase": PHASE_KEYS,
+        "workstream": WORKSTREAM_KEYS,
+        "defaults": frozenset(RawDefaults.model_fields),
+        "tool": frozenset(RawTool.model_fields),
+        "check": frozenset(RawCheck.model_fields),
+        "pr": frozenset(RawPr.model_fields),
+    }[loc_kind]
+
+
+def misplaced_hint(key: str) -> str | None:
+    """Where ``key`` belongs when it is known elsewhere in a plan."""
+    template = _MISPLACED.get(key)
+    return template.replace("{key}", key) if template is not None else None
+
+
+def describe_error(err: ErrorDetails, field: str, got: str | None) -> tuple[str, str]:
+    """The message and the fix for one pydantic error on ``field``.
+
+    ``got`` is the value as written in the file (``None`` when it must not be
+    shown, e.g. environment values).
+    """
+    kind = err["type"]
+    ctx: dict[str, Any] = dict(err.get("ctx") or {})
+    shown = f", got {got}" if got else ""
+    hint = _FIELD_HINTS.get(field, "")
+    if kind == "missing":
+        return f"missing required key '{field}'", _REQUIRED_HINTS.get(field, hint)
+    if kind == "mc_null":
+        return "has no value", "give it a value, or remove the key"
+    if kind == "string_type":
+        quoted = f": '{got}'" if got and not got.startswith("a ") else ""
+        return f"must be text{shown}", f"put it in quotes{quoted}" if quoted else hint
+    if kind in ("int_type", "int_from_float"):
+        return f"must be a whole number{shown}", hint
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        return f"must be a number{shown}", hint
+    if kind == "bool_type":
+        return f"must be true or false{shown}", hint
+    if kind == "list_type":
+        return f"must be a list{shown}", hint
+    if kind in ("dict_type", "model_type"):
+        return f"must be a mapping (key: value){shown}", hint
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', 'one of the allowed values')}{shown}", hint
+    if kind == "greater_than":
+        return f"must be more than {_num(ctx.get('gt'))}{shown}", hint
+    if kind == "greater_than_equal":
+        return f"must be at least {_num(ctx.get('ge'))}{shown}", hint
+    if kind == "less_than_equal":
+        return f"must be at most {_num(ctx.get('le'))}{shown}", hint
+    if kind.startswith("mc_"):
+        return err["msg"], hint
+    return f"{err['msg'].lower()}{shown}", hint  # pragma: no cover - a type not listed above
+
+
+def _num(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,315 @@
+"""``LogWatcher``: one thread that says when watched log files change size.
+
+Many attempts write logs at once, and a view wants to hear of new output within a frame
+or two, without a poll loop per file. So:
+
+- on Linux the thread blocks on an inotify descriptor (through ``ctypes``, no
+  dependency) plus a pipe used to wake it for new watches or shutdown; it costs
+  nothing while logs are quiet;
+- elsewhere, or when inotify is unavailable, it stats each file every ``poll_interval``
+  (0.25 s);
+- a file that does not exist yet is polled until it appears, then watched by inotify;
+- callbacks are coalesced per file: at most one per ``min_interval`` (20 per second),
+  and only when the size (or the file behind the path) really changed. A chatty tool
+  writing thousands of lines a second still costs a view 20 refreshes a second.
+
+Callbacks run on the watcher thread and must not block (post a message, set a flag).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import select
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+_log = logging.getLogger(__name__)
+
+MIN_INTERVAL: Final = 0.05
+POLL_INTERVAL: Final = 0.25
+
+_IN_MODIFY: Final = 0x00000002
+_IN_ATTRIB: Final = 0x00000004
+_IN_CLOSE_WRITE: Final = 0x00000008
+_IN_DELETE_SELF: Final = 0x00000400
+_IN_MOVE_SELF: Final = 0x00000800
+_IN_Q_OVERFLOW: Final = 0x00004000
+_IN_IGNORED: Final = 0x00008000
+_IN_NONBLOCK: Final = os.O_NONBLOCK
+_IN_CLOEXEC: Final = 0o2000000
+_WATCH_MASK: Final = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_ATTRIB | _IN_DELETE_SELF | _IN_MOVE_SELF
+_EVENT_HEADER: Final = struct.Struct("iIII")  # wd, mask, cookie, name length
+
+
+class _Inotify:
+    """The three inotify calls, via libc."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        self._init1 = libc.inotify_init1
+        self._init1.argtypes = [ctypes.c_int]
+        self._init1.restype = ctypes.c_int
+        self._add = libc.inotify_add_watch
+        self._add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        self._add.restype = ctypes.c_int
+        self._rm = libc.inotify_rm_watch
+        self._rm.argtypes = [ctypes.c_int, ctypes.c_int]
+        self._rm.restype = ctypes.c_int
+        fd = self._init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        self.fd: int = fd
+
+    def add_watch(self, path: Path) -> int | None:
+        """The watch descriptor, or ``None`` when the file cannot be watched (gone, say)."""
+        wd = self._add(self.fd, os.fsencode(path), _WATCH_MASK)
+        return None if wd < 0 else int(wd)
+
+    def rm_watch(self, wd: int) -> None:
+        self._rm(self.fd, wd)
+
+    def read_events(self) -> list[tuple[int, int]]:
+        """Pending ``(wd, mask)`` pairs (the descriptor is non-blocking)."""
+        out: list[tuple[int, int]] = []
+        while True:
+            try:
+                data = os.read(self.fd, 64 * 1024)
+            except BlockingIOError:
+                return out
+            if not data:
+                return out
+            pos = 0
+            while pos + _EVENT_HEADER.size <= len(data):
+                wd, mask, _cookie, length = _EVENT_HEADER.unpack_from(data, pos)
+                out.append((wd, mask))
+                pos += _EVENT_HEADER.size + length
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _inotify_or_none() -> _Inotify | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return _Inotify()
+    except (OSError, AttributeError):
+        return None  # no inotify (old kernel, exhausted instances): fall back to polling
+
+
+@dataclass(slots=True)
+class _Entry:
+    path: Path
+    callback: Callable[[Path], None]
+    identity: tuple[int, int, int] | None  # (dev, inode, size) at the last callback
+    wd: int | None = None
+    dirty: bool = False
+    last_fired: float = 0.0
+    next_poll: float = field(default=0.0)
+
+
+class LogWatcher:
+    """Calls ``callback(path)`` from its own thread when a watched file changes size."""
+
+    def __init__(
+        self,
+        *,
+        min_interval: float = MIN_INTERVAL,
+        poll_interval: float = POLL_INTERVAL,
+        use_inotify: bool | None = None,
+    ) -> None:
+        self.min_interval = min_interval
+        self.poll_interval = poll_interval
+        self._inotify = _inotify_or_none() if use_inotify in (None, True) else None
+        if use_inotify and self._inotify is None:
+            raise OSError("inotify is not available here")
+        self._lock = threading.Lock()
+        self._entries: dict[int, _Entry] = {}
+        self._by_wd: dict[int, set[int]] = {}
+        self._next_id = 0
+        self._closed = False
+        self._stop = threading.Event()
+        self._wake_r: int | None = None
+        self._wake_w: int | None = None
+        if self._inotify is not None:
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_r, False)
+            os.set_blocking(self._wake_w, False)
+        self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
+        self._thread.start()
+
+    @property
+    def uses_inotify(self) -> bool:
+        return self._inotify is not None
+
+    # -- public
+
+    def watch(self, path: Path | str, callback: Callable[[Path], None]) -> Callable[[], None]:
+        """Watch ``path`` (it may not exist yet); returns the function that stops it."""
+        target = Path(path)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("LogWatcher is closed")
+            entry_id = self._next_id
+            self._next_id += 1
+            entry = _Entry(target, callback, None)
+            self._attach(entry_id, entry)
+            entry.identity = _identity(target)
+            entry.next_poll = time.monotonic() + self.poll_interval
+            self._entries[entry_id] = entry
+        self._wake()
+
+        def unwatch() -> None:
+            with self._lock:
+                gone = self._entries.pop(entry_id, None)
+                if gone is not None and gone.wd is not None:
+                    self._detach(entry_id, gone.wd)
+
+        return unwatch
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop.set()
+        self._wake()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+        if self._inotify is not None:
+            self._inotify.close()
+        for fd in (self._wake_r, self._wake_w):
+            if fd is not None:
+                os.close(fd)
+
+    def __enter__(self) -> LogWatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals (callers hold the lock)
+
+    def _attach(self, entry_id: int, entry: _Entry) -> None:
+        if self._inotify is None:
+            return
+        wd = self._inotify.add_watch(entry.path)
+        if wd is not None:
+            entry.wd = wd
+            self._by_wd.setdefault(wd, set()).add(entry_id)
+
+    def _detach(self, entry_id: int, wd: int) -> None:
+        ids = self._by_wd.get(wd)
+        if ids is None:
+            return
+        ids.discard(entry_id)
+        if not ids:
+            del self._by_wd[wd]
+            if self._inotify is not None:
+                self._inotify.rm_watch(wd)
+
+    def _wake(self) -> None:
+        if self._wake_w is not None:
+            # A full pipe or one being closed: the thread wakes anyway.
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"x")
+
+    # -- the thread
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            timeout = self._timeout()
+            if self._inotify is not None:
+                assert self._wake_r is not None
+                try:
+                    ready, _, _ = select.select([self._inotify.fd, self._wake_r], [], [], timeout)
+                except (OSError, ValueError):
+                    return  # closed under us
+                if self._wake_r in ready:
+                    try:
+                        while os.read(self._wake_r, 4096):
+                            pass
+                    except (BlockingIOError, OSError):
+                        pass
+                if self._stop.is_set():
+                    return
+                if self._inotify.fd in ready:
+                    self._take_events(self._inotify.read_events())
+            else:
+                self._stop.wait(self.poll_interval if timeout is None else timeout)
+                if self._stop.is_set():
+                    return
+            self._fire_due()
+
+    def _timeout(self) -> float | None:
+        now = time.monotonic()
+        with self._lock:
+            deadlines = [
+                e.last_fired + self.min_interval for e in self._entries.values() if e.dirty
+            ]
+            deadlines += [e.next_poll for e in self._entries.values() if e.wd is None]
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - now)
+
+    def _take_events(self, events: list[tuple[int, int]]) -> None:
+        with self._lock:
+            for wd, mask in events:
+                if mask & _IN_Q_OVERFLOW:
+                    for entry in self._entries.values():
+                        entry.dirty = True
+                    continue
+                ids = self._by_wd.get(wd, set())
+                for entry_id in ids:
+                    found = self._entries.get(entry_id)
+                    if found is not None:
+                        found.dirty = True
+                        if mask & _IN_IGNORED:  # file gone: poll until a new one appears
+                            found.wd = None
+                if mask & _IN_IGNORED:
+                    self._by_wd.pop(wd, None)
+
+    def _fire_due(self) -> None:
+        now = time.monotonic()
+        calls: list[tuple[Callable[[Path], None], Path]] = []
+        with self._lock:
+            for entry_id, entry in self._entries.items():
+                if entry.wd is None and now >= entry.next_poll:
+                    entry.next_poll = now + self.poll_interval
+                    entry.dirty = True
+                    if self._inotify is not None and entry.path.exists():
+                        self._attach(entry_id, entry)
+                if not entry.dirty or now - entry.last_fired < self.min_interval:
+                    continue
+                entry.dirty = False
+                identity = _identity(entry.path)
+                if identity is not None and identity != entry.identity:
+                    entry.identity = identity
+                    entry.last_fired = now
+                    calls.append((entry.callback, entry.path))
+                elif identity is None:
+                    entry.identity = None
+        for callback, path in calls:
+            try:
+                callback(path)
+            except Exception:
+                _log.exception("log watcher callback for %s failed", path)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size

@@ -1,0 +1,675 @@
+"""The mission-control app: header, DAG, workstream table and log panes over one engine.
+
+Shape: the engine runs as a worker on the app's loop; the bridge turns its
+events into messages; the app folds each into its own snapshot (the same
+``apply_event`` the engine uses) and pushes attributes down to the widgets,
+coalescing bursts into one refresh. Anything blocking (log probes, diffs, the
+shell) runs in threads. ``build_app`` is the one way to make the app, for the
+CLI and the tests alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+from textual.worker import Worker, get_current_worker
+
+from ..engine import events as ev
+from ..engine.snapshot import RunSnapshot, WorkstreamView, apply_event
+from ..engine.states import ACTIVE, FAILED_STATES, WsState
+from ..errors import MissionControlError
+from ..plan.model import Plan
+from . import themes
+from .bridge import EngineBridge, TuiEngine
+from .messages import EngineEventPosted, EngineStopped, LogProbe, LogsProbed
+from .screens.confirm_screen import ConfirmScreen
+from .screens.diff_screen import DiffScreen
+from .screens.quit_screen import QuitChoice, QuitScreen
+from .widgets.dag_view import DagView
+from .widgets.log_pane import LogPane
+from .widgets.log_view import LogView
+from .widgets.run_header import RunHeader, RunSummary
+from .widgets.workstream_table import StatusFilter, WorkstreamTable
+
+AppResult = Literal["finished", "detach", "stopped"]
+
+MAX_PANES = 4
+PROBE_SECONDS = 1.0
+_PROBE_BYTES = 4096
+_STATUS_CYCLE = list(StatusFilter)
+
+
+class MissionControlApp(App[AppResult]):
+    CSS_PATH = "app.tcss"
+    TITLE = "mission-control"
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit", tooltip="Quit (asks what to do if work is running)"),
+        Binding("p", "pause_resume", "Pause", tooltip="Pause or resume the workstream"),
+        Binding("k", "kill", "Kill", tooltip="Kill the workstream's attempt (asks first)"),
+        Binding("r", "retry", "Retry", tooltip="Retry in the same worktree"),
+        Binding("R", "retry_fresh", "Fresh", tooltip="Retry from a fresh worktree"),
+        Binding("s", "skip", "Skip", tooltip="Skip the workstream; dependents may start"),
+        Binding("d", "diff", "Diff", tooltip="Show the worktree's diff against its base"),
+        Binding("o", "shell", "Shell", tooltip="Open a shell in the worktree"),
+        Binding("a", "add_pane", "+Pane", tooltip="Follow the workstream in a new log pane"),
+        Binding("x", "close_pane", "-Pane", tooltip="Close the active log pane"),
+        Binding("f", "filter", "Filter", tooltip="Filter the table by text"),
+        Binding("v", "status_filter", "Status", tooltip="Cycle the table's status filter"),
+        Binding("c", "sort", "Sort", tooltip="Sort the table by the next column"),
+        Binding("tab", "cycle_focus", "Focus", tooltip="Move focus to the next panel"),
+        Binding("t", "change_theme", "Theme", tooltip="Switch theme"),
+    ]
+
+    def __init__(
+        self,
+        engine: TuiEngine,
+        plan: Plan | None,
+        *,
+        theme: str | None = None,
+        run_engine: bool = True,
+        clock: Callable[[], float] = time.time,
+        probe_logs: bool = True,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.plan = plan
+        self._run_engine = run_engine
+        self._clock = clock
+        self._probe_logs = probe_logs
+        self._bridge = EngineBridge(engine, self)
+        self.run_snapshot: RunSnapshot = engine.snapshot()
+        self._probes: dict[str, LogProbe] = {}
+        self._refresh_pending = False
+        self._engine_worker: Worker[None] | None = None
+        self._engine_done = not run_engine
+        self._suspended = False
+        self._active_pane: LogPane | None = None
+        self._pinned: set[str] = set()
+        """Ids of panes the user pointed at a workstream; the others follow the cursor."""
+        self._pane_serial = 0
+        self._selected: str | None = None
+        self._theme_errors: list[str] = []
+        self._views_ready = False
+        self._load_themes(theme)
+
+    # ------------------------------------------------------------ themes
+
+    def _load_themes(self, wanted: str | None) -> None:
+        result = themes.load_themes()
+        for theme in result.themes.values():
+            self.register_theme(theme)
+        self._theme_errors = list(result.errors)
+        name = wanted or themes.remembered_theme() or themes.DEFAULT_THEME
+        if name not in self.available_themes:
+            if wanted:
+                self._theme_errors.append(
+                    f"no theme named {wanted!r} — choose one of: "
+                    + ", ".join(sorted(self.available_themes))
+                )
+            name = themes.DEFAULT_THEME if themes.DEFAULT_THEME in self.available_themes else (
+                "textual-dark"
+            )
+        self.theme = name
+        self._explicit_theme = wanted is not None
+
+    def watch_theme(self, theme: str) -> None:
+        if self._views_ready:
+            self.table.restyle()
+            self.run_worker(partial(themes.remember_theme, theme), thread=True, group="config")
+
+    # ------------------------------------------------------------ accessors
+
+    @property
+    def header(self) -> RunHeader:
+        return self.query_one(RunHeader)
+
+    @property
+    def dag(self) -> DagView:
+        return self.query_one(DagView)
+
+    @property
+    def table(self) -> WorkstreamTable:
+        return self.query_one(WorkstreamTable)
+
+    @property
+    def panes(self) -> list[LogPane]:
+        return list(self.query(LogPane))
+
+    @property
+    def active_pane(self) -> LogPane | None:
+        panes = self.panes
+        if self._active_pane in panes:
+            return self._active_pane
+        return panes[0] if panes else None
+
+    @property
+    def selected_task(self) -> str | None:
+        return self._selected
+
+    # ------------------------------------------------------------ compose
+
+    def compose(self) -> ComposeResult:
+        yield RunHeader()
+        with Horizontal(id="top"):
+            yield DagView(id="dag")
+            with Vertical(id="table-box"):
+                yield Input(placeholder="filter: id, name, tool or status (esc clears)", id="filter")
+                yield WorkstreamTable(id="table")
+        with Horizontal(id="logs"):
+            yield LogPane(id="pane-1")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        for error in self._theme_errors:
+            self.notify(error, title="Theme", severity="warning", timeout=8)
+        self.run_snapshot = self._bridge.open()
+        self._pane_serial = 1
+        views = self.run_snapshot.workstreams
+        first = self._first_interesting()
+        if first is not None:
+            self._selected = first
+        self._refresh_views()
+        pane = self.panes[0]
+        if first is not None:
+            pane.show_workstream(first, views.get(first))
+        self._set_active_pane(pane)
+        self.table.focus()
+        if self._run_engine:
+            self._engine_worker = self.run_worker(
+                self._drive_engine(), group="engine", exit_on_error=False
+            )
+        self.set_interval(1.0, self._tick)
+        if self._probe_logs:
+            self._probe()
+        self._views_ready = True
+
+    def on_unmount(self) -> None:
+        self._bridge.close()
+
+    def _first_interesting(self) -> str | None:
+        views = self.run_snapshot.workstreams
+        for task_id, view in views.items():
+            if view.state in ACTIVE:
+                return task_id
+        return next(iter(views), None)
+
+    # ------------------------------------------------------------ engine
+
+    async def _drive_engine(self) -> None:
+        try:
+            ok = await self.engine.run()
+        except MissionControlError as exc:
+            self.post_message(EngineStopped(None, str(exc)))
+            return
+        except Exception as exc:
+            self.post_message(EngineStopped(None, f"{type(exc).__name__}: {exc}"))
+            raise
+        self.post_message(EngineStopped(ok))
+
+    @on(EngineStopped)
+    def _engine_stopped(self, message: EngineStopped) -> None:
+        self._engine_done = True
+        if message.error:
+            self.notify(message.error, title="Engine stopped", severity="error", timeout=15)
+
+    @on(EngineEventPosted)
+    def _engine_event(self, message: EngineEventPosted) -> None:
+        event = message.event
+        apply_event(self.run_snapshot, event)
+        self._notify_about(event)
+        self._schedule_refresh()
+
+    def _notify_about(self, event: ev.Event) -> None:
+        match event:
+            case ev.WorkstreamStateChanged(ws_id=task_id, new=new, detail=detail) if (
+                new in (WsState.FAILED, WsState.TIMED_OUT)
+            ):
+                what = "timed out" if new is WsState.TIMED_OUT else "failed"
+                self.notify(
+                    detail or f"{task_id} {what}",
+                    title=f"{task_id} {what}",
+                    severity="error",
+                    timeout=10,
+                )
+            case ev.WorkstreamStalled(ws_id=task_id, stalled=True, idle_seconds=idle):
+                self.notify(
+                    f"no output for {int(idle // 60)} min",
+                    title=f"{task_id} stalled",
+                    severity="warning",
+                )
+            case ev.EngineWarned(ws_id=task_id, message=text):
+                self.notify(text, title=task_id or "mission-control", severity="warning")
+            case ev.RunFinished(ok=ok, cancelled=cancelled):
+                views = self.run_snapshot.workstreams.values()
+                failed = sum(1 for v in views if v.state in FAILED_STATES)
+                done = sum(1 for v in views if v.state is WsState.SUCCEEDED)
+                if cancelled:
+                    self.notify("the run was cancelled", title="Run ended", severity="warning")
+                elif ok:
+                    self.notify(f"all {done} workstreams succeeded", title="Run finished")
+                else:
+                    self.notify(
+                        f"{done} succeeded, {failed} failed",
+                        title="Run finished",
+                        severity="error",
+                        timeout=15,
+                    )
+            case _:
+                pass
+
+    # ------------------------------------------------------------ refresh
+
+    def _schedule_refresh(self) -> None:
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            self.call_later(self._refresh_views)
+
+    def _tick(self) -> None:
+        self._schedule_refresh()
+        if self._probe_logs:
+            self._probe()
+
+    def _refresh_views(self) -> None:
+        self._refresh_pending = False
+        if self._suspended or not self.is_mounted:
+            return
+        snap = self.run_snapshot
+        views = snap.workstreams
+        now = self._clock()
+        self.header.summary = self._summary(now)
+        phase_id = self._dag_phase()
+        phase = next((p for p in snap.phases if p.phase_id == phase_id), None)
+        if phase is not None:
+            ids = [t for t in phase.task_ids if t in views]
+            self.dag.set_graph(
+                ids,
+                {t: views[t].depends_on for t in ids},
+                {t: views[t].ws_id for t in ids},
+            )
+            self.dag.set_states({t: views[t].state for t in ids})
+            self.dag.border_title = f"DAG {phase.phase_id}"
+        self.dag.selected = self._selected
+        self.table.show(views, self._probes, now)
+        if self._selected is not None:
+            self.table.select(self._selected)
+        for pane in self.panes:
+            if pane.task_id is not None:
+                pane.update_view(views.get(pane.task_id))
+
+    def _summary(self, now: float) -> RunSummary:
+        snap = self.run_snapshot
+        views = snap.workstreams.values()
+        end = max((v.ended_at or 0.0 for v in views), default=0.0) if snap.finished else now
+        return RunSummary(
+            plan=snap.plan_name,
+            phase=snap.current_phase or "",
+            run_id=snap.run_id,
+            elapsed=max(0.0, end - snap.started_at) if snap.started_at else 0.0,
+            succeeded=sum(1 for v in views if v.state is WsState.SUCCEEDED),
+            total=len(snap.workstreams),
+            failed=sum(1 for v in views if v.state in FAILED_STATES),
+            running=sum(1 for v in views if v.state in ACTIVE),
+            finished=snap.finished,
+            ok=snap.ok,
+        )
+
+    def _dag_phase(self) -> str | None:
+        snap = self.run_snapshot
+        if self._selected is not None and self._selected in snap.workstreams:
+            return snap.workstreams[self._selected].phase_id
+        if snap.current_phase:
+            return snap.current_phase
+        return snap.phases[0].phase_id if snap.phases else None
+
+    # ------------------------------------------------------------ log probes
+
+    @work(thread=True, exclusive=True, group="probe", exit_on_error=False)
+    def _probe(self) -> None:
+        """Size, age and last line of each live attempt's log (file reads: a thread)."""
+        worker = get_current_worker()
+        targets = {
+            task_id: view.log_path
+            for task_id, view in list(self.run_snapshot.workstreams.items())
+            if view.log_path
+        }
+        known = self._probes
+        probes: dict[str, LogProbe] = {}
+        for task_id, path in targets.items():
+            if worker.is_cancelled:
+                return
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            old = known.get(task_id)
+            if old is not None and old.size == st.st_size and old.mtime == st.st_mtime:
+                probes[task_id] = old
+                continue
+            probes[task_id] = LogProbe(st.st_size, st.st_mtime, _last_line(path, st.st_size))
+        self.post_message(LogsProbed(probes))
+
+    @on(LogsProbed)
+    def _logs_probed(self, message: LogsProbed) -> None:
+        if message.probes != self._probes:
+            self._probes = message.probes
+            self._schedule_refresh()
+
+    # ------------------------------------------------------------ selection
+
+    def _select(self, task_id: str) -> None:
+        if task_id == self._selected:
+            return
+        self._selected = task_id
+        views = self.run_snapshot.workstreams
+        for pane in self.panes:
+            if pane.id not in self._pinned:
+                pane.show_workstream(task_id, views.get(task_id))
+        self._schedule_refresh()
+
+    @on(WorkstreamTable.Selected)
+    def _table_selected(self, message: WorkstreamTable.Selected) -> None:
+        self._select(message.task_id)
+
+    @on(WorkstreamTable.Chosen)
+    def _table_chosen(self, message: WorkstreamTable.Chosen) -> None:
+        pane = self.active_pane
+        if pane is None:
+            return
+        self._pinned.add(pane.id or "")
+        pane.show_workstream(message.task_id, self.run_snapshot.workstreams.get(message.task_id))
+
+    @on(DagView.Selected)
+    def _dag_selected(self, message: DagView.Selected) -> None:
+        self._select(message.task_id)
+
+    def on_descendant_focus(self, event: object) -> None:
+        widget = getattr(event, "widget", None)
+        for node in getattr(widget, "ancestors_with_self", []):
+            if isinstance(node, LogPane):
+                self._set_active_pane(node)
+                break
+
+    def _set_active_pane(self, pane: LogPane) -> None:
+        self._active_pane = pane
+        for other in self.panes:
+            other.set_class(other is pane, "-active")
+
+    # ------------------------------------------------------------ layout
+
+    def on_resize(self, event: Resize) -> None:
+        self._arrange(event.size.width)
+
+    def _arrange(self, width: int | None = None) -> None:
+        width = width if width is not None else self.size.width
+        count = max(1, len(self.panes))
+        self.screen.set_class(width < 110, "-narrow")
+        self.query_one("#logs").set_class(width // count < 45, "-stacked")
+
+    # ------------------------------------------------------------ actions
+
+    def _view_or_warn(self) -> WorkstreamView | None:
+        task_id = self._selected
+        view = self.run_snapshot.workstreams.get(task_id) if task_id else None
+        if view is None:
+            self.notify("select a workstream first", severity="warning")
+        return view
+
+    def _command(self, label: str, call: Callable[[], object]) -> None:
+        async def run() -> None:
+            try:
+                result = call()
+                if asyncio.iscoroutine(result):
+                    await result
+            except MissionControlError as exc:
+                self.notify(str(exc), title=f"{label} failed", severity="error")
+            except KeyError as exc:
+                self.notify(f"unknown workstream {exc}", title=f"{label} failed", severity="error")
+
+        self.run_worker(run(), group="command", exit_on_error=False)
+
+    def action_pause_resume(self) -> None:
+        view = self._view_or_warn()
+        if view is None:
+            return
+        if view.state is WsState.PAUSED:
+            self._command("Resume", partial(self.engine.resume, view.task_id))
+        elif view.state is WsState.RUNNING:
+            self._command("Pause", partial(self.engine.pause, view.task_id))
+        else:
+            self.notify(f"{view.task_id} is {view.state.value}: only a running workstream pauses")
+
+    def action_kill(self) -> None:
+        view = self._view_or_warn()
+        if view is None:
+            return
+        if view.state not in ACTIVE:
+            self.notify(f"{view.task_id} is {view.state.value}: nothing to kill")
+            return
+        task_id = view.task_id
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._command("Kill", partial(self.engine.kill, task_id))
+
+        self.push_screen(ConfirmScreen(f"Kill [b]{task_id}[/b]? Its attempt stops now.", "Kill"), answered)
+
+    def action_retry(self) -> None:
+        view = self._view_or_warn()
+        if view is not None:
+            self._command("Retry", partial(self.engine.retry, view.task_id, fresh=False))
+
+    def action_retry_fresh(self) -> None:
+        view = self._view_or_warn()
+        if view is None:
+            return
+        task_id = view.task_id
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._command("Retry fresh", partial(self.engine.retry, task_id, fresh=True))
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Retry [b]{task_id}[/b] from a fresh worktree? Its uncommitted changes are lost.",
+                "Retry fresh",
+            ),
+            answered,
+        )
+
+    def action_skip(self) -> None:
+        view = self._view_or_warn()
+        if view is not None:
+            self._command("Skip", partial(self.engine.skip, view.task_id))
+
+    def action_diff(self) -> None:
+        view = self._view_or_warn()
+        if view is not None:
+            self.push_screen(DiffScreen(view.task_id, partial(self.engine.diff, view.task_id)))
+
+    def action_shell(self) -> None:
+        view = self._view_or_warn()
+        if view is not None:
+            self._open_shell(view.task_id, view.worktree)
+
+    @work(group="shell", exclusive=True, exit_on_error=False)
+    async def _open_shell(self, task_id: str, worktree: str) -> None:
+        if not await asyncio.to_thread(os.path.isdir, worktree):
+            self.notify(f"{task_id} has no worktree yet ({worktree})", severity="warning")
+            return
+        shell = os.environ.get("SHELL") or "/bin/sh"
+        try:
+            with self.suspend():
+                self._suspended = True
+                try:
+                    print(f"mission-control: shell in {worktree} — exit to return")
+                    await asyncio.to_thread(subprocess.run, [shell], cwd=worktree, check=False)
+                finally:
+                    self._suspended = False
+        except Exception as exc:  # SuspendNotSupported in a headless or web driver
+            self.notify(f"cannot open a shell here: {exc}", severity="error")
+        self._schedule_refresh()
+
+    def action_add_pane(self) -> None:
+        if len(self.panes) >= MAX_PANES:
+            self.notify(f"at most {MAX_PANES} log panes", severity="warning")
+            return
+        task_id = self._selected
+        self._pane_serial += 1
+        pane = LogPane(id=f"pane-{self._pane_serial}")
+        self._pinned.add(pane.id or "")
+        self.query_one("#logs").mount(pane)
+        self._arrange()
+
+        def ready() -> None:
+            if task_id is not None:
+                pane.show_workstream(task_id, self.run_snapshot.workstreams.get(task_id))
+            self._set_active_pane(pane)
+
+        self.call_after_refresh(ready)
+
+    def action_close_pane(self) -> None:
+        pane = self.active_pane
+        panes = self.panes
+        if pane is None or len(panes) <= 1:
+            self.notify("the last pane stays open", severity="warning")
+            return
+        self._pinned.discard(pane.id or "")
+        index = panes.index(pane)
+        pane.remove()
+        rest = [p for p in panes if p is not pane]
+        self._set_active_pane(rest[min(index, len(rest) - 1)])
+        self.call_after_refresh(self._arrange)
+
+    def action_cycle_focus(self) -> None:
+        order: list[object] = [self.table, self.dag, *(p.log_view for p in self.panes)]
+        focused = self.focused
+        current = -1
+        for i, widget in enumerate(order):
+            if focused is widget:
+                current = i
+        target = order[(current + 1) % len(order)]
+        target.focus()  # type: ignore[attr-defined]
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("-shown")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.table.set_filter(text=event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if not event.value:
+            event.input.remove_class("-shown")
+        self.table.focus()
+
+    def on_key(self, event: object) -> None:
+        if getattr(event, "key", None) == "escape":
+            box = self.query_one("#filter", Input)
+            if box.has_focus:
+                box.value = ""
+                box.remove_class("-shown")
+                self.table.focus()
+
+    def action_sort(self) -> None:
+        self.table.action_cycle_sort()
+
+    def action_status_filter(self) -> None:
+        current = self.table.status_filter
+        status = _STATUS_CYCLE[(_STATUS_CYCLE.index(current) + 1) % len(_STATUS_CYCLE)]
+        self.table.set_filter(status=status)
+        self.table.border_subtitle = "" if status is StatusFilter.ALL else f"status: {status.value}"
+        self.notify(f"showing {status.value} workstreams", timeout=2)
+
+    async def action_quit(self) -> None:
+        active = [v for v in self.run_snapshot.workstreams.values() if v.state in ACTIVE]
+        if active and not self._engine_done:
+            self.push_screen(QuitScreen(len(active)), self._quit_answered)
+            return
+        await self._finish("finished")
+
+    def _quit_answered(self, choice: QuitChoice | None) -> None:
+        if choice == "detach":
+            self.run_worker(self._finish("detach"), group="quit", exclusive=True)
+        elif choice == "stop":
+            self.run_worker(self._finish("stopped"), group="quit", exclusive=True)
+
+    async def _finish(self, result: AppResult) -> None:
+        if not self._engine_done and self._run_engine:
+            if result == "detach":
+                self.notify("leaving the agents running…", timeout=3)
+                await self.engine.detach()
+            else:
+                if result == "stopped":
+                    self.notify("stopping every workstream…", timeout=5)
+                await self.engine.cancel(kill=False)
+            if self._engine_worker is not None:
+                await self._engine_worker.wait()
+        self.exit(result)
+
+    # ------------------------------------------------------------ palette
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if not isinstance(binding, Binding) or binding.action in ("quit", "change_theme"):
+                continue
+            action = getattr(self, f"action_{binding.action}", None)
+            if action is not None:
+                yield SystemCommand(binding.tooltip, f"key: {binding.key}", action)
+
+
+def _last_line(path: str, size: int) -> str:
+    """The last non-empty line of a log, without its ANSI codes (reads the last 4 KiB)."""
+    if size <= 0:
+        return ""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return ""
+    try:
+        data = os.pread(fd, min(size, _PROBE_BYTES), max(0, size - _PROBE_BYTES))
+    finally:
+        os.close(fd)
+    for raw in reversed(data.splitlines()):
+        text = Text.from_ansi(raw.decode("utf-8", errors="replace")).plain.strip()
+        if text:
+            return text[:300]
+    return ""
+
+
+def build_app(
+    engine: TuiEngine,
+    plan: Plan | None,
+    *,
+    theme: str | None = None,
+    run_engine: bool = True,
+    clock: Callable[[], float] = time.time,
+    probe_logs: bool = True,
+) -> MissionControlApp:
+    """The app over ``engine``; ``run_engine=False`` shows a run without driving it."""
+    return MissionControlApp(
+        engine, plan, theme=theme, run_engine=run_engine, clock=clock, probe_logs=probe_logs
+    )
+
+
+__all__ = ["AppResult", "MissionControlApp", "build_app"]
+_ = (Path, LogView)

@@ -1,0 +1,169 @@
+"""A log pane: which workstream and attempt it follows, a search box, and its ``LogView``.
+
+The app tells a pane which workstream to show (``show_workstream``) and passes
+it the workstream's current view on every refresh (``update_view``); the pane
+picks the attempt's log file and keeps its own header current.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widgets import Input, Static
+
+from ...engine.snapshot import WorkstreamView
+from .log_view import LogView
+from .status_style import state_markup
+
+_ATTEMPT_FILE = re.compile(r"attempt-(\d+)\.log$")
+
+
+def attempt_path(current: Path, attempt: int) -> Path:
+    """The log of another attempt of the same workstream: a sibling file."""
+    return current.with_name(f"attempt-{attempt}.log")
+
+
+class LogPane(Vertical, can_focus=False):
+    BINDINGS = [
+        Binding("slash", "start_search", "Search", tooltip="Search in this log"),
+        Binding("n", "search_next", "Next match", show=False),
+        Binding("N", "search_previous", "Previous match", show=False),
+        Binding("left_square_bracket", "attempt(-1)", "Prev attempt", show=False),
+        Binding("right_square_bracket", "attempt(1)", "Next attempt", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    LogPane { width: 1fr; height: 1fr; border-left: vkey $panel; }
+    LogPane > .log-pane--title { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
+    LogPane.-active > .log-pane--title { background: $primary 30%; color: $foreground; }
+    LogPane > Input { dock: bottom; height: 1; border: none; padding: 0 1; display: none; }
+    LogPane.-searching > Input { display: block; }
+    """
+
+    task_id: reactive[str | None] = reactive(None)
+    """The workstream this pane follows."""
+    attempt: reactive[int | None] = reactive(None)
+    """The attempt shown; None means the current one (and moves on to the next)."""
+
+    def __init__(self, task_id: str | None = None, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.set_reactive(LogPane.task_id, task_id)
+        self._view: WorkstreamView | None = None
+        self._pattern = ""
+        self._note = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="log-pane--title", markup=False)
+        yield LogView()
+        yield Input(placeholder="search (enter; n/N next/previous; esc closes)")
+
+    @property
+    def log_view(self) -> LogView:
+        return self.query_one(LogView)
+
+    # ------------------------------------------------------------ inputs
+
+    def show_workstream(self, task_id: str, view: WorkstreamView | None) -> None:
+        self.task_id = task_id
+        self.attempt = None
+        self._note = ""
+        self.update_view(view)
+
+    def update_view(self, view: WorkstreamView | None) -> None:
+        """The followed workstream changed (state, attempt, log path)."""
+        self._view = view
+        self.log_view.open(self._path())
+        self._title()
+
+    def _path(self) -> Path | None:
+        view = self._view
+        if view is None or view.log_path is None:
+            return None
+        current = Path(view.log_path)
+        if self.attempt is None or self.attempt == view.attempt:
+            return current
+        return attempt_path(current, self.attempt)
+
+    def _title(self) -> None:
+        view = self._view
+        if not self.is_mounted:
+            return
+        title = self.query_one(".log-pane--title", Static)
+        if view is None:
+            title.update(Content(f" {self.task_id or 'no workstream'}"))
+            return
+        shown = self.attempt or view.attempt
+        attempt = f"attempt {shown}/{view.attempt}" if view.attempt else "not started"
+        follow = "following" if self.log_view.follow else "paused scroll (end to follow)"
+        parts = [f"[b]{view.ws_id}[/b]", state_markup(view.state), attempt, follow]
+        if self._note:
+            parts.append(self._note)
+        title.update(Content.from_markup("  ".join(parts)))
+
+    # ------------------------------------------------------------ handlers
+
+    @on(LogView.Found)
+    def _found(self, message: LogView.Found) -> None:
+        if message.error:
+            self._note = f"[$error]{message.error}[/]"
+        elif message.line is None:
+            self._note = f"[$warning]no more matches for {message.pattern!r}[/]"
+        else:
+            self._note = f"match at line {message.line + 1}"
+        self._title()
+
+    @on(LogView.Failed)
+    def _failed(self, message: LogView.Failed) -> None:
+        self._note = f"[$error]cannot read log: {message.error}[/]"
+        self._title()
+
+    def watch_task_id(self) -> None:
+        self._title()
+
+    def on_mount(self) -> None:
+        self.watch(self.log_view, "follow", lambda _f: self._title(), init=False)
+        self._title()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._pattern = event.value
+        self.log_view.match_line = None
+        self.log_view.search(self._pattern)
+        self.log_view.focus()
+
+    def on_key(self, event: object) -> None:
+        key = getattr(event, "key", None)
+        if key == "escape" and self.has_class("-searching"):
+            self.remove_class("-searching")
+            self.log_view.focus()
+            getattr(event, "stop", lambda: None)()
+
+    def action_start_search(self) -> None:
+        self.add_class("-searching")
+        self.query_one(Input).focus()
+
+    def action_search_next(self) -> None:
+        if self._pattern:
+            self.log_view.search(self._pattern)
+
+    def action_search_previous(self) -> None:
+        if self._pattern:
+            self.log_view.search(self._pattern, backwards=True)
+
+    def action_attempt(self, delta: int) -> None:
+        view = self._view
+        if view is None or not view.attempt:
+            return
+        shown = (self.attempt or view.attempt) + delta
+        shown = max(1, min(view.attempt, shown))
+        self.attempt = None if shown == view.attempt else shown
+        self._note = ""
+        self.update_view(view)

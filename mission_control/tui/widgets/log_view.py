@@ -1,0 +1,407 @@
+"""One log file on screen, read the way ``less`` reads: never the whole file.
+
+A reader thread owns the file (``store.logs.LogTail``): it polls for new bytes
+(a stat, ten times a second, only while the pane exists), reads just the window
+of lines around what is shown, and posts that window to the widget. The event
+loop never touches the file: ``render_line`` draws from the window it was
+given, and asks the thread for another window when the user scrolls out of it.
+So memory is bounded by the window and the tail's own small caches, whatever
+the file's size, and a full-speed writer costs one small message per tick.
+
+Follow mode is on while the view sits at the bottom: scrolling up stops it,
+reaching the end again (or ``end``) resumes it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.segment import Segment
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ...errors import MissionControlError
+from ...store.logs import LogTail
+
+POLL_SECONDS = 0.1
+WINDOW_MARGIN = 100
+"""Lines kept above and below the visible ones."""
+MAX_RENDER_CELLS = 2000
+"""Longer lines are cut on screen (search still finds text beyond)."""
+_STRIP_CACHE = 400
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    generation: int
+    total: int
+    complete: bool
+    start: int
+    lines: list[str]
+    partial: str
+
+
+@dataclass(slots=True)
+class _Request:
+    start: int | None = None
+    """Window start wanted; None = the end (following)."""
+    count: int = 200
+    search: tuple[str, int, bool] | None = None
+    older: bool = False
+
+
+class _Reader(threading.Thread):
+    """Owns the ``LogTail``; every file read happens here."""
+
+    def __init__(self, view: LogView, path: Path) -> None:
+        super().__init__(name=f"log-reader:{path.name}", daemon=True)
+        self._view = view
+        self._path = path
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._request = _Request()
+        self._sent: tuple[int, int, int, int, str] | None = None
+
+    def ask(
+        self,
+        *,
+        start: int | None,
+        count: int,
+        search: tuple[str, int, bool] | None = None,
+        older: bool = False,
+    ) -> None:
+        with self._lock:
+            self._request.start = start
+            self._request.count = count
+            if search is not None:
+                self._request.search = search
+            if older:
+                self._request.older = True
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        tail = LogTail(self._path)
+        try:
+            while not self._stop.is_set():
+                self._tick(tail)
+                self._wake.wait(POLL_SECONDS)
+                self._wake.clear()
+        except Exception as exc:  # a broken file must not kill the app
+            self._view.post_message(LogView.Failed(self._view, f"{self._path}: {exc}"))
+        finally:
+            tail.close()
+
+    def _tick(self, tail: LogTail) -> None:
+        tail.refresh()
+        with self._lock:
+            request = self._request
+            self._request = _Request(start=request.start, count=request.count)
+        if request.older and not tail.complete:
+            added = tail.extend_backwards()
+            if added:
+                self._view.post_message(LogView.Prepended(self._view, added, tail.generation))
+                if request.start is not None:
+                    request.start += added
+                self._sent = None
+        if request.search is not None:
+            pattern, start, backwards = request.search
+            try:
+                found = tail.find(pattern, start, backwards=backwards, ignore_case=True)
+                if found is None:  # wrap around, as less does
+                    found = tail.find(
+                        pattern,
+                        tail.line_count - 1 if backwards else 0,
+                        backwards=backwards,
+                        ignore_case=True,
+                    )
+            except MissionControlError as exc:
+                self._view.post_message(LogView.Found(self._view, pattern, None, str(exc)))
+            else:
+                self._view.post_message(LogView.Found(self._view, pattern, found, None))
+        total = tail.line_count
+        count = request.count
+        start = max(0, total - count) if request.start is None else max(0, request.start)
+        partial = tail.partial_line() if request.start is None or start + count >= total else ""
+        key = (tail.generation, total, start, count, partial)
+        if key == self._sent:
+            return
+        self._sent = key
+        lines = tail.get_lines(start, count)
+        window = _Window(tail.generation, total, tail.complete, start, lines, partial)
+        self._view.post_message(LogView.Loaded(self._view, window))
+
+
+class LogView(ScrollView, can_focus=True):
+    BINDINGS = [
+        Binding("end", "follow", "Follow", show=False),
+        Binding("home", "top", "Top", show=False),
+    ]
+
+    COMPONENT_CLASSES = {"log-view--match", "log-view--note"}
+
+    DEFAULT_CSS = """
+    LogView { background: $surface; scrollbar-size: 1 1; }
+    LogView > .log-view--match { background: $warning 40%; }
+    LogView > .log-view--note { color: $text-muted; text-style: italic; }
+    """
+
+    follow: reactive[bool] = reactive(True)
+    """Stick to the end as lines arrive."""
+    match_line: reactive[int | None] = reactive(None)
+    """Line of the last search hit, highlighted."""
+
+    class Loaded(Message):
+        def __init__(self, view: LogView, window: _Window) -> None:
+            super().__init__()
+            self.view = view
+            self.window = window
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, LogView.Loaded) and message.view is self.view
+
+    class Prepended(Message):
+        def __init__(self, view: LogView, added: int, generation: int) -> None:
+            super().__init__()
+            self.view = view
+            self.added = added
+            self.generation = generation
+
+    class Found(Message):
+        def __init__(
+            self, view: LogView, pattern: str, line: int | None, error: str | None
+        ) -> None:
+            super().__init__()
+            self.view = view
+            self.pattern = pattern
+            self.line = line
+            self.error = error
+
+    class Failed(Message):
+        def __init__(self, view: LogView, error: str) -> None:
+            super().__init__()
+            self.view = view
+            self.error = error
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.path: Path | None = None
+        self._reader: _Reader | None = None
+        self._window = _Window(0, 0, True, 0, [], "")
+        self._strips: OrderedDict[int, Strip] = OrderedDict()
+        self._max_width = 0
+        self._asked_older = False
+
+    # ------------------------------------------------------------ inputs
+
+    def open(self, path: Path | None) -> None:
+        """Show ``path`` (``None``: nothing), following its end."""
+        if path == self.path and self._reader is not None:
+            return
+        self._stop_reader()
+        self.path = path
+        self._window = _Window(0, 0, True, 0, [], "")
+        self._strips.clear()
+        self._max_width = 0
+        self.match_line = None
+        self.follow = True
+        self.virtual_size = Size(0, 0)
+        self.refresh()
+        if path is not None:
+            self._reader = _Reader(self, path)
+            self._reader.start()
+            self._ask()
+
+    def search(self, pattern: str, *, backwards: bool = False) -> None:
+        if self._reader is None or not pattern:
+            return
+        here = self.match_line
+        if here is None:
+            here = int(self.scroll_y) - self._offset + (self.size.height if backwards else 0)
+            here = min(here, self._window.total)
+        start = here - 1 if backwards else here + 1
+        if self.match_line is None:
+            start = here
+        self._ask(search=(pattern, start, backwards))
+
+    @property
+    def _offset(self) -> int:
+        """Rows above line 0: the 'older lines' note while the file is not fully indexed."""
+        return 0 if self._window.complete else 1
+
+    @property
+    def line_count(self) -> int:
+        return self._window.total
+
+    @property
+    def window_lines(self) -> int:
+        """Lines held in memory now (for tests: bounded whatever the file's size)."""
+        return len(self._window.lines)
+
+    # ------------------------------------------------------------ reader link
+
+    def _visible_count(self) -> int:
+        return max(1, self.size.height) + 2 * WINDOW_MARGIN
+
+    def _ask(
+        self, *, search: tuple[str, int, bool] | None = None, older: bool = False
+    ) -> None:
+        if self._reader is None:
+            return
+        top = int(self.scroll_y) - self._offset
+        start = None if self.follow else max(0, top - WINDOW_MARGIN)
+        self._reader.ask(start=start, count=self._visible_count(), search=search, older=older)
+
+    def _stop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+
+    def on_unmount(self) -> None:
+        self._stop_reader()
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._ask()
+
+    def on_log_view_loaded(self, message: LogView.Loaded) -> None:
+        message.stop()
+        if message.view is not self or self._reader is None:
+            return
+        window = message.window
+        if window.generation != self._window.generation or window.start != self._window.start:
+            self._strips.clear()
+        elif window.lines != self._window.lines[: len(window.lines)]:
+            self._strips.clear()
+        self._window = window
+        self._asked_older = False
+        widest = max((len(line) for line in window.lines), default=0)
+        self._max_width = min(MAX_RENDER_CELLS, max(self._max_width, widest))
+        height = window.total + (1 if window.partial else 0) + (0 if window.complete else 1)
+        self.virtual_size = Size(self._max_width, height)
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.refresh()
+
+    def on_log_view_prepended(self, message: LogView.Prepended) -> None:
+        message.stop()
+        if message.view is not self:
+            return
+        self._strips.clear()
+        if self.match_line is not None:
+            self.match_line += message.added
+        self.virtual_size = Size(self._max_width, self.virtual_size.height + message.added)
+        self.scroll_to(y=self.scroll_y + message.added, animate=False, immediate=True)
+
+    def on_log_view_found(self, message: LogView.Found) -> None:
+        if message.view is not self:
+            return
+        if message.line is not None:
+            self.follow = False
+            self.match_line = message.line
+            target = max(0, message.line + self._offset - self.size.height // 2)
+            self.scroll_to(y=target, animate=False, immediate=True)
+            self._ask()
+
+    # ------------------------------------------------------------ scrolling
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if round(old_value) == round(new_value):
+            return
+        if new_value < old_value and self.follow and not self.is_vertical_scroll_end:
+            self.follow = False
+        elif self.is_vertical_scroll_end and not self.follow and new_value > old_value:
+            self.follow = True
+        window = self._window
+        if not window.complete and int(new_value) <= 0 and not self._asked_older:
+            self._asked_older = True
+            self._ask(older=True)
+        top = int(new_value) - self._offset
+        if top < window.start or top + self.size.height > window.start + len(window.lines):
+            self._ask()
+        elif top - window.start < WINDOW_MARGIN // 2 or (
+            window.start + len(window.lines) - top - self.size.height < WINDOW_MARGIN // 2
+        ):
+            self._ask()
+
+    def watch_follow(self, follow: bool) -> None:
+        if follow:
+            self.match_line = None
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self._ask()
+
+    def watch_match_line(self) -> None:
+        self._strips.clear()
+        self.refresh()
+
+    def action_follow(self) -> None:
+        self.follow = True
+
+    def action_top(self) -> None:
+        self.follow = False
+        self.scroll_home(animate=False, immediate=True)
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        if self.follow:
+            self.follow = False
+
+    def action_scroll_up(self) -> None:
+        self.follow = False
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self.follow = False
+        super().action_page_up()
+
+    # ------------------------------------------------------------ rendering
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        base = self.rich_style
+        window = self._window
+        line_index = index - self._offset
+        if not window.complete and index == 0:
+            note = Text("▲ older lines: scroll up to read them", end="")
+            note.stylize(self.get_component_rich_style("log-view--note", partial=True))
+            return Strip(note.render(self.app.console)).crop_extend(0, width, base)
+        strip = self._strips.get(line_index)
+        if strip is None:
+            text = self._line_text(line_index)
+            if text is None:
+                return Strip.blank(width, base)
+            if line_index == self.match_line:
+                text.stylize(self.get_component_rich_style("log-view--match", partial=True))
+            segments = list(text.render(self.app.console))
+            strip = Strip(Segment.apply_style(segments, base))
+            self._strips[line_index] = strip
+            if len(self._strips) > _STRIP_CACHE:
+                self._strips.popitem(last=False)
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
+
+    def _line_text(self, line_index: int) -> Text | None:
+        window = self._window
+        if window.start <= line_index < window.start + len(window.lines):
+            raw = window.lines[line_index - window.start]
+        elif line_index == window.total and window.partial:
+            raw = window.partial
+        else:
+            return None
+        text = Text.from_ansi(raw[: MAX_RENDER_CELLS * 2], end="", no_wrap=True)
+        text.expand_tabs()
+        text.truncate(MAX_RENDER_CELLS)
+        return text

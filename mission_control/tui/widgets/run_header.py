@@ -1,0 +1,64 @@
+"""The run's one-line summary: plan, phase, run id, elapsed time, progress, failures.
+
+The app hands it a ``RunSummary`` (attributes down); the header only renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import RenderResult
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from ..format import duration
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    plan: str = ""
+    phase: str = ""
+    run_id: str = ""
+    elapsed: float = 0.0
+    succeeded: int = 0
+    total: int = 0
+    failed: int = 0
+    running: int = 0
+    finished: bool = False
+    ok: bool | None = None
+
+
+class RunHeader(Widget):
+    DEFAULT_CSS = """
+    RunHeader {
+        dock: top;
+        height: 1;
+        background: $panel;
+        color: $foreground;
+        padding: 0 1;
+    }
+    """
+
+    summary: reactive[RunSummary] = reactive(RunSummary, layout=False)
+    """What to show; replaced whole, so equal summaries do not repaint."""
+
+    def render(self) -> RenderResult:
+        s = self.summary
+        parts = [
+            f"[b]{_escape(s.plan)}[/b]",
+            f"[b]{_escape(s.phase or '-')}[/b]",
+            f"[$success]✔ {s.succeeded}/{s.total}[/]",
+        ]
+        if s.running:
+            parts.append(f"[$primary]▶ {s.running}[/]")
+        parts.append(f"[$error]✘ {s.failed}[/]" if s.failed else "[$text-muted]✘ 0[/]")
+        parts.append(duration(s.elapsed))
+        if s.finished:
+            parts.append("[b $success]done[/]" if s.ok else "[b $error]ended with failures[/]")
+        parts.append(f"[$text-muted]run {_escape(s.run_id)}[/]")
+        return Content.from_markup("  ".join(parts))
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", "\\[")

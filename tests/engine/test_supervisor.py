@@ -1,0 +1,506 @@
+"""The supervisor against real process trees started by the scripted agent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from mission_control.engine.supervisor import (
+    TOKEN_VAR,
+    AttemptProcess,
+    ExitStatus,
+    adopt,
+    decode_status,
+    enable_subreaper,
+    reap_orphans,
+    spawn_attempt,
+)
+from tests.helpers import agent_argv, read_pids, wait_for, wait_for_pids
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process model")
+
+GRACE = 1.0
+
+
+@pytest.fixture
+def subreaper() -> Iterator[bool]:
+    """Run the test with this process as child subreaper, as the engine runs."""
+    on = enable_subreaper()
+    yield on
+
+
+@pytest.fixture
+def no_subreaper() -> Iterator[None]:
+    """Run the test with orphans going to init: the tree must be found without us."""
+    enable_subreaper(False)
+    yield
+    enable_subreaper()
+
+
+def spawn(tmp: Path, *flags: str, env: dict[str, str] | None = None, stdin: Path | None = None) -> AttemptProcess:
+    return spawn_attempt(
+        agent_argv(*flags),
+        cwd=tmp,
+        env=env or {},
+        log_path=tmp / "attempt.log",
+        stdin_path=stdin,
+        exit_file=tmp / "attempt.exit",
+    )
+
+
+def alive(pids: list[int]) -> list[int]:
+    found = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                found.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def all_pids(roles: dict[str, list[int]]) -> list[int]:
+    return [pid for pids in roles.values() for pid in pids]
+
+
+def cpu_time(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        t = p.cpu_times()
+        total += t.user + t.system
+    return total
+
+
+# ------------------------------------------------------------------ exit status
+
+
+async def test_exit_code_is_recorded_and_written_to_the_exit_file(tmp_path: Path) -> None:
+    proc = await asyncio.to_thread(spawn, tmp_path, "--exit", "3")
+    status = await asyncio.wait_for(proc.wait(), 10)
+    assert status == ExitStatus(3, None)
+    assert proc.poll() == status
+    assert (tmp_path / "attempt.exit").read_text().strip() == "3"
+    assert proc.is_child
+
+
+async def test_a_tool_killed_by_a_signal_is_reported_as_that_signal(tmp_path: Path) -> None:
+    proc = await asyncio.to_thread(spawn, tmp_path, "--kill-self", "USR1")
+    status = await asyncio.wait_for(proc.wait(), 10)
+    assert status == ExitStatus(None, signal.SIGUSR1)
+    assert (tmp_path / "attempt.exit").read_text().strip() == str(128 + signal.SIGUSR1)
+
+
+async def test_the_wrapper_shell_killed_directly_reports_sigkill(tmp_path: Path) -> None:
+    proc = await asyncio.to_thread(spawn, tmp_path, "--sleep", "30")
+    os.kill(proc.pid, signal.SIGKILL)
+    status = await asyncio.wait_for(proc.wait(), 10)
+    assert status.signal == signal.SIGKILL and status.exit_code is None
+    assert not (tmp_path / "attempt.exit").exists()
+    await proc.terminate(GRACE)  # the orphaned agent must not outlive the test
+
+
+def test_decode_status() -> None:
+    assert decode_status(0) == ExitStatus(0, None)
+    assert decode_status(1) == ExitStatus(1, None)
+    assert decode_status(-9) == ExitStatus(None, 9)
+    assert decode_status(143) == ExitStatus(None, 15)
+    assert decode_status(128) == ExitStatus(128, None)
+    assert decode_status(255) == ExitStatus(255, None)
+    assert ExitStatus(None, 15).describe() == "killed by SIGTERM"
+    assert ExitStatus(2, None).describe() == "exited 2"
+
+
+async def test_wait_can_be_cancelled_and_awaited_again(tmp_path: Path) -> None:
+    proc = await asyncio.to_thread(spawn, tmp_path, "--sleep", "0.6", "--exit", "4")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(proc.wait(), 0.1)
+    first, second = await asyncio.gather(proc.wait(), proc.wait())
+    assert first == second == ExitStatus(4, None)
+
+
+async def test_wait_wakes_on_exit_without_polling_delay(tmp_path: Path) -> None:
+    proc = await asyncio.to_thread(spawn, tmp_path, "--sleep", "0.3")
+    started = time.monotonic()
+    await asyncio.wait_for(proc.wait(), 10)
+    assert time.monotonic() - started < 0.3 + 0.5
+
+
+# ------------------------------------------------------------------- io and env
+
+
+async def test_env_stdin_and_output_reach_the_tool_and_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INHERITED_VAR", "from-parent")
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("do the thing 'quoted' $(not run)")
+    log = tmp_path / "attempt.log"
+    log.write_text("earlier line\n")
+    env = {
+        "MC_RUN_ID": "r1",
+        "MC_PHASE": "PH1",
+        "MC_WORKSTREAM": "A",
+        "MC_WORKTREE": str(tmp_path),
+        "MC_ATTEMPT": "2",
+        "PLAN_VAR": "x y",
+    }
+    names = [*env, "INHERITED_VAR"]
+    flags = ["--echo-prompt", *(f for n in names for f in ("--print-env", n))]
+    proc = await asyncio.to_thread(spawn, tmp_path, *flags, env=env, stdin=prompt)
+    assert await asyncio.wait_for(proc.wait(), 10) == ExitStatus(0, None)
+    text = log.read_text()
+    assert text.startswith("earlier line\n"), "the log is appended to, never truncated"
+    assert "prompt: do the thing 'quoted' $(not run)" in text
+    for name, value in {**env, "INHERITED_VAR": "from-parent"}.items():
+        assert f"env {name}={value}" in text
+
+
+async def test_stderr_goes_to_the_log_and_stdin_defaults_to_devnull(tmp_path: Path) -> None:
+    code = "import sys; print('out'); print('err', file=sys.stderr); print(repr(sys.stdin.read()))"
+    proc = await asyncio.to_thread(
+        spawn_attempt,
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={},
+        log_path=tmp_path / "logs" / "a.log",
+        stdin_path=None,
+        exit_file=tmp_path / "logs" / "a.exit",
+    )
+    assert (await asyncio.wait_for(proc.wait(), 10)).ok
+    lines = (tmp_path / "logs" / "a.log").read_text().splitlines()
+    assert sorted(lines) == sorted(["out", "err", "''"])
+
+
+async def test_each_attempt_has_its_own_session_and_cwd(tmp_path: Path) -> None:
+    proc = await asyncio.to_thread(spawn, tmp_path, "--write", "made.txt=hello", "--sleep", "5")
+    try:
+        assert os.getsid(proc.pid) == proc.pid != os.getsid(0)
+        assert wait_for(lambda: (tmp_path / "made.txt").exists())
+        assert (tmp_path / "made.txt").read_text() == "hello"
+        assert abs(psutil.Process(proc.pid).create_time() - proc.create_time) < 0.01
+    finally:
+        await proc.terminate(GRACE)
+
+
+async def test_fail_first_fails_only_the_first_attempt(tmp_path: Path) -> None:
+    codes = []
+    for attempt in ("1", "2"):
+        proc = await asyncio.to_thread(spawn, tmp_path, "--fail-first", env={"MC_ATTEMPT": attempt})
+        codes.append((await asyncio.wait_for(proc.wait(), 10)).exit_code)
+    assert codes == [1, 0]
+
+
+# -------------------------------------------------------------------- terminate
+
+
+async def _check_whole_tree_is_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    proc = await asyncio.to_thread(
+        spawn,
+        tmp_path,
+        "--pid-file", str(pid_file),
+        "--children", "2",
+        "--grandchildren", "1",
+        "--daemon",
+        "--ignore-term",
+        "--forever",
+    )  # fmt: skip
+    roles = await asyncio.to_thread(
+        wait_for_pids, pid_file, {"main": 1, "child": 2, "grandchild": 2, "daemon": 1}
+    )
+    before = set(all_pids(roles)) | {proc.pid}
+    assert len(before) == 7
+    daemon = roles["daemon"][0]
+    assert os.getsid(daemon) == daemon != proc.pid, "the daemon left the attempt's session"
+
+    started = time.monotonic()
+    result = await proc.terminate(GRACE)
+    took = time.monotonic() - started
+
+    assert result.survivors == () and result.clean
+    assert set(result.terminated) == before, "TERM went to every process of the tree"
+    assert set(all_pids(roles)) <= set(result.killed), "all of them ignored TERM"
+    assert alive(sorted(before)) == []
+    assert GRACE <= took < GRACE + 8
+    # The shell outlived the tool, so it recorded how the tool ended.
+    assert result.status == ExitStatus(None, signal.SIGKILL)
+    assert await asyncio.wait_for(proc.wait(), 5) == ExitStatus(None, signal.SIGKILL)
+    assert (tmp_path / "attempt.exit").read_text().strip() == "137"
+
+
+async def test_terminate_kills_a_term_ignoring_tree_and_its_daemon(
+    tmp_path: Path, subreaper: bool
+) -> None:
+    await _check_whole_tree_is_killed(tmp_path)
+
+
+async def test_terminate_finds_the_daemon_without_a_subreaper(
+    tmp_path: Path, no_subreaper: None
+) -> None:
+    await _check_whole_tree_is_killed(tmp_path)
+
+
+async def test_tree_lists_every_process_and_remembers_the_daemon(
+    tmp_path: Path, subreaper: bool
+) -> None:
+    pid_file = tmp_path / "pids"
+    proc = await asyncio.to_thread(
+        spawn, tmp_path, "--pid-file", str(pid_file), "--children", "1", "--grandchildren", "2",
+        "--daemon", "--forever",
+    )  # fmt: skip
+    try:
+        roles = await asyncio.to_thread(
+            wait_for_pids, pid_file, {"main": 1, "child": 1, "grandchild": 2, "daemon": 1}
+        )
+        tree = await asyncio.to_thread(proc.tree)
+        assert {p.pid for p in tree} == set(all_pids(roles)) | {proc.pid}
+        assert tree[0].pid == proc.pid, "parents come first"
+        cheap = await asyncio.to_thread(proc.members)
+        assert {p.pid for p in cheap} == {p.pid for p in tree}
+        daemon = psutil.Process(roles["daemon"][0])
+        assert daemon.environ().get(TOKEN_VAR), "the attempt's token marks its processes"
+    finally:
+        result = await proc.terminate(GRACE)
+    assert result.clean and result.killed == ()
+    assert result.status == ExitStatus(None, signal.SIGTERM)
+
+
+async def test_terminate_a_cooperative_tree_needs_no_kill(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    proc = await asyncio.to_thread(
+        spawn, tmp_path, "--pid-file", str(pid_file), "--children", "2", "--forever"
+    )
+    roles = await asyncio.to_thread(wait_for_pids, pid_file, {"main": 1, "child": 2})
+    started = time.monotonic()
+    result = await proc.terminate(10.0)
+    assert time.monotonic() - started < 3.0, "no need to wait out the grace period"
+    assert result.killed == () and result.clean
+    assert alive(all_pids(roles) + [proc.pid]) == []
+    assert result.status == ExitStatus(None, signal.SIGTERM)
+
+
+async def test_terminate_after_exit_is_harmless(tmp_path: Path) -> None:
+    proc = await asyncio.to_thread(spawn, tmp_path, "--exit", "0")
+    await asyncio.wait_for(proc.wait(), 10)
+    result = await proc.terminate(GRACE)
+    assert result.terminated == () and result.killed == () and result.clean
+    assert result.status == ExitStatus(0, None)
+
+
+async def test_terminate_with_zero_grace_kills_at_once(tmp_path: Path) -> None:
+    proc = await asyncio.to_thread(spawn, tmp_path, "--ignore-term", "--forever")
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    result = await proc.terminate(0.0)
+    assert time.monotonic() - started < 3.0
+    assert result.clean and result.status is not None and result.status.signal == signal.SIGKILL
+
+
+# ------------------------------------------------------------------ pause/resume
+
+
+async def test_pause_stops_the_whole_tree_and_resume_continues_it(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    log = tmp_path / "attempt.log"
+    proc = await asyncio.to_thread(
+        spawn, tmp_path, "--pid-file", str(pid_file), "--children", "1", "--child-busy",
+        "--lines", "-1", "--rate", "50",
+    )  # fmt: skip
+    try:
+        roles = await asyncio.to_thread(wait_for_pids, pid_file, {"main": 1, "child": 1})
+        assert await asyncio.to_thread(wait_for, lambda: log.stat().st_size > 200)
+
+        stopped = await asyncio.to_thread(proc.pause)
+        assert set(stopped) == set(all_pids(roles)) | {proc.pid}
+        assert proc.paused
+        tree = [psutil.Process(pid) for pid in stopped]
+        await asyncio.sleep(0.2)  # let the signals land
+        size, cpu = log.stat().st_size, cpu_time(tree)
+        assert {p.status() for p in tree} == {psutil.STATUS_STOPPED}
+        await asyncio.sleep(1.0)
+        assert log.stat().st_size == size, "a paused agent writes nothing"
+        assert cpu_time(tree) == pytest.approx(cpu, abs=0.02), "a paused tree uses no CPU"
+        assert proc.active_seconds() < time.monotonic() - (tmp_path / "pids").stat().st_mtime
+
+        await asyncio.to_thread(proc.resume)
+        assert not proc.paused
+        assert await asyncio.to_thread(wait_for, lambda: log.stat().st_size > size + 100, 5)
+        assert await asyncio.to_thread(wait_for, lambda: cpu_time(tree) > cpu + 0.05, 5)
+        assert psutil.STATUS_STOPPED not in {p.status() for p in tree}
+    finally:
+        result = await proc.terminate(GRACE)
+    assert result.clean
+
+
+async def test_terminate_ends_a_paused_tree(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    proc = await asyncio.to_thread(
+        spawn, tmp_path, "--pid-file", str(pid_file), "--children", "1", "--forever"
+    )
+    roles = await asyncio.to_thread(wait_for_pids, pid_file, {"main": 1, "child": 1})
+    await asyncio.to_thread(proc.pause)
+    started = time.monotonic()
+    result = await proc.terminate(5.0)
+    assert time.monotonic() - started < 3.0, "TERM is handled once the tree is continued"
+    assert result.clean and result.killed == ()
+    assert alive(all_pids(roles)) == []
+
+
+async def test_paused_time_does_not_count_as_active(tmp_path: Path) -> None:
+    proc = await asyncio.to_thread(spawn, tmp_path, "--forever")
+    try:
+        await asyncio.to_thread(proc.pause)
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(proc.resume)
+        await asyncio.sleep(0.1)
+        assert proc.active_seconds() < 0.45
+    finally:
+        await proc.terminate(GRACE)
+
+
+# ------------------------------------------------------------------------ adopt
+
+
+_FOREIGN = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from mission_control.engine.supervisor import spawn_attempt
+    tmp = Path(sys.argv[1])
+    proc = spawn_attempt(
+        sys.argv[2:], cwd=tmp, env={}, log_path=tmp / "attempt.log",
+        stdin_path=None, exit_file=tmp / "attempt.exit",
+    )
+    print(json.dumps({"pid": proc.pid, "create_time": proc.create_time}))
+    """
+)
+
+
+def spawn_foreign(tmp: Path, *flags: str) -> tuple[int, float]:
+    """Start an attempt from another, short-lived mission-control process."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FOREIGN, str(tmp), *agent_argv(*flags)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    info = json.loads(out.stdout)
+    return int(info["pid"]), float(info["create_time"])
+
+
+async def test_adopt_waits_for_a_process_that_is_not_our_child(
+    tmp_path: Path, no_subreaper: None
+) -> None:
+    pid, create_time = await asyncio.to_thread(spawn_foreign, tmp_path, "--sleep", "1", "--exit", "7")
+    assert psutil.Process(pid).ppid() != os.getpid()
+    proc = adopt(pid, create_time, tmp_path / "attempt.exit")
+    assert proc is not None and not proc.is_child
+    started = time.monotonic()
+    status = await asyncio.wait_for(proc.wait(), 10)
+    assert status == ExitStatus(7, None)
+    assert time.monotonic() - started < 2.0
+
+
+async def test_adopt_reparented_to_us_reaps_it(tmp_path: Path, subreaper: bool) -> None:
+    pid, create_time = await asyncio.to_thread(spawn_foreign, tmp_path, "--sleep", "0.5", "--exit", "5")
+    if subreaper:
+        assert psutil.Process(pid).ppid() == os.getpid()
+    proc = adopt(pid, create_time, tmp_path / "attempt.exit")
+    assert proc is not None and not proc.is_child
+    assert await asyncio.wait_for(proc.wait(), 10) == ExitStatus(5, None)
+    assert not psutil.pid_exists(pid), "the zombie was reaped"
+
+
+async def test_adopt_then_terminate_a_foreign_tree(tmp_path: Path, no_subreaper: None) -> None:
+    pid_file = tmp_path / "pids"
+    pid, create_time = await asyncio.to_thread(
+        spawn_foreign, tmp_path, "--pid-file", str(pid_file), "--children", "1", "--daemon",
+        "--ignore-term", "--forever",
+    )  # fmt: skip
+    roles = await asyncio.to_thread(
+        wait_for_pids, pid_file, {"main": 1, "child": 1, "daemon": 1}
+    )
+    proc = adopt(pid, create_time, tmp_path / "attempt.exit")
+    assert proc is not None
+    waiter = asyncio.ensure_future(proc.wait())
+    result = await proc.terminate(GRACE)
+    assert result.clean
+    assert alive(all_pids(roles) + [pid]) == []
+    assert await asyncio.wait_for(waiter, 5) == ExitStatus(None, signal.SIGKILL)
+
+
+async def test_adopt_refuses_a_gone_or_different_process(tmp_path: Path) -> None:
+    proc = await asyncio.to_thread(spawn, tmp_path, "--exit", "0")
+    await asyncio.wait_for(proc.wait(), 10)
+    assert adopt(proc.pid, proc.create_time, tmp_path / "attempt.exit") is None
+    me = psutil.Process()
+    assert adopt(me.pid, me.create_time() - 100, tmp_path / "attempt.exit") is None
+
+
+async def test_adopt_with_no_exit_file_reports_unknown(tmp_path: Path, no_subreaper: None) -> None:
+    pid, create_time = await asyncio.to_thread(spawn_foreign, tmp_path, "--forever")
+    proc = adopt(pid, create_time, tmp_path / "attempt.exit")
+    assert proc is not None
+    waiter = asyncio.ensure_future(proc.wait())
+    await asyncio.sleep(0.2)
+    assert not waiter.done()
+    os.kill(pid, signal.SIGKILL)  # the shell dies before it can write the file
+    status = await asyncio.wait_for(waiter, 5)
+    assert status == ExitStatus(None, None)
+    await proc.terminate(GRACE)
+
+
+# ------------------------------------------------------------------------ reaping
+
+
+async def test_orphans_reparented_to_us_are_reaped(tmp_path: Path, subreaper: bool) -> None:
+    if not subreaper:
+        pytest.skip("needs a child subreaper (Linux)")
+    pid_file = tmp_path / "pids"
+    proc = await asyncio.to_thread(
+        spawn, tmp_path, "--pid-file", str(pid_file), "--children", "1", "--daemon",
+        "--child-sleep", "0.8",
+    )  # fmt: skip
+    roles = await asyncio.to_thread(wait_for_pids, pid_file, {"child": 1, "daemon": 1})
+    await asyncio.to_thread(proc.tree)  # the daemon has left the session: remember it
+    assert await asyncio.wait_for(proc.wait(), 10) == ExitStatus(0, None)
+    orphans = [roles["child"][0], roles["daemon"][0]]
+
+    def zombies_of_ours() -> bool:
+        try:
+            return all(
+                psutil.Process(p).ppid() == os.getpid()
+                and psutil.Process(p).status() == psutil.STATUS_ZOMBIE
+                for p in orphans
+            )
+        except psutil.NoSuchProcess:
+            return False
+
+    assert await asyncio.to_thread(wait_for, zombies_of_ours, 10)
+    # A child of ours that someone else will wait for must keep its status.
+    other = subprocess.Popen(["/bin/sh", "-c", "exit 5"])
+    assert await asyncio.to_thread(
+        wait_for, lambda: psutil.Process(other.pid).status() == psutil.STATUS_ZOMBIE
+    )
+    reaped = await asyncio.to_thread(reap_orphans)
+    assert sorted(reaped) == sorted(orphans)
+    assert not any(psutil.pid_exists(p) for p in orphans)
+    assert other.wait(5) == 5
+
+
+def test_read_pids_helper(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    pid_file.write_text('{"role": "main", "pid": 1}\n{"role": "child", "pid": 2}\n')
+    assert read_pids(pid_file) == {"main": [1], "child": [2]}

@@ -1,0 +1,206 @@
+"""The app's views over a fixed run: table, filters, panes, selection, live updates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mission_control.engine import events as ev
+from mission_control.engine.states import WsState
+from mission_control.tui.app import MissionControlApp, build_app
+from mission_control.tui.widgets.log_pane import LogPane
+from mission_control.tui.widgets.workstream_table import StatusFilter
+from tests.tui.static_engine import RUN_ID, T0, StaticEngine, demo_snapshot, wide_snapshot
+
+
+def _app(logs: Path | None = None) -> tuple[MissionControlApp, StaticEngine]:
+    engine = StaticEngine(demo_snapshot(logs))
+    return build_app(engine, None, run_engine=False, clock=lambda: T0), engine
+
+
+async def test_table_lists_every_workstream_and_selection_reaches_dag_and_pane(
+    demo_logs: Path,
+) -> None:
+    app, _ = _app(demo_logs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.table.row_count == 10
+        # the first running workstream is selected at start
+        assert app.selected_task == "PH-07::WS-07B"
+        assert app.dag.selected == "PH-07::WS-07B"
+        await pilot.press("down")
+        await pilot.pause()
+        assert app.selected_task == "PH-07::WS-07C"
+        assert app.dag.selected == "PH-07::WS-07C"
+        # the unpinned pane follows the cursor
+        assert app.panes[0].task_id == "PH-07::WS-07C"
+
+
+async def test_text_and_status_filters(demo_logs: Path) -> None:
+    app, _ = _app(demo_logs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f")
+        await pilot.press(*"loader")
+        await pilot.pause()
+        assert app.table.visible_tasks == ["PH-07::WS-07D"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.table.row_count == 10
+        await pilot.press("v")  # active
+        await pilot.pause()
+        assert app.table.status_filter is StatusFilter.ACTIVE
+        assert set(app.table.visible_tasks) == {"PH-07::WS-07B", "PH-07::WS-07E", "PH-07::WS-07F"}
+        await pilot.press("v")  # failed
+        await pilot.pause()
+        assert set(app.table.visible_tasks) == {
+            "PH-07::WS-07D",
+            "PH-07::WS-07H",
+            "PH-07::WS-07J",
+        }
+
+
+async def test_live_update_changes_only_changed_cells_and_keeps_cursor(demo_logs: Path) -> None:
+    app, engine = _app(demo_logs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("down", "down", "down")  # WS-07E
+        await pilot.pause()
+        assert app.selected_task == "PH-07::WS-07E"
+        table = app.table
+        before = {
+            (row, col): table.get_cell(row, col).plain
+            for row in table.visible_tasks
+            for col in ("status", "cpu", "name")
+        }
+        writes: list[tuple[str, str]] = []
+        original = table.update_cell
+
+        def spy(row_key: object, column_key: object, value: object, **kw: object) -> None:
+            writes.append((str(getattr(row_key, "value", row_key)), str(column_key)))
+            original(row_key, column_key, value, **kw)  # type: ignore[arg-type]
+
+        table.update_cell = spy  # type: ignore[method-assign]
+        engine.sample("PH-07::WS-07B", 88.0, 200 << 20)
+        await pilot.pause()
+        assert set(writes) == {("PH-07::WS-07B", "cpu"), ("PH-07::WS-07B", "mem")}
+        assert table.get_cell("PH-07::WS-07B", "cpu").plain == "88%"
+        engine.publish(
+            ev.WorkstreamStateChanged(
+                RUN_ID, "PH-07::WS-07C", WsState.PENDING, WsState.QUEUED, T0
+            )
+        )
+        await pilot.pause()
+        assert table.get_cell("PH-07::WS-07C", "status").plain == "◌ queued"
+        assert app.selected_task == "PH-07::WS-07E"
+        assert table.selected_task == "PH-07::WS-07E"
+        assert before[("PH-07::WS-07E", "name")] == table.get_cell("PH-07::WS-07E", "name").plain
+
+
+async def test_sorting_keeps_the_cursor_on_the_same_workstream(demo_logs: Path) -> None:
+    app, _ = _app(demo_logs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("down", "down")
+        await pilot.pause()
+        chosen = app.selected_task
+        app.table.sort_by("status", reverse=True)
+        await pilot.pause()
+        assert app.table.selected_task == chosen
+        assert app.table.visible_tasks[0] != "PH-07::WS-07A"
+
+
+async def test_panes_add_close_and_choose(demo_logs: Path) -> None:
+    app, _ = _app(demo_logs)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await pilot.press("a")
+        await pilot.pause()
+        assert len(app.panes) == 2
+        assert app.active_pane is app.panes[1]
+        assert app.panes[1].task_id == "PH-07::WS-07B"
+        # the new pane is pinned: moving the cursor does not move it
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert app.panes[1].task_id == "PH-07::WS-07B"
+        assert app.panes[0].task_id == "PH-07::WS-07D"
+        # enter shows the cursor's workstream in the active pane
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.panes[1].task_id == "PH-07::WS-07D"
+        await pilot.press("a", "a", "a")
+        await pilot.pause()
+        assert len(app.panes) == 4  # at most four
+        assert app.query_one("#logs").has_class("-stacked") is False
+        await pilot.press("x")
+        await pilot.pause()
+        assert len(app.panes) == 3
+
+
+async def test_panes_stack_on_a_narrow_terminal(demo_logs: Path) -> None:
+    app, _ = _app(demo_logs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.query_one("#logs").has_class("-stacked")
+        panes = app.query(LogPane)
+        assert panes[0].region.y < panes[1].region.y
+
+
+async def test_log_pane_shows_the_log_and_search_finds_matches(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lines = [f"line {i}" + (" NEEDLE" if i in (40, 150) else "") for i in range(300)]
+    (logs / "WS-07B.log").write_text("\n".join(lines) + "\n")
+    app, _ = _app(logs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.panes[0].log_view
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if view.line_count == 300:
+                break
+        assert view.line_count == 300
+        assert view.follow
+        view.focus()
+        await pilot.press("slash", *"needle", "enter")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if view.match_line is not None:
+                break
+        assert view.match_line in (40, 150)
+        first = view.match_line
+        assert not view.follow
+        await pilot.press("n")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if view.match_line != first:
+                break
+        assert {first, view.match_line} == {40, 150}
+        await pilot.press("end")
+        await pilot.pause()
+        assert view.follow
+
+
+async def test_dag_scrolls_for_a_large_phase() -> None:
+    engine = StaticEngine(wide_snapshot(44))
+    app = build_app(engine, None, run_engine=False, clock=lambda: T0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.dag.virtual_size.height > app.dag.size.height
+        nodes = app.dag._layout.nodes
+        last = max(nodes, key=lambda n: nodes[n].row)
+        assert nodes[last].row >= app.dag.size.height
+        app.table.select(last)
+        await pilot.pause()
+        assert app.dag.selected == last
+        assert app.dag.scroll_y > 0
+
+
+async def test_notifications_on_failure_and_run_end(demo_logs: Path) -> None:
+    app, engine = _app(demo_logs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        engine.publish(
+            ev.WorkstreamStateChanged(
+                RUN_ID, "PH-07::WS-07B", WsState.RUNNING, WsState.TIMED_OUT, T0, "timed out"
+            )
+        )
+        engine.publish(ev.RunFinished(RUN_ID, False, T0))
+        await pilot.pause()
+        titles = [n.title for n in app._notifications]
+        assert "PH-07::WS-07B timed out" in titles
+        assert "Run finished" in titles

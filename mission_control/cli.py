@@ -13,6 +13,7 @@ usage errors, as argparse does), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import shutil
@@ -50,9 +51,7 @@ def _common() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="show tracebacks for errors",
     )
-    common.add_argument(
-        "--version", action="version", version=f"mission-control {__version__}"
-    )
+    common.add_argument("--version", action="version", version=f"mission-control {__version__}")
     return common
 
 
@@ -81,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="print the result as JSON")
     validate.set_defaults(handler=_cmd_validate)
 
-    # Further commands register here the same way, each with parents=[common] and a
-    # handler `_cmd_<name>(args) -> int`: run, status, logs, resume, attach, tui, demo,
-    # conflicts, clean.
+    # The commands that run plans and read runs live in their own module.
+    from . import commands as run_commands
+
+    run_commands.register(commands, common)
     return parser
 
 
@@ -140,10 +140,8 @@ def run() -> None:
 def _tolerate_unencodable(stream: TextIO) -> None:
     """A plan may hold characters the terminal cannot show: escape them, never crash."""
     if isinstance(stream, io.TextIOWrapper):
-        try:
+        with contextlib.suppress(ValueError, io.UnsupportedOperation):
             stream.reconfigure(errors="backslashreplace")
-        except (ValueError, io.UnsupportedOperation):  # pragma: no cover - closed/odd stream
-            pass
 
 
 # ---------------------------------------------------------------- validate

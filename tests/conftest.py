@@ -72,7 +72,9 @@ class GitRepo:
             check=False,
         )
         if proc.returncode != 0:
-            raise AssertionError(f"git {' '.join(args)} failed in {cwd or self.path}: {proc.stderr}")
+            raise AssertionError(
+                f"git {' '.join(args)} failed in {cwd or self.path}: {proc.stderr}"
+            )
         return proc.stdout.strip()
 
     def commit_file(self, name: str, text: str, message: str | None = None) -> str:

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,10 +31,11 @@ from .bus import EventBus
 from .events import Event, ProcessSample
 from .finish import FinishContext, finish_workstream
 from .metrics import LogActivity, MetricsSampler
+from .recovery import Restored, exit_file_for, restore_run
 from .scheduler import Decision, PlanGraph, decide
 from .snapshot import PhaseView, RunSnapshot, WorkstreamView
 from .states import ACTIVE, DONE_FOR_DEPENDENTS, FAILED_STATES, TERMINAL, WsState
-from .supervisor import AttemptProcess, adopt, enable_subreaper, spawn_attempt
+from .supervisor import AttemptProcess, ExitStatus, enable_subreaper, spawn_attempt
 from .tools import render_command, resolve_executable
 
 T = TypeVar("T")
@@ -91,7 +92,8 @@ class _Runtime:
     last_output_at: float = 0.0
     stalled: bool = False
     adopted: AttemptProcess | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    ended: ExitStatus | None = None
+    """An attempt that ended while no mission-control watched it (resume)."""
 
 
 class Engine:
@@ -163,7 +165,10 @@ class Engine:
         self._loop = asyncio.get_running_loop()
         enable_subreaper()
         me = psutil.Process()
-        await self._db(self._open_run)
+        resumed = await self._db(self._open_run)
+        if resumed:
+            restored = await asyncio.to_thread(restore_run, self.store, self.run_id)
+            await self._apply_restored(restored)
         await self._db(self.store.claim_owner, self.run_id, os.getpid(), me.create_time())
         self._outside = await asyncio.to_thread(self._resolve_outside)
         self._publish(ev.RunStarted(self.run_id, str(self.plan.path), self._clock()))
@@ -176,8 +181,10 @@ class Engine:
             self._sampler.stop()
             tasks = [rt.task for rt in self._rt.values() if rt.task is not None]
             if self._detaching:
-                for task in tasks:
-                    task.cancel()
+                # Agents keep running; git work in progress is let finish.
+                for rt in self._rt.values():
+                    if rt.task is not None and rt.proc is not None:
+                        rt.task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -279,6 +286,9 @@ class Engine:
             if rt.adopted is not None:
                 proc, rt.adopted = rt.adopted, None
                 await self._supervise(rt, proc)
+            elif rt.ended is not None:
+                status, rt.ended = rt.ended, None
+                await self._after_exit(rt, status)
             else:
                 await self._prepare_and_run(rt)
         except MissionControlError as err:
@@ -316,6 +326,9 @@ class Engine:
         if rt.fresh:
             await asyncio.to_thread(worktrees.reset_worktree, prepared.path, prepared.base_commit)
             rt.fresh = False
+        if self._detaching:
+            await self._set_state(ws.task_id, WsState.PENDING, "")
+            return
         if self._cancelling or rt.stop_as is not None:
             await self._end_stopped(rt)
             return
@@ -355,7 +368,7 @@ class Engine:
             env=command.env,
             log_path=log_path,
             stdin_path=command.stdin_path,
-            exit_file=_exit_file(log_path),
+            exit_file=exit_file_for(log_path),
         )
         now = self._clock()
         await self._db(
@@ -398,6 +411,11 @@ class Engine:
         if self._sampler is not None:
             self._sampler.unwatch(ws.task_id)
         rt.proc = None
+        await self._after_exit(rt, status)
+
+    async def _after_exit(self, rt: _Runtime, status: ExitStatus) -> None:
+        """Record an attempt's end, then finish the workstream or fail it."""
+        ws = rt.ws
         now = self._clock()
         stopped = rt.stop_as
         attempt_status = (
@@ -720,30 +738,63 @@ class Engine:
 
     # ----------------------------------------------------------- adoption
 
+    async def _apply_restored(self, restored: dict[str, Restored]) -> None:
+        now = self._clock()
+        for task_id, r in restored.items():
+            rt = self._rt.get(task_id)
+            if rt is None:
+                continue
+            rt.attempt = r.attempt
+            rt.worktree = r.worktree
+            rt.base_commit = r.base_commit
+            rt.log_path = r.log_path
+            rt.adopted = r.adopted
+            rt.ended = r.ended
+            if r.adopted is not None and r.log_path is not None:
+                started = r.started_at or now
+                rt.remaining = max(0.0, rt.ws.timeout_seconds - (now - started))
+                self._publish(
+                    ev.AttemptStarted(
+                        self.run_id,
+                        task_id,
+                        rt.attempt,
+                        r.adopted.pid,
+                        str(r.log_path),
+                        (),
+                        started,
+                    )
+                )
+            if r.state is not rt.state:
+                await self._set_state(task_id, r.state, r.detail)
+
     async def _adopt_survivors(self) -> None:
         """On resume: take back attempts whose processes outlived the last mission-control."""
         for rt in self._rt.values():
-            if rt.adopted is not None:
+            if rt.adopted is not None or rt.ended is not None:
                 rt.task = asyncio.create_task(self._run_workstream(rt), name=rt.ws.task_id)
 
     # ------------------------------------------------------------ plumbing
 
-    def _open_run(self) -> None:
-        rows = [
-            WorkstreamRow.from_workstream(rt.ws) for rt in self._rt.values()
-        ]
-        if self.store.get_run(self.run_id) is None:
-            self.store.create_run(
-                self.run_id,
-                str(self.plan.path),
-                self.plan.name,
-                {
-                    "phase": self.options.phase,
-                    "max_parallel": self.options.max_parallel,
-                    "keep_going": self.options.keep_going,
-                },
-                rows,
-            )
+    def _open_run(self) -> bool:
+        """Create the run in the store, or reopen it; True when it existed (a resume)."""
+        existing = self.store.get_run(self.run_id)
+        if existing is not None:
+            if existing.finished:
+                self.store.reopen_run(self.run_id, self._clock())
+            return True
+        rows = [WorkstreamRow.from_workstream(rt.ws) for rt in self._rt.values()]
+        self.store.create_run(
+            self.run_id,
+            str(self.plan.path),
+            self.plan.name,
+            {
+                "phase": self.options.phase,
+                "max_parallel": self.options.max_parallel,
+                "keep_going": self.options.keep_going,
+            },
+            rows,
+        )
+        return False
 
     async def _set_state(self, task_id: str, state: WsState, detail: str = "") -> None:
         rt = self._rt[task_id]
@@ -807,13 +858,9 @@ _STOP_DETAIL = {
 }
 
 
-def _exit_file(log_path: Path) -> Path:
-    return log_path.with_suffix(".exit")
-
-
 def _minutes(minutes: float) -> str:
     seconds = minutes * 60
     return f"{seconds:.0f}s" if seconds < 120 else f"{minutes:g}m"
 
 
-__all__ = ["Engine", "RunOptions", "adopt"]
+__all__ = ["Engine", "RunOptions"]

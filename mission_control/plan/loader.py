@@ -240,9 +240,10 @@ class _Builder:
         self.broken_tools: set[str] = set()
         self.phases: list[_PhaseDraft] = []
         self._repos: dict[Path, RepoRefs | RepoCheckError] = {}
-        self._paths: dict[tuple[str, KeyPath], Path | None] = {}
+        self._paths: dict[str, Path | PathExpansionError] = {}
         self._files: dict[Path, str | None] = {}
         self._checks: dict[int, list[Check] | None] = {}
+        self._by_id: dict[str, _PhaseDraft] | None = None
 
     # ------------------------------------------------------------ reporting
 
@@ -804,18 +805,16 @@ class _Builder:
                     )
 
     def _path(self, draft: _Draft, text: str, path: KeyPath) -> Path | None:
-        """Expand a path; one written under ``defaults:`` is expanded (and reported) once."""
-        key = (text, path)
-        if key in self._paths:
-            result = self._paths[key]
-        else:
+        """Expand a path (each distinct text once); report a failure where it was written."""
+        if text not in self._paths:
             try:
-                result = expand_path(text, self.folder, self.environ)
+                self._paths[text] = expand_path(text, self.folder, self.environ)
             except PathExpansionError as exc:
-                self.problem(path, str(exc), exc.hint)
-                result = None
-            if path[0] == "defaults":
-                self._paths[key] = result
+                self._paths[text] = exc
+        result = self._paths[text]
+        if isinstance(result, PathExpansionError):
+            self.problem(path, str(result), result.hint)
+            result = None
         if result is None:
             draft.ok = False
         return result
@@ -995,9 +994,13 @@ class _Builder:
                 qualified.append(target)
         draft.kwargs["depends_on"] = qualified
 
+    def _phases_by_id(self) -> dict[str, _PhaseDraft]:
+        if self._by_id is None:
+            self._by_id = {p.id: p for p in self.phases if p.id is not None}
+        return self._by_id
+
     def _dependency(self, phase: _PhaseDraft, own: str, dep: str, path: KeyPath) -> str | None:
-        by_id = {p.id: p for p in self.phases if p.id is not None}
-        all_ids = [f"{p.id}::{w}" for p in self.phases if p.id for w in p.ids]
+        by_id = self._phases_by_id()
         shape_hint = (
             "write WS-ID for a workstream of this phase,"
             " or PHASE::WS-ID for one of an earlier phase"
@@ -1011,6 +1014,7 @@ class _Builder:
             if target_phase is not None and ws_part in target_phase.written - set(target_phase.ids):
                 return None  # its id is reported as unusable already
             if target_phase is None or ws_part not in target_phase.ids:
+                all_ids = [f"{p.id}::{w}" for p in self.phases if p.id for w in p.ids]
                 close = _close(dep, all_ids)
                 self.problem(
                     path,

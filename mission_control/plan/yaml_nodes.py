@@ -41,6 +41,8 @@ MAX_NODES = 1_000_000
 _STD_TAG = "tag:yaml.org,2002:"
 _MERGE_TAG = _STD_TAG + "merge"
 _STR_TAG = _STD_TAG + "str"
+_INT_TAG = _STD_TAG + "int"
+_DECIMAL = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
 _SCALAR_TAGS = frozenset(
     _STD_TAG + t for t in ("null", "bool", "int", "float", "str", "timestamp", "binary")
 )
@@ -145,6 +147,8 @@ class _Walker:
         tag = node.tag
         if tag == _STR_TAG or tag == "!":
             return node.value
+        if tag == _INT_TAG and _DECIMAL.match(node.value):
+            return int(node.value)  # the common case, without the constructor's detour
         if tag not in _SCALAR_TAGS:
             self._check_tag(node, path, _SCALAR_TAGS)
             return node.value

@@ -11,6 +11,7 @@ CLI and the tests alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import time
@@ -27,7 +28,7 @@ from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Input
-from textual.worker import Worker, get_current_worker
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, get_current_worker
 
 from ..engine import events as ev
 from ..engine.snapshot import RunSnapshot, WorkstreamView, apply_event
@@ -616,14 +617,26 @@ class MissionControlApp(App[AppResult]):
         if not self._engine_done and self._run_engine:
             if result == "detach":
                 self.notify("leaving the agents running…", timeout=3)
+            elif result == "stopped":
+                self.notify("stopping every workstream…", timeout=5)
+            await self._end_engine(detach=result == "detach")
+        self.exit(result)
+
+    async def _end_engine(self, *, detach: bool) -> None:
+        """Ask the engine to end its run and wait for ``run()`` to return.
+
+        The request is repeated while the run goes on: both commands are idempotent,
+        and a repeat wakes a main loop that went back to sleep just before the last
+        workstream's task finished.
+        """
+        worker = self._engine_worker
+        while worker is not None and not worker.is_finished:
+            if detach:
                 await self.engine.detach()
             else:
-                if result == "stopped":
-                    self.notify("stopping every workstream…", timeout=5)
                 await self.engine.cancel(kill=False)
-            if self._engine_worker is not None:
-                await self._engine_worker.wait()
-        self.exit(result)
+            with contextlib.suppress(TimeoutError, WorkerFailed, WorkerCancelled):
+                await asyncio.wait_for(asyncio.shield(worker.wait()), 1.0)
 
     # ------------------------------------------------------------ palette
 

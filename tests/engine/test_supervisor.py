@@ -48,8 +48,24 @@ def no_subreaper() -> Iterator[None]:
     enable_subreaper()
 
 
-def spawn(tmp: Path, *flags: str, env: dict[str, str] | None = None, stdin: Path | None = None) -> AttemptProcess:
-    return spawn_attempt(
+_started: list[tuple[int, float, Path]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers() -> Iterator[None]:
+    """Whatever a test leaves running (say, after a failed assert) is ended here."""
+    yield
+    while _started:
+        pid, create_time, exit_file = _started.pop()
+        proc = adopt(pid, create_time, exit_file)
+        if proc is not None:
+            proc.terminate_blocking(0.0)
+
+
+def spawn(
+    tmp: Path, *flags: str, env: dict[str, str] | None = None, stdin: Path | None = None
+) -> AttemptProcess:
+    proc = spawn_attempt(
         agent_argv(*flags),
         cwd=tmp,
         env=env or {},
@@ -57,6 +73,8 @@ def spawn(tmp: Path, *flags: str, env: dict[str, str] | None = None, stdin: Path
         stdin_path=stdin,
         exit_file=tmp / "attempt.exit",
     )
+    _started.append((proc.pid, proc.create_time, proc.exit_file))
+    return proc
 
 
 def alive(pids: list[int]) -> list[int]:
@@ -222,7 +240,7 @@ async def _check_whole_tree_is_killed(tmp_path: Path) -> None:
     before = set(all_pids(roles)) | {proc.pid}
     assert len(before) == 7
     daemon = roles["daemon"][0]
-    assert os.getsid(daemon) == daemon != proc.pid, "the daemon left the attempt's session"
+    assert os.getsid(daemon) != proc.pid, "the daemon left the attempt's session"
 
     started = time.monotonic()
     result = await proc.terminate(GRACE)
@@ -286,7 +304,7 @@ async def test_terminate_a_cooperative_tree_needs_no_kill(tmp_path: Path) -> Non
     result = await proc.terminate(10.0)
     assert time.monotonic() - started < 3.0, "no need to wait out the grace period"
     assert result.killed == () and result.clean
-    assert alive(all_pids(roles) + [proc.pid]) == []
+    assert alive([*all_pids(roles), proc.pid]) == []
     assert result.status == ExitStatus(None, signal.SIGTERM)
 
 
@@ -317,6 +335,7 @@ async def test_pause_stops_the_whole_tree_and_resume_continues_it(tmp_path: Path
         spawn, tmp_path, "--pid-file", str(pid_file), "--children", "1", "--child-busy",
         "--lines", "-1", "--rate", "50",
     )  # fmt: skip
+    spawned_at = time.monotonic()
     try:
         roles = await asyncio.to_thread(wait_for_pids, pid_file, {"main": 1, "child": 1})
         assert await asyncio.to_thread(wait_for, lambda: log.stat().st_size > 200)
@@ -331,7 +350,7 @@ async def test_pause_stops_the_whole_tree_and_resume_continues_it(tmp_path: Path
         await asyncio.sleep(1.0)
         assert log.stat().st_size == size, "a paused agent writes nothing"
         assert cpu_time(tree) == pytest.approx(cpu, abs=0.02), "a paused tree uses no CPU"
-        assert proc.active_seconds() < time.monotonic() - (tmp_path / "pids").stat().st_mtime
+        assert proc.active_seconds() < time.monotonic() - spawned_at - 1.0, "paused is not active"
 
         await asyncio.to_thread(proc.resume)
         assert not proc.paused
@@ -397,13 +416,16 @@ def spawn_foreign(tmp: Path, *flags: str) -> tuple[int, float]:
         timeout=30,
     )
     info = json.loads(out.stdout)
+    _started.append((int(info["pid"]), float(info["create_time"]), tmp / "attempt.exit"))
     return int(info["pid"]), float(info["create_time"])
 
 
 async def test_adopt_waits_for_a_process_that_is_not_our_child(
     tmp_path: Path, no_subreaper: None
 ) -> None:
-    pid, create_time = await asyncio.to_thread(spawn_foreign, tmp_path, "--sleep", "1", "--exit", "7")
+    pid, create_time = await asyncio.to_thread(
+        spawn_foreign, tmp_path, "--sleep", "1", "--exit", "7"
+    )
     assert psutil.Process(pid).ppid() != os.getpid()
     proc = adopt(pid, create_time, tmp_path / "attempt.exit")
     assert proc is not None and not proc.is_child
@@ -414,7 +436,9 @@ async def test_adopt_waits_for_a_process_that_is_not_our_child(
 
 
 async def test_adopt_reparented_to_us_reaps_it(tmp_path: Path, subreaper: bool) -> None:
-    pid, create_time = await asyncio.to_thread(spawn_foreign, tmp_path, "--sleep", "0.5", "--exit", "5")
+    pid, create_time = await asyncio.to_thread(
+        spawn_foreign, tmp_path, "--sleep", "0.5", "--exit", "5"
+    )
     if subreaper:
         assert psutil.Process(pid).ppid() == os.getpid()
     proc = adopt(pid, create_time, tmp_path / "attempt.exit")
@@ -429,15 +453,13 @@ async def test_adopt_then_terminate_a_foreign_tree(tmp_path: Path, no_subreaper:
         spawn_foreign, tmp_path, "--pid-file", str(pid_file), "--children", "1", "--daemon",
         "--ignore-term", "--forever",
     )  # fmt: skip
-    roles = await asyncio.to_thread(
-        wait_for_pids, pid_file, {"main": 1, "child": 1, "daemon": 1}
-    )
+    roles = await asyncio.to_thread(wait_for_pids, pid_file, {"main": 1, "child": 1, "daemon": 1})
     proc = adopt(pid, create_time, tmp_path / "attempt.exit")
     assert proc is not None
     waiter = asyncio.ensure_future(proc.wait())
     result = await proc.terminate(GRACE)
     assert result.clean
-    assert alive(all_pids(roles) + [pid]) == []
+    assert alive([*all_pids(roles), pid]) == []
     assert await asyncio.wait_for(waiter, 5) == ExitStatus(None, signal.SIGKILL)
 
 

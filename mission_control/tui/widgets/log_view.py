@@ -275,6 +275,7 @@ class LogView(ScrollView, can_focus=True):
 
     def on_resize(self, _event: events.Resize) -> None:
         self._ask()
+        self.call_after_refresh(self._stick_to_end)
 
     def on_log_view_loaded(self, message: LogView.Loaded) -> None:
         message.stop()
@@ -292,8 +293,13 @@ class LogView(ScrollView, can_focus=True):
         height = window.total + (1 if window.partial else 0) + (0 if window.complete else 1)
         self.virtual_size = Size(self._max_width, height)
         if self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self._stick_to_end()
+            self.call_after_refresh(self._stick_to_end)
         self.refresh()
+
+    def _stick_to_end(self) -> None:
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def on_log_view_prepended(self, message: LogView.Prepended) -> None:
         message.stop()
@@ -321,9 +327,9 @@ class LogView(ScrollView, can_focus=True):
         super().watch_scroll_y(old_value, new_value)
         if round(old_value) == round(new_value):
             return
-        if new_value < old_value and self.follow and not self.is_vertical_scroll_end:
-            self.follow = False
-        elif self.is_vertical_scroll_end and not self.follow and new_value > old_value:
+        # Follow stops only on the user's scroll-up (actions below), never because a
+        # resize clamped the offset; reaching the end again resumes it.
+        if self.is_vertical_scroll_end and not self.follow and new_value > old_value:
             self.follow = True
         window = self._window
         if not window.complete and int(new_value) <= 0 and not self._asked_older:
@@ -365,6 +371,15 @@ class LogView(ScrollView, can_focus=True):
     def action_page_up(self) -> None:
         self.follow = False
         super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self.follow = False
+        super().action_scroll_home()
+
+    def _on_mouse_down(self, event: events.MouseDown) -> None:
+        # grabbing the scrollbar to look back stops following too
+        if self.follow and event.x >= self.size.width - self.styles.scrollbar_size_vertical:
+            self.follow = False
 
     # ------------------------------------------------------------ rendering
 

@@ -1,0 +1,596 @@
+"""The commands that run plans and read runs: run, tui, resume, attach, status, logs,
+conflicts, clean and demo.
+
+They share one path: load the plan, open the store, build an ``Engine`` and hand it
+to a view (the Textual app on a terminal, the line reporter otherwise). The app is
+imported only inside the commands that open it, so headless runs never load Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .engine.engine import Engine, RunOptions
+from .engine.recovery import exit_file_for
+from .engine.tools import render_command
+from .errors import MissionControlError, SetupError
+from .headless import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_headless
+from .plan.loader import load_plan_or_raise
+from .plan.model import Plan
+from .report import format_duration
+from .store.runs import RunRecord, RunStore, new_run_id, process_alive
+
+STATE_DIR_NAME = ".mission-control"
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add this module's commands to the CLI's subparsers."""
+
+    def state_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--state-dir",
+            type=Path,
+            metavar="DIR",
+            help=f"where runs and logs live (default: {STATE_DIR_NAME}/ beside the plan)",
+        )
+
+    def run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--phase", metavar="ID", help="run only this phase")
+        p.add_argument("--max-parallel", type=int, metavar="N", help="global parallel limit")
+        p.add_argument(
+            "--keep-going", action="store_true", help="start later phases despite failures"
+        )
+        p.add_argument("--theme", metavar="NAME", help="the app's theme")
+        state_option(p)
+
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run a plan (the app on a terminal, plain lines otherwise)",
+        description="Run a plan. On a terminal the app opens; without one (or with"
+        " --headless) one line per state change and a summary. Exit 0 if every workstream"
+        " succeeded, 1 if one did not, 2 on a plan or setup error, 130 on Ctrl-C.",
+    )
+    run.add_argument("plan", type=Path, metavar="PLAN")
+    run_options(run)
+    run.add_argument("--headless", action="store_true", help="plain output, no app")
+    run.add_argument("--json", action="store_true", help="headless: one JSON event per line")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print worktrees, branches and argv; touch nothing"
+    )
+    run.add_argument(
+        "--resume", action="store_true", help="continue the plan's latest unfinished run"
+    )
+    run.add_argument(
+        "--detach", action="store_true", help="run in the background; `attach` opens it"
+    )
+    run.add_argument("--run-id", help=argparse.SUPPRESS)
+    run.set_defaults(handler=_cmd_run)
+
+    tui = commands.add_parser("tui", parents=[common], help="run a plan in the app")
+    tui.add_argument("plan", type=Path, metavar="PLAN")
+    run_options(tui)
+    tui.set_defaults(handler=_cmd_tui)
+
+    resume = commands.add_parser(
+        "resume",
+        parents=[common],
+        help="continue an unfinished run: adopt live agents, restart lost ones",
+    )
+    resume.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the latest)")
+    resume.add_argument("--plan", type=Path, help="find the run beside this plan")
+    resume.add_argument("--headless", action="store_true", help="plain output, no app")
+    resume.add_argument("--json", action="store_true", help="headless: one JSON event per line")
+    resume.add_argument("--theme", metavar="NAME", help="the app's theme")
+    state_option(resume)
+    resume.set_defaults(handler=_cmd_resume)
+
+    attach = commands.add_parser(
+        "attach", parents=[common], help="open the app on a run left running"
+    )
+    attach.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the latest)")
+    attach.add_argument("--plan", type=Path, help="find the run beside this plan")
+    attach.add_argument("--theme", metavar="NAME", help="the app's theme")
+    state_option(attach)
+    attach.set_defaults(handler=_cmd_attach)
+
+    status = commands.add_parser("status", parents=[common], help="what a run did")
+    status.add_argument("--run", metavar="ID", help="run id (default: the latest)")
+    status.add_argument("--plan", type=Path, help="find the run beside this plan")
+    status.add_argument("--json", action="store_true", help="the run ledger as JSON")
+    state_option(status)
+    status.set_defaults(handler=_cmd_status)
+
+    logs = commands.add_parser("logs", parents=[common], help="print a workstream's log")
+    logs.add_argument("task", metavar="PHASE::WS")
+    logs.add_argument("--attempt", type=int, metavar="N", help="attempt (default: the last)")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    logs.add_argument("--run", metavar="ID", help="run id (default: the latest)")
+    logs.add_argument("--plan", type=Path, help="find the run beside this plan")
+    state_option(logs)
+    logs.set_defaults(handler=_cmd_logs)
+
+    conflicts = commands.add_parser(
+        "conflicts", parents=[common], help="branches forecast to conflict"
+    )
+    conflicts.add_argument("--run", metavar="ID", help="run id (default: the latest)")
+    conflicts.add_argument("--plan", type=Path, help="find the run beside this plan")
+    conflicts.add_argument("--json", action="store_true")
+    state_option(conflicts)
+    conflicts.set_defaults(handler=_cmd_conflicts)
+
+    clean = commands.add_parser(
+        "clean", parents=[common], help="remove finished workstreams' worktrees"
+    )
+    clean.add_argument("--run", metavar="ID", help="run id (default: the latest)")
+    clean.add_argument("--plan", type=Path, help="find the run beside this plan")
+    clean.add_argument("--branches", action="store_true", help="delete the branches too")
+    clean.add_argument(
+        "--force", action="store_true", help="also uncommitted work and unpushed branches"
+    )
+    state_option(clean)
+    clean.set_defaults(handler=_cmd_clean)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="a realistic run with simulated agents, offline"
+    )
+    demo.add_argument("--dir", type=Path, help="where to build the demo (default: a new temp dir)")
+    demo.add_argument("--headless", action="store_true", help="plain output, no app")
+    demo.add_argument("--speed", type=float, default=1.0, help=argparse.SUPPRESS)
+    demo.add_argument("--theme", metavar="NAME", help="the app's theme")
+    demo.set_defaults(handler=_cmd_demo)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _state_dir(args: argparse.Namespace, plan_path: Path | None = None) -> Path:
+    explicit: Path | None = getattr(args, "state_dir", None)
+    if explicit is not None:
+        return explicit.expanduser().resolve()
+    plan = plan_path or getattr(args, "plan", None)
+    if plan is not None:
+        return Path(plan).expanduser().resolve().parent / STATE_DIR_NAME
+    return Path.cwd() / STATE_DIR_NAME
+
+
+def _open_store(state_dir: Path, *, must_exist: bool = True) -> RunStore:
+    if must_exist and not state_dir.is_dir():
+        raise SetupError(
+            f"no runs in {state_dir}: pass --plan PLAN or --state-dir DIR, "
+            "or start one with `mission-control run PLAN`"
+        )
+    return RunStore(state_dir)
+
+
+def _find_run(store: RunStore, run_id: str | None, *, unfinished: bool = False) -> RunRecord:
+    if run_id is not None:
+        record = store.get_run(run_id)
+        if record is None:
+            known = ", ".join(r.run_id for r in store.list_runs(5)) or "none"
+            raise SetupError(f"no run {run_id} in {store.db_path.parent}: recent runs: {known}")
+        return record
+    record = store.latest_run(unfinished_only=unfinished)
+    if record is None:
+        what = "unfinished run" if unfinished else "run"
+        raise SetupError(f"no {what} in {store.db_path.parent}: start one with `run PLAN`")
+    return record
+
+
+def _is_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _drive(
+    plan: Plan,
+    state_dir: Path,
+    options: RunOptions,
+    *,
+    headless: bool,
+    json_lines: bool = False,
+    theme: str | None = None,
+) -> int:
+    """Run an engine under a view; the one place runs and resumes go through."""
+    if headless:
+        engine = Engine(plan, state_dir=state_dir, options=options)
+        return asyncio.run(run_headless(engine, json_lines=json_lines))
+    from .tui.app import build_app  # Textual only when the app opens
+
+    engine = Engine(
+        plan,
+        state_dir=state_dir,
+        options=RunOptions(**{**_options_dict(options), "linger": True}),
+    )
+    app = build_app(engine, plan, theme=theme)
+    result = app.run()
+    if result == "detach":
+        log = _spawn_driver(state_dir, engine.run_id)
+        print(
+            f"run {engine.run_id} goes on in the background (its output: {log});"
+            f" `mission-control attach {engine.run_id} --state-dir {state_dir}` reopens it"
+        )
+        return EXIT_OK
+    snapshot = engine.snapshot()
+    if result == "stopped":
+        return EXIT_INTERRUPTED
+    ok = all(v.state.value in ("succeeded", "skipped") for v in snapshot.workstreams.values())
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _options_dict(options: RunOptions) -> dict[str, Any]:
+    return {name: getattr(options, name) for name in RunOptions.__dataclass_fields__}
+
+
+def _spawn_driver(state_dir: Path, run_id: str, *, plan: Path | None = None) -> Path:
+    """Start a detached headless mission-control that drives the run on; returns its log."""
+    log = state_dir / "runs" / run_id / "driver.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "mission_control"]
+    if plan is not None:
+        argv += ["run", str(plan), "--headless", "--run-id", run_id]
+    else:
+        argv += ["resume", run_id, "--headless"]
+    argv += ["--state-dir", str(state_dir)]
+    with log.open("ab") as out:
+        subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    return log
+
+
+def _wait_released(store: RunStore, run: RunRecord, timeout: float) -> None:
+    """Ask a live owner to let go of a run (SIGHUP detaches it) and wait until it has."""
+    if run.owner_pid is None or not store.owner_alive(run):
+        return
+    os.kill(run.owner_pid, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = store.get_run(run.run_id)
+        if current is None or current.owner_pid is None:
+            return
+        if not process_alive(current.owner_pid, current.owner_create_time or 0.0):
+            return
+        time.sleep(0.1)
+    raise SetupError(
+        f"run {run.run_id} is still driven by pid {run.owner_pid}: stop it, then attach again"
+    )
+
+
+# ------------------------------------------------------------------ run, tui
+
+
+def _run_options(args: argparse.Namespace, run_id: str | None) -> RunOptions:
+    if args.max_parallel is not None and args.max_parallel < 1:
+        raise SetupError(f"--max-parallel {args.max_parallel}: give a number of at least 1")
+    return RunOptions(
+        phase=args.phase,
+        max_parallel=args.max_parallel,
+        keep_going=args.keep_going,
+        run_id=run_id,
+    )
+
+
+def _check_phase(plan: Plan, phase: str | None) -> None:
+    if phase is not None and phase not in {p.id for p in plan.phases}:
+        known = ", ".join(p.id for p in plan.phases)
+        raise SetupError(f"--phase {phase}: no such phase in {plan.path.name} (phases: {known})")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    plan = load_plan_or_raise(args.plan)
+    _check_phase(plan, args.phase)
+    state_dir = _state_dir(args)
+    if args.dry_run:
+        return _dry_run(plan, args.phase)
+    run_id: str | None = args.run_id
+    if args.resume:
+        store = RunStore(state_dir)
+        record = store.latest_run(plan_path=plan.path, unfinished_only=True)
+        if record is None:
+            raise SetupError(f"no unfinished run of {plan.path.name} in {state_dir}: run it anew")
+        run_id = record.run_id
+    if args.detach:
+        run_id = run_id or new_run_id()
+        log = (
+            _spawn_driver(state_dir, run_id)
+            if args.resume
+            else _spawn_driver(state_dir, run_id, plan=plan.path)
+        )
+        print(f"run {run_id} started in the background; output: {log}")
+        print(f"  mission-control attach {run_id} --state-dir {state_dir}")
+        return EXIT_OK
+    headless = args.headless or args.json or not _is_terminal()
+    return _drive(
+        plan,
+        state_dir,
+        _run_options(args, run_id),
+        headless=headless,
+        json_lines=args.json,
+        theme=args.theme,
+    )
+
+
+def _cmd_tui(args: argparse.Namespace) -> int:
+    plan = load_plan_or_raise(args.plan)
+    _check_phase(plan, args.phase)
+    return _drive(
+        plan, _state_dir(args), _run_options(args, None), headless=False, theme=args.theme
+    )
+
+
+def _dry_run(plan: Plan, phase: str | None) -> int:
+    from .git.repo import has_remote
+
+    remotes: dict[tuple[Path, str], bool] = {}
+    for p in plan.phases:
+        if phase is not None and p.id != phase:
+            continue
+        print(f"phase {p.id} ({p.name}), at most {p.max_parallel_workstreams} at once")
+        for ws in p.workstreams:
+            key = (ws.repo, ws.remote)
+            if key not in remotes:
+                remotes[key] = has_remote(ws.repo, ws.remote)
+            start = f"{ws.remote}/{ws.base_branch}" if remotes[key] else ws.base_branch
+            with tempfile.TemporaryDirectory() as scratch:
+                command = render_command(
+                    plan.tools[ws.tool],
+                    ws,
+                    run_id="RUN",
+                    attempt=1,
+                    attempt_dir=Path(scratch),
+                    worktree=ws.worktree_path,
+                )
+                argv = shlex.join(command.argv).replace(scratch, "<attempt-dir>")
+            deps = ", ".join(ws.depends_on) or "none"
+            print(f"  {ws.task_id}  {ws.name}")
+            print(f"    branch   {ws.branch} from {start}, merging: {deps}")
+            print(f"    worktree {ws.worktree_path}")
+            print(f"    argv     {argv}")
+            if command.stdin_path is not None:
+                print("    stdin    the prompt")
+            print(f"    timeout  {format_duration(ws.timeout_seconds)}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------ resume, attach
+
+
+def _resume_target(args: argparse.Namespace) -> tuple[Plan, Path, RunRecord]:
+    state_dir = _state_dir(args)
+    store = _open_store(state_dir)
+    record = _find_run(store, args.run, unfinished=args.run is None)
+    plan = load_plan_or_raise(Path(record.plan_path))
+    return plan, state_dir, record
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    plan, state_dir, record = _resume_target(args)
+    options = record.options
+    return _drive(
+        plan,
+        state_dir,
+        RunOptions(
+            phase=options.get("phase"),
+            max_parallel=options.get("max_parallel"),
+            keep_going=bool(options.get("keep_going", False)),
+            run_id=record.run_id,
+        ),
+        headless=args.headless or args.json or not _is_terminal(),
+        json_lines=args.json,
+        theme=args.theme,
+    )
+
+
+def _cmd_attach(args: argparse.Namespace) -> int:
+    plan, state_dir, record = _resume_target(args)
+    store = _open_store(state_dir)
+    _wait_released(store, record, timeout=30.0)
+    options = record.options
+    return _drive(
+        plan,
+        state_dir,
+        RunOptions(
+            phase=options.get("phase"),
+            max_parallel=options.get("max_parallel"),
+            keep_going=bool(options.get("keep_going", False)),
+            run_id=record.run_id,
+        ),
+        headless=False,
+        theme=args.theme,
+    )
+
+
+# -------------------------------------------------------------- read commands
+
+
+def _read_run(args: argparse.Namespace) -> tuple[RunStore, RunRecord]:
+    store = _open_store(_state_dir(args))
+    return store, _find_run(store, args.run)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    store, record = _read_run(args)
+    ledger = store.to_ledger_json(record.run_id)
+    if args.json:
+        print(json.dumps(ledger, indent=2, default=str))
+        return EXIT_OK
+    owner = ledger.get("owner")
+    driven = f", driven by pid {owner['pid']}" if owner and owner.get("alive") else ""
+    print(f"run {record.run_id} of {record.plan_name} ({record.status}{driven})")
+    rows = [("WORKSTREAM", "STATE", "TRY", "BRANCH", "CHANGES", "PR", "DETAIL")]
+    for ws in ledger["workstreams"]:
+        changes = f"+{ws['insertions']} -{ws['deletions']}" if ws["files_changed"] else "-"
+        rows.append(
+            (
+                ws["task_id"],
+                ws["state"],
+                str(ws["attempts"]),
+                ws["branch"],
+                changes,
+                ws["pr_url"] or "-",
+                ws["detail"],
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [c.ljust(widths[i]) for i, c in enumerate(row[:-1])]
+        print("  ".join([*cells, row[-1]]).rstrip())
+    conflicted = [ws for ws in ledger["workstreams"] if ws["conflicts"]]
+    for ws in conflicted:
+        for c in ws["conflicts"]:
+            print(f"conflict forecast: {ws['task_id']} with {c['with']}: {', '.join(c['files'])}")
+    return EXIT_OK
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    store, record = _read_run(args)
+    attempts = store.attempts(record.run_id, args.task)
+    if not attempts:
+        names = ", ".join(w.task_id for w in store.workstreams(record.run_id))
+        raise SetupError(
+            f"{args.task} has no attempt in run {record.run_id} (workstreams: {names})"
+        )
+    chosen = attempts[-1]
+    if args.attempt is not None:
+        match = [a for a in attempts if a.attempt == args.attempt]
+        if not match:
+            raise SetupError(
+                f"{args.task} has attempts 1..{attempts[-1].attempt}, not {args.attempt}"
+            )
+        chosen = match[0]
+    path = Path(chosen.log_path)
+    if not path.exists():
+        raise SetupError(f"log {path} is missing: it was removed after the run")
+    out = sys.stdout.buffer
+    with path.open("rb") as log:
+        while chunk := log.read(1 << 16):
+            out.write(chunk)
+        out.flush()
+        if not args.follow:
+            return EXIT_OK
+        return _follow(log, exit_file_for(path))
+
+
+def _follow(log: Any, exit_file: Path) -> int:
+    """Print what the attempt appends until its wrapper records the exit."""
+    from .store.watch import LogWatcher
+
+    grew = __import__("threading").Event()
+    out = sys.stdout.buffer
+    with LogWatcher() as watcher:
+        watcher.watch(Path(log.name), lambda _p: grew.set())
+        try:
+            while True:
+                while chunk := log.read(1 << 16):
+                    out.write(chunk)
+                out.flush()
+                if exit_file.exists():
+                    while chunk := log.read(1 << 16):
+                        out.write(chunk)
+                    out.flush()
+                    return EXIT_OK
+                grew.wait(1.0)  # also wakes now and then to see the exit file
+                grew.clear()
+        except KeyboardInterrupt:
+            return EXIT_OK
+
+
+def _cmd_conflicts(args: argparse.Namespace) -> int:
+    store, record = _read_run(args)
+    pairs = [
+        {"workstream": ws.task_id, "with": other, "files": list(files)}
+        for ws in store.workstreams(record.run_id)
+        for other, files in ws.conflicts
+    ]
+    if args.json:
+        print(json.dumps(pairs, indent=2))
+    elif not pairs:
+        print(f"run {record.run_id}: no conflicts forecast")
+    else:
+        for pair in pairs:
+            print(f"{pair['workstream']} conflicts with {pair['with']}: {', '.join(pair['files'])}")
+    return EXIT_OK
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from .engine.states import TERMINAL
+    from .git.worktrees import remove_worktree
+
+    store, record = _read_run(args)
+    if store.owner_alive(record):
+        raise SetupError(
+            f"run {record.run_id} is still driven by pid {record.owner_pid}: wait for it or stop it"
+        )
+    plan = load_plan_or_raise(Path(record.plan_path))
+    refused = 0
+    for ws_record in store.workstreams(record.run_id):
+        if ws_record.state not in TERMINAL:
+            print(f"{ws_record.task_id}: {ws_record.state.value}, left alone")
+            continue
+        try:
+            ws = plan.workstream(ws_record.task_id)
+        except KeyError:
+            continue
+        result = remove_worktree(
+            ws.repo,
+            Path(ws_record.worktree_path),
+            ws_record.branch,
+            delete_branch=args.branches,
+            force=args.force,
+            remote=ws.remote,
+            base_branch=ws.base_branch,
+        )
+        for reason in result.refusals:
+            refused += 1
+            print(f"{ws_record.task_id}: refused: {reason}")
+        if result.worktree_removed:
+            print(f"{ws_record.task_id}: removed {ws_record.worktree_path}")
+        if result.branch_deleted:
+            print(f"{ws_record.task_id}: deleted branch {ws_record.branch}")
+    if refused:
+        print("some were refused: commit or push their work, or pass --force")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------- demo
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.scaffold import create_demo
+
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="mission-control-demo-"))
+    demo = create_demo(folder, speed=args.speed)
+    os.environ["PATH"] = f"{demo.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    print(f"demo in {demo.folder}: plan {demo.plan_path}")
+    plan = load_plan_or_raise(demo.plan_path)
+    state_dir = demo.folder / STATE_DIR_NAME
+    code = _drive(
+        plan,
+        state_dir,
+        RunOptions(),
+        headless=args.headless or not _is_terminal(),
+        theme=args.theme,
+    )
+    print(f"the demo's repository, worktrees and run state are in {demo.folder}")
+    print(f"  mission-control status --state-dir {state_dir}")
+    return code
+
+
+__all__ = ["MissionControlError", "register"]

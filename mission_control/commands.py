@@ -303,8 +303,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         store = RunStore(state_dir)
         record = store.latest_run(plan_path=plan.path, unfinished_only=True)
         if record is None:
-            raise SetupError(f"no unfinished run of {plan.path.name} in {state_dir}: run it anew")
-        run_id = record.run_id
+            print(f"no unfinished run of {plan.path.name}: starting a new one", file=sys.stderr)
+        else:
+            run_id = record.run_id
     if args.detach:
         run_id = run_id or new_run_id()
         log = (

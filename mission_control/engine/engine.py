@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -92,6 +92,7 @@ class _Runtime:
     last_output_at: float = 0.0
     stalled: bool = False
     adopted: AttemptProcess | None = None
+    conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     ended: ExitStatus | None = None
     """An attempt that ended while no mission-control watched it (resume)."""
 
@@ -166,12 +167,12 @@ class Engine:
         enable_subreaper()
         me = psutil.Process()
         resumed = await self._db(self._open_run)
-        if resumed:
-            restored = await asyncio.to_thread(restore_run, self.store, self.run_id)
-            await self._apply_restored(restored)
         await self._db(self.store.claim_owner, self.run_id, os.getpid(), me.create_time())
         self._outside = await asyncio.to_thread(self._resolve_outside)
         self._publish(ev.RunStarted(self.run_id, str(self.plan.path), self._clock()))
+        if resumed:
+            restored = await asyncio.to_thread(restore_run, self.store, self.run_id)
+            await self._apply_restored(restored)
         self._sampler = MetricsSampler(self.options.sample_interval, self._on_sample_thread)
         self._sampler.start()
         try:
@@ -464,6 +465,7 @@ class Engine:
                 publish=self._publish,
                 record_result=self._record_result,
                 finished_branches=self._finished_branches,
+                on_conflicts=self._on_conflicts,
                 should_stop=lambda: rt.stop_as is not None,
                 clock=self._clock,
             )
@@ -485,6 +487,32 @@ class Engine:
             and other.ws.repo == ws.repo
             and other.state is WsState.SUCCEEDED
         ]
+
+    async def _on_conflicts(
+        self, ws: Workstream, pairs: tuple[tuple[str, tuple[str, ...]], ...]
+    ) -> None:
+        """Record a forecast on both sides of each pair: the older branch hears of it too."""
+        rt = self._rt[ws.task_id]
+        rt.conflicts = dict(pairs)
+        await self._publish_conflicts(rt)
+        for other_id, files in pairs:
+            other = self._rt.get(other_id)
+            if other is not None and other.conflicts.get(ws.task_id) != files:
+                other.conflicts[ws.task_id] = files
+                await self._publish_conflicts(other)
+        for other in self._rt.values():  # a pair that no longer conflicts is dropped
+            if (
+                other is not rt
+                and ws.task_id in other.conflicts
+                and ws.task_id not in {p for p, _ in pairs}
+            ):
+                del other.conflicts[ws.task_id]
+                await self._publish_conflicts(other)
+
+    async def _publish_conflicts(self, rt: _Runtime) -> None:
+        pairs = tuple(rt.conflicts.items())
+        await self._record_result(rt.ws, {"conflicts": [[o, list(f)] for o, f in pairs]})
+        self._publish(ev.ConflictsForecast(self.run_id, rt.ws.task_id, pairs, self._clock()))
 
     async def _record_result(self, ws: Workstream, fields: dict[str, Any]) -> None:
         await self._db(self.store.update_result, self.run_id, ws.task_id, **fields)
@@ -750,6 +778,24 @@ class Engine:
             rt.log_path = r.log_path
             rt.adopted = r.adopted
             rt.ended = r.ended
+            if r.record is not None:
+                rec = r.record
+                rt.conflicts = dict(rec.conflicts)
+                if rec.head_commit is not None:
+                    self._publish(
+                        ev.WorkstreamResultUpdated(
+                            self.run_id,
+                            task_id,
+                            rec.head_commit,
+                            rec.files_changed,
+                            rec.insertions,
+                            rec.deletions,
+                            rec.pr_url,
+                            now,
+                        )
+                    )
+                if rec.conflicts:
+                    self._publish(ev.ConflictsForecast(self.run_id, task_id, rec.conflicts, now))
             if r.adopted is not None and r.log_path is not None:
                 started = r.started_at or now
                 rt.remaining = max(0.0, rt.ws.timeout_seconds - (now - started))

@@ -1,16 +1,22 @@
 """Finishing a workstream after its tool exits 0: checks, commit, push, pull request, forecast.
 
 The order protects the user's work: a failing check still commits (nothing is
-lost) but never pushes; a PR step that cannot run (no ``gh``) is skipped with
-the command to run by hand, never a failure. Each step's outcome is published
-as a ``FinishStepDone`` event and ends up in the attempt's log.
+lost) but never pushes; a PR step that cannot run (no ``gh``, no login) is
+skipped with the command to run by hand, and a PR that GitHub refuses is
+reported without failing work that is already pushed. Each step's outcome is
+published as a ``FinishStepDone`` event and appended to the attempt's log, so
+``mission-control logs`` tells the whole story of an attempt.
+
+The conflict forecast runs whenever the branch gets a new head (also when a
+check failed: the commit is there) and compares it with the other finished
+branches of the phase and with the freshest copy of the base branch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +27,12 @@ from ..git import conflicts, pull_requests, repo, worktrees
 from ..plan.model import Check, Plan, Workstream
 from . import events as ev
 from .supervisor import spawn_attempt
+
+_STOP_POLL_SECONDS = 0.25
+"""How often a running check looks whether the workstream was stopped."""
+
+_PR_FOOTER = "\n\nChanges: {diffstat}\n\nChecks:\n{checks}\n"
+"""Added to a PR body template that names neither ``{diffstat}`` nor ``{checks}``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +48,11 @@ class FinishContext:
     publish: Callable[[ev.Event], None]
     record_result: Callable[[Workstream, dict[str, Any]], Awaitable[None]]
     finished_branches: Callable[[Workstream], list[tuple[str, str]]]
+    on_conflicts: Callable[[Workstream, tuple[tuple[str, tuple[str, ...]], ...]], Awaitable[None]]
     should_stop: Callable[[], bool]
     clock: Callable[[], float]
+    force_push: bool = False
+    """The attempt rewrote the branch (a fresh retry): push with ``--force-with-lease``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,168 +61,259 @@ class FinishOutcome:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check's end: ``line`` is the one-line reason, ``summary`` its PR body entry."""
+
+    check: Check
+    ok: bool
+    line: str
+    seconds: float
+    stopped: bool = False
+
+    @property
+    def summary(self) -> str:
+        status = "passed" if self.ok else self.line.removeprefix(f"check '{self.check.name}' ")
+        return f"- `{self.check.name}`: {status} ({_seconds(self.seconds)})"
+
+
 async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
+    """Run the finishing steps of one attempt; never raises for git or gh trouble."""
     ws = ctx.ws
-    check_lines: list[str] = []
-    failed_check: str | None = None
+    results: list[CheckResult] = []
     for check in ws.checks:
         if ctx.should_stop():
             return FinishOutcome(False, "stopped during checks")
-        ok, line = await _run_check(ctx, check)
-        check_lines.append(line)
-        _step(ctx, "check", ok, line)
-        if not ok:
-            failed_check = line
+        result = await _run_check(ctx, check)
+        if result.stopped:
+            return FinishOutcome(False, "stopped during checks")
+        results.append(result)
+        _step(ctx, "check", result.ok, result.line)
+        if not result.ok:
             break
+    failed = next((r for r in results if not r.ok), None)
 
-    body = (
-        f"Run {ctx.run_id}, attempt {ctx.attempt}, tool {ws.tool}.\n"
-        f"Workstream {ws.task_id}: {ws.name}"
-    )
+    subject, body = worktrees.commit_message(ws, ctx.run_id, ctx.attempt)
     try:
         commit = await asyncio.to_thread(
-            worktrees.commit_work, ctx.worktree, ctx.base_commit, f"[{ws.task_id}] {ws.name}", body
+            worktrees.commit_work, ctx.worktree, ctx.base_commit, subject, body
         )
     except GitError as err:
         _step(ctx, "commit", False, str(err))
         return FinishOutcome(False, str(err))
-    diffstat = f"{commit.files} files, +{commit.insertions} -{commit.deletions}"
-    await ctx.record_result(
+    diffstat = commit.diffstat
+    await _record(ctx, commit, None)
+    if commit.committed:
+        _step(ctx, "commit", True, f"{commit.head[:10]} ({diffstat})")
+    elif commit.changed:
+        _step(ctx, "commit", True, f"{commit.head[:10]}, the tool's own commits ({diffstat})")
+    else:
+        _step(ctx, "commit", True, "no changes")
+    if commit.changed:
+        await _forecast(ctx)
+
+    if failed is not None:
+        kept = f"work committed on {ws.branch}, not pushed" if commit.changed else "no changes made"
+        return FinishOutcome(False, f"{failed.line}; {kept}")
+    if not commit.changed:
+        if ws.require_changes:
+            return FinishOutcome(False, "the tool changed nothing, and require_changes is set")
+        return FinishOutcome(True, "succeeded (no changes)")
+
+    pushed = False
+    if ws.push:
+        if await asyncio.to_thread(repo.has_remote, ws.repo, ws.remote):
+            try:
+                await asyncio.to_thread(
+                    worktrees.push_branch,
+                    ctx.worktree,
+                    ws.remote,
+                    ws.branch,
+                    force=ctx.force_push,
+                )
+            except GitError as err:
+                _step(ctx, "push", False, str(err))
+                return FinishOutcome(False, str(err))
+            pushed = True
+            _step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
+        else:
+            _step(ctx, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
+
+    where = f"pushed to {ws.remote}" if pushed else f"committed on {ws.branch}"
+    detail = f"{where}: {diffstat}"
+    if ws.pr.enabled is False:
+        return FinishOutcome(True, detail)
+    if not pushed:
+        if ws.pr.enabled:
+            _step(ctx, "pr", True, "skipped: the branch was not pushed, so no pull request")
+        return FinishOutcome(True, detail)
+    return FinishOutcome(True, detail + await _pull_request(ctx, commit, results))
+
+
+async def _pull_request(
+    ctx: FinishContext, commit: worktrees.CommitResult, results: list[CheckResult]
+) -> str:
+    """Open or update the PR; returns what the workstream's detail says of it."""
+    ws = ctx.ws
+    if ws.pr.body is not None and not any(k in ws.pr.body for k in ("{diffstat}", "{checks}")):
+        # The reviewer always sees what changed and what was checked.
+        ws = ws.model_copy(
+            update={"pr": ws.pr.model_copy(update={"body": ws.pr.body + _PR_FOOTER})}
+        )
+    result = await asyncio.to_thread(
+        pull_requests.open_pull_request,
         ws,
-        {
-            "head_commit": commit.head,
-            "files_changed": commit.files,
-            "insertions": commit.insertions,
-            "deletions": commit.deletions,
-        },
+        worktree=ctx.worktree,
+        run_id=ctx.run_id,
+        diffstat=commit.diffstat,
+        checks="\n".join(r.summary for r in results) or "no checks configured",
     )
+    if result.status == "skipped":
+        _step(ctx, "pr", True, f"skipped: {result.reason}; to open it by hand: {result.command}")
+        return f"; PR skipped ({result.reason})"
+    if result.status == "failed":
+        _step(ctx, "pr", False, f"{result.reason}; by hand: {result.command}")
+        return f"; PR failed: {result.reason}"
+    _step(ctx, "pr", True, f"{result.status} {result.url or '(no URL printed by gh)'}")
+    if result.url is None:
+        return f"; PR {result.status}"
+    await ctx.record_result(ctx.ws, {"pr_url": result.url})
+    await _record(ctx, commit, result.url, store=False)
+    return f"; PR {result.url}"
+
+
+async def _record(
+    ctx: FinishContext, commit: worktrees.CommitResult, pr_url: str | None, *, store: bool = True
+) -> None:
+    """Store and publish the branch's head and its diffstat against the base."""
+    if store:
+        await ctx.record_result(
+            ctx.ws,
+            {
+                "head_commit": commit.head,
+                "files_changed": commit.files,
+                "insertions": commit.insertions,
+                "deletions": commit.deletions,
+            },
+        )
     ctx.publish(
         ev.WorkstreamResultUpdated(
             ctx.run_id,
-            ws.task_id,
+            ctx.ws.task_id,
             commit.head,
             commit.files,
             commit.insertions,
             commit.deletions,
-            None,
+            pr_url,
             ctx.clock(),
         )
     )
-    _step(
-        ctx, "commit", True, f"{commit.head[:10]} ({diffstat})" if commit.changed else "no changes"
-    )
-    if commit.changed:
-        await _forecast(ctx)
-
-    if failed_check is not None:
-        return FinishOutcome(False, f"{failed_check}; work committed on {ws.branch}, not pushed")
-    if not commit.changed:
-        if ws.require_changes:
-            return FinishOutcome(False, "no changes, and require_changes is set")
-        return FinishOutcome(True, "no changes")
-
-    pushed = False
-    if ws.push and await asyncio.to_thread(repo.has_remote, ws.repo, ws.remote):
-        try:
-            await asyncio.to_thread(worktrees.push_branch, ctx.worktree, ws.remote, ws.branch)
-        except GitError as err:
-            _step(ctx, "push", False, str(err))
-            return FinishOutcome(False, str(err))
-        pushed = True
-        _step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
-
-    pr_url: str | None = None
-    pr_note = ""
-    if pushed and ws.pr.enabled is not False:
-        result = await asyncio.to_thread(
-            pull_requests.open_pull_request,
-            ws,
-            worktree=ctx.worktree,
-            run_id=ctx.run_id,
-            diffstat=diffstat,
-            checks="\n".join(check_lines) or "no checks",
-        )
-        pr_url = result.url
-        ok = result.status != "failed"
-        _step(ctx, "pr", ok, result.url or f"{result.status}: {result.reason}")
-        if result.status == "skipped":
-            pr_note = f"; PR skipped ({result.reason})"
-        elif result.status == "failed":
-            return FinishOutcome(False, f"pull request failed: {result.reason}")
-        await ctx.record_result(ws, {"pr_url": pr_url})
-        ctx.publish(
-            ev.WorkstreamResultUpdated(
-                ctx.run_id,
-                ws.task_id,
-                commit.head,
-                commit.files,
-                commit.insertions,
-                commit.deletions,
-                pr_url,
-                ctx.clock(),
-            )
-        )
-    where = "pushed" if pushed else "committed"
-    return FinishOutcome(True, f"{where} {diffstat}{pr_note}")
 
 
 async def _forecast(ctx: FinishContext) -> None:
+    """Trial-merge the new head with the phase's finished branches and the current base."""
     ws = ctx.ws
     others = ctx.finished_branches(ws)
     try:
+        base_ref = await asyncio.to_thread(_current_base, ws)
         found = await asyncio.to_thread(
             conflicts.forecast_conflicts,
             ws.repo,
             ws.branch,
             [branch for _, branch in others],
-            ws.base_branch,
+            base_ref,
         )
     except GitError as err:
         _step(ctx, "forecast", False, str(err))
         return
     by_branch = {branch: task_id for task_id, branch in others}
-    pairs = tuple((by_branch.get(other, f"base:{other}"), tuple(files)) for other, files in found)
-    await ctx.record_result(ws, {"conflicts": [[o, list(f)] for o, f in pairs]})
-    ctx.publish(ev.ConflictsForecast(ctx.run_id, ws.task_id, pairs, ctx.clock()))
+    pairs = tuple(
+        (by_branch.get(other, f"base:{ws.base_branch}"), tuple(files)) for other, files in found
+    )
+    await ctx.on_conflicts(ws, pairs)
+    if pairs:  # the event reaches the views; the log keeps it with the attempt
+        shown = "; ".join(f"{other}: {', '.join(files)}" for other, files in pairs)
+        _append(ctx.log_path, f"──── forecast: would conflict with {shown}\n")
 
 
-async def _run_check(ctx: FinishContext, check: Check) -> tuple[bool, str]:
+def _current_base(ws: Workstream) -> str:
+    """The freshest base: the remote's copy (fetched when the worktree was made), else local."""
+    remote_ref = f"refs/remotes/{ws.remote}/{ws.base_branch}"
+    if repo.has_remote(ws.repo, ws.remote) and repo.ref_exists(ws.repo, remote_ref):
+        return remote_ref
+    return ws.base_branch
+
+
+async def _run_check(ctx: FinishContext, check: Check) -> CheckResult:
     """Run one check in the worktree, its output appended to the attempt's log."""
     argv = ["/bin/sh", "-c", check.argv[0]] if check.shell else list(check.argv)
     shown = check.argv[0] if check.shell else shlex.join(check.argv)
-    with ctx.log_path.open("a", encoding="utf-8") as log:
-        log.write(f"\n──── check '{check.name}': {shown} ────\n")
-    env = dict(os.environ)
-    env.update(ctx.ws.env)
+    limit = check.timeout_minutes * 60
+    _append(
+        ctx.log_path, f"\n──── check '{check.name}': {shown} (timeout {_seconds(limit)}) ────\n"
+    )
     exit_file = ctx.log_path.with_name(f"{ctx.log_path.stem}.check.exit")
+    started = time.monotonic()
+
+    def result(ok: bool, line: str, *, stopped: bool = False) -> CheckResult:
+        return CheckResult(check, ok, line, time.monotonic() - started, stopped)
+
     try:
         proc = await asyncio.to_thread(
             spawn_attempt,
             argv,
             cwd=ctx.worktree,
-            env=env,
+            env=ctx.ws.env,
             log_path=ctx.log_path,
             stdin_path=None,
             exit_file=exit_file,
         )
     except OSError as err:
-        return False, f"check '{check.name}' could not start: {err.strerror}"
+        return result(False, f"check '{check.name}' could not start: {err.strerror or err}")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    waiting = asyncio.ensure_future(proc.wait())
     try:
-        status = await asyncio.wait_for(proc.wait(), timeout=check.timeout_minutes * 60)
-    except TimeoutError:
-        await proc.terminate(ctx.grace_seconds)
-        return False, f"check '{check.name}' timed out after {check.timeout_minutes:g} min"
+        while True:
+            left = deadline - loop.time()
+            done, _ = await asyncio.wait({waiting}, timeout=min(_STOP_POLL_SECONDS, max(left, 0)))
+            if done:
+                break
+            if ctx.should_stop():
+                await proc.terminate(ctx.grace_seconds)
+                return result(False, f"check '{check.name}' stopped", stopped=True)
+            if loop.time() >= deadline:
+                await proc.terminate(ctx.grace_seconds)
+                return result(False, f"check '{check.name}' timed out after {_seconds(limit)}")
+    finally:
+        if not waiting.done():
+            waiting.cancel()
+    status = waiting.result()
     if status.exit_code == 0:
-        return True, f"check '{check.name}' passed"
-    how = f"signal {status.signal}" if status.signal is not None else f"exited {status.exit_code}"
-    return False, f"check '{check.name}' {how}"
+        return result(True, f"check '{check.name}' passed")
+    if status.signal is not None:
+        how = f"killed by signal {status.signal}"
+    elif status.exit_code is not None:
+        how = f"exited {status.exit_code}"
+    else:
+        how = "ended, its exit status unknown"
+    return result(False, f"check '{check.name}' {how}")
 
 
 def _step(ctx: FinishContext, step: str, ok: bool, detail: str) -> None:
     ctx.publish(ev.FinishStepDone(ctx.run_id, ctx.ws.task_id, step, ok, detail, ctx.clock()))
-    mark = "ok" if ok else "FAILED"
+    _append(ctx.log_path, f"──── {step} {'ok' if ok else 'FAILED'}: {detail}\n")
+
+
+def _append(log_path: Path, text: str) -> None:
     try:
-        with ctx.log_path.open("a", encoding="utf-8") as log:
-            log.write(f"──── {step} {mark}: {detail}\n")
+        with log_path.open("a", encoding="utf-8") as log:
+            log.write(text)
     except OSError:
-        pass
+        pass  # a log that cannot be written must not fail the work
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    return f"{seconds / 60:g}m" if seconds % 60 == 0 else f"{seconds / 60:.1f}m"

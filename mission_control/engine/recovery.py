@@ -38,6 +38,8 @@ class Restored:
     ended: ExitStatus | None = None
     """Set when the attempt ended unwatched: the engine records the end, then finishes it."""
     paused: bool = False
+    record: WorkstreamRecord | None = None
+    """What the store held: results and conflicts for the views."""
 
 
 def exit_file_for(log_path: Path) -> Path:
@@ -55,7 +57,7 @@ def restore_run(store: RunStore, run_id: str) -> dict[str, Restored]:
 
 
 def _restore_one(ws: WorkstreamRecord, last: AttemptRecord | None) -> Restored:
-    base = Restored(ws.state, ws.detail, ws.attempts)
+    base = Restored(ws.state, ws.detail, ws.attempts, record=ws)
     if last is not None:
         base.worktree = Path(last.worktree)
         base.base_commit = last.base_commit or ws.base_commit

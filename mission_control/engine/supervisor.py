@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,7 +258,10 @@ class AttemptProcess:
         self._root = open_process(pid)
         if self._root is not None and not _same_start(self._root, create_time):
             self._root = None
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+        """Guards the cache of known members; held only briefly."""
+        self._control = threading.Lock()
+        """Serialises pause, resume and terminate."""
         self._known: dict[int, psutil.Process] = {}
         self._not_ours: set[tuple[int, float]] = set()
         self._stopped: list[psutil.Process] = []
@@ -412,39 +416,39 @@ class AttemptProcess:
         subreaper) for the attempt's token. The full pass also takes the
         attempt's session and every process that carries the token.
         """
+        # The lock guards only the cache: a slow scan (or a terminate waiting
+        # out its grace period) must never hold up the sampler.
         with self._lock:
-            found: dict[int, psutil.Process] = {}
-            seeds: list[psutil.Process] = []
-            if self._root is not None:
-                seeds.append(self._root)
-            seeds.extend(self._known.values())
-            seeds.extend(self._orphans(our_children))
-            if full:
-                seeds.extend(self._session_members())
-                seeds.extend(self._token_holders())
-            queue = [p for p in seeds if p.pid != os.getpid()]
-            while queue:
-                proc = queue.pop(0)
-                if proc.pid in found or not is_alive(proc):
-                    continue
-                found[proc.pid] = proc
-                for pid in child_pids(proc.pid):
-                    if pid not in found and (child := self._handle(pid)) is not None:
-                        queue.append(child)
-            self._known = {pid: p for pid, p in found.items()}
-            members = {pid: _start(p) for pid, p in found.items() if pid != self.pid}
+            known = dict(self._known)
+        found: dict[int, psutil.Process] = {}
+        seeds: list[psutil.Process] = []
+        if self._root is not None:
+            seeds.append(self._root)
+        seeds.extend(known.values())
+        seeds.extend(self._orphans(known, our_children))
+        if full:
+            seeds.extend(self._session_members())
+            seeds.extend(self._token_holders(known))
+        me = os.getpid()
+        queue = deque(p for p in seeds if p.pid != me)
+        while queue:
+            proc = queue.popleft()
+            if proc.pid in found or not is_alive(proc):
+                continue
+            found[proc.pid] = proc
+            for pid in child_pids(proc.pid):
+                if pid not in found and (child := _handle(known, pid)) is not None:
+                    queue.append(child)
+        with self._lock:
+            self._known = found
+        members = {pid: _start(p) for pid, p in found.items() if pid != self.pid}
         with _REGISTRY.lock:
             _REGISTRY.members.update(members)
         return list(found.values())
 
-    def _handle(self, pid: int) -> psutil.Process | None:
-        """The cached psutil handle for ``pid`` if it still names the same process."""
-        known = self._known.get(pid)
-        if known is not None and known.is_running():
-            return known
-        return open_process(pid)
-
-    def _orphans(self, our_children: Sequence[int] | None) -> list[psutil.Process]:
+    def _orphans(
+        self, known: Mapping[int, psutil.Process], our_children: Sequence[int] | None
+    ) -> list[psutil.Process]:
         """Our children that are not attempt shells but carry this attempt's token."""
         if self._token is None:
             return []
@@ -453,7 +457,7 @@ class AttemptProcess:
             spawned = set(_REGISTRY.spawned)
         found: list[psutil.Process] = []
         for pid in children:
-            if pid in spawned or pid in self._known:
+            if pid in spawned or pid in known:
                 continue
             proc = open_process(pid)
             if proc is None:
@@ -482,13 +486,13 @@ class AttemptProcess:
                 found.append(proc)
         return found
 
-    def _token_holders(self) -> list[psutil.Process]:
+    def _token_holders(self, known: Mapping[int, psutil.Process]) -> list[psutil.Process]:
         if self._token is None:
             return []
         marker = {TOKEN_VAR: self._token}
         found = []
         for proc in psutil.process_iter():
-            if proc.pid in self._known or proc.pid == os.getpid():
+            if proc.pid in known or proc.pid == os.getpid():
                 continue
             if environ_has(proc, marker):
                 found.append(proc)
@@ -503,7 +507,7 @@ class AttemptProcess:
         again until nothing new appears: a stopped parent cannot fork, so no
         child is born after the scan that would have found it.
         """
-        with self._lock:
+        with self._control:
             stopped: dict[int, psutil.Process] = {p.pid: p for p in self._stopped}
             for _ in range(20):
                 fresh = [p for p in self._scan(full=True) if p.pid not in stopped]
@@ -520,7 +524,7 @@ class AttemptProcess:
 
     def resume(self) -> list[int]:
         """SIGCONT every process of the tree, children before parents; the pids continued."""
-        with self._lock:
+        with self._control:
             procs: dict[int, psutil.Process] = {p.pid: p for p in self._scan(full=True)}
             for proc in self._stopped:
                 procs.setdefault(proc.pid, proc)
@@ -540,7 +544,7 @@ class AttemptProcess:
 
     def terminate_blocking(self, grace: float) -> TerminateResult:
         """``terminate`` for a worker thread."""
-        with self._lock:
+        with self._control:
             procs = self._scan(full=True)
             terminated = signal_all(procs, signal.SIGTERM)
             # A stopped process only handles its TERM once continued.
@@ -675,6 +679,14 @@ def _reap_if_our_child(pid: int, create_time: float) -> None:
     if mine:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
+
+
+def _handle(known: Mapping[int, psutil.Process], pid: int) -> psutil.Process | None:
+    """The cached psutil handle for ``pid`` if it still names the same process."""
+    cached = known.get(pid)
+    if cached is not None and cached.is_running():
+        return cached
+    return open_process(pid)
 
 
 def _start(proc: psutil.Process) -> float:

@@ -201,7 +201,12 @@ class _PhaseDraft:
 
 
 def _close(word: str, options: Iterable[str]) -> str | None:
-    matches = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    """The option ``word`` most likely meant: same letters in another case, else the closest."""
+    candidates = list(options)
+    for option in candidates:
+        if option.casefold() == word.casefold():
+            return option
+    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 
@@ -317,9 +322,7 @@ class _Builder:
         loc: KeyPath = tuple(e for e in err["loc"] if isinstance(e, str | int))
         full = base + loc
         kind_of_parent = kind
-        if len(loc) >= 3 and loc[-3] == "checks":
-            kind_of_parent = "check"
-        elif len(loc) >= 2 and loc[-2] == "pr":
+        if len(loc) >= 2 and loc[-2] == "pr":
             kind_of_parent = "pr"
         if err["type"] == "extra_forbidden":
             key = str(loc[-1])
@@ -341,6 +344,8 @@ class _Builder:
             self.problem(parent, message, hint)
             return
         message, hint = describe_error(err, field_name, self._got(full))
+        if "env" in loc and err["type"] == "string_type":
+            hint = "an environment value is text (numbers and true/false are kept as written)"
         self.problem(full, message, hint)
 
     # ------------------------------------------------------------ the passes
@@ -369,6 +374,8 @@ class _Builder:
                 "start the file with `phases:` at the left margin",
             )
             return self._result(None)
+        # Top-level `x-...` keys hold YAML anchors for reuse (as in docker compose).
+        data = {k: v for k, v in data.items() if not k.startswith("x-")}
         raw_plan, _ = self._validate(RawPlan, data, (), "plan")
         if raw_plan is None:  # pragma: no cover - RawPlan has no required key
             return self._result(None)
@@ -462,7 +469,7 @@ class _Builder:
                 names.add(placeholder)
         via = PromptVia(raw.prompt_via) if raw.prompt_via else PromptVia.FILE
         needed = {PromptVia.FILE: "prompt_file", PromptVia.ARG: "prompt"}.get(via)
-        if needed and needed not in names and "command" not in names:
+        if ok and needed and needed not in names and "command" not in names:
             self.problem(
                 (*path, "prompt_via") if raw.prompt_via else (*path, "argv"),
                 f"prompt_via is {via.value} but argv never uses {{{needed}}}",
@@ -811,13 +818,12 @@ class _Builder:
                 self._paths[text] = expand_path(text, self.folder, self.environ)
             except PathExpansionError as exc:
                 self._paths[text] = exc
-        result = self._paths[text]
-        if isinstance(result, PathExpansionError):
-            self.problem(path, str(result), result.hint)
-            result = None
-        if result is None:
+        found = self._paths[text]
+        if isinstance(found, PathExpansionError):
+            self.problem(path, str(found), found.hint)
             draft.ok = False
-        return result
+            return None
+        return found
 
     def _where_hint(self, text: str) -> str:
         hint = f"relative paths start at the plan's folder ({self.folder})"
@@ -894,7 +900,10 @@ class _Builder:
                 )
         push_found = self._setting(draft, "push")
         push = push_found[0] if push_found else True
-        if refs is not None and push and remote not in refs.remotes:
+        # Pushing is skipped when the repository has no such remote; only a remote or
+        # a push the plan asks for by name must exist.
+        asked = remote_found is not None or (push_found is not None and push)
+        if refs is not None and push and asked and remote not in refs.remotes:
             at_path = (
                 remote_found[1] if remote_found else push_found[1] if push_found else draft.path
             )
@@ -961,14 +970,30 @@ class _Builder:
             else:
                 kw["checks"] = resolved
 
-    def _resolve_checks(self, checks: list[RawCheck], path: KeyPath) -> list[Check] | None:
-        cache_key = id(checks)
+    def _resolve_checks(self, items: list[Any], path: KeyPath) -> list[Check] | None:
+        """Each item on its own, so one bad check does not hide the others' problems."""
+        cache_key = id(items)
         if cache_key in self._checks:
             return self._checks[cache_key]
         result: list[Check] | None = []
-        for i, check in enumerate(checks):
+        for i, item in enumerate(items):
+            item_path = (*path, i)
+            data = {"run": item} if isinstance(item, str) else item
+            if not isinstance(data, dict):
+                self.problem(
+                    item_path,
+                    "a check must be a command line or a mapping with `run:`,"
+                    f" not {_describe(item)}",
+                    "write `- pytest -q` or `- {name: tests, run: pytest -q}`",
+                )
+                result = None
+                continue
+            check, broken = self._validate(RawCheck, data, item_path, "check")
+            if check is None or broken:
+                result = None
+                continue
             shell = bool(check.shell)
-            argv = self._argv(check.run, shell, (*path, i, "run"), "run")
+            argv = self._argv(check.run, shell, (*item_path, "run"), "run")
             if argv is None or result is None:
                 result = None
                 continue
@@ -1056,7 +1081,7 @@ class _Builder:
                         _LATER_HINT,
                     )
                 return None
-            close = _close(ws_id, phase.ids)
+            close = _close(ws_id, [i for i in phase.ids if i != own])
             hint = (
                 f"did you mean '{close}'?"
                 if close

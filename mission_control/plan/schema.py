@@ -56,17 +56,6 @@ def _text_or_list(value: object) -> str | list[str]:
     )
 
 
-def _check_from_text(value: object) -> object:
-    """``- pytest -q`` is short for ``- {run: pytest -q}``."""
-    if isinstance(value, str):
-        return {"run": value}
-    if isinstance(value, dict):
-        return value
-    raise PydanticCustomError(
-        "mc_check", "must be a command line or a mapping with `run:` (and name, shell, timeout)"
-    )
-
-
 def _pr_from_bool(value: object) -> object:
     """``pr: false`` is short for ``pr: {enabled: false}``."""
     if isinstance(value, bool):
@@ -135,10 +124,8 @@ class RawSettings(_Raw):
     base_branch: Opt[str] = None
     tool: Opt[str] = None
     timeout_minutes: Opt[Minutes] = None
-    checks: Annotated[
-        list[Annotated[RawCheck, BeforeValidator(_check_from_text)]] | None,
-        BeforeValidator(_null_as_empty_list),
-    ] = None
+    checks: Annotated[list[Any] | None, BeforeValidator(_null_as_empty_list)] = None
+    """Each item a command line or a ``RawCheck`` mapping, checked one by one by the loader."""
     env: Env | None = None
     worktree_root: Opt[str] = None
     retries: Opt[Annotated[int, Field(ge=0, le=100)]] = None

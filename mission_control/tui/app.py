@@ -18,17 +18,18 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Input
-from textual.worker import Worker, WorkerCancelled, WorkerFailed, get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from ..engine import events as ev
 from ..engine.snapshot import RunSnapshot, WorkstreamView, apply_event
@@ -59,7 +60,7 @@ class MissionControlApp(App[AppResult]):
     CSS_PATH = "app.tcss"
     TITLE = "mission-control"
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", tooltip="Quit (asks what to do if work is running)"),
         Binding("p", "pause_resume", "Pause", tooltip="Pause or resume the workstream"),
         Binding("k", "kill", "Kill", tooltip="Kill the workstream's attempt (asks first)"),
@@ -98,6 +99,7 @@ class MissionControlApp(App[AppResult]):
         self._probes: dict[str, LogProbe] = {}
         self._refresh_pending = False
         self._engine_worker: Worker[None] | None = None
+        self._engine_ended = asyncio.Event()
         self._engine_done = not run_engine
         self._suspended = False
         self._active_pane: LogPane | None = None
@@ -123,8 +125,10 @@ class MissionControlApp(App[AppResult]):
                     f"no theme named {wanted!r} — choose one of: "
                     + ", ".join(sorted(self.available_themes))
                 )
-            name = themes.DEFAULT_THEME if themes.DEFAULT_THEME in self.available_themes else (
-                "textual-dark"
+            name = (
+                themes.DEFAULT_THEME
+                if themes.DEFAULT_THEME in self.available_themes
+                else ("textual-dark")
             )
         self.theme = name
         self._explicit_theme = wanted is not None
@@ -170,7 +174,9 @@ class MissionControlApp(App[AppResult]):
         with Horizontal(id="top"):
             yield DagView(id="dag")
             with Vertical(id="table-box"):
-                yield Input(placeholder="filter: id, name, tool or status (esc clears)", id="filter")
+                yield Input(
+                    placeholder="filter: id, name, tool or status (esc clears)", id="filter"
+                )
                 yield WorkstreamTable(id="table")
         with Horizontal(id="logs"):
             yield LogPane(id="pane-1")
@@ -185,6 +191,7 @@ class MissionControlApp(App[AppResult]):
         first = self._first_interesting()
         if first is not None:
             self._selected = first
+        self._views_ready = True
         self._refresh_views()
         pane = self.panes[0]
         if first is not None:
@@ -198,7 +205,6 @@ class MissionControlApp(App[AppResult]):
         self.set_interval(1.0, self._tick)
         if self._probe_logs:
             self._probe()
-        self._views_ready = True
 
     def on_unmount(self) -> None:
         self._bridge.close()
@@ -221,6 +227,8 @@ class MissionControlApp(App[AppResult]):
         except Exception as exc:
             self.post_message(EngineStopped(None, f"{type(exc).__name__}: {exc}"))
             raise
+        finally:
+            self._engine_ended.set()
         self.post_message(EngineStopped(ok))
 
     @on(EngineStopped)
@@ -238,8 +246,9 @@ class MissionControlApp(App[AppResult]):
 
     def _notify_about(self, event: ev.Event) -> None:
         match event:
-            case ev.WorkstreamStateChanged(ws_id=task_id, new=new, detail=detail) if (
-                new in (WsState.FAILED, WsState.TIMED_OUT)
+            case ev.WorkstreamStateChanged(ws_id=task_id, new=new, detail=detail) if new in (
+                WsState.FAILED,
+                WsState.TIMED_OUT,
             ):
                 what = "timed out" if new is WsState.TIMED_OUT else "failed"
                 self.notify(
@@ -288,8 +297,14 @@ class MissionControlApp(App[AppResult]):
 
     def _refresh_views(self) -> None:
         self._refresh_pending = False
-        if self._suspended or not self.is_mounted:
+        if self._suspended or not self._views_ready:
             return
+        try:
+            self._push_attributes()
+        except NoMatches:  # the main screen is being torn down
+            return
+
+    def _push_attributes(self) -> None:
         snap = self.run_snapshot
         views = snap.workstreams
         now = self._clock()
@@ -468,7 +483,9 @@ class MissionControlApp(App[AppResult]):
             if yes:
                 self._command("Kill", partial(self.engine.kill, task_id))
 
-        self.push_screen(ConfirmScreen(f"Kill [b]{task_id}[/b]? Its attempt stops now.", "Kill"), answered)
+        self.push_screen(
+            ConfirmScreen(f"Kill [b]{task_id}[/b]? Its attempt stops now.", "Kill"), answered
+        )
 
     def action_retry(self) -> None:
         view = self._view_or_warn()
@@ -532,17 +549,13 @@ class MissionControlApp(App[AppResult]):
             return
         task_id = self._selected
         self._pane_serial += 1
-        pane = LogPane(id=f"pane-{self._pane_serial}")
+        pane = LogPane(task_id, id=f"pane-{self._pane_serial}")
         self._pinned.add(pane.id or "")
         self.query_one("#logs").mount(pane)
+        if task_id is not None:
+            pane.show_workstream(task_id, self.run_snapshot.workstreams.get(task_id))
+        self._set_active_pane(pane)
         self._arrange()
-
-        def ready() -> None:
-            if task_id is not None:
-                pane.show_workstream(task_id, self.run_snapshot.workstreams.get(task_id))
-            self._set_active_pane(pane)
-
-        self.call_after_refresh(ready)
 
     def action_close_pane(self) -> None:
         pane = self.active_pane
@@ -629,14 +642,17 @@ class MissionControlApp(App[AppResult]):
         and a repeat wakes a main loop that went back to sleep just before the last
         workstream's task finished.
         """
-        worker = self._engine_worker
-        while worker is not None and not worker.is_finished:
+        for _ in range(3):
+            if self._engine_worker is None or self._engine_ended.is_set():
+                return
             if detach:
                 await self.engine.detach()
             else:
-                await self.engine.cancel(kill=False)
-            with contextlib.suppress(TimeoutError, WorkerFailed, WorkerCancelled):
-                await asyncio.wait_for(asyncio.shield(worker.wait()), 1.0)
+                await self.engine.cancel(kill=False)  # returns once the attempts have ended
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._engine_ended.wait(), 1.0)
+        # Still running after its work was stopped: exiting cancels the worker, and the
+        # engine's own clean-up runs from there.
 
     # ------------------------------------------------------------ palette
 

@@ -8,7 +8,7 @@ never blocks the publisher: posting only queues.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from textual.app import App
 
@@ -34,7 +34,7 @@ class TuiEngine(EngineControl, Protocol):
 class EngineBridge:
     """Subscribes an app to an engine; ``close`` unsubscribes."""
 
-    def __init__(self, engine: EngineControl, app: App[object]) -> None:
+    def __init__(self, engine: EngineControl, app: App[Any]) -> None:
         self._engine = engine
         self._app = app
         self._unsubscribe: Callable[[], None] | None = None

@@ -227,10 +227,10 @@ def layout_dag(
                 else:  # a dummy's line runs on through the blank column
                     hline(dst_y, lane_x, gap_end + 1)
                     add(gap_end + 1, dst_y, _RIGHT)
-    for (cx, cy), b in bits.items():
+    for (cx, cy), mask in bits.items():
         if any(n.row == cy and n.x <= cx < n.x + n.width for n in result.nodes.values()):
             continue
-        result.connectors[(cx, cy)] = _BOX.get(b, "┼")
+        result.connectors[(cx, cy)] = _BOX.get(mask, "┼")
     for cell in arrows:
         result.connectors[cell] = ARROW
     return result

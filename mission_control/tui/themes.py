@@ -95,11 +95,21 @@ def load_theme_file(path: Path) -> Theme:
         raise ValueError(f"{path}: variables: must be a mapping of name: value")
     return Theme(
         name=str(name),
+        primary=colours["primary"],
+        secondary=colours.get("secondary"),
+        warning=colours.get("warning"),
+        error=colours.get("error"),
+        success=colours.get("success"),
+        accent=colours.get("accent"),
+        foreground=colours.get("foreground"),
+        background=colours.get("background"),
+        surface=colours.get("surface"),
+        panel=colours.get("panel"),
+        boost=colours.get("boost"),
         dark=bool(data.get("dark", True)),
         luminosity_spread=float(data.get("luminosity_spread", 0.15)),
         text_alpha=float(data.get("text_alpha", 0.95)),
         variables={str(k): str(v) for k, v in variables.items()},
-        **colours,
     )
 
 

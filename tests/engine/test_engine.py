@@ -12,7 +12,7 @@ from mission_control.engine import events as ev
 from mission_control.engine.states import WsState
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import Recorder, make_engine, write_plan, ws
-from tests.helpers import read_pids, wait_for_pids
+from tests.helpers import wait_for_pids
 
 
 def _git(repo: Path, *args: str) -> str:

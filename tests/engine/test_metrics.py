@@ -131,3 +131,25 @@ def test_sampler_costs_little_with_eight_sleeping_agents(
     assert len(samples) == 8
     # At one tick a second, under 10 ms of CPU per tick is under 1% of a core.
     assert per_tick < 0.010, f"{per_tick * 1000:.1f} ms of CPU per tick"
+
+
+def test_a_terminate_in_progress_does_not_hold_up_sampling(
+    tmp_path: Path, attempts: list[AttemptProcess]
+) -> None:
+    pids = tmp_path / "stubborn" / "pids"
+    proc = spawn(tmp_path, attempts, "stubborn", "--pid-file", str(pids), "--ignore-term",
+                 "--forever")  # fmt: skip
+    sampler = MetricsSampler(1.0, lambda s, a: None)
+    sampler.watch("PH::S", proc, tmp_path / "stubborn" / "attempt.log")
+    wait_for_pids(pids, {"main": 1})  # recorded once TERM is ignored
+    stopper = threading.Thread(target=proc.terminate_blocking, args=(2.0,))
+    stopper.start()
+    try:
+        time.sleep(0.3)  # inside the grace period: the agent ignores TERM
+        started = time.monotonic()
+        samples, _ = sampler.sample()
+        assert time.monotonic() - started < 0.5
+        assert samples["PH::S"].processes == 2
+    finally:
+        stopper.join()
+    assert sampler.sample()[0]["PH::S"].processes == 0

@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mission_control.engine import supervisor
 from mission_control.engine.supervisor import (
     TOKEN_VAR,
     AttemptProcess,
@@ -317,8 +318,11 @@ async def test_terminate_after_exit_is_harmless(tmp_path: Path) -> None:
 
 
 async def test_terminate_with_zero_grace_kills_at_once(tmp_path: Path) -> None:
-    proc = await asyncio.to_thread(spawn, tmp_path, "--ignore-term", "--forever")
-    await asyncio.sleep(0.3)
+    pid_file = tmp_path / "pids"
+    proc = await asyncio.to_thread(
+        spawn, tmp_path, "--pid-file", str(pid_file), "--ignore-term", "--forever"
+    )
+    await asyncio.to_thread(wait_for_pids, pid_file, {"main": 1})
     started = time.monotonic()
     result = await proc.terminate(0.0)
     assert time.monotonic() - started < 3.0
@@ -526,3 +530,44 @@ def test_read_pids_helper(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     pid_file.write_text('{"role": "main", "pid": 1}\n{"role": "child", "pid": 2}\n')
     assert read_pids(pid_file) == {"main": [1], "child": [2]}
+
+
+async def test_without_pidfds_wait_and_terminate_still_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the kernel has no pidfds: a thread blocks in waitpid, psutil waits for the tree."""
+    monkeypatch.setattr(supervisor, "_HAS_PIDFD", False)
+    pid_file = tmp_path / "pids"
+    proc = await asyncio.to_thread(
+        spawn, tmp_path, "--pid-file", str(pid_file), "--children", "1", "--ignore-term",
+        "--forever",
+    )  # fmt: skip
+    roles = await asyncio.to_thread(wait_for_pids, pid_file, {"main": 1, "child": 1})
+    waiter = asyncio.ensure_future(proc.wait())
+    result = await proc.terminate(GRACE)
+    assert result.clean and set(all_pids(roles)) <= set(result.killed)
+    assert await asyncio.wait_for(waiter, 5) == ExitStatus(None, signal.SIGKILL)
+    assert alive(all_pids(roles)) == []
+
+
+def test_scripted_agent_prints_colours_at_a_rate_and_edits_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("first\n")
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("from a file")
+    started = time.monotonic()
+    out = subprocess.run(
+        agent_argv(
+            "--lines", "10", "--rate", "20", "--color", "--prompt-file", str(prompt),
+            "--append", "notes.txt=second", "--write", "sub/new.txt=made", "--exit", "6",
+        ),
+        cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert out.returncode == 6
+    lines = out.stdout.splitlines()
+    assert lines[0] == "prompt: from a file"
+    assert len(lines) == 11 and all(line.startswith("\x1b[3") for line in lines[1:])
+    assert "line 10 of 10\x1b[0m" in lines[-1]
+    assert took >= 0.45, "ten lines at 20 per second take half a second"
+    assert (tmp_path / "notes.txt").read_text() == "first\nsecond\n"
+    assert (tmp_path / "sub" / "new.txt").read_text() == "made"

@@ -9,7 +9,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def _isolated_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Each test gets its own config folder, so a remembered theme never leaks between tests."""
     folder = tmp_path_factory.mktemp("config")
     monkeypatch.setenv("MISSION_CONTROL_CONFIG_DIR", str(folder))

@@ -10,7 +10,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +78,29 @@ async def test_pause_resume_kill_and_pane_follow_a_running_agent(
     plan = write_plan(
         tmp_path,
         git_repo.path,
-        [("P1", 2, [agent_ws("A", "--lines", "-1", "--rate", "50", "--color"),
-                    agent_ws("B", "--lines", "-1", "--rate", "50")])],
+        [
+            (
+                "P1",
+                2,
+                [
+                    agent_ws("A", "--lines", "-1", "--rate", "50", "--color"),
+                    agent_ws("B", "--lines", "-1", "--rate", "50"),
+                ],
+            )
+        ],
         push=False,
     )
     engine = make_engine(plan, tmp_path / "state", linger=True)
     app = build_app(engine, plan)
     with reaping() as pids:
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: state(app, "P1::A") is WsState.RUNNING
-                        and state(app, "P1::B") is WsState.RUNNING)
+            await until(
+                pilot,
+                lambda: (
+                    state(app, "P1::A") is WsState.RUNNING
+                    and state(app, "P1::B") is WsState.RUNNING
+                ),
+            )
             view = app.run_snapshot.workstreams["P1::A"]
             assert view.pid is not None and view.log_path is not None
             pids.add(view.pid)
@@ -133,29 +146,40 @@ async def test_pause_resume_kill_and_pane_follow_a_running_agent(
         assert app.return_value == "stopped"
         b_pid = next(iter(pids - {view.pid}))
         assert not _alive(b_pid)
-        assert engine.snapshot().workstreams["P1::B"].state in (WsState.KILLED, WsState.PENDING,
-                                                                 WsState.INTERRUPTED)
+        assert engine.snapshot().workstreams["P1::B"].state in (
+            WsState.KILLED,
+            WsState.PENDING,
+            WsState.INTERRUPTED,
+        )
 
 
 async def test_retry_retry_fresh_and_skip(git_repo: GitRepo, tmp_path: Path) -> None:
     plan = write_plan(
         tmp_path,
         git_repo.path,
-        [("P1", 3, [
-            agent_ws("F", "--fail-first", "--lines", "2"),
-            agent_ws("X", "--exit", "3"),
-            agent_ws("Y", "--lines", "1", deps=["X"]),
-        ])],
+        [
+            (
+                "P1",
+                3,
+                [
+                    agent_ws("F", "--fail-first", "--lines", "2"),
+                    agent_ws("X", "--exit", "3"),
+                    agent_ws("Y", "--lines", "1", deps=["X"]),
+                ],
+            )
+        ],
         push=False,
     )
     engine = make_engine(plan, tmp_path / "state", linger=True)
     app = build_app(engine, plan)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: state(app, "P1::F") is WsState.FAILED
-                    and state(app, "P1::X") is WsState.FAILED)
+        await until(
+            pilot,
+            lambda: state(app, "P1::F") is WsState.FAILED and state(app, "P1::X") is WsState.FAILED,
+        )
         await until(pilot, lambda: state(app, "P1::Y") is WsState.BLOCKED)
         # a failure is notified
-        assert any("P1::F failed" == n.title for n in app._notifications)
+        assert any(n.title == "P1::F failed" for n in app._notifications)
 
         await select(pilot, app, "P1::F")
         await pilot.press("r")
@@ -195,7 +219,9 @@ async def test_quit_dialog_cancel_then_detach_leaves_the_agent_running(
     git_repo: GitRepo, tmp_path: Path
 ) -> None:
     plan = write_plan(
-        tmp_path, git_repo.path, [("P1", 1, [agent_ws("A", "--lines", "-1", "--rate", "20")])],
+        tmp_path,
+        git_repo.path,
+        [("P1", 1, [agent_ws("A", "--lines", "-1", "--rate", "20")])],
         push=False,
     )
     engine = make_engine(plan, tmp_path / "state", linger=True)

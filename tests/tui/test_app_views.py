@@ -83,9 +83,7 @@ async def test_live_update_changes_only_changed_cells_and_keeps_cursor(demo_logs
         assert set(writes) == {("PH-07::WS-07B", "cpu"), ("PH-07::WS-07B", "mem")}
         assert table.get_cell("PH-07::WS-07B", "cpu").plain == "88%"
         engine.publish(
-            ev.WorkstreamStateChanged(
-                RUN_ID, "PH-07::WS-07C", WsState.PENDING, WsState.QUEUED, T0
-            )
+            ev.WorkstreamStateChanged(RUN_ID, "PH-07::WS-07C", WsState.PENDING, WsState.QUEUED, T0)
         )
         await pilot.pause()
         assert table.get_cell("PH-07::WS-07C", "status").plain == "◌ queued"

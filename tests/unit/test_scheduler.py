@@ -29,9 +29,7 @@ def _graph(phases: list[tuple[int, int]], edges_seed: int) -> PlanGraph:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    phases=st.lists(
-        st.tuples(st.integers(1, 8), st.integers(1, 4)), min_size=1, max_size=4
-    ),
+    phases=st.lists(st.tuples(st.integers(1, 8), st.integers(1, 4)), min_size=1, max_size=4),
     seed=st.integers(0, 10_000),
     global_limit=st.one_of(st.none(), st.integers(1, 5)),
     fail_rate=st.sampled_from([0.0, 0.3]),

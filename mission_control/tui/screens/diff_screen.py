@@ -7,11 +7,13 @@ usual colours; a huge diff is cut at ``MAX_LINES`` so opening it stays quick.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, RichLog
@@ -20,9 +22,9 @@ MAX_LINES = 20_000
 
 
 class DiffScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,d", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,d", "close", "Close")]
 
-    COMPONENT_CLASSES = {
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
         "diff-screen--added",
         "diff-screen--removed",
         "diff-screen--hunk",
@@ -76,7 +78,7 @@ class DiffScreen(ModalScreen[None]):
             if line.startswith(("diff --git", "+++", "---")):
                 style = file_style
             else:
-                style = styles.get(line[:1], None) or ""
+                style = styles.get(line[:1], Style())
             log.write(Text(line, style=style))
         if not lines:
             log.write(Text("(no changes)"))

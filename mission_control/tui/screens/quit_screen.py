@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
@@ -15,7 +15,7 @@ QuitChoice = Literal["detach", "stop", "cancel"]
 
 
 class QuitScreen(ModalScreen[QuitChoice]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "choose('cancel')", "Cancel"),
         Binding("l", "choose('detach')", "Leave running"),
         Binding("s", "choose('stop')", "Stop all"),

@@ -8,10 +8,12 @@ visible rows are cropped and painted, so a forty-node phase scrolls smoothly.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
+from textual.binding import BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -24,24 +26,24 @@ from .status_style import STATE_CLASSES, state_class, state_css
 
 
 class DagView(ScrollView, can_focus=True):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         ("up", "move(-1)", "Up"),
         ("down", "move(1)", "Down"),
     ]
 
-    COMPONENT_CLASSES = STATE_CLASSES | {"dag-view--edge", "dag-view--selected"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = set(STATE_CLASSES) | {
+        "dag-view--edge",
+        "dag-view--selected",
+    }
 
-    DEFAULT_CSS = (
-        """
+    DEFAULT_CSS = """
     DagView {
         background: $surface;
         scrollbar-size: 1 1;
     }
     DagView > .dag-view--edge { color: $text-muted; }
     DagView > .dag-view--selected { text-style: reverse bold; }
-    """
-        + state_css("DagView")
-    )
+    """ + state_css("DagView")
 
     selected: reactive[str | None] = reactive(None)
     """Task id of the highlighted node."""
@@ -161,7 +163,10 @@ class DagView(ScrollView, can_focus=True):
             self.post_message(self.Selected(self, task_id))
 
     def action_move(self, delta: int) -> None:
-        ids = sorted(self._layout.nodes, key=lambda n: (self._layout.nodes[n].layer, self._layout.nodes[n].row))
+        ids = sorted(
+            self._layout.nodes,
+            key=lambda n: (self._layout.nodes[n].layer, self._layout.nodes[n].row),
+        )
         if not ids:
             return
         index = ids.index(self.selected) if self.selected in ids else -1

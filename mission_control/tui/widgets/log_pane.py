@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.reactive import reactive
@@ -31,7 +32,7 @@ def attempt_path(current: Path, attempt: int) -> Path:
 
 
 class LogPane(Vertical, can_focus=False):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "start_search", "Search", tooltip="Search in this log"),
         Binding("n", "search_next", "Next match", show=False),
         Binding("N", "search_previous", "Previous match", show=False),
@@ -58,6 +59,7 @@ class LogPane(Vertical, can_focus=False):
         self._view: WorkstreamView | None = None
         self._pattern = ""
         self._note = ""
+        self._composed = False
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="log-pane--title", markup=False)
@@ -79,6 +81,8 @@ class LogPane(Vertical, can_focus=False):
     def update_view(self, view: WorkstreamView | None) -> None:
         """The followed workstream changed (state, attempt, log path)."""
         self._view = view
+        if not self._composed:
+            return  # on_mount applies it
         self.log_view.open(self._path())
         self._title()
 
@@ -93,7 +97,7 @@ class LogPane(Vertical, can_focus=False):
 
     def _title(self) -> None:
         view = self._view
-        if not self.is_mounted:
+        if not self._composed:
             return
         title = self.query_one(".log-pane--title", Static)
         if view is None:
@@ -128,8 +132,9 @@ class LogPane(Vertical, can_focus=False):
         self._title()
 
     def on_mount(self) -> None:
+        self._composed = True
         self.watch(self.log_view, "follow", lambda _f: self._title(), init=False)
-        self._title()
+        self.update_view(self._view)
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:

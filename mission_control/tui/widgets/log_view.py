@@ -18,11 +18,12 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -146,12 +147,12 @@ class _Reader(threading.Thread):
 
 
 class LogView(ScrollView, can_focus=True):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("end", "follow", "Follow", show=False),
         Binding("home", "top", "Top", show=False),
     ]
 
-    COMPONENT_CLASSES = {"log-view--match", "log-view--note"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"log-view--match", "log-view--note"}
 
     DEFAULT_CSS = """
     LogView { background: $surface; scrollbar-size: 1 1; }
@@ -256,9 +257,7 @@ class LogView(ScrollView, can_focus=True):
     def _visible_count(self) -> int:
         return max(1, self.size.height) + 2 * WINDOW_MARGIN
 
-    def _ask(
-        self, *, search: tuple[str, int, bool] | None = None, older: bool = False
-    ) -> None:
+    def _ask(self, *, search: tuple[str, int, bool] | None = None, older: bool = False) -> None:
         if self._reader is None:
             return
         top = int(self.scroll_y) - self._offset
@@ -282,10 +281,16 @@ class LogView(ScrollView, can_focus=True):
         if message.view is not self or self._reader is None:
             return
         window = message.window
-        if window.generation != self._window.generation or window.start != self._window.start:
+        old = self._window
+        same_lines = (
+            window.generation == old.generation
+            and window.start == old.start
+            and window.lines[: len(old.lines)] == old.lines
+        )
+        if not same_lines:
             self._strips.clear()
-        elif window.lines != self._window.lines[: len(window.lines)]:
-            self._strips.clear()
+        else:  # lines only arrived; the unterminated last line may have grown
+            self._strips.pop(old.total, None)
         self._window = window
         self._asked_older = False
         widest = max((len(line) for line in window.lines), default=0)
@@ -336,11 +341,10 @@ class LogView(ScrollView, can_focus=True):
             self._asked_older = True
             self._ask(older=True)
         top = int(new_value) - self._offset
-        if top < window.start or top + self.size.height > window.start + len(window.lines):
-            self._ask()
-        elif top - window.start < WINDOW_MARGIN // 2 or (
-            window.start + len(window.lines) - top - self.size.height < WINDOW_MARGIN // 2
-        ):
+        end = window.start + len(window.lines)
+        near_top = top - window.start < WINDOW_MARGIN // 2 and window.start > 0
+        near_end = end - top - self.size.height < WINDOW_MARGIN // 2 and end < window.total
+        if top < window.start or top + self.size.height > end or near_top or near_end:
             self._ask()
 
     def watch_follow(self, follow: bool) -> None:
@@ -376,7 +380,7 @@ class LogView(ScrollView, can_focus=True):
         self.follow = False
         super().action_scroll_home()
 
-    def _on_mouse_down(self, event: events.MouseDown) -> None:
+    async def _on_mouse_down(self, event: events.MouseDown) -> None:
         # grabbing the scrollbar to look back stops following too
         if self.follow and event.x >= self.size.width - self.styles.scrollbar_size_vertical:
             self.follow = False

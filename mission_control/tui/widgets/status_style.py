@@ -38,9 +38,10 @@ def state_css(prefix: str) -> str:
     """Component-class rules for every state, scoped under the widget type ``prefix``."""
     rules = []
     for state, variable in STATE_VARIABLE.items():
-        weight = "bold" if state in (WsState.RUNNING, WsState.FAILED, WsState.TIMED_OUT) else ""
+        bold = state in (WsState.RUNNING, WsState.FAILED, WsState.TIMED_OUT)
+        weight = "bold" if bold else "none"
         rules.append(
-            f"{prefix} > .{state_class(state)} {{ color: {variable}; text-style: {weight or 'none'}; }}"
+            f"{prefix} > .{state_class(state)} {{ color: {variable}; text-style: {weight}; }}"
         )
     return "\n".join(rules)
 

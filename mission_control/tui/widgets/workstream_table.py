@@ -12,11 +12,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -87,25 +88,22 @@ _PR_NUMBER = re.compile(r"/pull/(\d+)")
 
 
 class WorkstreamTable(DataTable[Text]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cycle_sort", "Sort", tooltip="Sort by the next column", show=False),
     ]
 
-    COMPONENT_CLASSES = (
+    COMPONENT_CLASSES: ClassVar[set[str]] = (
         DataTable.COMPONENT_CLASSES
         | STATE_CLASSES
         | {"workstream-table--stalled", "workstream-table--muted", "workstream-table--warn"}
     )
 
-    DEFAULT_CSS = (
-        """
+    DEFAULT_CSS = """
     WorkstreamTable { height: 1fr; }
     WorkstreamTable > .workstream-table--stalled { color: $error; text-style: bold reverse; }
     WorkstreamTable > .workstream-table--muted { color: $text-muted; }
     WorkstreamTable > .workstream-table--warn { color: $warning; text-style: bold; }
-    """
-        + state_css("WorkstreamTable")
-    )
+    """ + state_css("WorkstreamTable")
 
     class Selected(Message):
         """The cursor moved to another workstream."""
@@ -133,7 +131,11 @@ class WorkstreamTable(DataTable[Text]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(
-            id=id, cursor_type="row", zebra_stripes=False, fixed_columns=1, cursor_foreground_priority="renderable"
+            id=id,
+            cursor_type="row",
+            zebra_stripes=False,
+            fixed_columns=1,
+            cursor_foreground_priority="renderable",
         )
         self._order: list[str] = []
         """Task ids in plan order."""
@@ -158,7 +160,7 @@ class WorkstreamTable(DataTable[Text]):
     def selected_task(self) -> str | None:
         if not self._rows or self.cursor_row < 0 or self.cursor_row >= self.row_count:
             return None
-        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key
+        key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key
         return key.value
 
     @property
@@ -284,7 +286,9 @@ class WorkstreamTable(DataTable[Text]):
             if view.started_at is None:
                 return f"-/{limit(view.timeout_seconds)}", "workstream-table--muted"
             elapsed = view.elapsed(now)
-            cls = "workstream-table--warn" if running and elapsed > 0.8 * view.timeout_seconds else ""
+            cls = (
+                "workstream-table--warn" if running and elapsed > 0.8 * view.timeout_seconds else ""
+            )
             return f"{clock(elapsed)}/{limit(view.timeout_seconds)}", cls
         if key == "cpu":
             return (percent(view.cpu_percent) if view.pid else "-"), ""
@@ -343,4 +347,3 @@ class WorkstreamTable(DataTable[Text]):
         keys = [None, *(c.key for c in COLUMNS if c.key != "last")]
         index = keys.index(self.sort_column) if self.sort_column in keys else 0
         self.sort_by(keys[(index + 1) % len(keys)])
-

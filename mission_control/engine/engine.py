@@ -211,14 +211,7 @@ class Engine:
             for task_id, dep in decision.block.items():
                 await self._set_state(task_id, WsState.BLOCKED, f"dependency {dep} did not succeed")
             if decision.phase != current_phase:
-                if current_phase is not None:
-                    ok = all(
-                        self._rt[t].state in DONE_FOR_DEPENDENTS
-                        for p in self.graph.phases
-                        if p.phase_id == current_phase
-                        for t in p.task_ids
-                    )
-                    self._publish(ev.PhaseFinished(self.run_id, current_phase, ok, self._clock()))
+                self._phase_finished(current_phase)
                 current_phase = decision.phase
                 if current_phase is not None:
                     self._publish(ev.PhaseStarted(self.run_id, current_phase, self._clock()))
@@ -229,25 +222,23 @@ class Engine:
                     rt = self._rt[task_id]
                     rt.task = asyncio.create_task(self._run_workstream(rt), name=task_id)
             busy = any(rt.task is not None and not rt.task.done() for rt in self._rt.values())
-            if not busy and (decision.finished or self._cancelling) and not decision.start:
-                held = any(rt.held_until > 0 for rt in self._rt.values())
-                if not held and (not self.options.linger or self._cancelling):
-                    if current_phase is not None:
-                        self._publish(
-                            ev.PhaseFinished(
-                                self.run_id,
-                                current_phase,
-                                all(
-                                    self._rt[t].state in DONE_FOR_DEPENDENTS
-                                    for p in self.graph.phases
-                                    if p.phase_id == current_phase
-                                    for t in p.task_ids
-                                ),
-                                self._clock(),
-                            )
-                        )
-                    return
+            held = any(rt.held_until > 0 for rt in self._rt.values())
+            all_done = decision.finished and not decision.start and not held
+            if not busy and (self._cancelling or (all_done and not self.options.linger)):
+                self._phase_finished(current_phase)
+                return
             await self._wake.wait()
+
+    def _phase_finished(self, phase_id: str | None) -> None:
+        if phase_id is None:
+            return
+        ok = all(
+            self._rt[t].state in DONE_FOR_DEPENDENTS
+            for p in self.graph.phases
+            if p.phase_id == phase_id
+            for t in p.task_ids
+        )
+        self._publish(ev.PhaseFinished(self.run_id, phase_id, ok, self._clock()))
 
     def _decide(self) -> Decision:
         now = self._clock()

@@ -31,9 +31,6 @@ from .supervisor import spawn_attempt
 _STOP_POLL_SECONDS = 0.25
 """How often a running check looks whether the workstream was stopped."""
 
-_PR_FOOTER = "\n\nChanges: {diffstat}\n\nChecks:\n{checks}\n"
-"""Added to a PR body template that names neither ``{diffstat}`` nor ``{checks}``."""
-
 
 @dataclass(frozen=True, slots=True)
 class FinishContext:
@@ -155,11 +152,14 @@ async def _pull_request(
 ) -> str:
     """Open or update the PR; returns what the workstream's detail says of it."""
     ws = ctx.ws
-    if ws.pr.body is not None and not any(k in ws.pr.body for k in ("{diffstat}", "{checks}")):
+    if ws.pr.body is not None:
         # The reviewer always sees what changed and what was checked.
-        ws = ws.model_copy(
-            update={"pr": ws.pr.model_copy(update={"body": ws.pr.body + _PR_FOOTER})}
-        )
+        body = ws.pr.body.rstrip("\n")
+        if "{diffstat}" not in body:
+            body += "\n\nChanges: {diffstat}"
+        if "{checks}" not in body:
+            body += "\n\nChecks:\n{checks}"
+        ws = ws.model_copy(update={"pr": ws.pr.model_copy(update={"body": body + "\n"})})
     result = await asyncio.to_thread(
         pull_requests.open_pull_request,
         ws,

@@ -242,7 +242,9 @@ class MissionControlApp(App[AppResult]):
         event = message.event
         apply_event(self.run_snapshot, event)
         self._notify_about(event)
-        self._schedule_refresh()
+        if not isinstance(event, ev.MetricsSampled):
+            self._schedule_refresh()
+        # metrics (1 Hz) wait for the next tick: one table repaint a second, not three
 
     def _notify_about(self, event: ev.Event) -> None:
         match event:
@@ -382,9 +384,7 @@ class MissionControlApp(App[AppResult]):
 
     @on(LogsProbed)
     def _logs_probed(self, message: LogsProbed) -> None:
-        if message.probes != self._probes:
-            self._probes = message.probes
-            self._schedule_refresh()
+        self._probes = message.probes  # shown at the next tick
 
     # ------------------------------------------------------------ selection
 

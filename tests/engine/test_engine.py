@@ -168,7 +168,16 @@ async def test_timeout_ends_the_whole_tree_even_when_it_ignores_sigterm(
     assert rec.states["P1::T"] is WsState.TIMED_OUT
     everyone = [pid for group in pids.values() for pid in group]
     alive = [pid for pid in everyone if psutil.pid_exists(pid) and _not_zombie(pid)]
-    assert alive == []
+    info = [(pid, role, _describe(pid)) for role, group in pids.items() for pid in group]
+    assert alive == [], (info, [e for e in rec.events if type(e).__name__ == "EngineWarned"])
+
+
+def _describe(pid: int) -> str:
+    try:
+        proc = psutil.Process(pid)
+        return f"ppid {proc.ppid()} {proc.status()}"
+    except psutil.Error:
+        return "gone"
 
 
 def _not_zombie(pid: int) -> bool:

@@ -169,7 +169,9 @@ class _Gen:
             ),
             "env": maybe(
                 st.dictionaries(
-                    self.pick(["A", "B"], ["B=", ""]), maybe(st.text(max_size=3)), max_size=2
+                    st.sampled_from(["A", "B"] if self.clean else ["A", "B", "B=", ""]),
+                    maybe(st.text(max_size=3)),
+                    max_size=2,
                 )
             ),
             "retries": maybe(st.integers(0 if self.clean else -1, 3)),
@@ -250,7 +252,9 @@ class _Gen:
                         "version": maybe(st.just(1)),
                         "defaults": maybe(st.fixed_dictionaries({}, optional=self.settings())),
                         "tools": maybe(
-                            st.dictionaries(self.pick(["mine", "aider"], [""]), tool, max_size=2)
+                            st.dictionaries(
+                                st.sampled_from(["mine", "aider", ""]), tool, max_size=2
+                            )
                         ),
                         "grace_seconds": self.pick([0, 5.5], [-1]),
                     }.items()

@@ -60,6 +60,7 @@ class LogPane(Vertical, can_focus=False):
         self._pattern = ""
         self._note = ""
         self._composed = False
+        self._shown_title = ""
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="log-pane--title", markup=False)
@@ -96,36 +97,39 @@ class LogPane(Vertical, can_focus=False):
         return attempt_path(current, self.attempt)
 
     def _title(self) -> None:
+        """Rewrite the title line, only when its text changed (an update lays the pane out)."""
         view = self._view
         if not self._composed:
             return
-        title = self.query_one(".log-pane--title", Static)
         if view is None:
-            title.update(Content(f" {self.task_id or 'no workstream'}"))
-            return
-        shown = self.attempt or view.attempt
-        attempt = f"attempt {shown}/{view.attempt}" if view.attempt else "not started"
-        follow = "following" if self.log_view.follow else "paused scroll (end to follow)"
-        parts = [f"[b]{view.ws_id}[/b]", state_markup(view.state), attempt, follow]
-        if self._note:
-            parts.append(self._note)
-        title.update(Content.from_markup("  ".join(parts)))
+            markup = f" {_escape(self.task_id or 'no workstream')}"
+        else:
+            shown = self.attempt or view.attempt
+            attempt = f"attempt {shown}/{view.attempt}" if view.attempt else "not started"
+            follow = "following" if self.log_view.follow else "scrolled back (end: follow)"
+            parts = [f"[b]{_escape(view.ws_id)}[/b]", state_markup(view.state), attempt, follow]
+            if self._note:
+                parts.append(self._note)
+            markup = "  ".join(parts)
+        if markup != self._shown_title:
+            self._shown_title = markup
+            self.query_one(".log-pane--title", Static).update(Content.from_markup(markup))
 
     # ------------------------------------------------------------ handlers
 
     @on(LogView.Found)
     def _found(self, message: LogView.Found) -> None:
         if message.error:
-            self._note = f"[$error]{message.error}[/]"
+            self._note = f"[$error]{_escape(message.error)}[/]"
         elif message.line is None:
-            self._note = f"[$warning]no more matches for {message.pattern!r}[/]"
+            self._note = f"[$warning]no match for {_escape(repr(message.pattern))}[/]"
         else:
             self._note = f"match at line {message.line + 1}"
         self._title()
 
     @on(LogView.Failed)
     def _failed(self, message: LogView.Failed) -> None:
-        self._note = f"[$error]cannot read log: {message.error}[/]"
+        self._note = f"[$error]cannot read log: {_escape(message.error)}[/]"
         self._title()
 
     def watch_task_id(self) -> None:
@@ -172,3 +176,7 @@ class LogPane(Vertical, can_focus=False):
         self.attempt = None if shown == view.attempt else shown
         self._note = ""
         self.update_view(view)
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", "\\[")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
@@ -33,7 +34,10 @@ from textual.strip import Strip
 from ...errors import MissionControlError
 from ...store.logs import LogTail
 
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.25
+"""How often the reader looks for new bytes; a user's scroll or search wakes it at once.
+
+Four updates a second read as live, and each one repaints the whole pane."""
 WINDOW_MARGIN = 100
 """Lines kept above and below the visible ones."""
 MAX_RENDER_CELLS = 2000
@@ -61,17 +65,31 @@ class _Request:
 
 
 class _Reader(threading.Thread):
-    """Owns the ``LogTail``; every file read happens here."""
+    """Owns the ``LogTail`` of the view's current file; every file read happens here.
 
-    def __init__(self, view: LogView, path: Path) -> None:
-        super().__init__(name=f"log-reader:{path.name}", daemon=True)
+    One thread per view for its whole life: switching files (another workstream,
+    another attempt) only swaps the tail, so moving through the table starts no
+    threads. Messages carry the switch's serial so a late one for an old file is
+    dropped.
+    """
+
+    def __init__(self, view: LogView) -> None:
+        super().__init__(name="log-reader", daemon=True)
         self._view = view
-        self._path = path
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._request = _Request()
+        self._path: Path | None = None
+        self._serial = 0
         self._sent: tuple[int, int, int, int, str] | None = None
+
+    def switch(self, path: Path | None, serial: int) -> None:
+        with self._lock:
+            self._path = path
+            self._serial = serial
+            self._request = _Request()
+        self._wake.set()
 
     def ask(
         self,
@@ -95,18 +113,32 @@ class _Reader(threading.Thread):
         self._wake.set()
 
     def run(self) -> None:
-        tail = LogTail(self._path)
+        tail: LogTail | None = None
+        serial = -1
         try:
             while not self._stop.is_set():
-                self._tick(tail)
-                self._wake.wait(POLL_SECONDS)
+                with self._lock:
+                    path, wanted = self._path, self._serial
+                if wanted != serial:
+                    if tail is not None:
+                        tail.close()
+                    tail = LogTail(path) if path is not None else None
+                    serial = wanted
+                    self._sent = None
+                if tail is not None:
+                    try:
+                        self._tick(tail, serial)
+                    except Exception as exc:  # a broken file must not kill the app
+                        self._view.post_message(LogView.Failed(self._view, f"{path}: {exc}"))
+                        tail.close()
+                        tail = None
+                self._wake.wait(self._view.poll_interval)
                 self._wake.clear()
-        except Exception as exc:  # a broken file must not kill the app
-            self._view.post_message(LogView.Failed(self._view, f"{self._path}: {exc}"))
         finally:
-            tail.close()
+            if tail is not None:
+                tail.close()
 
-    def _tick(self, tail: LogTail) -> None:
+    def _tick(self, tail: LogTail, serial: int) -> None:
         tail.refresh()
         with self._lock:
             request = self._request
@@ -114,7 +146,7 @@ class _Reader(threading.Thread):
         if request.older and not tail.complete:
             added = tail.extend_backwards()
             if added:
-                self._view.post_message(LogView.Prepended(self._view, added, tail.generation))
+                self._view.post_message(LogView.Prepended(self._view, serial, added))
                 if request.start is not None:
                     request.start += added
                 self._sent = None
@@ -130,9 +162,9 @@ class _Reader(threading.Thread):
                         ignore_case=True,
                     )
             except MissionControlError as exc:
-                self._view.post_message(LogView.Found(self._view, pattern, None, str(exc)))
+                self._view.post_message(LogView.Found(self._view, serial, pattern, None, str(exc)))
             else:
-                self._view.post_message(LogView.Found(self._view, pattern, found, None))
+                self._view.post_message(LogView.Found(self._view, serial, pattern, found, None))
         total = tail.line_count
         count = request.count
         start = max(0, total - count) if request.start is None else max(0, request.start)
@@ -143,7 +175,7 @@ class _Reader(threading.Thread):
         self._sent = key
         lines = tail.get_lines(start, count)
         window = _Window(tail.generation, total, tail.complete, start, lines, partial)
-        self._view.post_message(LogView.Loaded(self._view, window))
+        self._view.post_message(LogView.Loaded(self._view, serial, window))
 
 
 class LogView(ScrollView, can_focus=True):
@@ -166,27 +198,29 @@ class LogView(ScrollView, can_focus=True):
     """Line of the last search hit, highlighted."""
 
     class Loaded(Message):
-        def __init__(self, view: LogView, window: _Window) -> None:
+        def __init__(self, view: LogView, serial: int, window: _Window) -> None:
             super().__init__()
             self.view = view
+            self.serial = serial
             self.window = window
 
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, LogView.Loaded) and message.view is self.view
 
     class Prepended(Message):
-        def __init__(self, view: LogView, added: int, generation: int) -> None:
+        def __init__(self, view: LogView, serial: int, added: int) -> None:
             super().__init__()
             self.view = view
+            self.serial = serial
             self.added = added
-            self.generation = generation
 
     class Found(Message):
         def __init__(
-            self, view: LogView, pattern: str, line: int | None, error: str | None
+            self, view: LogView, serial: int, pattern: str, line: int | None, error: str | None
         ) -> None:
             super().__init__()
             self.view = view
+            self.serial = serial
             self.pattern = pattern
             self.line = line
             self.error = error
@@ -203,6 +237,8 @@ class LogView(ScrollView, can_focus=True):
         self._reader: _Reader | None = None
         self._window = _Window(0, 0, True, 0, [], "")
         self._strips: OrderedDict[int, Strip] = OrderedDict()
+        self._crop_key = (0, 0)
+        self._base_style: Style | None = None
         self._max_width = 0
         self._asked_older = False
 
@@ -296,10 +332,31 @@ class LogView(ScrollView, can_focus=True):
         widest = max((len(line) for line in window.lines), default=0)
         self._max_width = min(MAX_RENDER_CELLS, max(self._max_width, widest))
         height = window.total + (1 if window.partial else 0) + (0 if window.complete else 1)
-        self.virtual_size = Size(self._max_width, height)
+        self._set_virtual_size(Size(self._max_width, height))
         if self.follow:
             self._stick_to_end()
             self.call_after_refresh(self._stick_to_end)
+        self.refresh()
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Grow the scroll range without a layout of the whole screen.
+
+        Assigning ``virtual_size`` lays out every widget again; a log growing ten
+        times a second in four panes would spend its time there. Only when a
+        scrollbar appears or goes (which changes this widget's content area) is
+        a layout needed.
+        """
+        old = self.virtual_size
+        if size == old:
+            return
+        width, height = self.container_size
+        if (old.height > height) != (size.height > height) or (old.width > width) != (
+            size.width > width
+        ):
+            self.virtual_size = size
+            return
+        self.set_reactive(ScrollView.virtual_size, size)
+        self._scroll_update(size)
         self.refresh()
 
     def _stick_to_end(self) -> None:
@@ -313,7 +370,7 @@ class LogView(ScrollView, can_focus=True):
         self._strips.clear()
         if self.match_line is not None:
             self.match_line += message.added
-        self.virtual_size = Size(self._max_width, self.virtual_size.height + message.added)
+        self._set_virtual_size(Size(self._max_width, self.virtual_size.height + message.added))
         self.scroll_to(y=self.scroll_y + message.added, animate=False, immediate=True)
 
     def on_log_view_found(self, message: LogView.Found) -> None:
@@ -391,7 +448,12 @@ class LogView(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.size.width
-        base = self.rich_style
+        if self._base_style is None:
+            self._base_style = self.rich_style
+        base = self._base_style
+        if (scroll_x, width) != self._crop_key:  # strips are cached cropped to the view
+            self._crop_key = (scroll_x, width)
+            self._strips.clear()
         window = self._window
         line_index = index - self._offset
         if not window.complete and index == 0:
@@ -406,11 +468,18 @@ class LogView(ScrollView, can_focus=True):
             if line_index == self.match_line:
                 text.stylize(self.get_component_rich_style("log-view--match", partial=True))
             segments = list(text.render(self.app.console))
-            strip = Strip(Segment.apply_style(segments, base))
+            strip = Strip(Segment.apply_style(segments, base)).crop_extend(
+                scroll_x, scroll_x + width, base
+            )
             self._strips[line_index] = strip
             if len(self._strips) > _STRIP_CACHE:
                 self._strips.popitem(last=False)
-        return strip.crop_extend(scroll_x, scroll_x + width, base)
+        return strip
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._base_style = None  # the theme changed
+        self._strips.clear()
 
     def _line_text(self, line_index: int) -> Text | None:
         window = self._window

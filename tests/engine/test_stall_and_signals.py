@@ -1,0 +1,130 @@
+"""Stalled agents are flagged and handled; Ctrl-C stops a headless run cleanly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from mission_control.engine import events as ev
+from mission_control.engine.states import WsState
+from tests.conftest import GitRepo
+from tests.engine.engine_helpers import Recorder, make_engine, write_plan, ws
+from tests.helpers import wait_for_pids
+
+
+async def test_stall_is_flagged_and_cleared_by_new_output(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    # prints, goes quiet for 2.5 s (stall after 1.2 s), prints again, exits
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [("P1", 1, [ws("Q", "--lines", "1", "--sleep", "2.5", "--lines", "1")])],
+        stall_minutes=0.02,
+    )
+    engine = make_engine(plan, tmp_path / "state")
+    rec = Recorder(engine)
+    assert await engine.run() is True
+    flags = [e.stalled for e in rec.events if isinstance(e, ev.WorkstreamStalled)]
+    assert flags[:1] == [True]
+
+
+async def test_on_stall_kill_and_retry(git_repo: GitRepo, tmp_path: Path) -> None:
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [
+            (
+                "P1",
+                2,
+                [
+                    ws("K", "--sleep", "60", on_stall="kill"),
+                    ws("R", "--fail-first", "--sleep", "0", retries=0),
+                ],
+            )
+        ],
+        stall_minutes=0.02,
+    )
+    engine = make_engine(plan, tmp_path / "state")
+    rec = Recorder(engine)
+    assert await engine.run() is False
+    assert rec.states["P1::K"] is WsState.KILLED
+    assert any(isinstance(e, ev.WorkstreamStalled) and e.stalled for e in rec.events)
+
+
+async def test_on_stall_retry_starts_a_new_attempt(git_repo: GitRepo, tmp_path: Path) -> None:
+    marker = tmp_path / "first-done"
+    # attempt 1 hangs silently; attempt 2 (MC_ATTEMPT=2) exits at once
+    script = (
+        "import os, sys, time\n"
+        "if os.environ['MC_ATTEMPT'] == '1':\n"
+        "    time.sleep(60)\n"
+        f"open({str(marker)!r}, 'w').close()\n"
+    )
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [
+            (
+                "P1",
+                1,
+                [
+                    {
+                        "id": "S",
+                        "name": "stuck once",
+                        "tool": "shell",
+                        "command": [sys.executable, "-c", script],
+                        "on_stall": "retry",
+                    }
+                ],
+            )
+        ],
+        stall_minutes=0.02,
+    )
+    engine = make_engine(plan, tmp_path / "state")
+    rec = Recorder(engine)
+    assert await engine.run() is True
+    assert engine.snapshot().workstreams["P1::S"].attempt == 2
+    assert marker.exists()
+    assert rec.states["P1::S"] is WsState.SUCCEEDED
+
+
+def test_ctrl_c_stops_gracefully_then_exits_130(git_repo: GitRepo, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids.jsonl"
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [("P1", 1, [ws("L", "--pid-file", str(pid_file), "--children", "1", "--forever")])],
+    )
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mission_control",
+            "run",
+            str(plan.path),
+            "--headless",
+            "--state-dir",
+            str(state),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pids = wait_for_pids(pid_file, {"main": 1, "child": 1}, timeout=20)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "stopping" in out
+    assert "interrupted" in out
+    assert "Traceback" not in err
+    for group in pids.values():
+        for pid in group:
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"

@@ -17,7 +17,6 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from rich.text import Text
@@ -28,6 +27,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.events import Resize
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input
 from textual.worker import Worker, get_current_worker
 
@@ -44,13 +44,17 @@ from .screens.diff_screen import DiffScreen
 from .screens.quit_screen import QuitChoice, QuitScreen
 from .widgets.dag_view import DagView
 from .widgets.log_pane import LogPane
-from .widgets.log_view import LogView
+from .widgets.log_view import POLL_SECONDS
 from .widgets.run_header import RunHeader, RunSummary
 from .widgets.workstream_table import StatusFilter, WorkstreamTable
 
 AppResult = Literal["finished", "detach", "stopped"]
 
 MAX_PANES = 4
+FOLLOW_DELAY = 0.12
+"""Seconds the cursor rests on a row before the following panes switch to it."""
+LAG_TICK = 0.1
+MAX_PACE = 2.0
 PROBE_SECONDS = 1.0
 _PROBE_BYTES = 4096
 _STATUS_CYCLE = list(StatusFilter)
@@ -107,6 +111,9 @@ class MissionControlApp(App[AppResult]):
         """Ids of panes the user pointed at a workstream; the others follow the cursor."""
         self._pane_serial = 0
         self._selected: str | None = None
+        self._follow_timer: Timer | None = None
+        self._pace = POLL_SECONDS
+        self._lag_mark = time.monotonic()
         self._theme_errors: list[str] = []
         self._views_ready = False
         self._load_themes(theme)
@@ -203,6 +210,8 @@ class MissionControlApp(App[AppResult]):
                 self._drive_engine(), group="engine", exit_on_error=False
             )
         self.set_interval(1.0, self._tick)
+        self._lag_mark = time.monotonic()
+        self.set_interval(LAG_TICK, self._watch_lag)
         if self._probe_logs:
             self._probe()
 
@@ -392,11 +401,42 @@ class MissionControlApp(App[AppResult]):
         if task_id == self._selected:
             return
         self._selected = task_id
+        # Panes that follow the cursor switch once it rests: holding a key down in
+        # the table opens one log, not every log on the way.
+        if self._follow_timer is not None:
+            self._follow_timer.stop()
+        self._follow_timer = self.set_timer(FOLLOW_DELAY, self._follow_selection)
+        self._schedule_refresh()
+
+    def _follow_selection(self) -> None:
+        self._follow_timer = None
+        task_id = self._selected
+        if task_id is None:
+            return
         views = self.run_snapshot.workstreams
         for pane in self.panes:
             if pane.id not in self._pinned:
                 pane.show_workstream(task_id, views.get(task_id))
-        self._schedule_refresh()
+
+    def _watch_lag(self) -> None:
+        """Stretch the log panes' refresh when the event loop falls behind.
+
+        On a machine whose cores are busy with agents, repainting four panes four
+        times a second can cost more than this process is given; keys would then
+        wait behind repaints. The loop's lateness on a 0.1 s timer says how busy it is.
+        """
+        now = time.monotonic()
+        lag = max(0.0, now - self._lag_mark - LAG_TICK)
+        self._lag_mark = now
+        pace = self._pace
+        if lag > 0.05:
+            pace = min(MAX_PACE, pace * 2)
+        elif lag < 0.02:
+            pace = max(POLL_SECONDS, pace * 0.8)
+        if pace != self._pace:
+            self._pace = pace
+            for view in self.query(LogView):
+                view.poll_interval = pace
 
     @on(WorkstreamTable.Selected)
     def _table_selected(self, message: WorkstreamTable.Selected) -> None:
@@ -549,7 +589,7 @@ class MissionControlApp(App[AppResult]):
             return
         task_id = self._selected
         self._pane_serial += 1
-        pane = LogPane(task_id, id=f"pane-{self._pane_serial}")
+        pane = LogPane(task_id, id=f"pane-{self._pane_serial}", pace=self._pace)
         self._pinned.add(pane.id or "")
         self.query_one("#logs").mount(pane)
         if task_id is not None:
@@ -701,4 +741,3 @@ def build_app(
 
 
 __all__ = ["AppResult", "MissionControlApp", "build_app"]
-_ = (Path, LogView)

@@ -87,7 +87,7 @@ async def test_commit_push_and_pull_request_then_a_rerun_edits_it(
         [
             (
                 "P1",
-                2,
+                1,  # the stand-in gh numbers PRs by reading its file: one caller at a time
                 [
                     ws(
                         "A",

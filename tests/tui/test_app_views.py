@@ -12,9 +12,10 @@ from mission_control.tui.widgets.workstream_table import StatusFilter
 from tests.tui.static_engine import RUN_ID, T0, StaticEngine, demo_snapshot, wide_snapshot
 
 
-def _app(logs: Path | None = None) -> tuple[MissionControlApp, StaticEngine]:
+def _app(logs: Path | None = None, probe: bool = True) -> tuple[MissionControlApp, StaticEngine]:
     engine = StaticEngine(demo_snapshot(logs))
-    return build_app(engine, None, run_engine=False, clock=lambda: T0), engine
+    app = build_app(engine, None, run_engine=False, clock=lambda: T0, probe_logs=probe)
+    return app, engine
 
 
 async def test_table_lists_every_workstream_and_selection_reaches_dag_and_pane(
@@ -31,7 +32,8 @@ async def test_table_lists_every_workstream_and_selection_reaches_dag_and_pane(
         await pilot.pause()
         assert app.selected_task == "PH-07::WS-07C"
         assert app.dag.selected == "PH-07::WS-07C"
-        # the unpinned pane follows the cursor
+        # the unpinned pane follows the cursor once it rests
+        await pilot.pause(0.2)
         assert app.panes[0].task_id == "PH-07::WS-07C"
 
 
@@ -59,7 +61,7 @@ async def test_text_and_status_filters(demo_logs: Path) -> None:
 
 
 async def test_live_update_changes_only_changed_cells_and_keeps_cursor(demo_logs: Path) -> None:
-    app, engine = _app(demo_logs)
+    app, engine = _app(demo_logs, probe=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("down", "down", "down")  # WS-07E
         await pilot.pause()
@@ -79,7 +81,10 @@ async def test_live_update_changes_only_changed_cells_and_keeps_cursor(demo_logs
 
         table.update_cell = spy  # type: ignore[method-assign]
         engine.sample("PH-07::WS-07B", 88.0, 200 << 20)
-        await pilot.pause()
+        for _ in range(30):  # metrics are shown at the next one-second tick
+            await pilot.pause(0.05)
+            if writes:
+                break
         assert set(writes) == {("PH-07::WS-07B", "cpu"), ("PH-07::WS-07B", "mem")}
         assert table.get_cell("PH-07::WS-07B", "cpu").plain == "88%"
         engine.publish(
@@ -114,7 +119,7 @@ async def test_panes_add_close_and_choose(demo_logs: Path) -> None:
         assert app.panes[1].task_id == "PH-07::WS-07B"
         # the new pane is pinned: moving the cursor does not move it
         await pilot.press("down", "down")
-        await pilot.pause()
+        await pilot.pause(0.2)
         assert app.panes[1].task_id == "PH-07::WS-07B"
         assert app.panes[0].task_id == "PH-07::WS-07D"
         # enter shows the cursor's workstream in the active pane

@@ -53,8 +53,11 @@ class LogPane(Vertical, can_focus=False):
     attempt: reactive[int | None] = reactive(None)
     """The attempt shown; None means the current one (and moves on to the next)."""
 
-    def __init__(self, task_id: str | None = None, *, id: str | None = None) -> None:
+    def __init__(
+        self, task_id: str | None = None, *, id: str | None = None, pace: float | None = None
+    ) -> None:
         super().__init__(id=id)
+        self._pace = pace
         self.set_reactive(LogPane.task_id, task_id)
         self._view: WorkstreamView | None = None
         self._pattern = ""
@@ -64,7 +67,10 @@ class LogPane(Vertical, can_focus=False):
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="log-pane--title", markup=False)
-        yield LogView()
+        view = LogView()
+        if self._pace is not None:
+            view.poll_interval = self._pace
+        yield view
         yield Input(placeholder="search (enter; n/N next/previous; esc closes)")
 
     @property

@@ -235,6 +235,9 @@ class LogView(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.path: Path | None = None
         self._reader: _Reader | None = None
+        self._serial = 0
+        self.poll_interval = POLL_SECONDS
+        """Seconds between looks for new bytes; the app stretches it when the loop lags."""
         self._window = _Window(0, 0, True, 0, [], "")
         self._strips: OrderedDict[int, Strip] = OrderedDict()
         self._crop_key = (0, 0)
@@ -246,21 +249,22 @@ class LogView(ScrollView, can_focus=True):
 
     def open(self, path: Path | None) -> None:
         """Show ``path`` (``None``: nothing), following its end."""
-        if path == self.path and self._reader is not None:
+        if path == self.path:
             return
-        self._stop_reader()
         self.path = path
+        self._serial += 1
         self._window = _Window(0, 0, True, 0, [], "")
         self._strips.clear()
         self._max_width = 0
         self.match_line = None
         self.follow = True
-        self.virtual_size = Size(0, 0)
+        self._set_virtual_size(Size(0, 0))
         self.refresh()
-        if path is not None:
-            self._reader = _Reader(self, path)
+        if self._reader is None:
+            self._reader = _Reader(self)
             self._reader.start()
-            self._ask()
+        self._reader.switch(path, self._serial)
+        self._ask()
 
     def search(self, pattern: str, *, backwards: bool = False) -> None:
         if self._reader is None or not pattern:
@@ -314,7 +318,7 @@ class LogView(ScrollView, can_focus=True):
 
     def on_log_view_loaded(self, message: LogView.Loaded) -> None:
         message.stop()
-        if message.view is not self or self._reader is None:
+        if message.view is not self or message.serial != self._serial:
             return
         window = message.window
         old = self._window
@@ -365,7 +369,7 @@ class LogView(ScrollView, can_focus=True):
 
     def on_log_view_prepended(self, message: LogView.Prepended) -> None:
         message.stop()
-        if message.view is not self:
+        if message.view is not self or message.serial != self._serial:
             return
         self._strips.clear()
         if self.match_line is not None:
@@ -374,7 +378,8 @@ class LogView(ScrollView, can_focus=True):
         self.scroll_to(y=self.scroll_y + message.added, animate=False, immediate=True)
 
     def on_log_view_found(self, message: LogView.Found) -> None:
-        if message.view is not self:
+        if message.view is not self or message.serial != self._serial:
+            message.stop()
             return
         if message.line is not None:
             self.follow = False

@@ -81,6 +81,8 @@ class _Runtime:
     """Set by kill/timeout/cancel: the state the attempt ends in."""
     retry_after_stop: bool = False
     fresh: bool = False
+    rewrote: bool = False
+    """A fresh retry reset the branch: its next push must replace the remote's copy."""
     held_until: float = 0.0
     worktree: Path | None = None
     base_commit: str | None = None
@@ -316,8 +318,11 @@ class Engine:
         rt.worktree = prepared.path
         rt.base_commit = prepared.base_commit
         if rt.fresh:
-            await asyncio.to_thread(worktrees.reset_worktree, prepared.path, prepared.base_commit)
+            await asyncio.to_thread(
+                worktrees.reset_worktree, prepared.path, prepared.base_commit, ws.branch
+            )
             rt.fresh = False
+            rt.rewrote = True
         if self._detaching:
             await self._set_state(ws.task_id, WsState.PENDING, "")
             return
@@ -459,8 +464,11 @@ class Engine:
                 on_conflicts=self._on_conflicts,
                 should_stop=lambda: rt.stop_as is not None,
                 clock=self._clock,
+                force_push=rt.rewrote,
             )
         )
+        if outcome.ok:
+            rt.rewrote = False
         if rt.stop_as is not None:
             await self._end_stopped(rt)
         elif outcome.ok:
@@ -476,7 +484,7 @@ class Engine:
             if other.ws.phase_id == ws.phase_id
             and other.ws.task_id != ws.task_id
             and other.ws.repo == ws.repo
-            and other.state is WsState.SUCCEEDED
+            and other.state in (WsState.SUCCEEDED, WsState.FINISHING)
         ]
 
     async def _on_conflicts(
@@ -495,7 +503,7 @@ class Engine:
             if (
                 other is not rt
                 and ws.task_id in other.conflicts
-                and ws.task_id not in {p for p, _ in pairs}
+                and other.ws.task_id not in {p for p, _ in pairs}
             ):
                 del other.conflicts[ws.task_id]
                 await self._publish_conflicts(other)

@@ -44,7 +44,7 @@ from .screens.diff_screen import DiffScreen
 from .screens.quit_screen import QuitChoice, QuitScreen
 from .widgets.dag_view import DagView
 from .widgets.log_pane import LogPane
-from .widgets.log_view import POLL_SECONDS
+from .widgets.log_view import POLL_SECONDS, LogView
 from .widgets.run_header import RunHeader, RunSummary
 from .widgets.workstream_table import StatusFilter, WorkstreamTable
 

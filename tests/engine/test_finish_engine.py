@@ -498,9 +498,6 @@ async def test_killing_during_a_long_check_stops_it(
     assert await run is False
 
 
-_ENGINE_CHANGE = "needs the engine.py change described in the finishing notes"
-
-
 def _conflict_plan(sb: GitSandbox, tmp_path: Path, limit: int) -> Plan:
     edit = "sed -i 's/^line 1$/{text}/' f.txt"
     return write_plan(
@@ -517,7 +514,6 @@ def _conflict_plan(sb: GitSandbox, tmp_path: Path, limit: int) -> Plan:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=_ENGINE_CHANGE)
 @pytest.mark.parametrize("limit", [1, 2], ids=["one after the other", "side by side"])
 async def test_both_sides_of_a_conflict_hear_of_it(
     limit: int, git_sandbox: GitSandbox, tmp_path: Path
@@ -531,7 +527,6 @@ async def test_both_sides_of_a_conflict_hear_of_it(
     assert dict(views["P1::B"].conflicts) == {"P1::A": ("f.txt",)}
 
 
-@pytest.mark.xfail(strict=True, reason=_ENGINE_CHANGE)
 async def test_a_fresh_retry_replaces_the_pushed_branch(
     git_sandbox: GitSandbox, tmp_path: Path
 ) -> None:

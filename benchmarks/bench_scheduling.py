@@ -172,7 +172,8 @@ def _loop(folder: Path, links: int, origin: bool) -> list[float]:
     wt = folder / "loop" / "worktrees"
     wt.mkdir()
     args = [str(repo), str(wt), str(stamps), str(links), "1" if origin else "0"]
-    subprocess.run(["sh", "-c", _LOOP, "loop", *args], check=True)
+    # Its own session, like the engine's git calls and tools (scheduler autogroups).
+    subprocess.run(["sh", "-c", _LOOP, "loop", *args], check=True, start_new_session=True)
     ids = [f"W{i:02d}" for i in range(links + 1)]
     return [
         _stamp(stamps, nxt, "spawn") - _stamp(stamps, dep, "exit")

@@ -14,7 +14,11 @@ what a person would script by hand to get the same result:
     cd WT/ID && sh -c 'echo ID > ID.txt' && git add -A && git commit -q -m ID
     (--origin: git push -q origin loop/ID)
 
-``flock`` serialises ``worktree add`` the way the engine's per-repository lock
+Each workstream's script runs in its own session (``setsid``): the engine starts
+every git call and every tool in a new session, and with Linux's scheduler
+autogroups each session is scheduled as one group, so on a machine busy with
+other work a loop confined to one session would get less CPU than the engine
+for reasons that have nothing to do with either. ``flock`` serialises ``worktree add`` the way the engine's per-repository lock
 does (parallel ``worktree add`` on one repository can trip over git's own lock
 files). Both sides start from an identical fresh repository and leave 100
 branches, each with one commit.
@@ -61,6 +65,8 @@ def _loop(folder: Path, ids: list[str], parallel: int, origin: bool) -> float:
             "xargs",
             f"-P{parallel}",
             "-I{}",
+            "setsid",
+            "-w",
             "sh",
             str(script),
             "{}",

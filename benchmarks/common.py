@@ -147,8 +147,13 @@ class EngineRun:
     events: list[ev.Event] = field(default_factory=list)
 
 
-async def _run(plan_path: Path, state_dir: Path, options: RunOptions) -> EngineRun:
-    engine = Engine(load_plan_or_raise(plan_path), state_dir=state_dir, options=options)
+def build_engine(plan_path: Path, state_dir: Path, **options: Any) -> Engine:
+    """Load a plan the way the CLI does and build its engine."""
+    return Engine(load_plan_or_raise(plan_path), state_dir=state_dir, options=RunOptions(**options))
+
+
+async def _run(plan_path: Path, state_dir: Path, options: dict[str, Any]) -> EngineRun:
+    engine = build_engine(plan_path, state_dir, **options)
     events: list[ev.Event] = []
     engine.subscribe(events.append)
     ok = await engine.run()
@@ -157,7 +162,7 @@ async def _run(plan_path: Path, state_dir: Path, options: RunOptions) -> EngineR
 
 def run_engine(plan_path: Path, state_dir: Path, **options: Any) -> EngineRun:
     """Run a plan in this process, as ``mission-control run --headless`` does, keeping events."""
-    return asyncio.run(_run(plan_path, state_dir, RunOptions(**options)))
+    return asyncio.run(_run(plan_path, state_dir, options))
 
 
 @contextlib.contextmanager
@@ -199,14 +204,15 @@ def report(
     *,
     figure: str,
     baseline: str,
-    ratio: float,
+    ratio: float | None,
     target: str,
     passed: bool,
 ) -> None:
-    """The four lines every benchmark ends with."""
+    """The lines every benchmark ends with; ``ratio`` None when the baseline is about zero."""
     print()
     print(f"== {title}")
     print(f"   mission-control : {figure}")
     print(f"   baseline        : {baseline}")
-    print(f"   ratio           : {ratio:.2f}x")
+    shown = f"{ratio:.2f}x" if ratio is not None else "n/a (the baseline is about zero)"
+    print(f"   ratio           : {shown}")
     print(f"   target          : {target}  ->  {'PASS' if passed else 'FAIL'}")

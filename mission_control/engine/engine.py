@@ -809,6 +809,31 @@ class Engine:
                         started,
                     )
                 )
+            last = r.last_attempt
+            if r.adopted is None and last is not None:
+                # Finished attempts: the views show their number, time and log.
+                self._publish(
+                    ev.AttemptStarted(
+                        self.run_id,
+                        task_id,
+                        last.attempt,
+                        last.pid or 0,
+                        last.log_path,
+                        tuple(last.argv),
+                        last.started_at,
+                    )
+                )
+                if last.ended_at is not None:
+                    self._publish(
+                        ev.AttemptEnded(
+                            self.run_id,
+                            task_id,
+                            last.attempt,
+                            last.exit_code,
+                            last.signal,
+                            last.ended_at,
+                        )
+                    )
             if r.state is not rt.state:
                 await self._set_state(task_id, r.state, r.detail)
 

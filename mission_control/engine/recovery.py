@@ -34,6 +34,7 @@ class Restored:
     base_commit: str | None = None
     log_path: Path | None = None
     started_at: float | None = None
+    last_attempt: AttemptRecord | None = None
     adopted: AttemptProcess | None = None
     ended: ExitStatus | None = None
     """Set when the attempt ended unwatched: the engine records the end, then finishes it."""
@@ -63,6 +64,7 @@ def _restore_one(ws: WorkstreamRecord, last: AttemptRecord | None) -> Restored:
         base.base_commit = last.base_commit or ws.base_commit
         base.log_path = Path(last.log_path)
         base.started_at = last.started_at
+        base.last_attempt = last
     if ws.state in TERMINAL:
         return base
     if last is None or last.ended_at is not None:

@@ -152,10 +152,11 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
             view.last_output_at = at
             view.cpu_percent = 0.0
             view.rss_bytes = 0
-        case ev.AttemptEnded(ws_id=task_id, exit_code=code, signal=sig):
+        case ev.AttemptEnded(ws_id=task_id, exit_code=code, signal=sig, at=at):
             view = snapshot.workstreams.get(task_id)
             if view is None:
                 return
+            view.ended_at = at
             view.exit_code = code
             view.signal = sig
             view.pid = None

@@ -77,6 +77,12 @@ _KILL_WAIT = 5.0
 _HAS_PIDFD = hasattr(os, "pidfd_open")
 
 
+def _dbg(msg: str) -> None:
+    if os.environ.get("MC_LEAK_DEBUG"):
+        with open(os.environ["MC_LEAK_DEBUG"], "a") as f:
+            f.write(f"{time.time():.3f} {threading.current_thread().name} {msg}\n")
+
+
 @dataclass(frozen=True, slots=True)
 class ExitStatus:
     """How an attempt ended: an exit code, a signal, or neither when unknown."""
@@ -431,6 +437,7 @@ class AttemptProcess:
             seeds.extend(self._token_holders(known))
         me = os.getpid()
         queue = deque(p for p in seeds if p.pid != me)
+        dbg_seeds = [(p.pid, is_alive(p)) for p in seeds]
         while queue:
             proc = queue.popleft()
             if proc.pid in found or not is_alive(proc):
@@ -439,6 +446,7 @@ class AttemptProcess:
             for pid in child_pids(proc.pid):
                 if pid not in found and (child := _handle(known, pid)) is not None:
                     queue.append(child)
+        _dbg(f"scan root={self.pid} full={full} seeds={dbg_seeds} found={sorted(found)}")
         with self._lock:
             self._known = found
         members = {pid: _start(p) for pid, p in found.items() if pid != self.pid}
@@ -562,6 +570,7 @@ class AttemptProcess:
                     break
                 killed.extend(self._kill(left))
             survivors = [p.pid for p in self._scan(full=True)]
+            _dbg(f"terminate root={self.pid} done terminated={terminated} killed={killed} survivors={survivors}")
         self.poll()
         reap_orphans()
         return TerminateResult(
@@ -576,6 +585,23 @@ class AttemptProcess:
         others = [p for p in procs if p.pid != self.pid]
         root = [p for p in procs if p.pid == self.pid]
         sent = signal_all(others, signal.SIGKILL)
+        _dbg(f"kill root={self.pid} others={[(p.pid, _start(p)) for p in others]} sent={sent}")
+        if os.environ.get("MC_LEAK_DEBUG"):
+            pids = [p.pid for p in others]
+
+            def later() -> None:
+                for delay in (0.0, 0.05, 0.3, 1.0, 3.0):
+                    time.sleep(delay)
+                    rows = []
+                    for pid in pids:
+                        try:
+                            st = open(f"/proc/{pid}/stat").read().split(") ")[1].split()
+                            rows.append((pid, st[0], st[1], st[19]))
+                        except OSError:
+                            rows.append((pid, "gone"))
+                    _dbg(f"later+{delay} {rows}")
+
+            threading.Thread(target=later, daemon=True).start()
         _wait_gone(others, _KILL_WAIT)
         if root:
             _wait_gone(root, 1.0)

@@ -36,7 +36,7 @@ KeyPath = tuple[str | int, ...]
 Pos = tuple[int, int]
 """1-based line and column."""
 
-MAX_NODES = 1_000_000
+MAX_NODES = 200_000
 """More values than this (after alias expansion) is an alias bomb, not a plan."""
 
 _STD_TAG = "tag:yaml.org,2002:"

@@ -200,6 +200,8 @@ class MissionControlApp(App[AppResult]):
             self._selected = first
         self._views_ready = True
         self._refresh_views()
+        if first is not None:
+            self.table.select(first)
         pane = self.panes[0]
         if first is not None:
             pane.show_workstream(first, views.get(first))
@@ -333,8 +335,6 @@ class MissionControlApp(App[AppResult]):
             self.dag.border_title = f"DAG {phase.phase_id}"
         self.dag.selected = self._selected
         self.table.show(views, self._probes, now)
-        if self._selected is not None:
-            self.table.select(self._selected)
         for pane in self.panes:
             if pane.task_id is not None:
                 pane.update_view(views.get(pane.task_id))
@@ -453,6 +453,7 @@ class MissionControlApp(App[AppResult]):
     @on(DagView.Selected)
     def _dag_selected(self, message: DagView.Selected) -> None:
         self._select(message.task_id)
+        self.table.select(message.task_id)  # the table's cursor is the selection's home
 
     def on_descendant_focus(self, event: object) -> None:
         widget = getattr(event, "widget", None)

@@ -146,8 +146,13 @@ def test_second_owner_is_refused_and_a_dead_one_is_taken_over(
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+    status = _status(state)
+    assert status["status"] == "running", status  # killed mid-run: the run is unfinished
     taken = subprocess.run(
-        _cli("resume", "--headless", state=state), capture_output=True, text=True, timeout=60
+        _cli("resume", str(status["run_id"]), "--headless", state=state),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert taken.returncode == 0, taken.stderr
 

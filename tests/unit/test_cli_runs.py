@@ -139,10 +139,16 @@ def test_the_real_command_exits_0_on_success_and_2_on_setup_errors(
     assert "broken.yaml:" in bad.stderr and "no-such-tool" in bad.stderr
     assert "Traceback" not in bad.stderr
 
-    empty = _mc("status", "--state-dir", str(tmp_path / "nothing-here"))
-    assert empty.returncode == 2
-    assert empty.stderr.startswith("mission-control: no runs in ")
-    assert len(empty.stderr.splitlines()) == 1
+
+def test_reading_commands_without_runs_say_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nothing = str(tmp_path / "nothing-here")
+    for command in ("status", "conflicts", "clean"):
+        assert main([command, "--state-dir", nothing]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"mission-control: no runs in {nothing}: ")
+        assert len(err.splitlines()) == 1
 
 
 def test_ctrl_c_stops_a_headless_run_with_exit_130(git_repo: GitRepo, tmp_path: Path) -> None:

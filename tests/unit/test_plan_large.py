@@ -1,9 +1,8 @@
-"""A plan of 2,000 workstreams validates in well under a second (see benchmarks/)."""
+"""A plan of 2,000 workstreams loads whole; benchmarks/bench_validate.py times it."""
 
 from __future__ import annotations
 
 import importlib.util
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,19 +21,14 @@ def _bench() -> ModuleType:
     return module
 
 
-def test_two_thousand_workstreams_load_within_the_budget(
+def test_two_thousand_workstreams_load(
     tmp_path: Path, shared_git_repo: Any
 ) -> None:
     bench = _bench()
     plan_file = bench.generate_plan(tmp_path, Path(shared_git_repo.path), 2000, 10)
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        result = load_plan(plan_file)
-        timings.append(time.perf_counter() - start)
+    result = load_plan(plan_file)
     assert result.ok, [str(p) for p in result.problems[:5]]
     assert result.plan is not None
     assert len(result.plan.workstreams) == 2000
     assert len(result.plan.phases) == 10
     assert dag.makespan(result.plan) >= dag.longest_path(result.plan)[0] > 0
-    assert min(timings) < bench.BUDGET_SECONDS, timings

@@ -100,7 +100,7 @@ def _check_plan(plan: Plan) -> None:
     assert dag.makespan(plan) >= dag.longest_path(plan)[0] - 1e-6
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=_yamlish | st.text())
 def test_any_text_loads_or_gives_problems(text: str, plan_dir: Path) -> None:
     _check(parse_plan(text, plan_dir / "plan.yaml", environ={}))
@@ -264,7 +264,7 @@ class _Gen:
         )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), clean=st.booleans())
 def test_any_plan_like_structure_loads_or_gives_problems(
     data: st.DataObject, clean: bool, plan_dir: Path, shared_git_repo: Any

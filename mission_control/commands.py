@@ -380,18 +380,23 @@ def _resume_target(args: argparse.Namespace) -> tuple[Plan, Path, RunRecord]:
     return plan, state_dir, record
 
 
+def _stored_options(record: RunRecord) -> RunOptions:
+    """The options a run was started with, to continue it the same way."""
+    options = record.options
+    return RunOptions(
+        phase=options.get("phase"),
+        max_parallel=options.get("max_parallel"),
+        keep_going=bool(options.get("keep_going", False)),
+        run_id=record.run_id,
+    )
+
+
 def _cmd_resume(args: argparse.Namespace) -> int:
     plan, state_dir, record = _resume_target(args)
-    options = record.options
     return _drive(
         plan,
         state_dir,
-        RunOptions(
-            phase=options.get("phase"),
-            max_parallel=options.get("max_parallel"),
-            keep_going=bool(options.get("keep_going", False)),
-            run_id=record.run_id,
-        ),
+        _stored_options(record),
         headless=args.headless or args.json or not _is_terminal(),
         json_lines=args.json,
         theme=args.theme,
@@ -402,16 +407,10 @@ def _cmd_attach(args: argparse.Namespace) -> int:
     plan, state_dir, record = _resume_target(args)
     store = _open_store(state_dir)
     _wait_released(store, record, timeout=30.0)
-    options = record.options
     return _drive(
         plan,
         state_dir,
-        RunOptions(
-            phase=options.get("phase"),
-            max_parallel=options.get("max_parallel"),
-            keep_going=bool(options.get("keep_going", False)),
-            run_id=record.run_id,
-        ),
+        _stored_options(record),
         headless=False,
         theme=args.theme,
     )

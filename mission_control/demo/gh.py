@@ -7,6 +7,7 @@ and ``pr edit``. Nothing leaves the machine.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sys
 from pathlib import Path
@@ -68,6 +69,13 @@ def _fields(pr: dict[str, Any], wanted: str | None) -> dict[str, Any]:
 
 def main(argv: list[str], ledger_path: str) -> int:
     ledger = Path(ledger_path)
+    # Workstreams finish in parallel: one gh call at a time reads and writes the ledger.
+    with Path(f"{ledger_path}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _answer(argv, ledger)
+
+
+def _answer(argv: list[str], ledger: Path) -> int:
     if argv[:2] == ["auth", "status"]:
         print("github.example\n  ✓ Logged in to github.example as demo (stand-in)")
         return 0

@@ -202,6 +202,8 @@ def _drive(
     theme: str | None = None,
 ) -> int:
     """Run an engine under a view; the one place runs and resumes go through."""
+    if options.run_id is not None:
+        _refuse_live_owner(state_dir, options.run_id)
     if headless:
         engine = Engine(plan, state_dir=state_dir, options=options)
         return asyncio.run(run_headless(engine, json_lines=json_lines))
@@ -226,6 +228,22 @@ def _drive(
         return EXIT_INTERRUPTED
     ok = all(v.state.value in ("succeeded", "skipped") for v in snapshot.workstreams.values())
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _refuse_live_owner(state_dir: Path, run_id: str) -> None:
+    """Say so before any view opens when another mission-control drives the run."""
+    if not (state_dir / "state.db").exists():
+        return
+    store = RunStore(state_dir)
+    try:
+        record = store.get_run(run_id)
+        if record is not None and store.owner_alive(record):
+            raise SetupError(
+                f"run {run_id} is driven by mission-control pid {record.owner_pid}: "
+                f"`mission-control attach {run_id}` takes it over, or stop that process"
+            )
+    finally:
+        store.close()
 
 
 def _options_dict(options: RunOptions) -> dict[str, Any]:

@@ -98,4 +98,8 @@ def signal_all(procs: Iterable[psutil.Process], signum: int) -> list[int]:
         with contextlib.suppress(psutil.Error, OSError):
             proc.send_signal(signum)
             sent.append(proc.pid)
+            if signum == 9 and os.environ.get("MC_LEAK_DEBUG"):
+                import time
+                with open(os.environ["MC_LEAK_DEBUG"], "a") as f:
+                    f.write(f"{time.time():.4f} sent KILL {proc.pid}\n")
     return sent

@@ -353,6 +353,7 @@ class AttemptProcess:
 
     def _collect_blocking(self) -> ExitStatus:
         """After the root has ended: reap it (our child) or read its exit file."""
+        _dbg(f"collect root={self.pid}")
         if self._popen is not None:
             return self._set_status(decode_status(self._popen.wait()))
         status = self.poll()

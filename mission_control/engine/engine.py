@@ -81,6 +81,8 @@ class _Runtime:
     """Set by kill/timeout/cancel: the state the attempt ends in."""
     retry_after_stop: bool = False
     fresh: bool = False
+    work_ready: bool = False
+    """Checked and committed while still finishing: dependents may start."""
     rewrote: bool = False
     """A fresh retry reset the branch: its next push must replace the remote's copy."""
     held_until: float = 0.0
@@ -256,6 +258,9 @@ class Engine:
         return decide(
             self.graph,
             states,
+            ready_for_dependents=frozenset(
+                t for t, rt in self._rt.items() if rt.work_ready and rt.state is WsState.FINISHING
+            ),
             max_parallel=self.options.max_parallel,
             keep_going=self.options.keep_going,
         )
@@ -330,6 +335,7 @@ class Engine:
             await self._end_stopped(rt)
             return
         rt.attempt += 1
+        rt.work_ready = False
         log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, rt.attempt)
         rt.log_path = log_path
         command = render_command(
@@ -465,6 +471,7 @@ class Engine:
                 should_stop=lambda: rt.stop_as is not None,
                 clock=self._clock,
                 force_push=rt.rewrote,
+                work_ready=lambda: self._work_ready(rt),
             )
         )
         if outcome.ok:
@@ -475,6 +482,10 @@ class Engine:
             await self._set_state(ws.task_id, WsState.SUCCEEDED, outcome.detail)
         else:
             await self._end_failed(rt, WsState.FAILED, outcome.detail)
+
+    async def _work_ready(self, rt: _Runtime) -> None:
+        rt.work_ready = True
+        self._wake.set()
 
     def _finished_branches(self, ws: Workstream) -> list[tuple[str, str]]:
         """(task id, branch) of the other finished workstreams of the phase, same repo."""

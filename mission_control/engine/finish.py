@@ -32,6 +32,10 @@ _STOP_POLL_SECONDS = 0.25
 """How often a running check looks whether the workstream was stopped."""
 
 
+async def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class FinishContext:
     plan: Plan
@@ -49,6 +53,7 @@ class FinishContext:
     should_stop: Callable[[], bool]
     clock: Callable[[], float]
     force_push: bool = False
+    work_ready: Callable[[], Awaitable[None]] = _nothing
     """The attempt rewrote the branch (a fresh retry): push with ``--force-with-lease``."""
 
 
@@ -106,16 +111,20 @@ async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
         _step(ctx, "commit", True, f"{commit.head[:10]}, the tool's own commits ({diffstat})")
     else:
         _step(ctx, "commit", True, "no changes")
-    if commit.changed:
-        await _forecast(ctx)
 
     if failed is not None:
+        if commit.changed:
+            await _forecast(ctx)
         kept = f"work committed on {ws.branch}, not pushed" if commit.changed else "no changes made"
         return FinishOutcome(False, f"{failed.line}; {kept}")
     if not commit.changed:
         if ws.require_changes:
             return FinishOutcome(False, "the tool changed nothing, and require_changes is set")
         return FinishOutcome(True, "succeeded (no changes)")
+    # Checked and committed: dependents merge the local branch, so they need not wait
+    # for the push, the pull request or the forecast.
+    await ctx.work_ready()
+    await _forecast(ctx)
 
     pushed = False
     if ws.push:

@@ -77,7 +77,10 @@ def decide(
     *,
     max_parallel: int | None = None,
     keep_going: bool = False,
+    ready_for_dependents: frozenset[str] = frozenset(),
 ) -> Decision:
+    """What to do now. ``ready_for_dependents``: still finishing, but their work is
+    checked and committed, so their dependents may start."""
     local = dict(states)
     block = _propagate_blocks(graph, local)
 
@@ -101,7 +104,10 @@ def decide(
         for task_id in phase.task_ids:
             if local.get(task_id, WsState.PENDING) not in _WAITING:
                 continue
-            if not all(local.get(d) in DONE_FOR_DEPENDENTS for d in graph.deps.get(task_id, ())):
+            if not all(
+                local.get(d) in DONE_FOR_DEPENDENTS or d in ready_for_dependents
+                for d in graph.deps.get(task_id, ())
+            ):
                 continue
             if slots > 0:
                 start.append(task_id)

@@ -215,7 +215,22 @@ def _drive(
         options=RunOptions(**{**_options_dict(options), "linger": True}),
     )
     app = build_app(engine, plan, theme=theme)
-    result = app.run()
+
+    def on_hangup(_signum: int, _frame: object) -> None:
+        # The terminal is gone: leave like "leave it running" (handlers run on the
+        # main thread, which is the app's).
+        app.exit("detach")
+
+    previous = signal.signal(signal.SIGHUP, on_hangup)
+    try:
+        result = app.run()
+    except OSError:  # the terminal vanished under the app
+        result = None
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    snapshot = engine.snapshot()
+    if result is None and not snapshot.finished:
+        result = "detach"  # the app ended without a choice (terminal closed): keep going
     if result == "detach":
         log = _spawn_driver(state_dir, engine.run_id)
         print(
@@ -223,7 +238,6 @@ def _drive(
             f" `mission-control attach {engine.run_id} --state-dir {state_dir}` reopens it"
         )
         return EXIT_OK
-    snapshot = engine.snapshot()
     if result == "stopped":
         return EXIT_INTERRUPTED
     ok = all(v.state.value in ("succeeded", "skipped") for v in snapshot.workstreams.values())

@@ -182,6 +182,11 @@ class Engine:
         try:
             await self._adopt_survivors()
             await self._main_loop()
+        except asyncio.CancelledError:
+            # The view went away (app closed, terminal gone): leave the agents running
+            # for `resume` rather than waiting on them or killing them.
+            self._detaching = True
+            raise
         finally:
             self._sampler.stop()
             tasks = [rt.task for rt in self._rt.values() if rt.task is not None]

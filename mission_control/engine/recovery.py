@@ -14,13 +14,13 @@ before a new attempt starts, so two agents never share a worktree.
 
 from __future__ import annotations
 
+import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from ..store.runs import AttemptRecord, RunStore, WorkstreamRecord
-from .process_tree import environ_has, signal_all
+from .process_tree import is_alive, processes_with_env, signal_all
 from .states import TERMINAL, WsState
 from .supervisor import AttemptProcess, ExitStatus, adopt, read_exit_file
 
@@ -106,9 +106,12 @@ def stop_strays(run_id: str, task_id: str, attempt: int) -> list[int]:
         "MC_WORKSTREAM": ws_id,
         "MC_ATTEMPT": str(attempt),
     }
-    strays = [p for p in psutil.process_iter() if environ_has(p, markers)]
+    strays = processes_with_env(markers)
     if not strays:
         return []
-    killed = signal_all(strays, 9)
-    psutil.wait_procs(strays, timeout=5)
+    killed = signal_all(strays, signal.SIGKILL)
+    # Not psutil.wait_procs: it would reap a child of ours that someone else waits for.
+    deadline = time.monotonic() + 5
+    while any(is_alive(p) for p in strays) and time.monotonic() < deadline:
+        time.sleep(0.02)
     return killed

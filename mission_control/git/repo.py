@@ -392,6 +392,9 @@ class _FetchSlot:
 
 _fetch_slots: dict[tuple[Path, str, str], _FetchSlot] = {}
 
+FETCH_FRESH_SECONDS = 15.0
+"""How long a fetched base counts as current."""
+
 
 def fetch_branch(repo: Path, remote: str, branch: str) -> bool:
     """Update ``refs/remotes/<remote>/<branch>`` from the remote.
@@ -405,7 +408,10 @@ def fetch_branch(repo: Path, remote: str, branch: str) -> bool:
     with _registry_lock:
         slot = _fetch_slots.setdefault(key, _FetchSlot(threading.Lock()))
     with slot.lock:
-        if slot.last_started >= requested:
+        # A base fetched moments ago is fresh enough: a phase starting many
+        # workstreams on one base fetches it once, not once per workstream.
+        fresh = slot.last_error is None and slot.last_started >= requested - FETCH_FRESH_SECONDS
+        if slot.last_started >= requested or fresh:
             if slot.last_error is not None:
                 raise slot.last_error
             return not slot.last_missing

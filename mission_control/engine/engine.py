@@ -899,6 +899,13 @@ class Engine:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._warn_if_failed)
+
+    def _warn_if_failed(self, task: asyncio.Future[None]) -> None:
+        # Nobody awaits a background command: without this its error would vanish.
+        if not task.cancelled() and (err := task.exception()) is not None:
+            message = f"background command failed: {err!r}"
+            self._publish(ev.EngineWarned(self.run_id, None, message, self._clock()))
 
     def _publish(self, event: Event) -> None:
         self.bus.publish(event)

@@ -4,14 +4,17 @@ psutil finds a process's children by reading the parent pid of every process on
 the machine. The supervisor asks "who are this process's children?" for each
 member of every attempt tree once a second, so on Linux it reads the kernel's
 own child list (``/proc/PID/task/TID/children``) instead, and falls back to
-psutil elsewhere. Everything here is blocking and meant for worker threads.
+psutil elsewhere. Processes are looked up with fresh psutil handles, never
+psutil's own cache: pids are reused quickly on a busy machine and a stale
+handle makes a live process look gone. Everything here is blocking and meant
+for worker threads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from pathlib import Path
 
 import psutil
@@ -19,6 +22,7 @@ import psutil
 _PROC = Path("/proc")
 _HAS_CHILDREN_FILES = (_PROC / "thread-self" / "children").exists()
 """The kernel keeps child lists (CONFIG_PROC_CHILDREN): Linux only."""
+_HAS_ENVIRON_FILES = (_PROC / "self" / "environ").exists()
 
 
 def child_pids(pid: int) -> list[int]:
@@ -82,6 +86,38 @@ def environ_has(proc: psutil.Process, markers: Mapping[str, str]) -> bool:
     return all(env.get(k) == v for k, v in markers.items())
 
 
+def processes_with_env(
+    markers: Mapping[str, str], exclude: Container[int] = ()
+) -> list[psutil.Process]:
+    """Every process whose environment holds all ``markers``, each with a fresh handle.
+
+    Not ``psutil.process_iter()``: it hands back the handles cached by its
+    previous call, and once a pid has been reused such a handle reads the new
+    process's environment yet fails every identity check (``is_running``,
+    ``send_signal``), so a process that matches would be dropped or spared.
+    """
+    if not markers:
+        return []
+    found: list[psutil.Process] = []
+    needles = [f"{k}={v}".encode() for k, v in markers.items()]
+    for pid in psutil.pids():
+        if pid in exclude:
+            continue
+        if _HAS_ENVIRON_FILES:
+            # A cheap byte test first: only a likely match gets a handle.
+            try:
+                raw = b"\0" + (_PROC / str(pid) / "environ").read_bytes() + b"\0"
+            except OSError:
+                continue
+            if not all(b"\0" + n + b"\0" in raw for n in needles):
+                continue
+        proc = open_process(pid)
+        # Checked again through the handle: the pid may have changed hands meanwhile.
+        if proc is not None and environ_has(proc, markers):
+            found.append(proc)
+    return found
+
+
 def open_process(pid: int) -> psutil.Process | None:
     """A psutil handle pinned to the process now holding ``pid``, or None if there is none."""
     try:
@@ -98,8 +134,4 @@ def signal_all(procs: Iterable[psutil.Process], signum: int) -> list[int]:
         with contextlib.suppress(psutil.Error, OSError):
             proc.send_signal(signum)
             sent.append(proc.pid)
-            if signum == 9 and os.environ.get("MC_LEAK_DEBUG"):
-                import time
-                with open(os.environ["MC_LEAK_DEBUG"], "a") as f:
-                    f.write(f"{time.time():.4f} sent KILL {proc.pid}\n")
     return sent

@@ -15,6 +15,8 @@ Why it has this shape:
   an orphan that called ``setsid`` is still found.
 * ``wait()`` is event-driven: a pidfd on the loop's selector wakes it when the
   process ends; no polling sleep. Without pidfds, a thread blocks in waitpid.
+  While ``terminate`` is at work, ``wait()`` also waits for it to finish: the
+  shell ends with the tool, and the rest of the tree must be gone by then too.
 * With :func:`enable_subreaper`, orphans of attempts become our children; the
   ones we can prove came from an attempt are reaped by pid (never
   ``waitpid(-1)``, which would steal the status of a child someone else
@@ -27,6 +29,7 @@ threads; ``wait`` and ``terminate`` are coroutines for the engine's loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ctypes
 import os
@@ -51,6 +54,7 @@ from .process_tree import (
     is_alive,
     is_zombie,
     open_process,
+    processes_with_env,
     session_pids,
     signal_all,
 )
@@ -75,12 +79,6 @@ _KILL_WAIT = 5.0
 """Seconds to wait for the tree to vanish after SIGKILL before calling anything a survivor."""
 
 _HAS_PIDFD = hasattr(os, "pidfd_open")
-
-
-def _dbg(msg: str) -> None:
-    if os.environ.get("MC_LEAK_DEBUG"):
-        with open(os.environ["MC_LEAK_DEBUG"], "a") as f:
-            f.write(f"{time.time():.3f} {threading.current_thread().name} {msg}\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +280,8 @@ class AttemptProcess:
         self._pidfd_watched = False
         """True while the loop's selector holds the pidfd: it must not be closed then."""
         self._pidfd_lock = threading.Lock()
+        self._stops: set[concurrent.futures.Future[None]] = set()
+        """Terminations under way (guarded by ``_pidfd_lock``): ``wait`` outlasts them."""
         self._finalizer = weakref.finalize(self, _close_quietly, pidfd)
 
     def __repr__(self) -> str:
@@ -353,7 +353,6 @@ class AttemptProcess:
 
     def _collect_blocking(self) -> ExitStatus:
         """After the root has ended: reap it (our child) or read its exit file."""
-        _dbg(f"collect root={self.pid}")
         if self._popen is not None:
             return self._set_status(decode_status(self._popen.wait()))
         status = self.poll()
@@ -365,11 +364,26 @@ class AttemptProcess:
         return status
 
     async def wait(self) -> ExitStatus:
-        """Wait for the attempt's root process to end, woken by the kernel (no polling).
+        """Wait for the attempt to end, woken by the kernel (no polling).
 
-        Safe to call many times and to cancel (``asyncio.wait_for``): the watch
-        stays armed, so the root is still reaped when it ends.
+        The attempt ends when its root process does, or, while ``terminate`` is
+        at work, when that is done: the root dies with the tool, possibly before
+        the rest of the tree, and a caller that takes the attempt for over must
+        not find its processes still running. Safe to call many times and to
+        cancel (``asyncio.wait_for``): the watch stays armed, so the root is
+        still reaped when it ends.
         """
+        status = await self._root_ended()
+        while stops := self._stops_under_way():
+            for stop in stops:
+                await asyncio.shield(asyncio.wrap_future(stop))
+        return status
+
+    def _stops_under_way(self) -> list[concurrent.futures.Future[None]]:
+        with self._pidfd_lock:
+            return list(self._stops)
+
+    async def _root_ended(self) -> ExitStatus:
         loop = asyncio.get_running_loop()
         with self._pidfd_lock:
             if self._status is not None:
@@ -435,10 +449,9 @@ class AttemptProcess:
         seeds.extend(self._orphans(known, our_children))
         if full:
             seeds.extend(self._session_members())
-            seeds.extend(self._token_holders(known))
+            seeds.extend(self._token_holders())
         me = os.getpid()
         queue = deque(p for p in seeds if p.pid != me)
-        dbg_seeds = [(p.pid, is_alive(p)) for p in seeds]
         while queue:
             proc = queue.popleft()
             if proc.pid in found or not is_alive(proc):
@@ -447,7 +460,6 @@ class AttemptProcess:
             for pid in child_pids(proc.pid):
                 if pid not in found and (child := _handle(known, pid)) is not None:
                     queue.append(child)
-        _dbg(f"scan root={self.pid} full={full} seeds={dbg_seeds} found={sorted(found)}")
         with self._lock:
             self._known = found
         members = {pid: _start(p) for pid, p in found.items() if pid != self.pid}
@@ -464,6 +476,12 @@ class AttemptProcess:
         children = child_pids(os.getpid()) if our_children is None else our_children
         with _REGISTRY.lock:
             spawned = set(_REGISTRY.spawned)
+        current = set(children)
+        with self._lock:
+            # Forget children that have gone: the set stays as small as our child list.
+            self._not_ours = {k for k in self._not_ours if k[0] in current}
+            not_ours = frozenset(self._not_ours)
+        strangers: list[tuple[int, float]] = []
         found: list[psutil.Process] = []
         for pid in children:
             if pid in spawned or pid in known:
@@ -472,12 +490,14 @@ class AttemptProcess:
             if proc is None:
                 continue
             key = (pid, _start(proc))
-            if key in self._not_ours:
+            if key in not_ours:
                 continue
             if environ_has(proc, {TOKEN_VAR: self._token}):
                 found.append(proc)
             else:
-                self._not_ours.add(key)
+                strangers.append(key)
+        with self._lock:
+            self._not_ours.update(strangers)
         return found
 
     def _session_members(self) -> list[psutil.Process]:
@@ -495,17 +515,12 @@ class AttemptProcess:
                 found.append(proc)
         return found
 
-    def _token_holders(self, known: Mapping[int, psutil.Process]) -> list[psutil.Process]:
+    def _token_holders(self) -> list[psutil.Process]:
         if self._token is None:
             return []
-        marker = {TOKEN_VAR: self._token}
-        found = []
-        for proc in psutil.process_iter():
-            if proc.pid in known or proc.pid == os.getpid():
-                continue
-            if environ_has(proc, marker):
-                found.append(proc)
-        return found
+        # Known pids are looked at too: a handle cached by an earlier scan may
+        # name a process that has gone, its pid now held by a newer one of ours.
+        return processes_with_env({TOKEN_VAR: self._token}, exclude={os.getpid()})
 
     # ------------------------------------------------------------ pause/resume
 
@@ -553,6 +568,18 @@ class AttemptProcess:
 
     def terminate_blocking(self, grace: float) -> TerminateResult:
         """``terminate`` for a worker thread."""
+        stop: concurrent.futures.Future[None] = concurrent.futures.Future()
+        stop.set_running_or_notify_cancel()  # nobody may cancel it: wait() relies on it
+        with self._pidfd_lock:
+            self._stops.add(stop)
+        try:
+            return self._terminate_tree(grace)
+        finally:
+            with self._pidfd_lock:
+                self._stops.discard(stop)
+            stop.set_result(None)
+
+    def _terminate_tree(self, grace: float) -> TerminateResult:
         with self._control:
             procs = self._scan(full=True)
             terminated = signal_all(procs, signal.SIGTERM)
@@ -571,7 +598,6 @@ class AttemptProcess:
                     break
                 killed.extend(self._kill(left))
             survivors = [p.pid for p in self._scan(full=True)]
-            _dbg(f"terminate root={self.pid} done terminated={terminated} killed={killed} survivors={survivors}")
         self.poll()
         reap_orphans()
         return TerminateResult(
@@ -582,28 +608,21 @@ class AttemptProcess:
         )
 
     def _kill(self, procs: list[psutil.Process]) -> list[int]:
-        """SIGKILL the tool's side first so the shell can still record the tool's end."""
+        """SIGKILL from the outside in: the tool's descendants, the tool, then the shell.
+
+        The shell records the tool's end and exits as soon as the tool dies, and
+        that is when the attempt looks over; so the tool dies only after the
+        rest of its tree is gone, and the shell last.
+        """
         others = [p for p in procs if p.pid != self.pid]
         root = [p for p in procs if p.pid == self.pid]
-        sent = signal_all(others, signal.SIGKILL)
-        _dbg(f"kill root={self.pid} others={[(p.pid, _start(p)) for p in others]} sent={sent}")
-        if os.environ.get("MC_LEAK_DEBUG"):
-            pids = [p.pid for p in others]
-
-            def later() -> None:
-                for delay in (0.0, 0.05, 0.3, 1.0, 3.0):
-                    time.sleep(delay)
-                    rows = []
-                    for pid in pids:
-                        try:
-                            st = open(f"/proc/{pid}/stat").read().split(") ")[1].split()
-                            rows.append((pid, st[0], st[1], st[19]))
-                        except OSError:
-                            rows.append((pid, "gone"))
-                    _dbg(f"later+{delay} {rows}")
-
-            threading.Thread(target=later, daemon=True).start()
-        _wait_gone(others, _KILL_WAIT)
+        parents = {p.pid: _parent(p) for p in others}
+        tools = [p for p in others if parents[p.pid] == self.pid]
+        rest = [p for p in others if parents[p.pid] != self.pid]
+        sent = signal_all(rest, signal.SIGKILL)
+        _wait_gone(rest, _KILL_WAIT)
+        sent += signal_all(tools, signal.SIGKILL)
+        _wait_gone(tools, _KILL_WAIT)
         if root:
             _wait_gone(root, 1.0)
             if any(is_alive(p) for p in root):
@@ -716,6 +735,13 @@ def _handle(known: Mapping[int, psutil.Process], pid: int) -> psutil.Process | N
     return open_process(pid)
 
 
+def _parent(proc: psutil.Process) -> int | None:
+    try:
+        return proc.ppid()
+    except psutil.Error:
+        return None
+
+
 def _start(proc: psutil.Process) -> float:
     try:
         return proc.create_time()
@@ -762,13 +788,18 @@ def _settle(future: asyncio.Future[ExitStatus], task: asyncio.Task[ExitStatus]) 
 def _wait_gone(procs: Sequence[psutil.Process], timeout: float) -> list[psutil.Process]:
     """Block until every process has exited or ``timeout`` passes; those still alive.
 
-    Event-driven with pidfds (one ``poll`` over all of them); psutil's polling
-    wait where pidfds are missing. A zombie counts as gone.
+    Event-driven with pidfds (one ``poll`` over all of them); a short polling
+    loop where pidfds are missing. A zombie counts as gone; nothing is reaped.
     """
     deadline = time.monotonic() + timeout
     if not _HAS_PIDFD:
-        _gone, alive = psutil.wait_procs([p for p in procs if is_alive(p)], timeout=timeout)
-        return [p for p in alive if is_alive(p)]
+        # Not psutil.wait_procs: it reaps a child of ours, and the Popen of an
+        # attempt shell would then read exit code 0 instead of its real status.
+        alive = [p for p in procs if is_alive(p)]
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.02)
+            alive = [p for p in alive if is_alive(p)]
+        return alive
     fds: dict[int, psutil.Process] = {}
     try:
         for proc in procs:

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from mission_control.engine import supervisor
+from mission_control.engine.process_tree import processes_with_env
 from mission_control.engine.supervisor import (
     TOKEN_VAR,
     AttemptProcess,
@@ -205,8 +206,9 @@ async def test_each_attempt_has_its_own_session_and_cwd(tmp_path: Path) -> None:
     proc = await asyncio.to_thread(spawn, tmp_path, "--write", "made.txt=hello", "--sleep", "5")
     try:
         assert os.getsid(proc.pid) == proc.pid != os.getsid(0)
-        assert wait_for(lambda: (tmp_path / "made.txt").exists())
-        assert (tmp_path / "made.txt").read_text() == "hello"
+        made = tmp_path / "made.txt"
+        # The file exists a moment before its text is in it.
+        assert wait_for(lambda: made.exists() and made.read_text() == "hello")
         assert abs(psutil.Process(proc.pid).create_time() - proc.create_time) < 0.01
     finally:
         await proc.terminate(GRACE)
@@ -293,6 +295,87 @@ async def test_tree_lists_every_process_and_remembers_the_daemon(
         result = await proc.terminate(GRACE)
     assert result.clean and result.killed == ()
     assert result.status == ExitStatus(None, signal.SIGTERM)
+
+
+async def test_wait_outlasts_a_terminate_still_killing_the_tree(
+    tmp_path: Path, subreaper: bool
+) -> None:
+    """The tool dies of TERM at once, its child ignores TERM until the grace period ends.
+
+    The root shell ends with the tool, long before the child is killed; a caller
+    that takes ``wait()`` returning for the end of the attempt must not find the
+    child still running.
+    """
+    pid_file = tmp_path / "child.pid"
+    child = tmp_path / "child.sh"
+    # The child records its pid only once it ignores TERM (exec keeps both).
+    child.write_text(
+        f"trap '' TERM\necho $$ > {pid_file}.new\nmv {pid_file}.new {pid_file}\nexec sleep 300\n"
+    )
+    proc = await asyncio.to_thread(
+        spawn_attempt,
+        ["/bin/sh", "-c", f"/bin/sh {child} & wait"],
+        cwd=tmp_path,
+        env={},
+        log_path=tmp_path / "attempt.log",
+        stdin_path=None,
+        exit_file=tmp_path / "attempt.exit",
+    )
+    _started.append((proc.pid, proc.create_time, proc.exit_file))
+    assert await asyncio.to_thread(wait_for, pid_file.exists)
+    sleeper = int(pid_file.read_text())
+
+    waiting = asyncio.ensure_future(proc.wait())
+    stopping = asyncio.ensure_future(proc.terminate(GRACE))
+    status = await asyncio.wait_for(waiting, GRACE + 15)
+    assert alive([sleeper]) == [], "the attempt looked over while its child still ran"
+    result = await asyncio.wait_for(stopping, 5)
+    assert result.clean and sleeper in result.killed
+    assert status == ExitStatus(None, signal.SIGTERM)
+
+
+async def test_kill_takes_the_tool_only_after_its_descendants(
+    tmp_path: Path, subreaper: bool
+) -> None:
+    """The shell ends the attempt as soon as the tool dies, so the tool is killed last."""
+    pid_file = tmp_path / "pids"
+    proc = await asyncio.to_thread(
+        spawn, tmp_path, "--pid-file", str(pid_file), "--children", "2", "--grandchildren", "1",
+        "--daemon", "--ignore-term", "--forever",
+    )  # fmt: skip
+    roles = await asyncio.to_thread(
+        wait_for_pids, pid_file, {"main": 1, "child": 2, "grandchild": 2, "daemon": 1}
+    )
+    result = await proc.terminate(0.0)
+    assert result.clean
+    assert set(all_pids(roles)) == set(result.killed)
+    assert result.killed[-1] == roles["main"][0], result.killed
+    assert alive(all_pids(roles)) == []
+
+
+async def test_processes_with_env_finds_the_marked_tree_with_live_handles(
+    tmp_path: Path, subreaper: bool
+) -> None:
+    pid_file = tmp_path / "pids"
+    proc = await asyncio.to_thread(
+        spawn, tmp_path, "--pid-file", str(pid_file), "--children", "1", "--daemon", "--forever",
+        env={"MC_MARK": "x y"},
+    )  # fmt: skip
+    try:
+        roles = await asyncio.to_thread(
+            wait_for_pids, pid_file, {"main": 1, "child": 1, "daemon": 1}
+        )
+        token = psutil.Process(proc.pid).environ()[TOKEN_VAR]
+        found = await asyncio.to_thread(processes_with_env, {TOKEN_VAR: token, "MC_MARK": "x y"})
+        assert {p.pid for p in found} == {proc.pid, *all_pids(roles)}
+        assert all(p.is_running() for p in found)
+        assert await asyncio.to_thread(processes_with_env, {TOKEN_VAR: token, "MC_MARK": "x"}) == []
+        skipped = await asyncio.to_thread(
+            processes_with_env, {TOKEN_VAR: token}, exclude={proc.pid}
+        )
+        assert {p.pid for p in skipped} == set(all_pids(roles))
+    finally:
+        await proc.terminate(GRACE)
 
 
 async def test_terminate_a_cooperative_tree_needs_no_kill(tmp_path: Path) -> None:

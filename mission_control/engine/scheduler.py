@@ -84,7 +84,12 @@ def decide(
     local = dict(states)
     block = _propagate_blocks(graph, local)
 
-    active_total = sum(1 for s in local.values() if s in ACTIVE)
+    # Past its checks and commit, a finishing workstream only pushes and opens its
+    # pull request: it no longer holds one of the agents' parallel slots.
+    def holds_slot(task_id: str, state: WsState) -> bool:
+        return state in ACTIVE and task_id not in ready_for_dependents
+
+    active_total = sum(1 for t, s in local.items() if holds_slot(t, s))
     phase_id: str | None = None
     start: list[str] = []
     queue: list[str] = []
@@ -97,7 +102,9 @@ def decide(
         if earlier_failed and not keep_going:
             break
         phase_id = phase.phase_id
-        active_here = sum(1 for t in phase.task_ids if local.get(t) in ACTIVE)
+        active_here = sum(
+            1 for t in phase.task_ids if holds_slot(t, local.get(t, WsState.PENDING))
+        )
         slots = phase.max_parallel - active_here
         if max_parallel is not None:
             slots = min(slots, max_parallel - active_total)

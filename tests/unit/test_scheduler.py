@@ -116,3 +116,15 @@ def test_queue_when_no_slot_and_paused_holds_its_slot() -> None:
     states = {"P::A": WsState.PAUSED, "P::B": WsState.PENDING}
     decision = decide(graph, states)
     assert decision.start == () and decision.queue == ("P::B",) and not decision.finished
+
+
+def test_committed_work_lets_dependents_start_and_frees_the_slot() -> None:
+    graph = PlanGraph(
+        (PhaseNode("P", 1, ("P::A", "P::B")),),
+        {"P::A": (), "P::B": ("P::A",)},
+    )
+    states = {"P::A": WsState.FINISHING, "P::B": WsState.PENDING}
+    assert decide(graph, states).start == ()
+    ready = decide(graph, states, ready_for_dependents=frozenset({"P::A"}))
+    assert ready.start == ("P::B",)
+    assert not ready.finished  # A still finishing keeps its phase open

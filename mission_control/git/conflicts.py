@@ -9,6 +9,7 @@ the merged tree's id followed by the conflicted paths, NUL-separated.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,23 +57,87 @@ def forecast_conflicts(
     (``base_ref`` last), naming ``other`` exactly as passed. Others that no
     longer exist (a branch cleaned up) are skipped; a missing ``branch`` or
     ``base_ref`` raises ``GitError``.
+
+    Two branches can only conflict where both touched a path (or one touched a
+    folder the other made a file), so only such pairs are trial-merged: a phase
+    of a hundred branches costs a hundred cheap diffs, not a hundred merges.
     """
     repo = Path(repo)
+    names = [branch, base_ref, *others]
+    heads = _heads(repo, names)
     for ref in (branch, base_ref):
-        if rev_parse(repo, ref) is None:
+        if heads.get(ref) is None:
             raise GitError(
                 f"{repo}: cannot forecast conflicts: {ref} does not exist"
                 " — check the branch names (was the branch deleted?)"
             )
+    base_head, branch_head = heads[base_ref], heads[branch]
+    assert base_head is not None and branch_head is not None
+    ours = _touched(repo, base_head, branch_head)
     conflicts: list[tuple[str, list[str]]] = []
     seen = {branch}
     for other in [*others, base_ref]:
         if other in seen:
             continue
         seen.add(other)
-        if other != base_ref and rev_parse(repo, other) is None:
+        head = heads.get(other)
+        if head is None:
+            continue
+        if other != base_ref and not _overlap(ours, _touched(repo, base_head, head)):
             continue
         files = trial_merge(repo, branch, other)
         if files:
             conflicts.append((other, files))
     return conflicts
+
+
+def _heads(repo: Path, refs: Sequence[str]) -> dict[str, str | None]:
+    """Each ref's commit in one git call (None for a ref that does not exist)."""
+    unique = list(dict.fromkeys(refs))
+    out = run_git(
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", *unique], repo, check=False
+    )
+    found = out.stdout.split()
+    if out.returncode == 0 and len(found) == len(unique):
+        return dict(zip(unique, found, strict=True))
+    return {ref: rev_parse(repo, ref) for ref in unique}  # one is missing: ask one by one
+
+
+_touched_cache: dict[tuple[str, str, str], frozenset[str]] = {}
+_cache_lock = threading.Lock()
+
+
+def _touched(repo: Path, base: str, head: str) -> frozenset[str]:
+    """Paths changed between the merge base of ``base`` and ``head``, and ``head``."""
+    key = (str(repo), base, head)
+    with _cache_lock:
+        cached = _touched_cache.get(key)
+    if cached is not None:
+        return cached
+    # --no-renames lists a rename's old and new path, so rename conflicts overlap too.
+    out = run_git(
+        ["diff", "--name-only", "--no-renames", "-z", f"{base}...{head}"],
+        repo,
+        what="listing a branch's changed files",
+    )
+    paths = frozenset(p for p in out.stdout.split("\0") if p)
+    with _cache_lock:
+        if len(_touched_cache) > 4096:
+            _touched_cache.clear()
+        _touched_cache[key] = paths
+    return paths
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> bool:
+    if a & b:
+        return True
+    return bool(_folders(a) & b or _folders(b) & a)
+
+
+def _folders(paths: frozenset[str]) -> set[str]:
+    found: set[str] = set()
+    for path in paths:
+        parts = path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            found.add("/".join(parts[:i]))
+    return found

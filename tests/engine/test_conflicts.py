@@ -89,3 +89,25 @@ def test_forecast_from_a_worktree_path_and_remote_base(git_sandbox: GitSandbox) 
     b = _branch_editing(sb, "B", {"f.txt": (0, "B")})
     worktree = sb.worktree_root / "PH1-A"
     assert forecast_conflicts(worktree, a, [b], "refs/remotes/origin/main") == [(b, ["f.txt"])]
+
+
+def test_a_file_where_the_other_branch_made_a_folder_is_forecast(
+    local_git_sandbox: GitSandbox,
+) -> None:
+    sb = local_git_sandbox
+    a = _branch_editing(sb, "A", {"docs": (0, "a file named docs")})
+    b = _branch_editing(sb, "B", {"docs/guide.md": (0, "a guide")})
+    found = forecast_conflicts(sb.repo, a, [b], "main")
+    assert [other for other, _ in found] == [b]
+
+
+def test_a_deletion_against_an_edit_is_forecast(local_git_sandbox: GitSandbox) -> None:
+    sb = local_git_sandbox
+    prepared = prepare_worktree(sb.ws("R"), [])
+    sb.git(prepared.path, "mv", "f.txt", "g.txt")
+    sb.git(prepared.path, "rm", "-q", "--cached", "g.txt")
+    (prepared.path / "g.txt").unlink()
+    commit_work(prepared.path, prepared.base_commit, "R removes f.txt")
+    edit = _branch_editing(sb, "E", {"f.txt": (0, "edited")})
+    found = forecast_conflicts(sb.repo, edit, [prepared.branch], "main")
+    assert found and found[0][0] == prepared.branch and "f.txt" in found[0][1]

@@ -94,9 +94,8 @@ def forecast_conflicts(
 def _heads(repo: Path, refs: Sequence[str]) -> dict[str, str | None]:
     """Each ref's commit in one git call (None for a ref that does not exist)."""
     unique = list(dict.fromkeys(refs))
-    out = run_git(
-        ["rev-parse", "--verify", "--quiet", "--end-of-options", *unique], repo, check=False
-    )
+    # Branch names cannot start with "-", so the refs cannot be read as options.
+    out = run_git(["rev-parse", *unique], repo, check=False)
     found = out.stdout.split()
     if out.returncode == 0 and len(found) == len(unique):
         return dict(zip(unique, found, strict=True))

@@ -26,7 +26,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 from common import AGENT, agent_ws, machine_line, make_repo, report, scratch, write_plan
@@ -98,24 +97,27 @@ def main() -> int:
         )
         with (folder / "run.out").open("wb") as out:
             engine = subprocess.Popen(
-                [sys.executable, "-m", "mission_control", "run", str(plan), "--headless"]
-                + ["--state-dir", str(folder / "state")],
+                [
+                    *(sys.executable, "-m", "mission_control", "run", str(plan)),
+                    *("--headless", "--state-dir", str(folder / "state")),
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         bare = subprocess.Popen(
-            [sys.executable, "-c", _BARE, str(args.agents), sys.executable, str(AGENT)]
-            + ["--sleep", str(sleep)],
+            [
+                *(sys.executable, "-c", _BARE, str(args.agents)),
+                *(sys.executable, str(AGENT), "--sleep", str(sleep)),
+            ],
             start_new_session=True,
         )
         engine_ps, bare_ps = psutil.Process(engine.pid), psutil.Process(bare.pid)
         try:
             deadline = time.monotonic() + 60
             while (
-                _sleeping_agents(engine_ps) < args.agents
-                or _sleeping_agents(bare_ps) < args.agents
+                _sleeping_agents(engine_ps) < args.agents or _sleeping_agents(bare_ps) < args.agents
             ):
                 if engine.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from common import (
     AGENT,
+    EngineRun,
     build_engine,
     machine_line,
     make_repo,
@@ -127,8 +128,10 @@ async def _engine_round(folder: Path, agents: int, lines: int) -> float:
     ended: dict[str, float] = {}
     logs: dict[str, str] = {}
     all_running = asyncio.Event()
+    seen: list[ev.Event] = []
 
     def on_event(event: ev.Event) -> None:
+        seen.append(event)
         match event:
             case ev.WorkstreamStateChanged(ws_id=task_id, new=WsState.RUNNING):
                 running.add(task_id)
@@ -145,13 +148,13 @@ async def _engine_round(folder: Path, agents: int, lines: int) -> float:
         waiting = asyncio.create_task(all_running.wait())
         done, _ = await asyncio.wait({run, waiting}, return_when=asyncio.FIRST_COMPLETED)
         if run in done:
-            raise RuntimeError("the run ended before every agent was running")
+            raise RuntimeError(f"the run ended early: {EngineRun(False, seen).failures()}")
         await asyncio.sleep(0.5)  # the same head start the baseline's shells get
     finally:
         go = time.time()
         os.close(fd)
     if not await run:
-        raise RuntimeError("a workstream did not succeed")
+        raise RuntimeError(f"a workstream did not succeed: {EngineRun(False, seen).failures()}")
     for task_id, log_path in logs.items():
         found = sum(
             1 for line in Path(log_path).read_text().splitlines() if line.startswith("line ")
@@ -174,9 +177,13 @@ def main() -> int:
     with scratch("bench-logs-") as folder:
         for r in range(args.rounds):
             base.append(_baseline(folder / f"base-{r}", args.agents, args.lines))
-            print(f"  round {r + 1}: files, nothing watching: {base[-1]:>10,.0f} lines/s", flush=True)
+            print(
+                f"  round {r + 1}: files, nothing watching: {base[-1]:>10,.0f} lines/s", flush=True
+            )
             ours.append(asyncio.run(_engine_round(folder / f"engine-{r}", args.agents, args.lines)))
-            print(f"  round {r + 1}: under mission-control:    {ours[-1]:>10,.0f} lines/s", flush=True)
+            print(
+                f"  round {r + 1}: under mission-control:    {ours[-1]:>10,.0f} lines/s", flush=True
+            )
     best, best_base = max(ours), max(base)
     ratio = best / best_base
     report(

@@ -30,6 +30,7 @@ import yaml
 
 from mission_control.engine import events as ev
 from mission_control.engine.engine import Engine, RunOptions
+from mission_control.engine.states import WsState
 from mission_control.plan.loader import load_plan_or_raise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +146,18 @@ def agent_ws(ws_id: str, *flags: str) -> dict[str, Any]:
 class EngineRun:
     ok: bool
     events: list[ev.Event] = field(default_factory=list)
+
+    def failures(self) -> str:
+        """Each workstream that did not succeed, with its last detail (for an error message)."""
+        last: dict[str, ev.WorkstreamStateChanged] = {}
+        for event in self.events:
+            if isinstance(event, ev.WorkstreamStateChanged):
+                last[event.ws_id] = event
+        return "; ".join(
+            f"{task} {e.new.value}: {e.detail}"
+            for task, e in last.items()
+            if e.new is not WsState.SUCCEEDED
+        )
 
 
 def build_engine(plan_path: Path, state_dir: Path, **options: Any) -> Engine:

@@ -25,7 +25,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.events import Resize
+from textual.events import Event, Key, Resize
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
@@ -38,6 +38,7 @@ from ..errors import MissionControlError
 from ..plan.model import Plan
 from . import themes
 from .bridge import EngineBridge, TuiEngine
+from .format import duration
 from .messages import EngineEventPosted, EngineStopped, LogProbe, LogsProbed
 from .screens.confirm_screen import ConfirmScreen
 from .screens.diff_screen import DiffScreen
@@ -54,6 +55,8 @@ MAX_PANES = 4
 FOLLOW_DELAY = 0.12
 """Seconds the cursor rests on a row before the following panes switch to it."""
 LAG_TICK = 0.1
+KEY_HOLD = 0.5
+"""Seconds after a key during which other panes hold their new lines."""
 MAX_PACE = 2.0
 PROBE_SECONDS = 1.0
 _PROBE_BYTES = 4096
@@ -113,6 +116,7 @@ class MissionControlApp(App[AppResult]):
         self._selected: str | None = None
         self._follow_timer: Timer | None = None
         self._pace = POLL_SECONDS
+        self._ticks = 0
         self._lag_mark = time.monotonic()
         self._theme_errors: list[str] = []
         self._views_ready = False
@@ -142,7 +146,8 @@ class MissionControlApp(App[AppResult]):
 
     def watch_theme(self, theme: str) -> None:
         if self._views_ready:
-            self.table.restyle()
+            # after the stylesheet has the new theme's variables
+            self.call_after_refresh(self.table.restyle)
             self.run_worker(partial(themes.remember_theme, theme), thread=True, group="config")
 
     # ------------------------------------------------------------ accessors
@@ -172,7 +177,12 @@ class MissionControlApp(App[AppResult]):
 
     @property
     def selected_task(self) -> str | None:
-        return self._selected
+        """The workstream actions apply to: the table's cursor row.
+
+        Read from the table itself, not from its last ``Selected`` message, so a key
+        typed right after a cursor move acts on the row the user sees.
+        """
+        return self.table.selected_task or self._selected
 
     # ------------------------------------------------------------ compose
 
@@ -272,7 +282,7 @@ class MissionControlApp(App[AppResult]):
                 )
             case ev.WorkstreamStalled(ws_id=task_id, stalled=True, idle_seconds=idle):
                 self.notify(
-                    f"no output for {int(idle // 60)} min",
+                    f"no output for {duration(idle)}",
                     title=f"{task_id} stalled",
                     severity="warning",
                 )
@@ -304,6 +314,12 @@ class MissionControlApp(App[AppResult]):
             self.call_later(self._refresh_views)
 
     def _tick(self) -> None:
+        """Once a second: clocks, metrics and last lines. When the loop lags (see
+        ``_watch_lag``) this slows down too, so the keys keep the time there is."""
+        self._ticks += 1
+        every = max(1, round(self._pace / POLL_SECONDS / 2))
+        if self._ticks % every:
+            return
         self._schedule_refresh()
         if self._probe_logs:
             self._probe()
@@ -429,10 +445,13 @@ class MissionControlApp(App[AppResult]):
         lag = max(0.0, now - self._lag_mark - LAG_TICK)
         self._lag_mark = now
         pace = self._pace
+        # The panes share a budget of about six repaints a second.
+        floor = POLL_SECONDS * max(1.0, len(self.panes) * 2 / 3)
         if lag > 0.05:
             pace = min(MAX_PACE, pace * 2)
         elif lag < 0.02:
-            pace = max(POLL_SECONDS, pace * 0.8)
+            pace = max(floor, pace * 0.8)
+        pace = max(floor, pace)
         if pace != self._pace:
             self._pace = pace
             for view in self.query(LogView):
@@ -469,6 +488,14 @@ class MissionControlApp(App[AppResult]):
 
     # ------------------------------------------------------------ layout
 
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, Key):
+            # Keys first: panes the user is not typing in hold their new lines briefly.
+            hold = time.monotonic() + KEY_HOLD
+            for view in self.query(LogView):
+                view.hold_until = hold
+        await super().on_event(event)
+
     def on_resize(self, event: Resize) -> None:
         self._arrange(event.size.width)
 
@@ -481,7 +508,7 @@ class MissionControlApp(App[AppResult]):
     # ------------------------------------------------------------ actions
 
     def _view_or_warn(self) -> WorkstreamView | None:
-        task_id = self._selected
+        task_id = self.selected_task
         view = self.run_snapshot.workstreams.get(task_id) if task_id else None
         if view is None:
             self.notify("select a workstream first", severity="warning")
@@ -588,7 +615,7 @@ class MissionControlApp(App[AppResult]):
         if len(self.panes) >= MAX_PANES:
             self.notify(f"at most {MAX_PANES} log panes", severity="warning")
             return
-        task_id = self._selected
+        task_id = self.selected_task
         self._pane_serial += 1
         pane = LogPane(task_id, id=f"pane-{self._pane_serial}", pace=self._pace)
         self._pinned.add(pane.id or "")

@@ -17,10 +17,12 @@ from typing import Any
 import psutil
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import RichLog
 
 from mission_control.engine.states import WsState
 from mission_control.tui.app import MissionControlApp, build_app
 from mission_control.tui.screens.confirm_screen import ConfirmScreen
+from mission_control.tui.screens.diff_screen import DiffScreen
 from mission_control.tui.screens.quit_screen import QuitScreen
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import make_engine, write_plan
@@ -54,15 +56,22 @@ async def select(pilot: Pilot[Any], app: MissionControlApp, task_id: str) -> Non
 
 
 @contextlib.contextmanager
-def reaping() -> Any:
-    """Kill whatever attempt processes a failed test leaves behind."""
+def reaping(tmp_path: Path) -> Any:
+    """Kill whatever attempt processes a test leaves behind, even if it failed early.
+
+    Every attempt runs in its own session under a wrapper whose argv names its exit
+    file in ``tmp_path``: that finds them all, whoever their parent is by now.
+    """
     pids: set[int] = set()
     try:
         yield pids
     finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+        marker = str(tmp_path)
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            cmdline = proc.info.get("cmdline") or []
+            if proc.pid in pids or any(marker in part for part in cmdline):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:
@@ -92,7 +101,7 @@ async def test_pause_resume_kill_and_pane_follow_a_running_agent(
     )
     engine = make_engine(plan, tmp_path / "state", linger=True)
     app = build_app(engine, plan)
-    with reaping() as pids:
+    with reaping(tmp_path) as pids:
         async with app.run_test(size=(120, 40)) as pilot:
             await until(
                 pilot,
@@ -162,7 +171,7 @@ async def test_retry_retry_fresh_and_skip(git_repo: GitRepo, tmp_path: Path) -> 
                 "P1",
                 3,
                 [
-                    agent_ws("F", "--fail-first", "--lines", "2"),
+                    agent_ws("F", "--write", "notes/F.txt=from F", "--fail-first", "--lines", "2"),
                     agent_ws("X", "--exit", "3"),
                     agent_ws("Y", "--lines", "1", deps=["X"]),
                 ],
@@ -196,12 +205,41 @@ async def test_retry_retry_fresh_and_skip(git_repo: GitRepo, tmp_path: Path) -> 
         await pilot.press("right_square_bracket")
         await until(pilot, lambda: pane.attempt is None)
 
+        # the diff of F's worktree against its base, loaded off the event loop
+        await select(pilot, app, "P1::F")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen), 5)
+        diff_log = app.screen.query_one(RichLog)
+        await until(pilot, lambda: any("notes/F.txt" in line.text for line in diff_log.lines), 10)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DiffScreen), 5)
+
         await select(pilot, app, "P1::F")
         await pilot.press("R")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5)
         await pilot.press("y")
         await until(pilot, lambda: app.run_snapshot.workstreams["P1::F"].attempt == 3)
         await until(pilot, lambda: state(app, "P1::F") is WsState.SUCCEEDED)
+
+        # filtering by text and by status on the live table
+        app.table.focus()
+        await pilot.press("f", *"workstream x")
+        await until(pilot, lambda: app.table.visible_tasks == ["P1::X"], 5)
+        await pilot.press("escape")
+        await until(pilot, lambda: len(app.table.visible_tasks) == 3, 5)
+        await pilot.press("v", "v")  # all -> active -> failed
+        await until(pilot, lambda: set(app.table.visible_tasks) == {"P1::X", "P1::Y"}, 5)
+        await pilot.press("v", "v", "v")  # -> waiting -> done -> all
+        await until(pilot, lambda: len(app.table.visible_tasks) == 3, 5)
+
+        # enter shows the cursor's workstream in the active pane
+        await select(pilot, app, "P1::X")
+        await pilot.press("a")  # a second pane, pinned to X
+        await until(pilot, lambda: len(app.panes) == 2)
+        await select(pilot, app, "P1::F")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.panes[1].task_id == "P1::F")
+        await until(pilot, lambda: app.panes[1].log_view.line_count > 0)
 
         # skipping the failed dependency lets the blocked dependent run
         await select(pilot, app, "P1::X")
@@ -226,7 +264,7 @@ async def test_quit_dialog_cancel_then_detach_leaves_the_agent_running(
     )
     engine = make_engine(plan, tmp_path / "state", linger=True)
     app = build_app(engine, plan)
-    with reaping() as pids:
+    with reaping(tmp_path) as pids:
         async with app.run_test(size=(80, 24)) as pilot:
             await until(pilot, lambda: state(app, "P1::A") is WsState.RUNNING)
             pid = app.run_snapshot.workstreams["P1::A"].pid

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.binding import Binding
+
 from mission_control.engine import events as ev
 from mission_control.engine.states import WsState
 from mission_control.tui.app import MissionControlApp, build_app
@@ -207,3 +209,16 @@ async def test_notifications_on_failure_and_run_end(demo_logs: Path) -> None:
         titles = [n.title for n in app._notifications]
         assert "PH-07::WS-07B timed out" in titles
         assert "Run finished" in titles
+
+
+async def test_every_key_action_is_also_a_palette_command(demo_logs: Path) -> None:
+    app, _ = _app(demo_logs, probe=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        titles = {cmd.title for cmd in app.get_system_commands(app.screen)}
+        for binding in app.BINDINGS:
+            assert isinstance(binding, Binding)
+            if binding.action in ("quit", "change_theme"):
+                continue  # Textual's own "Quit" and "Theme" commands
+            assert binding.tooltip in titles, binding.action
+        assert {"Quit", "Theme"} <= titles

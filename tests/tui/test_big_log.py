@@ -29,7 +29,10 @@ async def test_a_200mb_log_opens_with_bounded_memory(tmp_path: Path) -> None:
     size = _big_log(logs / "WS-07B.log")
     assert size >= SIZE
     app = build_app(
-        StaticEngine(demo_snapshot(logs)), None, run_engine=False, clock=lambda: T0,
+        StaticEngine(demo_snapshot(logs)),
+        None,
+        run_engine=False,
+        clock=lambda: T0,
         probe_logs=False,
     )
     tracemalloc.start()

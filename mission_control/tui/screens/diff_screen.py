@@ -79,9 +79,9 @@ class DiffScreen(ModalScreen[None]):
                 style = file_style
             else:
                 style = styles.get(line[:1], Style())
-            log.write(Text(line, style=style))
+            log.write(Text(line, style=style), expand=True)
         if not lines:
-            log.write(Text("(no changes)"))
+            log.write(Text("(no changes)"), expand=True)
         cut = f" (first {MAX_LINES} of {len(lines)} lines)" if len(lines) > MAX_LINES else ""
         self.query_one("#title", Label).update(
             f"[b]Diff of {self.task_id}[/b] against its base{cut} — esc to close"

@@ -17,7 +17,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.reactive import reactive
-from textual.widgets import Input, Static
+from textual.widget import Widget
+from textual.widgets import Input
 
 from ...engine.snapshot import WorkstreamView
 from .log_view import LogView
@@ -29,6 +30,15 @@ _ATTEMPT_FILE = re.compile(r"attempt-(\d+)\.log$")
 def attempt_path(current: Path, attempt: int) -> Path:
     """The log of another attempt of the same workstream: a sibling file."""
     return current.with_name(f"attempt-{attempt}.log")
+
+
+class _PaneTitle(Widget):
+    """The pane's one-line title; its size never changes, so an update repaints only it."""
+
+    text: reactive[Content] = reactive(Content(""), layout=False)
+
+    def render(self) -> Content:
+        return self.text
 
 
 class LogPane(Vertical, can_focus=False):
@@ -66,7 +76,7 @@ class LogPane(Vertical, can_focus=False):
         self._shown_title = ""
 
     def compose(self) -> ComposeResult:
-        yield Static("", classes="log-pane--title", markup=False)
+        yield _PaneTitle(classes="log-pane--title")
         view = LogView()
         if self._pace is not None:
             view.poll_interval = self._pace
@@ -112,14 +122,14 @@ class LogPane(Vertical, can_focus=False):
         else:
             shown = self.attempt or view.attempt
             attempt = f"attempt {shown}/{view.attempt}" if view.attempt else "not started"
-            follow = "following" if self.log_view.follow else "scrolled back (end: follow)"
+            follow = "following" if self.log_view.follow else "scrolled (end: follow)"
             parts = [f"[b]{_escape(view.ws_id)}[/b]", state_markup(view.state), attempt, follow]
             if self._note:
                 parts.append(self._note)
             markup = "  ".join(parts)
         if markup != self._shown_title:
             self._shown_title = markup
-            self.query_one(".log-pane--title", Static).update(Content.from_markup(markup))
+            self.query_one(_PaneTitle).text = Content.from_markup(markup)
 
     # ------------------------------------------------------------ handlers
 
@@ -130,7 +140,7 @@ class LogPane(Vertical, can_focus=False):
         elif message.line is None:
             self._note = f"[$warning]no match for {_escape(repr(message.pattern))}[/]"
         else:
-            self._note = f"match at line {message.line + 1}"
+            self._note = f"match: line {message.line + 1}"
         self._title()
 
     @on(LogView.Failed)

@@ -15,6 +15,7 @@ reaching the end again (or ``end``) resumes it.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.timer import Timer
 
 from ...errors import MissionControlError
 from ...store.logs import LogTail
@@ -187,7 +189,8 @@ class LogView(ScrollView, can_focus=True):
     COMPONENT_CLASSES: ClassVar[set[str]] = {"log-view--match", "log-view--note"}
 
     DEFAULT_CSS = """
-    LogView { background: $surface; scrollbar-size: 1 1; }
+    /* the vertical bar always shows: its coming and going would lay out the screen */
+    LogView { background: $surface; scrollbar-size: 1 1; overflow-y: scroll; }
     LogView > .log-view--match { background: $warning 40%; }
     LogView > .log-view--note { color: $text-muted; text-style: italic; }
     """
@@ -238,6 +241,10 @@ class LogView(ScrollView, can_focus=True):
         self._serial = 0
         self.poll_interval = POLL_SECONDS
         """Seconds between looks for new bytes; the app stretches it when the loop lags."""
+        self.hold_until = 0.0
+        """``time.monotonic()`` before which new lines wait (the app sets it on each key)."""
+        self._held: _Window | None = None
+        self._hold_timer: Timer | None = None
         self._window = _Window(0, 0, True, 0, [], "")
         self._strips: OrderedDict[int, Strip] = OrderedDict()
         self._crop_key = (0, 0)
@@ -253,12 +260,14 @@ class LogView(ScrollView, can_focus=True):
             return
         self.path = path
         self._serial += 1
+        self._held = None
         self._window = _Window(0, 0, True, 0, [], "")
         self._strips.clear()
         self._max_width = 0
         self.match_line = None
         self.follow = True
-        self._set_virtual_size(Size(0, 0))
+        if path is None:  # no window will come to set it
+            self._set_virtual_size(Size(0, 0))
         self.refresh()
         if self._reader is None:
             self._reader = _Reader(self)
@@ -320,7 +329,28 @@ class LogView(ScrollView, can_focus=True):
         message.stop()
         if message.view is not self or message.serial != self._serial:
             return
-        window = message.window
+        wait = self.hold_until - time.monotonic()
+        if wait > 0 and self.follow and not self.has_focus:
+            # The user is typing elsewhere: a repaint here would make the keys wait.
+            self._held = message.window
+            if self._hold_timer is None:
+                self._hold_timer = self.set_timer(wait, self._release)
+            return
+        self._show_window(message.window)
+
+    def _release(self) -> None:
+        self._hold_timer = None
+        held, self._held = self._held, None
+        if held is None:
+            return
+        wait = self.hold_until - time.monotonic()
+        if wait > 0:
+            self._held = held
+            self._hold_timer = self.set_timer(wait, self._release)
+            return
+        self._show_window(held)
+
+    def _show_window(self, window: _Window) -> None:
         old = self._window
         same_lines = (
             window.generation == old.generation
@@ -353,10 +383,8 @@ class LogView(ScrollView, can_focus=True):
         old = self.virtual_size
         if size == old:
             return
-        width, height = self.container_size
-        if (old.height > height) != (size.height > height) or (old.width > width) != (
-            size.width > width
-        ):
+        width = self.container_size.width
+        if (old.width > width) != (size.width > width):  # the horizontal bar comes or goes
             self.virtual_size = size
             return
         self.set_reactive(ScrollView.virtual_size, size)

@@ -102,9 +102,7 @@ def decide(
         if earlier_failed and not keep_going:
             break
         phase_id = phase.phase_id
-        active_here = sum(
-            1 for t in phase.task_ids if holds_slot(t, local.get(t, WsState.PENDING))
-        )
+        active_here = sum(1 for t in phase.task_ids if holds_slot(t, local.get(t, WsState.PENDING)))
         slots = phase.max_parallel - active_here
         if max_parallel is not None:
             slots = min(slots, max_parallel - active_total)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .events import Event
-from .states import WsState
+from .states import TERMINAL, WsState
 
 
 @dataclass(slots=True)
@@ -197,14 +197,4 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
             pass
 
 
-_ENDED = frozenset(
-    {
-        WsState.SUCCEEDED,
-        WsState.FAILED,
-        WsState.TIMED_OUT,
-        WsState.KILLED,
-        WsState.SKIPPED,
-        WsState.BLOCKED,
-        WsState.INTERRUPTED,
-    }
-)
+_ENDED = TERMINAL | {WsState.INTERRUPTED}

@@ -21,19 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MissionControlError, ToolNotFoundError
-from ..plan.model import PromptVia, ToolSpec, Workstream
+from ..plan.model import TOOL_PLACEHOLDERS, PromptVia, ToolSpec, Workstream
 
-PLACEHOLDERS = (
-    "prompt_file",
-    "prompt",
-    "worktree",
-    "workstream_id",
-    "phase_id",
-    "task_id",
-    "run_id",
-    "attempt",
-)
-"""Names a tool's argv (and env values) may use as ``{name}``."""
+PLACEHOLDERS = TOOL_PLACEHOLDERS
 
 COMMAND_ITEM = "{command}"
 """An argv item that is exactly this is replaced by the workstream's own ``command``."""

@@ -35,7 +35,18 @@ from ..errors import PlanError, PlanProblem
 from ..git.refs import RepoCheckError, RepoRefs, read_repo_refs
 from . import dag
 from .ids import id_problem, suggest_id
-from .model import BaseMode, Check, OnStall, Phase, Plan, PromptVia, PrOptions, ToolSpec, Workstream
+from .model import (
+    TOOL_PLACEHOLDERS,
+    BaseMode,
+    Check,
+    OnStall,
+    Phase,
+    Plan,
+    PromptVia,
+    PrOptions,
+    ToolSpec,
+    Workstream,
+)
 from .paths import PathExpansionError, expand_path
 from .schema import (
     RawCheck,
@@ -51,19 +62,7 @@ from .schema import (
 from .tools import BUILTIN_TOOLS
 from .yaml_nodes import Document, KeyPath, Pos, parse_document
 
-PLACEHOLDERS: frozenset[str] = frozenset(
-    {
-        "prompt_file",
-        "prompt",
-        "worktree",
-        "workstream_id",
-        "phase_id",
-        "task_id",
-        "run_id",
-        "attempt",
-        "command",
-    }
-)
+PLACEHOLDERS: frozenset[str] = frozenset({*TOOL_PLACEHOLDERS, "command"})
 """Names a tool's argv may hold in braces."""
 
 _REQUIRED_SETTINGS = ("repo", "base_branch", "tool", "timeout_minutes")

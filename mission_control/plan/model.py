@@ -13,6 +13,18 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
+TOOL_PLACEHOLDERS: tuple[str, ...] = (
+    "prompt_file",
+    "prompt",
+    "worktree",
+    "workstream_id",
+    "phase_id",
+    "task_id",
+    "run_id",
+    "attempt",
+)
+"""Names a tool's argv (and env values) may use as ``{name}``; ``{command}`` stands alone."""
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -117,6 +117,7 @@ class MissionControlApp(App[AppResult]):
         self._follow_timer: Timer | None = None
         self._pace = POLL_SECONDS
         self._ticks = 0
+        self._key_hold_until = 0.0
         self._lag_mark = time.monotonic()
         self._theme_errors: list[str] = []
         self._views_ready = False
@@ -318,8 +319,8 @@ class MissionControlApp(App[AppResult]):
         ``_watch_lag``) this slows down too, so the keys keep the time there is."""
         self._ticks += 1
         every = max(1, round(self._pace / POLL_SECONDS / 2))
-        if self._ticks % every:
-            return
+        if self._ticks % every or time.monotonic() < self._key_hold_until:
+            return  # lagging, or the user is typing: the next tick will do
         self._schedule_refresh()
         if self._probe_logs:
             self._probe()
@@ -490,8 +491,10 @@ class MissionControlApp(App[AppResult]):
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, Key):
-            # Keys first: panes the user is not typing in hold their new lines briefly.
+            # Keys first: for a moment after a key, the panes the user is not typing in
+            # hold their new lines and the clock tick waits.
             hold = time.monotonic() + KEY_HOLD
+            self._key_hold_until = hold
             for view in self.query(LogView):
                 view.hold_until = hold
         await super().on_event(event)

@@ -21,7 +21,12 @@ from textual.theme import Theme
 
 DEFAULT_THEME = "mission-dark"
 
-SHIPPED_THEMES_DIR = Path(__file__).resolve().parents[2] / "themes"
+_HERE = Path(__file__).resolve()
+# A checkout keeps themes/ at the top; an installed wheel carries them inside the package.
+SHIPPED_THEMES_DIR = next(
+    (d for d in (_HERE.parents[2] / "themes", _HERE.parents[1] / "themes") if d.is_dir()),
+    _HERE.parents[2] / "themes",
+)
 
 _COLOUR_KEYS = (
     "primary",

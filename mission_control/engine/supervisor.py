@@ -63,6 +63,7 @@ TOKEN_VAR = "MC_ATTEMPT_TOKEN"
 """Environment variable whose unique value marks every process of one attempt."""
 
 _WRAPPER = """f=$1; shift
+{ echo 10 > /proc/self/autogroup; } 2>/dev/null
 trap : HUP INT TERM
 "$@"
 rc=$?
@@ -70,7 +71,9 @@ printf '%s\\n' "$rc" > "$f"
 exit "$rc"
 """
 # ``trap :`` (a handler, not an ignore) is reset to the default in the tool, and
-# makes the shell wait for the tool, record its status, then exit.
+# makes the shell wait for the tool, record its status, then exit. On Linux every
+# session is a scheduling group of its own, so an attempt's group gets nice 10: a
+# machine full of busy agents still leaves the screen and the user's work responsive.
 
 _CREATE_TIME_TOLERANCE = 1.0
 """Seconds: psutil derives start times from the boot time, which the clock may nudge."""

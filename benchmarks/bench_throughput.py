@@ -82,7 +82,7 @@ def _timed(run: Callable[[], object]) -> _Took:
     after, wall = os.times(), time.perf_counter() - began
     return _Took(
         wall,
-        after.user + after.system - before.user - before.system,
+        max(0.0, after.user + after.system - before.user - before.system),
         after.children_user + after.children_system - before.children_user - before.children_system,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GitError
@@ -59,8 +60,10 @@ def forecast_conflicts(
     ``base_ref`` raises ``GitError``.
 
     Two branches can only conflict where both touched a path (or one touched a
-    folder the other made a file), so only such pairs are trial-merged: a phase
-    of a hundred branches costs a hundred cheap diffs, not a hundred merges.
+    folder the other made a file, or one emptied a folder the other adds to), so
+    only such pairs are trial-merged; a branch ``branch`` already holds (a
+    dependency, in a chain) merges as a no-op and is skipped too. A phase of a
+    hundred branches costs a hundred cheap diffs, not a hundred merges.
     """
     repo = Path(repo)
     names = [branch, base_ref, *others]
@@ -74,6 +77,7 @@ def forecast_conflicts(
     base_head, branch_head = heads[base_ref], heads[branch]
     assert base_head is not None and branch_head is not None
     ours = _touched(repo, base_head, branch_head)
+    held = _merged_into(repo, branch_head, [o for o in others if heads.get(o) is not None])
     conflicts: list[tuple[str, list[str]]] = []
     seen = {branch}
     for other in [*others, base_ref]:
@@ -83,7 +87,9 @@ def forecast_conflicts(
         head = heads.get(other)
         if head is None:
             continue
-        if other != base_ref and not _overlap(ours, _touched(repo, base_head, head)):
+        if other != base_ref and (
+            other in held or not ours.may_conflict(_touched(repo, base_head, head))
+        ):
             continue
         files = trial_merge(repo, branch, other)
         if files:
@@ -102,11 +108,46 @@ def _heads(repo: Path, refs: Sequence[str]) -> dict[str, str | None]:
     return {ref: rev_parse(repo, ref) for ref in unique}  # one is missing: ask one by one
 
 
-_touched_cache: dict[tuple[str, str, str], frozenset[str]] = {}
+def _merged_into(repo: Path, head: str, names: Sequence[str]) -> set[str]:
+    """Those of the branches ``names`` whose tip ``head`` already holds, in one git call."""
+    refs = {(n if n.startswith("refs/") else f"refs/heads/{n}"): n for n in names}
+    if not refs:
+        return set()
+    out = run_git(
+        ["for-each-ref", "--format=%(refname)", f"--merged={head}", "--", *refs],
+        repo,
+        what="listing the branches already merged",
+    )
+    return {refs[ref] for ref in out.stdout.split() if ref in refs}
+
+
+@dataclass(frozen=True, slots=True)
+class _Touched:
+    """What a branch changed since it forked from the base."""
+
+    paths: frozenset[str]
+    """Files added, changed or deleted (a rename is a deletion and an addition)."""
+    folders: frozenset[str]
+    """Every folder above those files."""
+    emptied: frozenset[str]
+    """Every folder above a deleted file: merge-ort follows a folder renamed on one
+    side with files the other side adds to it, and reports where they land."""
+
+    def may_conflict(self, other: _Touched) -> bool:
+        return bool(
+            self.paths & other.paths
+            or self.folders & other.paths
+            or other.folders & self.paths
+            or self.emptied & other.folders
+            or other.emptied & self.folders
+        )
+
+
+_touched_cache: dict[tuple[str, str, str], _Touched] = {}
 _cache_lock = threading.Lock()
 
 
-def _touched(repo: Path, base: str, head: str) -> frozenset[str]:
+def _touched(repo: Path, base: str, head: str) -> _Touched:
     """Paths changed between the merge base of ``base`` and ``head``, and ``head``."""
     key = (str(repo), base, head)
     with _cache_lock:
@@ -115,28 +156,30 @@ def _touched(repo: Path, base: str, head: str) -> frozenset[str]:
         return cached
     # --no-renames lists a rename's old and new path, so rename conflicts overlap too.
     out = run_git(
-        ["diff", "--name-only", "--no-renames", "-z", f"{base}...{head}"],
+        ["diff", "--name-status", "--no-renames", "-z", f"{base}...{head}"],
         repo,
         what="listing a branch's changed files",
     )
-    paths = frozenset(p for p in out.stdout.split("\0") if p)
+    items = out.stdout.split("\0")
+    paths: set[str] = set()
+    folders: set[str] = set()
+    emptied: set[str] = set()
+    for status, path in zip(items[::2], items[1::2], strict=False):
+        if not path:
+            continue
+        paths.add(path)
+        above = _folders(path)
+        folders.update(above)
+        if status == "D":
+            emptied.update(above)
+    touched = _Touched(frozenset(paths), frozenset(folders), frozenset(emptied))
     with _cache_lock:
         if len(_touched_cache) > 4096:
             _touched_cache.clear()
-        _touched_cache[key] = paths
-    return paths
+        _touched_cache[key] = touched
+    return touched
 
 
-def _overlap(a: frozenset[str], b: frozenset[str]) -> bool:
-    if a & b:
-        return True
-    return bool(_folders(a) & b or _folders(b) & a)
-
-
-def _folders(paths: frozenset[str]) -> set[str]:
-    found: set[str] = set()
-    for path in paths:
-        parts = path.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            found.add("/".join(parts[:i]))
-    return found
+def _folders(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]

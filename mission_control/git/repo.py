@@ -21,6 +21,7 @@ Three rules hold for every call:
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import subprocess
@@ -243,10 +244,15 @@ def open_repo(path: Path) -> Path:
 
 
 def common_git_dir(path: Path) -> Path:
-    """The git dir shared by a repository and all its worktrees."""
+    """The git dir shared by a repository and all its worktrees (remembered per folder)."""
+    return _common_git_dir(os.path.abspath(path))
+
+
+@functools.lru_cache(maxsize=1024)
+def _common_git_dir(path: str) -> Path:
     out = run_git(
         ["rev-parse", "--path-format=absolute", "--git-common-dir"],
-        path,
+        Path(path),
         what="finding the git directory",
         fix="check that the folder is inside a git repository",
     )
@@ -346,23 +352,50 @@ def diffstat(path: Path, base: str, head: str = "HEAD") -> DiffStat:
     return DiffStat(files, insertions, deletions)
 
 
+_IDENTITY_VARS = (
+    "GIT_AUTHOR_NAME",
+    "GIT_AUTHOR_EMAIL",
+    "GIT_COMMITTER_NAME",
+    "GIT_COMMITTER_EMAIL",
+    "EMAIL",
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_SYSTEM",
+    "GIT_CONFIG_NOSYSTEM",
+)
+
+
 def identity_config(path: Path) -> list[str]:
     """``-c`` items giving git a fallback identity, only where none is configured.
 
     ``git var`` fails exactly when ``git commit`` would ("Please tell me who you
-    are"), so the user's own identity is always used when it exists.
+    are"), so the user's own identity is always used when it exists. The answer
+    is remembered per repository and identity environment: it is asked on every
+    commit and merge, and a configuration does not change under a running plan.
     """
+    key = (common_git_dir(path), tuple(os.environ.get(name) for name in _IDENTITY_VARS))
+    found = _identities.get(key)
+    if found is None:  # two threads may both ask: same answer, no harm
+        found = _identities[key] = _ask_identity(path)
+    return list(found)
+
+
+_identities: dict[tuple[Path, tuple[str | None, ...]], tuple[str, ...]] = {}
+
+
+def _ask_identity(path: Path) -> tuple[str, ...]:
     ok = all(
         run_git(["var", name], path, check=False).returncode == 0
         for name in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT")
     )
     if ok:
-        return []
+        return ()
     items = []
     for key, value in (("user.name", FALLBACK_NAME), ("user.email", FALLBACK_EMAIL)):
         if run_git(["config", "--get", key], path, check=False).returncode != 0:
             items.append(f"{key}={value}")
-    return items or [f"user.name={FALLBACK_NAME}", f"user.email={FALLBACK_EMAIL}"]
+    return tuple(items or [f"user.name={FALLBACK_NAME}", f"user.email={FALLBACK_EMAIL}"])
 
 
 # ---------------------------------------------------------------- per-repository locks
@@ -448,6 +481,15 @@ def fetch_branch(repo: Path, remote: str, branch: str) -> bool:
 def set_upstream(repo: Path, branch: str, remote: str) -> None:
     """Record ``remote``'s ``branch`` as the upstream of local ``branch`` (like ``push -u``)."""
     with repo_lock(repo):
+        # One call when the push left a remote-tracking branch (a remote with a fetch refspec).
+        quick = run_git(
+            ["branch", "--quiet", f"--set-upstream-to={remote}/{branch}", branch],
+            repo,
+            check=False,
+            retry_on_lock=True,
+        )
+        if quick.returncode == 0:
+            return
         for key, value in (("remote", remote), ("merge", f"refs/heads/{branch}")):
             run_git(
                 ["config", f"branch.{branch}.{key}", value],

@@ -169,8 +169,18 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     warnings: list[str] = []
 
     start_point = "" if branch_exists(repo, branch) else _start_point(repo, ws, warnings)
+    fast_forward: list[str] = []
+    if start_point and len(dependency_branches) == 1:
+        first = f"refs/heads/{dependency_branches[0]}"
+        # Merging the one dependency would be a fast-forward when it holds the start
+        # point: the branch starts there instead (same commit, no checkout then merge).
+        check = run_git(["merge-base", "--is-ancestor", start_point, first], repo, check=False)
+        if check.returncode == 0:
+            start_point, fast_forward = first, dependency_branches[:1]
     with repo_lock(repo):
         created, reattached, start_point = _attach(repo, path, branch, start_point, ws, warnings)
+    if reattached:
+        fast_forward = []
     if created:
         _fill_worktree(repo, path, branch, new_branch=not reattached)
     elif not git_path(path, "index").exists():
@@ -181,10 +191,13 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     recorded = rev_parse(path, base_ref(branch))
     kept = reattached and recorded is not None and is_ancestor(path, recorded, head)
     base = recorded if kept and recorded else head
-    merged = _merge_dependencies(path, branch, dependency_branches)
-    if merged:
+    merged_now = _merge_dependencies(
+        path, branch, dependency_branches[len(fast_forward) :], before=head
+    )
+    if merged_now:
         # A branch that already holds work keeps its old base, so that work still shows.
         base = head_commit(path) if head == base else base
+    merged = [*fast_forward, *merged_now]
     if base != recorded:
         run_git(
             ["update-ref", base_ref(branch), base],
@@ -244,6 +257,8 @@ def _attach(
 
     Returns (created, reattached, start_point).
     """
+    if start_point and not os.path.lexists(path) and _add_new(repo, path, branch, start_point):
+        return True, False, start_point
     ref = f"refs/heads/{branch}"
     entries = list_worktrees(repo)
     at_path = next((e for e in entries if _same_path(e.path, path)), None)
@@ -317,6 +332,26 @@ def _attach(
     return True, had_branch, start_point
 
 
+def _add_new(repo: Path, path: Path, branch: str, start_point: str) -> bool:
+    """The usual case in one git command: a new branch in a folder that is not there.
+
+    Many workstreams start together and queue on the repository lock, so the lock
+    is held for the add alone. Anything unusual (an entry left for a deleted folder,
+    a branch made meanwhile) makes the add fail; what it made is undone and False
+    sends the caller the careful way, which looks at the worktree list first.
+    """
+    args = ["worktree", "add", "--quiet", "--no-checkout", "--no-track", "-b", branch]
+    out = run_git([*args, str(path), start_point], repo, check=False, retry_on_lock=True)
+    if out.returncode == 0:
+        return True
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+    run_git(["worktree", "prune"], repo, check=False)
+    if "already exists" not in out.stderr and branch_exists(repo, branch):
+        run_git(["branch", "-D", branch], repo, check=False)  # made by the failed add
+    return False
+
+
 def _fill_worktree(repo: Path, path: Path, branch: str, *, new_branch: bool) -> None:
     """Check out the files of a worktree added with ``--no-checkout``, outside the lock.
 
@@ -350,9 +385,10 @@ def _check_toplevel(repo: Path, path: Path) -> None:
         )
 
 
-def _merge_dependencies(path: Path, branch: str, dependencies: list[str]) -> list[str]:
+def _merge_dependencies(
+    path: Path, branch: str, dependencies: list[str], *, before: str
+) -> list[str]:
     merged: list[str] = []
-    before = head_commit(path)
     for dep in dependencies:
         ref = f"refs/heads/{dep}"
         if not ref_exists(path, ref):

@@ -85,6 +85,8 @@ async def test_peak_parallelism_reaches_the_limit_and_never_exceeds_it(
     peak = 0
 
     def on_event(event: ev.Event) -> None:
+        # A slot is held from preparing until the work is committed: after that a
+        # finishing workstream only pushes and gives its slot back.
         nonlocal peak
         if isinstance(event, ev.WorkstreamStateChanged):
             if event.new in (WsState.PREPARING, WsState.RUNNING, WsState.FINISHING):
@@ -92,6 +94,8 @@ async def test_peak_parallelism_reaches_the_limit_and_never_exceeds_it(
             else:
                 running.discard(event.ws_id)
             peak = max(peak, len(running))
+        elif isinstance(event, ev.FinishStepDone) and event.step == "commit":
+            running.discard(event.ws_id)
 
     engine.subscribe(on_event)
     assert await engine.run() is True

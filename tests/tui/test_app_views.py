@@ -83,7 +83,7 @@ async def test_live_update_changes_only_changed_cells_and_keeps_cursor(demo_logs
 
         table.update_cell = spy  # type: ignore[method-assign]
         engine.sample("PH-07::WS-07B", 88.0, 200 << 20)
-        for _ in range(30):  # metrics are shown at the next one-second tick
+        for _ in range(60):  # metrics are shown at the next one-second tick
             await pilot.pause(0.05)
             if writes:
                 break

@@ -39,7 +39,9 @@ async def main() -> None:
                 done = sum(s is WsState.SUCCEEDED for s in states)
                 if done >= 5 and WsState.RUNNING in states:
                     break
-            await pilot.press("a")  # a second log pane, on a running workstream
+            await pilot.press("down", "down", "enter")  # the first pane: a finished one
+            await pilot.pause(0.5)
+            await pilot.press("up", "up", "a")  # a second pane, on a running workstream
             running = [
                 i
                 for i, v in enumerate(engine.snapshot().workstreams.values())

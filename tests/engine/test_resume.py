@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -160,7 +162,6 @@ def test_second_owner_is_refused_and_a_dead_one_is_taken_over(
 async def test_adopted_agent_can_be_paused_and_killed_by_the_resumed_run(
     git_repo: GitRepo, tmp_path: Path
 ) -> None:
-    from mission_control.engine.states import WsState
     from mission_control.plan.loader import load_plan_or_raise
     from tests.engine.engine_helpers import Recorder
     from tests.helpers import wait_for_pids
@@ -219,6 +220,22 @@ async def test_adopted_agent_can_be_paused_and_killed_by_the_resumed_run(
     import asyncio
 
     run = asyncio.create_task(engine.run())
+    try:
+        await _pause_and_kill_adopted(engine, rec, pids)
+    finally:
+        for pid in _leftovers(run_id):  # a failed assertion must not leave the agent behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    await engine.cancel()
+    await run
+    assert _leftovers(run_id) == []
+
+
+async def _pause_and_kill_adopted(engine: Any, rec: Any, pids: dict[str, list[int]]) -> None:
+    import asyncio
+
+    from mission_control.engine.states import WsState
+
     await rec.state("P1::A", WsState.RUNNING)
     assert "adopted" in rec.details("P1::A")[-1]
     view = engine.snapshot().workstreams["P1::A"]
@@ -241,6 +258,3 @@ async def test_adopted_agent_can_be_paused_and_killed_by_the_resumed_run(
     for group in pids.values():
         for pid in group:
             assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
-    await engine.cancel()
-    await run
-    assert _leftovers(run_id) == []

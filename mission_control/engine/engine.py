@@ -23,7 +23,7 @@ import psutil
 
 from ..errors import MissionControlError, SetupError
 from ..git import diffs, repo, worktrees
-from ..plan.model import BaseMode, OnStall, Plan, Workstream
+from ..plan.model import BaseMode, OnStall, Plan, ToolSpec, Workstream
 from ..store.logs import attempt_log_path
 from ..store.runs import RunStore, WorkstreamRow, new_run_id
 from . import events as ev
@@ -48,7 +48,6 @@ _RETRYABLE = frozenset(
         WsState.INTERRUPTED,
         WsState.SUCCEEDED,
         WsState.SKIPPED,
-        WsState.BLOCKED,
     }
 )
 
@@ -119,11 +118,11 @@ class Engine:
         if self.options.phase is not None:
             plan.phase(self.options.phase)  # KeyError -> caller reports an unknown phase
         self.graph = PlanGraph.from_plan(plan, self.options.phase)
-        self._in_run = {t for p in self.graph.phases for t in p.task_ids}
+        in_run = {t for p in self.graph.phases for t in p.task_ids}
         self._rt: dict[str, _Runtime] = {
             ws.task_id: _Runtime(ws=ws, retries_left=ws.retries)
             for ws in plan.workstreams
-            if ws.task_id in self._in_run
+            if ws.task_id in in_run
         }
         self.store = RunStore(self.state_dir)
         self.run_id = self.options.run_id or new_run_id()
@@ -133,7 +132,6 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cancelling = False
         self._detaching = False
-        self._done = False
         self._sampler: MetricsSampler | None = None
         self._outside: dict[str, WsState] = {}
         self._background: set[asyncio.Future[None]] = set()
@@ -207,7 +205,7 @@ class Engine:
                 )
             await self._db(self.store.release_owner, self.run_id, os.getpid())
             self._db_pool.shutdown(wait=True)
-            self._done = True
+            self.store.close()
         return ok
 
     async def _main_loop(self) -> None:
@@ -313,12 +311,7 @@ class Engine:
         ws = rt.ws
         await self._set_state(ws.task_id, WsState.PREPARING, "creating worktree")
         tool = self.plan.tools[ws.tool]
-        await asyncio.to_thread(resolve_executable, ws, tool)
-        if ws.prompt_file is not None and not ws.prompt_file.is_file():
-            raise SetupError(
-                f"{ws.task_id}: prompt file {ws.prompt_file} not found: "
-                "create it or fix prompt_file in the plan"
-            )
+        await asyncio.to_thread(_check_inputs, ws, tool)
         deps = (
             [self.plan.workstream(d).branch for d in ws.depends_on]
             if ws.base is BaseMode.DEPS
@@ -343,7 +336,8 @@ class Engine:
         rt.work_ready = False
         log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, rt.attempt)
         rt.log_path = log_path
-        command = render_command(
+        command = await asyncio.to_thread(  # writes an inline prompt to its file
+            render_command,
             tool,
             ws,
             run_id=self.run_id,
@@ -450,12 +444,7 @@ class Engine:
             await self._end_stopped(rt)
             return
         if status.exit_code != 0:
-            how = (
-                f"killed by signal {status.signal}"
-                if status.signal is not None
-                else f"exited {status.exit_code}"
-            )
-            await self._end_failed(rt, WsState.FAILED, f"tool '{ws.tool}' {how}")
+            await self._end_failed(rt, WsState.FAILED, f"tool '{ws.tool}' {status.describe()}")
             return
         await self._set_state(ws.task_id, WsState.FINISHING, "checks, commit, push")
         assert rt.worktree is not None and rt.base_commit is not None and rt.log_path is not None
@@ -519,7 +508,7 @@ class Engine:
             if (
                 other is not rt
                 and ws.task_id in other.conflicts
-                and other.ws.task_id not in {p for p, _ in pairs}
+                and other.ws.task_id not in rt.conflicts
             ):
                 del other.conflicts[ws.task_id]
                 await self._publish_conflicts(other)
@@ -535,20 +524,15 @@ class Engine:
     async def _end_stopped(self, rt: _Runtime) -> None:
         state = rt.stop_as or WsState.INTERRUPTED
         rt.stop_as = None
-        details = {
-            WsState.KILLED: "killed by the user",
-            WsState.TIMED_OUT: f"timed out after {_minutes(rt.ws.timeout_minutes)}",
-            WsState.INTERRUPTED: "stopped with the run: resume to start it again",
-            WsState.SKIPPED: "skipped by the user",
-        }
         if rt.retry_after_stop:
             rt.retry_after_stop = False
             await self._set_state(rt.ws.task_id, WsState.QUEUED, "retry after stall")
             return
         if state is WsState.TIMED_OUT:
-            await self._end_failed(rt, state, details[state])
+            detail = f"timed out after {_minutes(rt.ws.timeout_minutes)}"
+            await self._end_failed(rt, state, detail)
             return
-        await self._set_state(rt.ws.task_id, state, details.get(state, ""))
+        await self._set_state(rt.ws.task_id, state, _STOP_DETAIL.get(state, ""))
         if state is WsState.SKIPPED:
             await self._unblock_dependents(rt.ws.task_id)
 
@@ -700,10 +684,10 @@ class Engine:
 
     async def _retry(self, task_id: str, fresh: bool) -> None:
         rt = self._get(task_id)
-        if rt.state not in _RETRYABLE or (rt.task is not None and not rt.task.done()):
-            raise SetupError(f"{task_id} is {rt.state.value}: kill it first to retry it")
         if rt.state is WsState.BLOCKED:
             raise SetupError(f"{task_id} is blocked: retry or skip the dependency that failed")
+        if rt.state not in _RETRYABLE or (rt.task is not None and not rt.task.done()):
+            raise SetupError(f"{task_id} is {rt.state.value}: kill it first to retry it")
         rt.fresh = fresh
         rt.held_until = 0.0
         rt.stop_as = None
@@ -946,9 +930,18 @@ class Engine:
 _STOP_DETAIL = {
     WsState.KILLED: "killed by the user",
     WsState.SKIPPED: "skipped by the user",
-    WsState.INTERRUPTED: "stopped with the run",
-    WsState.TIMED_OUT: "timed out",
+    WsState.INTERRUPTED: "stopped with the run: resume to start it again",
 }
+
+
+def _check_inputs(ws: Workstream, tool: ToolSpec) -> None:
+    """What must exist before a worktree is made (blocking: PATH lookup, a stat)."""
+    resolve_executable(ws, tool)
+    if ws.prompt_file is not None and not ws.prompt_file.is_file():
+        raise SetupError(
+            f"{ws.task_id}: prompt file {ws.prompt_file} not found: "
+            "create it or fix prompt_file in the plan"
+        )
 
 
 def _minutes(minutes: float) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import shlex
@@ -17,17 +18,19 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from .engine.engine import Engine, RunOptions
 from .engine.recovery import exit_file_for
+from .engine.states import DONE_FOR_DEPENDENTS
 from .engine.tools import render_command
-from .errors import MissionControlError, SetupError
+from .errors import SetupError
 from .headless import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_headless
 from .plan.loader import load_plan_or_raise
-from .plan.model import Plan
+from .plan.model import BaseMode, Plan
 from .report import format_duration
 from .store.runs import RunRecord, RunStore, new_run_id, process_alive
 
@@ -155,18 +158,18 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------ helpers
 
 
-def _state_dir(args: argparse.Namespace, plan_path: Path | None = None) -> Path:
+def _state_dir(args: argparse.Namespace) -> Path:
     explicit: Path | None = getattr(args, "state_dir", None)
     if explicit is not None:
         return explicit.expanduser().resolve()
-    plan = plan_path or getattr(args, "plan", None)
+    plan = getattr(args, "plan", None)
     if plan is not None:
         return Path(plan).expanduser().resolve().parent / STATE_DIR_NAME
     return Path.cwd() / STATE_DIR_NAME
 
 
-def _open_store(state_dir: Path, *, must_exist: bool = True) -> RunStore:
-    if must_exist and not state_dir.is_dir():
+def _open_store(state_dir: Path) -> RunStore:
+    if not state_dir.is_dir():
         raise SetupError(
             f"no runs in {state_dir}: pass --plan PLAN or --state-dir DIR, "
             "or start one with `mission-control run PLAN`"
@@ -212,7 +215,7 @@ def _drive(
     engine = Engine(
         plan,
         state_dir=state_dir,
-        options=RunOptions(**{**_options_dict(options), "linger": True}),
+        options=dataclasses.replace(options, linger=True),
     )
     app = build_app(engine, plan, theme=theme)
 
@@ -240,7 +243,7 @@ def _drive(
         return EXIT_OK
     if result == "stopped":
         return EXIT_INTERRUPTED
-    ok = all(v.state.value in ("succeeded", "skipped") for v in snapshot.workstreams.values())
+    ok = all(v.state in DONE_FOR_DEPENDENTS for v in snapshot.workstreams.values())
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -258,10 +261,6 @@ def _refuse_live_owner(state_dir: Path, run_id: str) -> None:
             )
     finally:
         store.close()
-
-
-def _options_dict(options: RunOptions) -> dict[str, Any]:
-    return {name: getattr(options, name) for name in RunOptions.__dataclass_fields__}
 
 
 def _spawn_driver(state_dir: Path, run_id: str, *, plan: Path | None = None) -> Path:
@@ -390,7 +389,8 @@ def _dry_run(plan: Plan, phase: str | None) -> int:
                     worktree=ws.worktree_path,
                 )
                 argv = shlex.join(command.argv).replace(scratch, "<attempt-dir>")
-            deps = ", ".join(ws.depends_on) or "none"
+            deps = ", ".join(ws.depends_on) if ws.base is BaseMode.DEPS else ""
+            deps = deps or "none"
             print(f"  {ws.task_id}  {ws.name}")
             print(f"    branch   {ws.branch} from {start}, merging: {deps}")
             print(f"    worktree {ws.worktree_path}")
@@ -523,7 +523,7 @@ def _follow(log: Any, exit_file: Path) -> int:
     """Print what the attempt appends until its wrapper records the exit."""
     from .store.watch import LogWatcher
 
-    grew = __import__("threading").Event()
+    grew = threading.Event()
     out = sys.stdout.buffer
     with LogWatcher() as watcher:
         watcher.watch(Path(log.name), lambda _p: grew.set())
@@ -625,4 +625,4 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
-__all__ = ["MissionControlError", "register"]
+__all__ = ["register"]

@@ -31,7 +31,7 @@ from .errors import SetupError
 from .headless import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_headless
 from .plan.loader import load_plan_or_raise
 from .plan.model import BaseMode, Plan
-from .report import format_duration
+from .report import format_duration, format_table
 from .store.runs import RunRecord, RunStore, new_run_id, process_alive
 
 STATE_DIR_NAME = ".mission-control"
@@ -479,10 +479,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 ws["detail"],
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [c.ljust(widths[i]) for i, c in enumerate(row[:-1])]
-        print("  ".join([*cells, row[-1]]).rstrip())
+    print("\n".join(format_table(rows)))
     conflicted = [ws for ws in ledger["workstreams"] if ws["conflicts"]]
     for ws in conflicted:
         for c in ws["conflicts"]:

@@ -26,14 +26,12 @@ async def run_headless(
     engine: Engine, *, out: IO[str] | None = None, json_lines: bool = False
 ) -> int:
     stream = out if out is not None else sys.stdout
-    snapshot, unsubscribe = engine.subscribe_with_snapshot(lambda _e: None)
-    unsubscribe()
     reporter: LineReporter | None = None
     if json_lines:
         engine.subscribe(JsonReporter(stream))
     else:
-        reporter = LineReporter(snapshot, stream, color=stream.isatty())
-        engine.subscribe(reporter)
+        reporter = LineReporter(engine.snapshot(), stream, color=stream.isatty())
+        engine.subscribe(reporter)  # the engine publishes nothing before run()
 
     loop = asyncio.get_running_loop()
     interrupts = 0

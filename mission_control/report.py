@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from enum import Enum
 from typing import IO, Any
@@ -106,17 +106,23 @@ def format_summary(snapshot: RunSnapshot, now: float) -> str:
     ]
     for view in snapshot.workstreams.values():
         rows.append(_summary_row(view, now))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    lines = format_table(rows)
     counts: dict[str, int] = {}
     for view in snapshot.workstreams.values():
         counts[view.state.value] = counts.get(view.state.value, 0) + 1
     total = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     lines.append(f"run {snapshot.run_id}: {total}")
     return "\n".join(lines)
+
+
+def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Columns padded to their widest cell; the last column is left as long as it is."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return lines
 
 
 def _summary_row(view: WorkstreamView, now: float) -> tuple[str, ...]:

@@ -78,6 +78,8 @@ class _Runtime:
     proc: AttemptProcess | None = None
     stop_as: WsState | None = None
     """Set by kill/timeout/cancel: the state the attempt ends in."""
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set with ``stop_as``: wakes a finishing step that waits on a check."""
     retry_after_stop: bool = False
     fresh: bool = False
     work_ready: bool = False
@@ -462,7 +464,7 @@ class Engine:
                 record_result=self._record_result,
                 finished_branches=self._finished_branches,
                 on_conflicts=self._on_conflicts,
-                should_stop=lambda: rt.stop_as is not None,
+                stop_requested=rt.stop_requested,
                 clock=self._clock,
                 force_push=rt.rewrote,
                 work_ready=lambda: self._work_ready(rt),
@@ -523,7 +525,7 @@ class Engine:
 
     async def _end_stopped(self, rt: _Runtime) -> None:
         state = rt.stop_as or WsState.INTERRUPTED
-        rt.stop_as = None
+        _clear_stop(rt)
         if rt.retry_after_stop:
             rt.retry_after_stop = False
             await self._set_state(rt.ws.task_id, WsState.QUEUED, "retry after stall")
@@ -584,7 +586,7 @@ class Engine:
         rt.timer = None
         rt.remaining = 0.0
         if rt.proc is not None and rt.stop_as is None:
-            rt.stop_as = WsState.TIMED_OUT
+            _request_stop(rt, WsState.TIMED_OUT)
             self._spawn(self._terminate(rt))
 
     async def _terminate(self, rt: _Runtime, grace: float | None = None) -> None:
@@ -663,7 +665,7 @@ class Engine:
         if rt.state in TERMINAL and as_state is not WsState.SKIPPED:
             raise SetupError(f"{task_id} is already {rt.state.value}")
         if rt.task is not None and not rt.task.done():
-            rt.stop_as = as_state
+            _request_stop(rt, as_state)
             if rt.proc is not None:
                 await self._terminate(rt)
             return
@@ -690,7 +692,7 @@ class Engine:
             raise SetupError(f"{task_id} is {rt.state.value}: kill it first to retry it")
         rt.fresh = fresh
         rt.held_until = 0.0
-        rt.stop_as = None
+        _clear_stop(rt)
         await self._set_state(task_id, WsState.QUEUED, "retry (fresh)" if fresh else "retry")
         await self._unblock_dependents(task_id)
         self._wake.set()
@@ -707,7 +709,7 @@ class Engine:
         for rt in self._rt.values():
             if rt.task is not None and not rt.task.done():
                 if rt.stop_as is None:
-                    rt.stop_as = WsState.INTERRUPTED
+                    _request_stop(rt, WsState.INTERRUPTED)
                 if rt.proc is not None:
                     stops.append(self._terminate(rt, 0.0 if kill else None))
             elif rt.state is WsState.QUEUED:
@@ -932,6 +934,16 @@ _STOP_DETAIL = {
     WsState.SKIPPED: "skipped by the user",
     WsState.INTERRUPTED: "stopped with the run: resume to start it again",
 }
+
+
+def _request_stop(rt: _Runtime, state: WsState) -> None:
+    rt.stop_as = state
+    rt.stop_requested.set()
+
+
+def _clear_stop(rt: _Runtime) -> None:
+    rt.stop_as = None
+    rt.stop_requested.clear()
 
 
 def _check_inputs(ws: Workstream, tool: ToolSpec) -> None:

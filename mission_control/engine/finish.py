@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,6 @@ from ..plan.model import Check, Plan, Workstream
 from . import events as ev
 from .supervisor import spawn_attempt
 
-_STOP_POLL_SECONDS = 0.25
 """How often a running check looks whether the workstream was stopped."""
 
 
@@ -50,7 +50,8 @@ class FinishContext:
     record_result: Callable[[Workstream, dict[str, Any]], Awaitable[None]]
     finished_branches: Callable[[Workstream], list[tuple[str, str]]]
     on_conflicts: Callable[[Workstream, tuple[tuple[str, tuple[str, ...]], ...]], Awaitable[None]]
-    should_stop: Callable[[], bool]
+    stop_requested: asyncio.Event
+    """Set when the workstream is killed, skipped or the run cancelled."""
     clock: Callable[[], float]
     force_push: bool = False
     work_ready: Callable[[], Awaitable[None]] = _nothing
@@ -84,13 +85,13 @@ async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
     ws = ctx.ws
     results: list[CheckResult] = []
     for check in ws.checks:
-        if ctx.should_stop():
+        if ctx.stop_requested.is_set():
             return FinishOutcome(False, "stopped during checks")
         result = await _run_check(ctx, check)
         if result.stopped:
             return FinishOutcome(False, "stopped during checks")
         results.append(result)
-        _step(ctx, "check", result.ok, result.line)
+        await _step(ctx, "check", result.ok, result.line)
         if not result.ok:
             break
     failed = next((r for r in results if not r.ok), None)
@@ -101,16 +102,16 @@ async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
             worktrees.commit_work, ctx.worktree, ctx.base_commit, subject, body
         )
     except GitError as err:
-        _step(ctx, "commit", False, str(err))
+        await _step(ctx, "commit", False, str(err))
         return FinishOutcome(False, str(err))
     diffstat = commit.diffstat
     await _record(ctx, commit, None)
     if commit.committed:
-        _step(ctx, "commit", True, f"{commit.head[:10]} ({diffstat})")
+        await _step(ctx, "commit", True, f"{commit.head[:10]} ({diffstat})")
     elif commit.changed:
-        _step(ctx, "commit", True, f"{commit.head[:10]}, the tool's own commits ({diffstat})")
+        await _step(ctx, "commit", True, f"{commit.head[:10]}, the tool's own commits ({diffstat})")
     else:
-        _step(ctx, "commit", True, "no changes")
+        await _step(ctx, "commit", True, "no changes")
 
     if failed is not None:
         if commit.changed:
@@ -138,12 +139,12 @@ async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
                     force=ctx.force_push,
                 )
             except GitError as err:
-                _step(ctx, "push", False, str(err))
+                await _step(ctx, "push", False, str(err))
                 return FinishOutcome(False, str(err))
             pushed = True
-            _step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
+            await _step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
         else:
-            _step(ctx, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
+            await _step(ctx, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
 
     where = f"pushed to {ws.remote}" if pushed else f"committed on {ws.branch}"
     detail = f"{where}: {diffstat}"
@@ -151,7 +152,7 @@ async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
         return FinishOutcome(True, detail)
     if not pushed:
         if ws.pr.enabled:
-            _step(ctx, "pr", True, "skipped: the branch was not pushed, so no pull request")
+            await _step(ctx, "pr", True, "skipped: the branch was not pushed, so no pull request")
         return FinishOutcome(True, detail)
     return FinishOutcome(True, detail + await _pull_request(ctx, commit, results))
 
@@ -178,12 +179,14 @@ async def _pull_request(
         checks="\n".join(r.summary for r in results) or "no checks configured",
     )
     if result.status == "skipped":
-        _step(ctx, "pr", True, f"skipped: {result.reason}; to open it by hand: {result.command}")
+        await _step(
+            ctx, "pr", True, f"skipped: {result.reason}; to open it by hand: {result.command}"
+        )
         return f"; PR skipped ({result.reason})"
     if result.status == "failed":
-        _step(ctx, "pr", False, f"{result.reason}; by hand: {result.command}")
+        await _step(ctx, "pr", False, f"{result.reason}; by hand: {result.command}")
         return f"; PR failed: {result.reason}"
-    _step(ctx, "pr", True, f"{result.status} {result.url or '(no URL printed by gh)'}")
+    await _step(ctx, "pr", True, f"{result.status} {result.url or '(no URL printed by gh)'}")
     if result.url is None:
         return f"; PR {result.status}"
     await ctx.record_result(ctx.ws, {"pr_url": result.url})
@@ -233,7 +236,7 @@ async def _forecast(ctx: FinishContext) -> None:
             base_ref,
         )
     except GitError as err:
-        _step(ctx, "forecast", False, str(err))
+        await _step(ctx, "forecast", False, str(err))
         return
     by_branch = {branch: task_id for task_id, branch in others}
     pairs = tuple(
@@ -242,7 +245,7 @@ async def _forecast(ctx: FinishContext) -> None:
     await ctx.on_conflicts(ws, pairs)
     if pairs:  # the event reaches the views; the log keeps it with the attempt
         shown = "; ".join(f"{other}: {', '.join(files)}" for other, files in pairs)
-        _append(ctx.log_path, f"──── forecast: would conflict with {shown}\n")
+        await _log(ctx, f"──── forecast: would conflict with {shown}\n")
 
 
 def _current_base(ws: Workstream) -> str:
@@ -258,9 +261,7 @@ async def _run_check(ctx: FinishContext, check: Check) -> CheckResult:
     argv = ["/bin/sh", "-c", check.argv[0]] if check.shell else list(check.argv)
     shown = check.argv[0] if check.shell else shlex.join(check.argv)
     limit = check.timeout_minutes * 60
-    _append(
-        ctx.log_path, f"\n──── check '{check.name}': {shown} (timeout {_seconds(limit)}) ────\n"
-    )
+    await _log(ctx, f"\n──── check '{check.name}': {shown} (timeout {_seconds(limit)}) ────\n")
     exit_file = ctx.log_path.with_name(f"{ctx.log_path.stem}.check.exit")
     started = time.monotonic()
 
@@ -279,39 +280,32 @@ async def _run_check(ctx: FinishContext, check: Check) -> CheckResult:
         )
     except OSError as err:
         return result(False, f"check '{check.name}' could not start: {err.strerror or err}")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
+    # Whichever comes first: the check's exit, a stop, or its timeout.
     waiting = asyncio.ensure_future(proc.wait())
+    stopping = asyncio.ensure_future(ctx.stop_requested.wait())
     try:
-        while True:
-            left = deadline - loop.time()
-            done, _ = await asyncio.wait({waiting}, timeout=min(_STOP_POLL_SECONDS, max(left, 0)))
-            if done:
-                break
-            if ctx.should_stop():
-                await proc.terminate(ctx.grace_seconds)
-                return result(False, f"check '{check.name}' stopped", stopped=True)
-            if loop.time() >= deadline:
-                await proc.terminate(ctx.grace_seconds)
-                return result(False, f"check '{check.name}' timed out after {_seconds(limit)}")
+        await asyncio.wait({waiting, stopping}, timeout=limit, return_when=FIRST_COMPLETED)
     finally:
-        if not waiting.done():
-            waiting.cancel()
+        stopping.cancel()
+    if not waiting.done():
+        await proc.terminate(ctx.grace_seconds)
+        waiting.cancel()
+        if ctx.stop_requested.is_set():
+            return result(False, f"check '{check.name}' stopped", stopped=True)
+        return result(False, f"check '{check.name}' timed out after {_seconds(limit)}")
     status = waiting.result()
     if status.exit_code == 0:
         return result(True, f"check '{check.name}' passed")
-    if status.signal is not None:
-        how = f"killed by signal {status.signal}"
-    elif status.exit_code is not None:
-        how = f"exited {status.exit_code}"
-    else:
-        how = "ended, its exit status unknown"
-    return result(False, f"check '{check.name}' {how}")
+    return result(False, f"check '{check.name}' {status.describe()}")
 
 
-def _step(ctx: FinishContext, step: str, ok: bool, detail: str) -> None:
+async def _step(ctx: FinishContext, step: str, ok: bool, detail: str) -> None:
     ctx.publish(ev.FinishStepDone(ctx.run_id, ctx.ws.task_id, step, ok, detail, ctx.clock()))
-    _append(ctx.log_path, f"──── {step} {'ok' if ok else 'FAILED'}: {detail}\n")
+    await _log(ctx, f"──── {step} {'ok' if ok else 'FAILED'}: {detail}\n")
+
+
+async def _log(ctx: FinishContext, text: str) -> None:
+    await asyncio.to_thread(_append, ctx.log_path, text)
 
 
 def _append(log_path: Path, text: str) -> None:

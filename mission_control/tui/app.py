@@ -104,6 +104,8 @@ class MissionControlApp(App[AppResult]):
         self._bridge = EngineBridge(engine, self)
         self.run_snapshot: RunSnapshot = engine.snapshot()
         self._probes: dict[str, LogProbe] = {}
+        self._settled: set[str] = set()
+        """Finished workstreams whose log was read once more after they ended (probe thread)."""
         self._refresh_pending = False
         self._engine_worker: Worker[None] | None = None
         self._engine_ended = asyncio.Event()
@@ -387,16 +389,26 @@ class MissionControlApp(App[AppResult]):
     def _probe(self) -> None:
         """Size, age and last line of each live attempt's log (file reads: a thread)."""
         worker = get_current_worker()
+        known = self._probes
         targets = {
             task_id: view.log_path
             for task_id, view in list(self.run_snapshot.workstreams.items())
             if view.log_path
         }
-        known = self._probes
         probes: dict[str, LogProbe] = {}
         for task_id, path in targets.items():
             if worker.is_cancelled:
                 return
+            view = self.run_snapshot.workstreams.get(task_id)
+            old_probe = known.get(task_id)
+            if view is not None and view.state not in ACTIVE:
+                # A finished attempt's log no longer changes: read it once more, then keep it.
+                if old_probe is not None and task_id in self._settled:
+                    probes[task_id] = old_probe
+                    continue
+                self._settled.add(task_id)
+            else:
+                self._settled.discard(task_id)
             try:
                 st = os.stat(path)
             except OSError:

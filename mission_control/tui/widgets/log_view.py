@@ -57,6 +57,12 @@ class _Window:
     partial: str
 
 
+def _line_at(window: _Window, index: int) -> str | None:
+    """The text of absolute line ``index`` if the window holds it."""
+    offset = index - window.start
+    return window.lines[offset] if 0 <= offset < len(window.lines) else None
+
+
 @dataclass(slots=True)
 class _Request:
     start: int | None = None
@@ -352,15 +358,16 @@ class LogView(ScrollView, can_focus=True):
 
     def _show_window(self, window: _Window) -> None:
         old = self._window
-        same_lines = (
-            window.generation == old.generation
-            and window.start == old.start
-            and window.lines[: len(old.lines)] == old.lines
-        )
-        if not same_lines:
+        if window.generation != old.generation:
             self._strips.clear()
-        else:  # lines only arrived; the unterminated last line may have grown
-            self._strips.pop(old.total, None)
+        else:
+            # A following pane's window slides on every refresh: keep each rendered
+            # line whose text did not change, so only new lines are parsed again.
+            for index in list(self._strips):
+                if _line_at(window, index) is None or _line_at(window, index) != _line_at(
+                    old, index
+                ):
+                    del self._strips[index]
         self._window = window
         self._asked_older = False
         widest = max((len(line) for line in window.lines), default=0)

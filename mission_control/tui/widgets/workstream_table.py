@@ -174,10 +174,12 @@ class WorkstreamTable(DataTable[Text]):
         self._views = views
         self._probes = probes
         self._now = now
-        if list(views) != self._order:
-            self._order = list(views)
+        self._order = list(views)
         wanted = self._wanted_rows()
-        if wanted != self._rows:
+        # Rows come and go with the filters; a live sort column (time, CPU) only
+        # reorders on the user's sort, so rows do not jump under the cursor and the
+        # table is not rebuilt every second.
+        if set(wanted) != set(self._rows):
             self._rebuild(wanted)
             return
         for task_id in self._rows:

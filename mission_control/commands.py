@@ -32,6 +32,7 @@ from .headless import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_headless
 from .plan.loader import load_plan_or_raise
 from .plan.model import BaseMode, Plan
 from .report import format_duration, format_table
+from .store.logs import run_dir
 from .store.runs import RunRecord, RunStore, new_run_id, process_alive
 
 STATE_DIR_NAME = ".mission-control"
@@ -265,7 +266,7 @@ def _refuse_live_owner(state_dir: Path, run_id: str) -> None:
 
 def _spawn_driver(state_dir: Path, run_id: str, *, plan: Path | None = None) -> Path:
     """Start a detached headless mission-control that drives the run on; returns its log."""
-    log = state_dir / "runs" / run_id / "driver.log"
+    log = run_dir(state_dir, run_id) / "driver.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "mission_control"]
     if plan is not None:

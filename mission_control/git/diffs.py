@@ -10,11 +10,11 @@ from .repo import run_git
 def diff_against(worktree: Path, base_commit: str, *, max_bytes: int = 2_000_000) -> str:
     """The worktree's changes since ``base_commit``, new files included, with colours.
 
-    Untracked files are shown through an intent-to-add in a throwaway index, so
-    the worktree's real index is never touched. Output past ``max_bytes`` is cut.
+    New files are diffed against /dev/null one by one (``--no-index``), so the
+    worktree's index is never touched. Output past ``max_bytes`` is cut.
     """
-    status = run_git(["status", "--porcelain", "--untracked-files=all"], worktree)
-    untracked = [line[3:] for line in status.stdout.splitlines() if line.startswith("?? ")]
+    listed = run_git(["ls-files", "--others", "--exclude-standard", "-z"], worktree)
+    untracked = [name for name in listed.stdout.split("\0") if name]
     diff = run_git(
         ["diff", "--color=always", "--stat", "--patch", base_commit, "--"],
         worktree,

@@ -174,8 +174,7 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
         first = f"refs/heads/{dependency_branches[0]}"
         # Merging the one dependency would be a fast-forward when it holds the start
         # point: the branch starts there instead (same commit, no checkout then merge).
-        check = run_git(["merge-base", "--is-ancestor", start_point, first], repo, check=False)
-        if check.returncode == 0:
+        if ref_exists(repo, first) and is_ancestor(repo, start_point, first):
             start_point, fast_forward = first, dependency_branches[:1]
     with repo_lock(repo):
         created, reattached, start_point = _attach(repo, path, branch, start_point, ws, warnings)

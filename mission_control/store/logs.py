@@ -60,6 +60,11 @@ class SearchPatternError(MissionControlError):
     """A log search pattern that is not a valid regular expression."""
 
 
+def run_dir(state_dir: Path, run_id: str) -> Path:
+    """``<state>/runs/<run>``: the run's logs and its background driver's output."""
+    return Path(state_dir) / "runs" / run_id
+
+
 def attempt_log_path(state_dir: Path, run_id: str, phase_id: str, ws_id: str, attempt: int) -> Path:
     """``<state>/runs/<run>/<PHASE>/<WS>/attempt-<n>.log``: no ``::`` or other character
     Windows refuses in a file name."""
@@ -68,7 +73,7 @@ def attempt_log_path(state_dir: Path, run_id: str, phase_id: str, ws_id: str, at
             raise ValueError(f"{what} {part!r} cannot be a folder name")
     if attempt < 1:
         raise ValueError(f"attempt numbers start at 1, got {attempt}")
-    return Path(state_dir) / "runs" / run_id / phase_id / ws_id / f"attempt-{attempt}.log"
+    return run_dir(state_dir, run_id) / phase_id / ws_id / f"attempt-{attempt}.log"
 
 
 def ensure_log_file(path: Path) -> Path:
@@ -193,11 +198,6 @@ class LogTail:
     def size(self) -> int:
         """Bytes of the file seen by the last ``refresh``."""
         return self._size
-
-    @property
-    def indexed_from(self) -> int:
-        """Byte offset of the first indexed line."""
-        return self._start
 
     # -- reading
 

@@ -364,6 +364,9 @@ class RunStore:
                 f"{self.db_path} is not a usable mission-control state database ({err}); "
                 "move it aside or pass --state-dir"
             ) from err
+        except BaseException:  # a newer schema, or an interrupt: never leak the connection
+            self._conn.close()
+            raise
 
     # -- lifecycle
 
@@ -376,11 +379,6 @@ class RunStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @property
-    def runs_dir(self) -> Path:
-        """Where attempt logs live: ``<state>/runs/<run>/<PHASE>/<WS>/attempt-<n>.log``."""
-        return self.state_dir / "runs"
 
     def schema_version(self) -> int:
         with self._lock:
@@ -410,7 +408,8 @@ class RunStore:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .engine.backend import BACKENDS
 from .engine.engine import Engine, RunOptions
 from .engine.recovery import exit_file_for
 from .engine.states import DONE_FOR_DEPENDENTS
@@ -56,6 +57,18 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
             "--keep-going", action="store_true", help="start later phases despite failures"
         )
         p.add_argument("--theme", metavar="NAME", help="the app's theme")
+        p.add_argument(
+            "--backend",
+            choices=BACKENDS,
+            default="local",
+            help="where attempts run: this machine (local) or a Ray cluster (ray)",
+        )
+        p.add_argument(
+            "--ray-address",
+            metavar="ADDRESS",
+            help="the Ray cluster (host:port or ray://host:10001); default auto: a running"
+            " local cluster, else one started for the run",
+        )
         state_option(p)
 
     run = commands.add_parser(
@@ -264,13 +277,15 @@ def _refuse_live_owner(state_dir: Path, run_id: str) -> None:
         store.close()
 
 
-def _spawn_driver(state_dir: Path, run_id: str, *, plan: Path | None = None) -> Path:
+def _spawn_driver(
+    state_dir: Path, run_id: str, *, plan: Path | None = None, extra: list[str] | None = None
+) -> Path:
     """Start a detached headless mission-control that drives the run on; returns its log."""
     log = run_dir(state_dir, run_id) / "driver.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "mission_control"]
     if plan is not None:
-        argv += ["run", str(plan), "--headless", "--run-id", run_id]
+        argv += ["run", str(plan), "--headless", "--run-id", run_id, *(extra or [])]
     else:
         argv += ["resume", run_id, "--headless"]
     argv += ["--state-dir", str(state_dir)]
@@ -310,11 +325,15 @@ def _wait_released(store: RunStore, run: RunRecord, timeout: float) -> None:
 def _run_options(args: argparse.Namespace, run_id: str | None) -> RunOptions:
     if args.max_parallel is not None and args.max_parallel < 1:
         raise SetupError(f"--max-parallel {args.max_parallel}: give a number of at least 1")
+    if args.ray_address is not None and args.backend != "ray":
+        raise SetupError("--ray-address is for the ray backend: add --backend ray")
     return RunOptions(
         phase=args.phase,
         max_parallel=args.max_parallel,
         keep_going=args.keep_going,
         run_id=run_id,
+        backend=args.backend,
+        ray_address=args.ray_address,
     )
 
 
@@ -343,7 +362,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log = (
             _spawn_driver(state_dir, run_id)
             if args.resume
-            else _spawn_driver(state_dir, run_id, plan=plan.path)
+            else _spawn_driver(state_dir, run_id, plan=plan.path, extra=_backend_args(args))
         )
         print(f"run {run_id} started in the background; output: {log}")
         print(f"  mission-control attach {run_id} --state-dir {state_dir}")
@@ -357,6 +376,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         json_lines=args.json,
         theme=args.theme,
     )
+
+
+def _backend_args(args: argparse.Namespace) -> list[str]:
+    """The backend options again, for a driver started in the background."""
+    extra = ["--backend", args.backend]
+    if args.ray_address is not None:
+        extra += ["--ray-address", args.ray_address]
+    return extra
 
 
 def _cmd_tui(args: argparse.Namespace) -> int:
@@ -421,6 +448,8 @@ def _stored_options(record: RunRecord) -> RunOptions:
         max_parallel=options.get("max_parallel"),
         keep_going=bool(options.get("keep_going", False)),
         run_id=record.run_id,
+        backend=str(options.get("backend") or "local"),
+        ray_address=options.get("ray_address"),
     )
 
 

@@ -22,23 +22,34 @@ from typing import Any, TypeVar
 import psutil
 
 from ..errors import MissionControlError, SetupError
-from ..git import diffs, repo, worktrees
-from ..plan.model import BaseMode, OnStall, Plan, ToolSpec, Workstream
+from ..git import diffs, repo
+from ..plan.model import BaseMode, OnStall, Plan, Workstream
 from ..store.logs import attempt_log_path
 from ..store.runs import RunStore, WorkstreamRow, new_run_id
 from . import events as ev
+from .backend import (
+    AttemptHandle,
+    AttemptLost,
+    AttemptRequest,
+    AttemptSink,
+    Backend,
+    Workspace,
+    make_backend,
+)
 from .bus import EventBus
 from .events import Event, ProcessSample
-from .finish import FinishContext, finish_workstream
+from .finish import FinishContext
 from .metrics import LogActivity, MetricsSampler
 from .recovery import Restored, exit_file_for, restore_run
 from .scheduler import Decision, PlanGraph, decide
 from .snapshot import PhaseView, RunSnapshot, WorkstreamView
 from .states import ACTIVE, DONE_FOR_DEPENDENTS, FAILED_STATES, TERMINAL, WsState
-from .supervisor import AttemptProcess, ExitStatus, enable_subreaper, spawn_attempt
-from .tools import render_command, resolve_executable
+from .supervisor import AttemptProcess, ExitStatus, enable_subreaper
 
 T = TypeVar("T")
+
+MAX_LOSSES = 3
+"""How many times an attempt lost with its machine is started again before it stays interrupted."""
 
 _RETRYABLE = frozenset(
     {
@@ -64,6 +75,10 @@ class RunOptions:
     grace_seconds: float | None = None
     retry_backoff_seconds: float = 5.0
     sample_interval: float = 1.0
+    backend: str = "local"
+    """Where attempts run: ``local`` or ``ray``."""
+    ray_address: str | None = None
+    """The Ray cluster to use (``auto``: a running local one, else one started for the run)."""
 
 
 @dataclass(slots=True)
@@ -75,7 +90,7 @@ class _Runtime:
     attempt: int = 0
     retries_left: int = 0
     task: asyncio.Task[None] | None = None
-    proc: AttemptProcess | None = None
+    proc: AttemptHandle | None = None
     stop_as: WsState | None = None
     """Set by kill/timeout/cancel: the state the attempt ends in."""
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
@@ -100,6 +115,12 @@ class _Runtime:
     conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     ended: ExitStatus | None = None
     """An attempt that ended while no mission-control watched it (resume)."""
+    request: AttemptRequest | None = None
+    workspace: Workspace | None = None
+    attempt_open: bool = False
+    """The attempt is recorded as started but not yet as ended."""
+    losses: int = 0
+    """Attempts lost with their machine or actor, each started again."""
 
 
 class Engine:
@@ -126,6 +147,7 @@ class Engine:
             for ws in plan.workstreams
             if ws.task_id in in_run
         }
+        self.backend: Backend = make_backend(self.options.backend, self.options.ray_address)
         self.store = RunStore(self.state_dir)
         self.run_id = self.options.run_id or new_run_id()
         self.bus = EventBus(self._initial_snapshot())
@@ -159,6 +181,8 @@ class Engine:
     def diff(self, task_id: str) -> str:
         """The worktree's diff against its base (blocking: call from a thread)."""
         rt = self._rt[task_id]
+        if rt.workspace is not None:
+            return self.backend.diff(rt.ws, rt.workspace)
         if rt.worktree is None or rt.base_commit is None or not rt.worktree.exists():
             return f"{task_id} has no worktree yet"
         return diffs.diff_against(rt.worktree, rt.base_commit)
@@ -169,6 +193,9 @@ class Engine:
         """Run until every workstream in scope has ended (or ``cancel``); True if all succeeded."""
         self._loop = asyncio.get_running_loop()
         enable_subreaper()
+        # Connected and checked before the run is recorded: a cluster that cannot be
+        # reached leaves nothing behind.
+        await self.backend.open(self.plan, [rt.ws for rt in self._rt.values()])
         me = psutil.Process()
         resumed = await self._db(self._open_run)
         await self._db(self.store.claim_owner, self.run_id, os.getpid(), me.create_time())
@@ -206,6 +233,8 @@ class Engine:
                     ev.RunFinished(self.run_id, ok, self._clock(), cancelled=self._cancelling)
                 )
             await self._db(self.store.release_owner, self.run_id, os.getpid())
+            with contextlib.suppress(Exception):
+                await self.backend.close()
             self._db_pool.shutdown(wait=True)
             self.store.close()
         return ok
@@ -295,6 +324,8 @@ class Engine:
                 await self._after_exit(rt, status)
             else:
                 await self._prepare_and_run(rt)
+        except AttemptLost as err:
+            await self._lost(rt, str(err))
         except MissionControlError as err:
             await self._end_failed(rt, WsState.FAILED, str(err))
         except asyncio.CancelledError:
@@ -307,25 +338,31 @@ class Engine:
             self._disarm(rt)
             if self._sampler is not None:
                 self._sampler.unwatch(task_id)
+            with contextlib.suppress(Exception):
+                await self.backend.release(task_id)
             self._wake.set()
 
     async def _prepare_and_run(self, rt: _Runtime) -> None:
         ws = rt.ws
-        await self._set_state(ws.task_id, WsState.PREPARING, "creating worktree")
-        tool = self.plan.tools[ws.tool]
-        await asyncio.to_thread(_check_inputs, ws, tool)
-        deps = (
-            [self.plan.workstream(d).branch for d in ws.depends_on]
-            if ws.base is BaseMode.DEPS
-            else []
+        await self._set_state(ws.task_id, WsState.PREPARING, self._preparing_detail(ws))
+        attempt = rt.attempt + 1
+        log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, attempt)
+        request = AttemptRequest(
+            ws=ws,
+            tool=self.plan.tools[ws.tool],
+            run_id=self.run_id,
+            attempt=attempt,
+            dependencies=tuple(self._dependency_branches(ws)),
+            fresh=rt.fresh,
+            log_path=log_path,
+            exit_file=exit_file_for(log_path),
         )
-        prepared = await asyncio.to_thread(worktrees.prepare_worktree, ws, deps)
-        rt.worktree = prepared.path
-        rt.base_commit = prepared.base_commit
+        rt.request = request
+        workspace = await self.backend.prepare(request)
+        rt.workspace = workspace
+        rt.worktree = workspace.path
+        rt.base_commit = workspace.base_commit
         if rt.fresh:
-            await asyncio.to_thread(
-                worktrees.reset_worktree, prepared.path, prepared.base_commit, ws.branch
-            )
             rt.fresh = False
             rt.rewrote = True
         if self._detaching:
@@ -334,19 +371,10 @@ class Engine:
         if self._cancelling or rt.stop_as is not None:
             await self._end_stopped(rt)
             return
-        rt.attempt += 1
+        rt.attempt = attempt
         rt.work_ready = False
-        log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, rt.attempt)
         rt.log_path = log_path
-        command = await asyncio.to_thread(  # writes an inline prompt to its file
-            render_command,
-            tool,
-            ws,
-            run_id=self.run_id,
-            attempt=rt.attempt,
-            attempt_dir=log_path.parent,
-            worktree=prepared.path,
-        )
+        command = await self.backend.render(request, workspace)
         started = self._clock()
         # Recorded before the spawn: a crash in between leaves an attempt with no pid,
         # which resume finds by its MC_* environment instead of starting a twin.
@@ -358,32 +386,28 @@ class Engine:
             pid=None,
             pid_create_time=None,
             log_path=str(log_path),
-            worktree=str(prepared.path),
-            branch=prepared.branch,
-            base_commit=prepared.base_commit,
+            worktree=workspace.shown,
+            branch=workspace.branch,
+            base_commit=workspace.base_commit,
             argv=list(command.argv),
             env_names=sorted(command.env_names),
             started_at=started,
         )
-        proc = await asyncio.to_thread(
-            spawn_attempt,
-            command.argv,
-            cwd=prepared.path,
-            env=command.env,
-            log_path=log_path,
-            stdin_path=command.stdin_path,
-            exit_file=exit_file_for(log_path),
+        rt.attempt_open = True
+        proc = await self.backend.spawn(
+            request, workspace, command, AttemptSink(self._on_sample, self._publish)
         )
         now = self._clock()
-        await self._db(
-            self.store.update_attempt_pid,
-            self.run_id,
-            ws.task_id,
-            rt.attempt,
-            proc.pid,
-            proc.create_time,
-            now,
-        )
+        if self.backend.records_pids:
+            await self._db(
+                self.store.update_attempt_pid,
+                self.run_id,
+                ws.task_id,
+                rt.attempt,
+                proc.pid,
+                proc.create_time,
+                now,
+            )
         self._publish(
             ev.AttemptStarted(
                 self.run_id,
@@ -398,7 +422,17 @@ class Engine:
         rt.remaining = ws.timeout_seconds
         await self._supervise(rt, proc)
 
-    async def _supervise(self, rt: _Runtime, proc: AttemptProcess) -> None:
+    def _dependency_branches(self, ws: Workstream) -> list[str]:
+        if ws.base is not BaseMode.DEPS:
+            return []
+        return [self.plan.workstream(d).branch for d in ws.depends_on]
+
+    def _preparing_detail(self, ws: Workstream) -> str:
+        if self.backend.name == "local":
+            return "creating worktree"
+        return f"starting on the {self.backend.name} cluster (cpus {ws.resources.cpus:g})"
+
+    async def _supervise(self, rt: _Runtime, proc: AttemptHandle) -> None:
         """Watch a running attempt to its end, then finish or fail it."""
         ws = rt.ws
         rt.proc = proc
@@ -408,7 +442,11 @@ class Engine:
         if rt.state is not WsState.PAUSED:
             await self._set_state(ws.task_id, WsState.RUNNING, f"pid {proc.pid}")
             self._arm(rt)
-        if self._sampler is not None and rt.log_path is not None:
+        if (
+            self._sampler is not None
+            and rt.log_path is not None
+            and isinstance(proc, AttemptProcess)
+        ):
             self._sampler.watch(ws.task_id, proc, rt.log_path)
         status = await proc.wait()
         self._disarm(rt)
@@ -437,6 +475,7 @@ class Engine:
             status=attempt_status,
             ended_at=now,
         )
+        rt.attempt_open = False
         self._publish(
             ev.AttemptEnded(
                 self.run_id, ws.task_id, rt.attempt, status.exit_code, status.signal, now
@@ -450,9 +489,8 @@ class Engine:
             return
         await self._set_state(ws.task_id, WsState.FINISHING, "checks, commit, push")
         assert rt.worktree is not None and rt.base_commit is not None and rt.log_path is not None
-        outcome = await finish_workstream(
+        outcome = await self.backend.finish(
             FinishContext(
-                plan=self.plan,
                 ws=ws,
                 run_id=self.run_id,
                 attempt=rt.attempt,
@@ -478,6 +516,35 @@ class Engine:
             await self._set_state(ws.task_id, WsState.SUCCEEDED, outcome.detail)
         else:
             await self._end_failed(rt, WsState.FAILED, outcome.detail)
+
+    async def _lost(self, rt: _Runtime, detail: str) -> None:
+        """An attempt's machine or actor went away: record it, then start it again (bounded)."""
+        ws = rt.ws
+        if rt.attempt_open:
+            now = self._clock()
+            await self._db(
+                self.store.end_attempt,
+                self.run_id,
+                ws.task_id,
+                rt.attempt,
+                exit_code=None,
+                signal=None,
+                status=WsState.INTERRUPTED.value,
+                ended_at=now,
+            )
+            rt.attempt_open = False
+            self._publish(ev.AttemptEnded(self.run_id, ws.task_id, rt.attempt, None, None, now))
+        if rt.stop_as is not None:
+            await self._end_stopped(rt)
+            return
+        rt.losses += 1
+        if self._cancelling or rt.losses > MAX_LOSSES:
+            again = "" if self._cancelling else f" ({MAX_LOSSES + 1} times): retry it by hand"
+            await self._set_state(ws.task_id, WsState.INTERRUPTED, f"{detail}{again}")
+            return
+        await self._set_state(
+            ws.task_id, WsState.QUEUED, f"{detail}: starting it again ({rt.losses}/{MAX_LOSSES})"
+        )
 
     async def _work_ready(self, rt: _Runtime) -> None:
         rt.work_ready = True
@@ -863,6 +930,8 @@ class Engine:
                 "phase": self.options.phase,
                 "max_parallel": self.options.max_parallel,
                 "keep_going": self.options.keep_going,
+                "backend": self.options.backend,
+                "ray_address": self.options.ray_address,
             },
             rows,
         )
@@ -944,16 +1013,6 @@ def _request_stop(rt: _Runtime, state: WsState) -> None:
 def _clear_stop(rt: _Runtime) -> None:
     rt.stop_as = None
     rt.stop_requested.clear()
-
-
-def _check_inputs(ws: Workstream, tool: ToolSpec) -> None:
-    """What must exist before a worktree is made (blocking: PATH lookup, a stat)."""
-    resolve_executable(ws, tool)
-    if ws.prompt_file is not None and not ws.prompt_file.is_file():
-        raise SetupError(
-            f"{ws.task_id}: prompt file {ws.prompt_file} not found: "
-            "create it or fix prompt_file in the plan"
-        )
 
 
 def _minutes(minutes: float) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import GitError
 from ..git import conflicts, pull_requests, repo, worktrees
-from ..plan.model import Check, Plan, Workstream
+from ..plan.model import Check, Workstream
 from . import events as ev
 from .supervisor import spawn_attempt
 
@@ -38,7 +38,6 @@ async def _nothing() -> None:
 
 @dataclass(frozen=True, slots=True)
 class FinishContext:
-    plan: Plan
     ws: Workstream
     run_id: str
     attempt: int
@@ -80,16 +79,45 @@ class CheckResult:
         return f"- `{self.check.name}`: {status} ({_seconds(self.seconds)})"
 
 
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """The work after checks and commit: where finishing stands before anything leaves."""
+
+    commit: worktrees.CommitResult | None
+    """None when the commit itself failed (or the checks were stopped)."""
+    results: tuple[CheckResult, ...]
+    outcome: FinishOutcome | None
+    """Set when finishing ends here: a failed check, no changes, a stop, a git error."""
+
+    @property
+    def changed(self) -> bool:
+        return self.commit is not None and self.commit.changed
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """What the push step did: ``error`` set when it failed (and finishing fails)."""
+
+    pushed: bool
+    error: str | None = None
+
+
 async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
     """Run the finishing steps of one attempt; never raises for git or gh trouble."""
+    done = await check_and_commit(ctx)
+    return await deliver(ctx, done, lambda: push_work(ctx))
+
+
+async def check_and_commit(ctx: FinishContext) -> Committed:
+    """Run the checks, then commit whatever the tool left (also when a check failed)."""
     ws = ctx.ws
     results: list[CheckResult] = []
     for check in ws.checks:
         if ctx.stop_requested.is_set():
-            return FinishOutcome(False, "stopped during checks")
+            return Committed(None, (), FinishOutcome(False, "stopped during checks"))
         result = await _run_check(ctx, check)
         if result.stopped:
-            return FinishOutcome(False, "stopped during checks")
+            return Committed(None, (), FinishOutcome(False, "stopped during checks"))
         results.append(result)
         await _step(ctx, "check", result.ok, result.line)
         if not result.ok:
@@ -103,7 +131,7 @@ async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
         )
     except GitError as err:
         await _step(ctx, "commit", False, str(err))
-        return FinishOutcome(False, str(err))
+        return Committed(None, tuple(results), FinishOutcome(False, str(err)))
     diffstat = commit.diffstat
     await _record(ctx, commit, None)
     if commit.committed:
@@ -113,48 +141,64 @@ async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
     else:
         await _step(ctx, "commit", True, "no changes")
 
+    outcome: FinishOutcome | None = None
     if failed is not None:
-        if commit.changed:
-            await _forecast(ctx)
         kept = f"work committed on {ws.branch}, not pushed" if commit.changed else "no changes made"
-        return FinishOutcome(False, f"{failed.line}; {kept}")
-    if not commit.changed:
+        outcome = FinishOutcome(False, f"{failed.line}; {kept}")
+    elif not commit.changed:
         if ws.require_changes:
-            return FinishOutcome(False, "the tool changed nothing, and require_changes is set")
-        return FinishOutcome(True, "succeeded (no changes)")
+            outcome = FinishOutcome(False, "the tool changed nothing, and require_changes is set")
+        else:
+            outcome = FinishOutcome(True, "succeeded (no changes)")
+    return Committed(commit, tuple(results), outcome)
+
+
+async def push_work(ctx: FinishContext) -> Pushed:
+    """Push the branch from its worktree when the plan asks for it and a remote exists."""
+    ws = ctx.ws
+    if not ws.push:
+        return Pushed(False)
+    if not await asyncio.to_thread(repo.has_remote, ctx.worktree, ws.remote):
+        await _step(ctx, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
+        return Pushed(False)
+    try:
+        await asyncio.to_thread(
+            worktrees.push_branch, ctx.worktree, ws.remote, ws.branch, force=ctx.force_push
+        )
+    except GitError as err:
+        await _step(ctx, "push", False, str(err))
+        return Pushed(False, str(err))
+    await _step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
+    return Pushed(True)
+
+
+async def deliver(
+    ctx: FinishContext, done: Committed, push: Callable[[], Awaitable[Pushed]]
+) -> FinishOutcome:
+    """After the commit: tell dependents, forecast conflicts, push, open the pull request."""
+    ws = ctx.ws
+    if done.outcome is not None:
+        if done.changed and not done.outcome.ok:
+            await _forecast(ctx)  # work that failed a check is still committed
+        return done.outcome
+    assert done.commit is not None
+    commit = done.commit
     # Checked and committed: dependents merge the local branch, so they need not wait
     # for the push, the pull request or the forecast.
     await ctx.work_ready()
     await _forecast(ctx)
-
-    pushed = False
-    if ws.push:
-        if await asyncio.to_thread(repo.has_remote, ws.repo, ws.remote):
-            try:
-                await asyncio.to_thread(
-                    worktrees.push_branch,
-                    ctx.worktree,
-                    ws.remote,
-                    ws.branch,
-                    force=ctx.force_push,
-                )
-            except GitError as err:
-                await _step(ctx, "push", False, str(err))
-                return FinishOutcome(False, str(err))
-            pushed = True
-            await _step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
-        else:
-            await _step(ctx, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
-
-    where = f"pushed to {ws.remote}" if pushed else f"committed on {ws.branch}"
-    detail = f"{where}: {diffstat}"
+    result = await push()
+    if result.error is not None:
+        return FinishOutcome(False, result.error)
+    where = f"pushed to {ws.remote}" if result.pushed else f"committed on {ws.branch}"
+    detail = f"{where}: {commit.diffstat}"
     if ws.pr.enabled is False:
         return FinishOutcome(True, detail)
-    if not pushed:
+    if not result.pushed:
         if ws.pr.enabled:
             await _step(ctx, "pr", True, "skipped: the branch was not pushed, so no pull request")
         return FinishOutcome(True, detail)
-    return FinishOutcome(True, detail + await _pull_request(ctx, commit, results))
+    return FinishOutcome(True, detail + await _pull_request(ctx, commit, list(done.results)))
 
 
 async def _pull_request(

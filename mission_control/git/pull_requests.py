@@ -103,7 +103,9 @@ def open_pull_request(
     head = ws.branch
 
     try:
-        body_file = body_path or git_path(worktree, "mission-control/pr-body.md")
+        # Named per workstream: PRs of several branches may be opened from one folder.
+        name = f"mission-control/pr-body-{ws.phase_id}-{ws.id}.md"
+        body_file = body_path or git_path(worktree, name)
         body_file.parent.mkdir(parents=True, exist_ok=True)
         body_file.write_text(body, encoding="utf-8")
     except (OSError, GitError) as exc:

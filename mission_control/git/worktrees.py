@@ -190,7 +190,7 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     recorded = rev_parse(path, base_ref(branch))
     kept = reattached and recorded is not None and is_ancestor(path, recorded, head)
     base = recorded if kept and recorded else head
-    merged_now = _merge_dependencies(
+    merged_now = merge_dependencies(
         path, branch, dependency_branches[len(fast_forward) :], before=head
     )
     if merged_now:
@@ -384,12 +384,18 @@ def _check_toplevel(repo: Path, path: Path) -> None:
         )
 
 
-def _merge_dependencies(
-    path: Path, branch: str, dependencies: list[str], *, before: str
+def merge_dependencies(
+    path: Path,
+    branch: str,
+    dependencies: list[str],
+    *,
+    before: str,
+    ref_prefix: str = "refs/heads/",
 ) -> list[str]:
+    """Merge each dependency's branch (``ref_prefix`` + name) into the worktree at ``path``."""
     merged: list[str] = []
     for dep in dependencies:
-        ref = f"refs/heads/{dep}"
+        ref = f"{ref_prefix}{dep}"
         if not ref_exists(path, ref):
             raise GitError(
                 f"{path}: dependency branch {dep} does not exist — run the dependency"

@@ -44,20 +44,24 @@ from .model import (
     Plan,
     PromptVia,
     PrOptions,
+    Resources,
     ToolSpec,
     Workstream,
 )
 from .paths import PathExpansionError, expand_path
 from .schema import (
+    RESERVED_RESOURCES,
     RawCheck,
     RawDefaults,
     RawPhase,
     RawPlan,
+    RawResources,
     RawTool,
     RawWorkstream,
     allowed_keys,
     describe_error,
     misplaced_hint,
+    resource_key_hint,
 )
 from .tools import BUILTIN_TOOLS
 from .yaml_nodes import Document, KeyPath, Pos, parse_document
@@ -323,11 +327,15 @@ class _Builder:
         kind_of_parent = kind
         if len(loc) >= 2 and loc[-2] == "pr":
             kind_of_parent = "pr"
+        if len(loc) == 2 and loc[0] == "resources":
+            kind_of_parent = "resources"
         if err["type"] == "extra_forbidden":
             key = str(loc[-1])
             allowed = allowed_keys(kind_of_parent)
             suggestion = _close(key, allowed)
             where = misplaced_hint(key) if kind_of_parent in _LEVELS else None
+            if kind_of_parent == "resources":
+                where = resource_key_hint(key)
             if where is not None:
                 hint = where
             elif suggestion:
@@ -337,6 +345,8 @@ class _Builder:
             self.problem(full, f"unknown key '{key}'", hint, at=self.doc.key_pos(full))
             return
         field_name = next((str(e) for e in reversed(loc) if isinstance(e, str)), kind)
+        if len(loc) == 3 and loc[:2] == ("resources", "custom"):
+            field_name = "custom resource"  # an amount: the name is the resource's own
         if err["type"] == "missing":
             parent = full[:-1]
             message, hint = describe_error(err, field_name, None)
@@ -400,6 +410,7 @@ class _Builder:
             return
         path: KeyPath = ("defaults",)
         data = self._env_as_text(raw_plan.defaults, path)
+        self._check_resource_names(data, path)
         defaults, broken = self._validate(RawDefaults, data, path, "defaults")
         if defaults is not None:
             self.defaults = defaults
@@ -632,6 +643,7 @@ class _Builder:
                     folded[ident.casefold()] = ident
             else:
                 ident = None
+            self._check_resource_names(item, path)
             raw, broken = self._validate(
                 RawWorkstream, self._env_as_text(item, path), path, "workstream"
             )
@@ -680,6 +692,31 @@ class _Builder:
                     f"{key!r} cannot be an environment variable name",
                     "use letters, digits and '_', e.g. API_KEY",
                     at=self.doc.key_pos((*path, "env", key)),
+                )
+
+    def _check_resource_names(self, data: Mapping[str, Any], path: KeyPath) -> None:
+        """Custom resource names as Ray takes them: no blanks, none of Ray's own names.
+
+        Read from the mapping as written, so a bad amount next to a name hides neither.
+        """
+        resources = data.get("resources")
+        custom = resources.get("custom") if isinstance(resources, dict) else None
+        for name in custom if isinstance(custom, dict) else {}:
+            key_path: KeyPath = (*path, "resources", "custom", name)
+            at = self.doc.key_pos(key_path)
+            if not name.strip() or any(ch.isspace() for ch in name):
+                self.problem(
+                    key_path,
+                    f"custom resource name {name!r} cannot be empty or hold spaces",
+                    "name it as the nodes advertise it, e.g. gpu_box",
+                    at=at,
+                )
+            elif name in RESERVED_RESOURCES:
+                self.problem(
+                    key_path,
+                    f"'{name}' cannot be a custom resource (Ray reserves the name)",
+                    RESERVED_RESOURCES[name],
+                    at=at,
                 )
 
     # ------------------------------------------------------------ one workstream
@@ -952,6 +989,15 @@ class _Builder:
         on_stall = self._setting(draft, "on_stall")
         if on_stall is not None:
             kw["on_stall"] = OnStall(on_stall[0])
+        resources = self._setting(draft, "resources")
+        if resources is not None:
+            raw_resources: RawResources = resources[0]
+            extra: dict[str, Any] = {}
+            if raw_resources.cpus is not None:
+                extra["cpus"] = raw_resources.cpus
+            kw["resources"] = Resources(
+                memory_bytes=raw_resources.memory, custom=dict(raw_resources.custom), **extra
+            )
         env = dict(self.defaults.env or {})
         env.update(draft.raw.env or {})
         self._check_env_keys(draft.raw.env, draft.path)

@@ -89,6 +89,14 @@ class PrOptions(_Frozen):
     labels: list[str] = Field(default_factory=list)
 
 
+class Resources(_Frozen):
+    """What one attempt needs from the machine that runs it (used by cluster backends)."""
+
+    cpus: float = Field(default=1.0, ge=0)
+    memory_bytes: int | None = Field(default=None, gt=0)
+    custom: dict[str, float] = Field(default_factory=dict)
+
+
 class Workstream(_Frozen):
     """One unit of work: a tool run in its own worktree and branch."""
 
@@ -116,6 +124,8 @@ class Workstream(_Frozen):
     require_changes: bool = False
     stall_minutes: float = Field(default=10.0, gt=0)
     on_stall: OnStall = OnStall.NOTIFY
+    resources: Resources = Field(default_factory=Resources)
+    """Only cluster backends read it; the local backend runs every attempt as it comes."""
     worktree_root: Path
     line: int = 0
     """Line of the workstream in the plan file, for messages."""

@@ -2,24 +2,69 @@
 
 These models mirror what a person writes: every setting optional where
 ``defaults:`` may supply it, strings as written, short forms (a check as one
-command line, ``depends_on: WS-01``, ``pr: false``) accepted. They are strict
-(``7`` is not a string, ``true`` is not a number) and forbid unknown keys, so
-pydantic finds every type mistake; the loader maps each error location back to
-a line and words it with ``describe_error``. ``model.py`` holds the resolved
-plan the engine runs.
+command line, ``depends_on: WS-01``, ``pr: false``, ``memory: 4GiB``) accepted.
+They are strict (``7`` is not a string, ``true`` is not a number) and forbid
+unknown keys, so pydantic finds every type mistake; the loader maps each error
+location back to a line and words it with ``describe_error``. ``model.py``
+holds the resolved plan the engine runs.
 """
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+)
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 _T = TypeVar("_T")
 
 MAX_MINUTES = 525_600.0
 """A year: a longer timeout is a typo."""
+
+MEMORY_UNITS: dict[str, int] = {
+    "": 1,
+    "b": 1,
+    **dict.fromkeys(("k", "ki", "kib"), 1024),
+    **dict.fromkeys(("m", "mi", "mib"), 1024**2),
+    **dict.fromkeys(("g", "gi", "gib"), 1024**3),
+    **dict.fromkeys(("t", "ti", "tib"), 1024**4),
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+}
+"""Memory units, lower case: KB..TB count in 1000s; bare K..T and KiB..TiB in 1024s."""
+
+MEMORY_FORMS = (
+    "write bytes (4294967296) or a number and a unit: 512MiB, 4GiB, 2G, 1.5GB;"
+    " units B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB in any case"
+    " (KB/MB/GB/TB count in 1000s, the others in 1024s)"
+)
+"""The accepted forms of ``memory:``, named in every message about it."""
+
+RESOURCE_PRECISION = 0.0001
+"""The finest amount Ray schedules: a smaller non-zero amount is refused by Ray."""
+
+RESERVED_RESOURCES: dict[str, str] = {
+    "CPU": "set `cpus:` under `resources:` instead",
+    "memory": "set `memory:` under `resources:` instead",
+    "GPU": "Ray counts GPUs apart from custom resources; ask for a custom resource"
+    " your GPU nodes advertise, e.g. `gpu_box: 1`",
+    "object_store_memory": "Ray sizes the object store itself: remove it",
+    "bundle": "Ray uses this name for placement groups: choose another",
+}
+"""Names Ray refuses in an actor's custom ``resources`` (ray/_common/utils.py)."""
+
+_MEMORY = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*([A-Za-z]*)")
 
 
 def _reject_null(value: object) -> object:
@@ -30,6 +75,10 @@ def _reject_null(value: object) -> object:
 
 def _null_as_empty_list(value: object) -> object:
     return [] if value is None else value
+
+
+def _null_as_empty_dict(value: object) -> object:
+    return {} if value is None else value
 
 
 def _one_or_list(value: object) -> object:
@@ -80,6 +129,64 @@ def _env_values(value: object) -> object:
     return value
 
 
+def _memory_bytes(value: object) -> int:
+    """``4GiB``, ``1.5GB``, ``512m`` or a plain byte count, as a whole number of bytes."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PydanticCustomError(
+            "mc_memory_type", "must be a number of bytes or text such as 4GiB"
+        )
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise PydanticCustomError(
+                "mc_memory_fraction",
+                "{value} is not a whole number of bytes",
+                {"value": value},
+            )
+        value = int(value)
+    if isinstance(value, int):
+        if value <= 0:
+            raise PydanticCustomError(
+                "mc_memory_positive", "must be more than 0 bytes, got {value}", {"value": value}
+            )
+        return value
+    text = repr(value)
+    match = _MEMORY.fullmatch(value.strip())
+    if match is None:
+        raise PydanticCustomError(
+            "mc_memory_text", "{text} is not an amount of memory", {"text": text}
+        )
+    number, unit = match.groups()
+    scale = MEMORY_UNITS.get(unit.lower())
+    if scale is None:
+        raise PydanticCustomError(
+            "mc_memory_unit",
+            "unknown unit {unit} in {text}",
+            {"unit": repr(unit), "text": text},
+        )
+    amount = Decimal(number) * scale
+    if amount <= 0:
+        raise PydanticCustomError(
+            "mc_memory_positive", "must be more than 0 bytes, got {text}", {"text": text}
+        )
+    if amount != amount.to_integral_value():
+        raise PydanticCustomError(
+            "mc_memory_fraction",
+            "{text} is {amount} bytes, not a whole number",
+            {"text": text, "amount": str(amount.normalize())},
+        )
+    return int(amount)
+
+
+def _schedulable(value: float) -> float:
+    if 0 < value < RESOURCE_PRECISION:
+        raise PydanticCustomError(
+            "mc_precision",
+            "must be 0 or at least {least} (the finest amount Ray schedules)",
+            {"least": RESOURCE_PRECISION},
+        )
+    return value
+
+
 Opt = Annotated[_T | None, BeforeValidator(_reject_null)]
 """May be left out (``None``) but not written as an empty value."""
 
@@ -87,6 +194,9 @@ Minutes = Annotated[float, Field(gt=0, le=MAX_MINUTES, allow_inf_nan=False)]
 TextOrList = Annotated[str | list[str], PlainValidator(_text_or_list)]
 Env = Annotated[dict[str, str], BeforeValidator(_env_values)]
 OneOrList = Annotated[list[str], BeforeValidator(_one_or_list)]
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_schedulable)]
+"""A resource amount: CPUs or a custom resource; fractions share a node's unit."""
+Memory = Annotated[int, PlainValidator(_memory_bytes)]
 
 
 class _Raw(BaseModel):
@@ -117,6 +227,16 @@ class RawTool(_Raw):
     install_hint: Opt[str] = None
 
 
+class RawResources(_Raw):
+    """What an attempt needs from the machine that runs it; cluster backends read it."""
+
+    cpus: Opt[Amount] = None
+    memory: Opt[Memory] = None
+    custom: Annotated[dict[str, Amount], BeforeValidator(_null_as_empty_dict)] = Field(
+        default_factory=dict
+    )
+
+
 class RawSettings(_Raw):
     """What ``defaults:`` may set and every workstream may override."""
 
@@ -138,6 +258,8 @@ class RawSettings(_Raw):
     on_stall: Opt[Literal["notify", "kill", "retry"]] = None
     command: Opt[TextOrList] = None
     shell: Opt[bool] = None
+    resources: Opt[RawResources] = None
+    """Replaces the ``defaults:`` mapping as a whole: keys are not merged one by one."""
 
 
 class RawDefaults(RawSettings):
@@ -187,6 +309,10 @@ _MISPLACED: dict[str, str] = {
         ("id", "name", "prompt", "prompt_file", "depends_on"),
         "'{key}' is set on each workstream, not under `defaults:`",
     ),
+    **dict.fromkeys(
+        ("cpus", "memory", "custom"),
+        "'{key}' is a resource: put it under `resources:` (on a workstream or under `defaults:`)",
+    ),
     "max_parallel_workstreams": "'{key}' is a phase setting: put it on the phase",
     "workstreams": "'{key}' goes inside a phase: `phases: [{id: PH-01, workstreams: [...]}]`",
     **dict.fromkeys(
@@ -218,6 +344,22 @@ _FIELD_HINTS: dict[str, str] = {
     "prompt_via": "file (path in {prompt_file}), stdin, or arg (text in {prompt})",
     "checks": "a list of command lines or {name, run, shell, timeout_minutes}",
     "pr": "true, false, or {enabled, draft, title, body, base, labels}",
+    "resources": "a mapping: {cpus: 2, memory: 4GiB, custom: {gpu_box: 1}}",
+    "cpus": "CPUs the attempt reserves on a node; fractions are fine (0.5), 0 reserves none",
+    "memory": MEMORY_FORMS,
+    "custom": "Ray custom resources, each name: amount, e.g. {gpu_box: 1}",
+    "custom resource": "an amount such as 1 or 0.5 of a resource the nodes advertise",
+}
+
+# Keys people write inside `resources:` that the plan spells another way.
+_RESOURCE_ALIASES: dict[str, str] = {
+    **dict.fromkeys(("cpu", "num_cpus", "ncpus", "cores"), "did you mean 'cpus'?"),
+    **dict.fromkeys(("mem", "ram", "memory_bytes", "mem_bytes"), "did you mean 'memory'?"),
+    **dict.fromkeys(
+        ("gpu", "gpus", "num_gpus"),
+        "GPUs are asked for as a custom resource your GPU nodes advertise: `custom: {gpu_box: 1}`",
+    ),
+    "resources": "did you mean 'custom'? (custom resources: `custom: {gpu_box: 1}`)",
 }
 
 
@@ -231,7 +373,13 @@ def allowed_keys(loc_kind: str) -> frozenset[str]:
         "tool": frozenset(RawTool.model_fields),
         "check": frozenset(RawCheck.model_fields),
         "pr": frozenset(RawPr.model_fields),
+        "resources": frozenset(RawResources.model_fields),
     }[loc_kind]
+
+
+def resource_key_hint(key: str) -> str | None:
+    """The fix for an unknown key inside ``resources:`` that has a well-known other name."""
+    return _RESOURCE_ALIASES.get(key.lower())
 
 
 def misplaced_hint(key: str) -> str | None:
@@ -275,6 +423,8 @@ def describe_error(err: ErrorDetails, field: str, got: str | None) -> tuple[str,
         return f"must be at least {_num(ctx.get('ge'))}{shown}", hint
     if kind == "less_than_equal":
         return f"must be at most {_num(ctx.get('le'))}{shown}", hint
+    if kind in ("mc_memory_type", "mc_precision"):
+        return f"{err['msg']}{shown}", hint
     if kind.startswith("mc_"):
         return err["msg"], hint
     return f"{err['msg'].lower()}{shown}", hint  # pragma: no cover - a type not listed above

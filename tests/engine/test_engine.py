@@ -203,8 +203,15 @@ async def test_kill_pause_and_resume_through_the_engine(git_repo: GitRepo, tmp_p
                 [
                     # 3 s of work against a 4 s timeout, paused for 3 s on the way
                     ws("P", "--lines", "60", "--rate", "20", timeout_minutes=4 / 60),
-                    ws("K", "--pid-file", str(pid_file), "--ignore-term", "--children", "1",
-                       "--forever"),
+                    ws(
+                        "K",
+                        "--pid-file",
+                        str(pid_file),
+                        "--ignore-term",
+                        "--children",
+                        "1",
+                        "--forever",
+                    ),
                 ],
             )
         ],
@@ -299,8 +306,13 @@ async def test_missing_tool_and_missing_prompt_fail_cleanly_with_nothing_made(
                 "max_parallel_workstreams": 2,
                 "workstreams": [
                     {"id": "G", "name": "ghost", "tool": "ghost", "prompt_file": str(prompt)},
-                    {"id": "M", "name": "lost prompt", "tool": "shell",
-                     "command": ["true"], "prompt_file": str(tmp_path / "gone.txt")},
+                    {
+                        "id": "M",
+                        "name": "lost prompt",
+                        "tool": "shell",
+                        "command": ["true"],
+                        "prompt_file": str(tmp_path / "gone.txt"),
+                    },
                 ],
             }
         ],

@@ -21,9 +21,7 @@ def _bench() -> ModuleType:
     return module
 
 
-def test_two_thousand_workstreams_load(
-    tmp_path: Path, shared_git_repo: Any
-) -> None:
+def test_two_thousand_workstreams_load(tmp_path: Path, shared_git_repo: Any) -> None:
     bench = _bench()
     plan_file = bench.generate_plan(tmp_path, Path(shared_git_repo.path), 2000, 10)
     result = load_plan(plan_file)

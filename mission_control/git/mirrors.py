@@ -1,0 +1,193 @@
+"""Workspaces on a machine that cannot see the user's folder: a cached mirror plus a worktree.
+
+A cluster node clones a repository from its remote once into a bare mirror
+(``<cache>/<hash>.git``) and refreshes it with one fetch per attempt; each
+attempt then gets a linked worktree of that mirror, so the usual commit and
+push code (which only ever changes linked worktrees) works unchanged. Many
+attempts on one node share a mirror: a file lock serialises fetches and
+worktree bookkeeping across processes.
+
+The work a driver already holds for the branch (a retry's earlier commits)
+arrives as a git bundle and the branch continues from it; dependencies come
+from the remote's copies of their branches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import GitError
+from .repo import NETWORK_TIMEOUT, head_commit, rev_parse, run_git, trim_message
+from .worktrees import merge_dependencies
+
+REMOTE = "origin"
+_SEED_REF = "refs/mission-control/seed/"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeWorktree:
+    path: Path
+    branch: str
+    base_commit: str
+    start_point: str
+    merged: tuple[str, ...]
+
+
+def mirror_path(cache: Path, url: str) -> Path:
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return cache / f"{digest}.git"
+
+
+@contextlib.contextmanager
+def _locked(mirror: Path) -> Iterator[None]:
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{mirror}.lock", "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def refresh_mirror(cache: Path, url: str) -> Path:
+    """The mirror of ``url`` in ``cache``, created or fetched now (every branch, pruned)."""
+    mirror = mirror_path(cache, url)
+    with _locked(mirror):
+        if not (mirror / "HEAD").is_file():
+            _create_mirror(mirror, url)
+        out = run_git(
+            [
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--no-tags",
+                "--no-write-fetch-head",
+                REMOTE,
+                f"+refs/heads/*:refs/remotes/{REMOTE}/*",
+            ],
+            mirror,
+            check=False,
+            timeout=NETWORK_TIMEOUT,
+        )
+        if out.returncode != 0:
+            raise GitError(
+                f"fetching {url} failed on this node: {trim_message(out.stderr)}"
+                " — the nodes need git and read access to the remote (keys, tokens)"
+            )
+    return mirror
+
+
+def _create_mirror(mirror: Path, url: str) -> None:
+    # Made in a temporary folder and renamed: a node that dies half-way leaves no
+    # broken mirror behind for the next attempt.
+    tmp = Path(tempfile.mkdtemp(prefix=mirror.name + ".", dir=mirror.parent))
+    try:
+        run_git(["init", "--quiet", "--bare", str(tmp)], mirror.parent, what="creating a mirror")
+        run_git(["remote", "add", REMOTE, url], tmp, what="adding the remote")
+        if mirror.exists():
+            shutil.rmtree(mirror)
+        os.rename(tmp, mirror)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def prepare_node_worktree(
+    mirror: Path,
+    path: Path,
+    *,
+    branch: str,
+    base_branch: str,
+    dependencies: list[str],
+    seed_commit: str | None = None,
+    seed_base: str | None = None,
+    seed_bundle: Path | None = None,
+) -> NodeWorktree:
+    """Make a fresh worktree at ``path`` on ``branch`` and merge the dependencies in.
+
+    The branch starts at ``seed_commit`` (the driver's copy of the branch; its
+    commits that the remote lacks come in ``seed_bundle``) or else at the
+    remote's ``base_branch``. Dependencies are the remote's copies of their
+    branches. The base commit is ``seed_base`` for a seeded branch, else where
+    the branch stands after the merges.
+    """
+    with _locked(mirror):
+        _drop_stale(mirror, branch, path)
+        if seed_bundle is not None:
+            run_git(
+                ["fetch", "--quiet", str(seed_bundle), f"+refs/heads/{branch}:{_SEED_REF}{branch}"],
+                mirror,
+                what=f"reading the work sent for {branch}",
+                fix="retry fresh to start the branch again from its base",
+            )
+        if seed_commit is not None:
+            start = seed_commit
+            if rev_parse(mirror, start) is None:
+                raise GitError(
+                    f"{branch}: commit {start[:12]} is neither on the remote nor in the work sent"
+                    " — push the base branch, or retry fresh"
+                )
+        else:
+            start = f"refs/remotes/{REMOTE}/{base_branch}"
+            if rev_parse(mirror, start) is None:
+                raise GitError(
+                    f"the remote has no branch {base_branch} — push it, or fix `base_branch:`"
+                )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run_git(
+            ["worktree", "add", "--quiet", "--no-track", "-B", branch, str(path), start],
+            mirror,
+            what=f"creating the worktree of {branch}",
+        )
+    head = head_commit(path)
+    missing = [d for d in dependencies if rev_parse(mirror, f"refs/remotes/{REMOTE}/{d}") is None]
+    if missing:
+        raise GitError(
+            f"dependency branch {missing[0]} is not on the remote — the ray backend merges"
+            " dependencies from the remote: let them push (push: true)"
+        )
+    merged = merge_dependencies(
+        path, branch, dependencies, before=head, ref_prefix=f"refs/remotes/{REMOTE}/"
+    )
+    base = seed_base if seed_commit is not None and seed_base else head_commit(path)
+    return NodeWorktree(path, branch, base, start, tuple(merged))
+
+
+def _drop_stale(mirror: Path, branch: str, path: Path) -> None:
+    """Forget worktrees an earlier attempt left (a killed node process never cleaned up)."""
+    run_git(["worktree", "prune"], mirror, check=False)
+    listing = run_git(["worktree", "list", "--porcelain"], mirror, check=False).stdout
+    current: str | None = None
+    for line in listing.splitlines():
+        if line.startswith("worktree "):
+            current = line.removeprefix("worktree ")
+        elif line == f"branch refs/heads/{branch}" and current is not None:
+            run_git(["worktree", "remove", "--force", current], mirror, check=False)
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        run_git(["worktree", "prune"], mirror, check=False)
+
+
+def remove_node_worktree(mirror: Path, path: Path) -> None:
+    """Remove an attempt's worktree (its work is pushed or sent back by then)."""
+    with _locked(mirror):
+        run_git(["worktree", "remove", "--force", str(path)], mirror, check=False)
+        shutil.rmtree(path, ignore_errors=True)
+        run_git(["worktree", "prune"], mirror, check=False)
+
+
+__all__ = [
+    "NodeWorktree",
+    "mirror_path",
+    "prepare_node_worktree",
+    "refresh_mirror",
+    "remove_node_worktree",
+]

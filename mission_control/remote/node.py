@@ -1,0 +1,327 @@
+"""One attempt on a cluster node: workspace, supervised tool, log stream, checks, commit, push.
+
+This class is the body of a Ray actor (``ray_backend`` wraps it), one actor
+per attempt. It runs the same code a local attempt runs: the supervisor for
+the tool's process tree (pause, resume, TERM then KILL, no leftovers), the
+finishing steps for checks and commit, the usual push. What differs is where
+things live: the repository comes from its remote into a node-local mirror,
+the log is written on the node and streamed back in chunks as it grows
+(inotify, no polling), and the work goes back as a git bundle.
+
+Every process the attempt starts (tool and checks) carries a mark in its
+environment; a watchdog started before anything else sweeps marked processes
+away if the actor dies without cleaning up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from ..engine import events as ev
+from ..engine.finish import FinishContext, Pushed, check_and_commit, push_work
+from ..engine.metrics import LogActivity, MetricsSampler
+from ..engine.supervisor import AttemptProcess, TerminateResult, enable_subreaper, spawn_attempt
+from ..engine.tools import RenderedCommand, render_command, resolve_executable
+from ..errors import MissionControlError
+from ..git import mirrors
+from ..git.bundles import bundle_bytes
+from ..store.logs import attempt_log_path
+from ..store.watch import LogWatcher
+from .protocol import (
+    CHUNK_BYTES,
+    Chunk,
+    NodeEnded,
+    NodeFinished,
+    NodePrepared,
+    NodeSpec,
+    NodeStarted,
+)
+from .watchdog import start_watchdog
+
+MARK_VAR = "MC_NODE_ATTEMPT"
+"""Environment mark of every process a node-side attempt starts (what the watchdog sweeps)."""
+
+
+def node_dir() -> Path:
+    """Where a node keeps mirrors, worktrees and attempt logs (``MC_NODE_DIR`` overrides)."""
+    configured = os.environ.get("MC_NODE_DIR")
+    if configured:
+        return Path(configured)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    if cache.startswith("~"):
+        cache = tempfile.gettempdir()
+    return Path(cache) / "mission-control" / "node"
+
+
+class NodeAttempt:
+    """The node's side of one attempt; every public method is called remotely."""
+
+    def __init__(self, spec: NodeSpec) -> None:
+        self.spec = spec
+        self.mark = uuid.uuid4().hex
+        # Before the subreaper flag: the watchdog must not end up as our child.
+        self._watchdog = start_watchdog(MARK_VAR, self.mark, spec.grace_seconds)
+        enable_subreaper()
+        root = node_dir()
+        self._cache = root / "mirrors"
+        ws = spec.ws
+        work_root = root / "work" / f"{spec.run_id}-{ws.phase_id}-{ws.id}-{spec.attempt}"
+        # The workstream as the node sees it: its worktree here, the prompt inline,
+        # the remote called origin, and the mark in every process's environment.
+        self.ws = ws.model_copy(
+            update={
+                "worktree_root": work_root,
+                "prompt_file": None,
+                "prompt": spec.prompt_text,
+                "remote": mirrors.REMOTE,
+                "env": {**ws.env, MARK_VAR: self.mark},
+            }
+        )
+        self.log_path = attempt_log_path(root, spec.run_id, ws.phase_id, ws.id, spec.attempt)
+        self._mirror: Path | None = None
+        self._base_commit = ""
+        self._proc: AttemptProcess | None = None
+        self._events: list[ev.Event] = []
+        self._events_made = 0
+        self._sample: tuple[ev.ProcessSample, LogActivity] | None = None
+        self._changed = asyncio.Event()
+        self._closed = False
+        self._stop_finishing = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watcher: LogWatcher | None = None
+        self._sampler: MetricsSampler | None = None
+
+    # ----------------------------------------------------------------- steps
+
+    async def prepare(self) -> NodePrepared:
+        """Mirror the repository, make the branch's worktree, merge the dependencies."""
+        self._loop = asyncio.get_running_loop()
+        spec = self.spec
+        # A missing tool is reported before anything is cloned.
+        await asyncio.to_thread(resolve_executable, self.ws, spec.tool)
+        self._mirror = await asyncio.to_thread(mirrors.refresh_mirror, self._cache, spec.remote_url)
+        bundle: Path | None = None
+        if spec.seed_bundle is not None:
+            bundle = self.log_path.with_suffix(".seed.bundle")
+            bundle.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(bundle.write_bytes, spec.seed_bundle)
+        seeded = spec.seed_commit is not None and not spec.fresh
+        prepared = await asyncio.to_thread(
+            mirrors.prepare_node_worktree,
+            self._mirror,
+            self.ws.worktree_path,
+            branch=self.ws.branch,
+            base_branch=self.ws.base_branch,
+            dependencies=list(spec.dependencies),
+            seed_commit=spec.seed_commit if seeded else None,
+            seed_base=spec.seed_base if seeded else None,
+            seed_bundle=bundle if seeded else None,
+        )
+        self._base_commit = prepared.base_commit
+        return NodePrepared(_node_name(), prepared.path, prepared.base_commit, prepared.merged)
+
+    async def render(self) -> RenderedCommand:
+        """The attempt's argv, stdin and environment, with this node's paths."""
+        spec = self.spec
+        return await asyncio.to_thread(
+            render_command,
+            spec.tool,
+            self.ws,
+            run_id=spec.run_id,
+            attempt=spec.attempt,
+            attempt_dir=self.log_path.parent,
+            worktree=self.ws.worktree_path,
+        )
+
+    async def start(self, command: RenderedCommand) -> NodeStarted:
+        """Start the tool under supervision."""
+        proc = await asyncio.to_thread(
+            spawn_attempt,
+            command.argv,
+            cwd=self.ws.worktree_path,
+            env=command.env,
+            log_path=self.log_path,
+            stdin_path=command.stdin_path,
+            exit_file=self.log_path.with_suffix(".exit"),
+        )
+        self._proc = proc
+        self._watch_log()
+        self._sampler = MetricsSampler(1.0, self._on_sample_thread)
+        self._sampler.watch("attempt", proc, self.log_path)
+        self._sampler.start()
+        return NodeStarted(proc.pid, proc.create_time)
+
+    async def wait(self) -> NodeEnded:
+        """Wait for the tool's end (its whole tree)."""
+        proc = self._require()
+        status = await proc.wait()
+        if self._sampler is not None:
+            self._sampler.stop()
+        return NodeEnded(status, await asyncio.to_thread(_size, self.log_path))
+
+    async def pause(self) -> list[int]:
+        return await asyncio.to_thread(self._require().pause)
+
+    async def resume(self) -> list[int]:
+        return await asyncio.to_thread(self._require().resume)
+
+    async def terminate(self, grace: float) -> TerminateResult:
+        self._stop_finishing.set()
+        return await self._require().terminate(grace)
+
+    async def stop_finishing(self) -> None:
+        """Stop a running check (the workstream was killed or skipped)."""
+        self._stop_finishing.set()
+
+    async def finish(self, force_push: bool) -> NodeFinished:
+        """Checks and commit in the worktree, then the push; the work comes back as a bundle."""
+        spec = self.spec
+        ctx = FinishContext(
+            ws=self.ws,
+            run_id=spec.run_id,
+            attempt=spec.attempt,
+            worktree=self.ws.worktree_path,
+            base_commit=self._base_commit,
+            log_path=self.log_path,
+            grace_seconds=spec.grace_seconds,
+            publish=self._publish,
+            record_result=_ignore_record,
+            finished_branches=lambda _ws: [],
+            on_conflicts=_ignore_conflicts,
+            stop_requested=self._stop_finishing,
+            clock=time.time,
+            force_push=force_push,
+        )
+        committed = await check_and_commit(ctx)
+        pushed = await push_work(ctx) if committed.outcome is None else None
+        bundle = None
+        if committed.changed:
+            exclude = [f"^refs/remotes/{mirrors.REMOTE}/{self.ws.base_branch}"]
+            exclude += [f"^refs/remotes/{mirrors.REMOTE}/{d}" for d in spec.dependencies]
+            bundle = await asyncio.to_thread(
+                bundle_bytes, self.ws.worktree_path, f"refs/heads/{self.ws.branch}", exclude
+            )
+        return NodeFinished(
+            committed,
+            pushed or Pushed(False),
+            bundle,
+            await asyncio.to_thread(_size, self.log_path),
+            self._events_made,
+        )
+
+    async def stream(self, offset: int) -> AsyncIterator[Chunk]:
+        """Log bytes from ``offset`` on, finishing events and samples, as they come."""
+        self._loop = asyncio.get_running_loop()
+        self._watch_log()
+        while True:
+            self._changed.clear()
+            data = await asyncio.to_thread(_read, self.log_path, offset, CHUNK_BYTES)
+            events, self._events = tuple(self._events), []
+            sample, self._sample = self._sample, None
+            if data or events or sample is not None:
+                yield Chunk(
+                    offset,
+                    data,
+                    events,
+                    sample[0] if sample else None,
+                    sample[1].size if sample else 0,
+                )
+                offset += len(data)
+                if len(data) == CHUNK_BYTES:
+                    continue  # more is waiting: no need to sleep first
+            elif self._closed:
+                return
+            await self._changed.wait()
+
+    async def close(self) -> None:
+        """End the stream, remove the worktree, let the watchdog sweep and exit."""
+        self._closed = True
+        self._changed.set()
+        if self._sampler is not None:
+            self._sampler.stop()
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
+        if self._mirror is not None:
+            await asyncio.to_thread(
+                mirrors.remove_node_worktree, self._mirror, self.ws.worktree_path
+            )
+        with contextlib.suppress(OSError):
+            os.close(self._watchdog)
+
+    # ------------------------------------------------------------- plumbing
+
+    def _require(self) -> AttemptProcess:
+        if self._proc is None:
+            raise MissionControlError(f"{self.spec.ws.task_id}: the tool has not started")
+        return self._proc
+
+    def _watch_log(self) -> None:
+        if self._watcher is None:
+            self._watcher = LogWatcher()
+            self._watcher.watch(self.log_path, lambda _path: self._wake_thread())
+
+    def _wake_thread(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._changed.set)
+
+    def _publish(self, event: ev.Event) -> None:
+        self._events.append(event)
+        self._events_made += 1
+        self._changed.set()
+
+    def _on_sample_thread(
+        self, samples: dict[str, ev.ProcessSample], activity: dict[str, LogActivity]
+    ) -> None:
+        loop = self._loop
+        if "attempt" in samples and "attempt" in activity and loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(
+                    self._take_sample, samples["attempt"], activity["attempt"]
+                )
+
+    def _take_sample(self, sample: ev.ProcessSample, activity: LogActivity) -> None:
+        self._sample = (sample, activity)
+        self._changed.set()
+
+
+async def _ignore_record(_ws: Any, _fields: dict[str, Any]) -> None:
+    """The driver records results from what ``finish`` returns."""
+
+
+async def _ignore_conflicts(_ws: Any, _pairs: Any) -> None:
+    """Conflict forecasts run on the driver, which has every branch."""
+
+
+def _node_name() -> str:
+    return socket.gethostname()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read(path: Path, offset: int, limit: int) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read(limit)
+    except OSError:
+        return b""
+
+
+__all__ = ["MARK_VAR", "NodeAttempt", "node_dir"]

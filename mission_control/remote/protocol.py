@@ -1,0 +1,83 @@
+"""The records that travel between mission-control and an attempt on a cluster node.
+
+They are plain frozen dataclasses of builtins, paths and engine events, so
+any serializer (Ray's pickling) carries them unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engine.events import Event, ProcessSample
+from ..engine.finish import Committed, Pushed
+from ..engine.supervisor import ExitStatus
+from ..plan.model import ToolSpec, Workstream
+
+CHUNK_BYTES = 1 << 20
+"""Most log bytes one chunk carries: a chatty tool's backlog arrives in pieces."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    """All a node needs to run one attempt; nothing in it points at the user's machine."""
+
+    run_id: str
+    attempt: int
+    ws: Workstream
+    tool: ToolSpec
+    remote_url: str
+    dependencies: tuple[str, ...]
+    """Branches (on the remote) to merge into the new branch."""
+    prompt_text: str | None
+    grace_seconds: float
+    seed_commit: str | None = None
+    seed_base: str | None = None
+    seed_bundle: bytes | None = None
+    fresh: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodePrepared:
+    node: str
+    """The node's address, for the views."""
+    path: Path
+    base_commit: str
+    merged: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStarted:
+    pid: int
+    create_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEnded:
+    status: ExitStatus
+    log_size: int
+    """The node log's size at the end: the driver has the whole log once it holds this much."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """What a node sends as it happens: new log bytes, finishing events, a metrics sample."""
+
+    offset: int
+    data: bytes
+    events: tuple[Event, ...] = ()
+    sample: ProcessSample | None = None
+    log_size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFinished:
+    """The node's half of finishing (checks, commit, push); the work comes back as a bundle."""
+
+    committed: Committed
+    pushed: Pushed
+    bundle: bytes | None
+    """The branch's commits beyond the remote's base and dependency branches."""
+    log_size: int
+    events: int
+    """How many events the node has streamed in all: the driver has them all once it counts this."""

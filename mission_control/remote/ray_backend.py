@@ -1,0 +1,470 @@
+"""The ``ray`` backend: each attempt runs in a Ray actor on some node of a cluster.
+
+The nodes cannot see the user's folder, so an attempt clones the repository
+from its remote (see ``git.mirrors``), starts from the base branch and the
+dependencies' pushed branches (or from the commits this machine already holds
+for the branch, sent as a bundle), and pushes its branch when it is done. Its
+log streams back in chunks that are appended to the same local log file a
+local attempt writes, so the app, ``logs`` and ``status`` work unchanged; its
+commits come back as a bundle, so the local branch, the diff, the conflict
+forecast and the pull request all happen here as for a local attempt.
+
+A lost actor or node ends the attempt as ``interrupted`` (``AttemptLost``) and
+the engine starts it again. Actors are owned by this process: if
+mission-control dies, Ray ends them and each node's watchdog sweeps away the
+tool's processes, and ``resume`` starts those attempts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
+
+from ..engine import events as ev
+from ..engine.backend import AttemptLost, AttemptRequest, AttemptSink, Workspace
+from ..engine.finish import FinishContext, FinishOutcome, Pushed, deliver
+from ..engine.metrics import LogActivity
+from ..engine.supervisor import ExitStatus, TerminateResult
+from ..engine.tools import RenderedCommand
+from ..errors import GitError, MissionControlError, SetupError
+from ..git import bundles, repo
+from ..plan.model import Plan, Workstream
+from .node import NodeAttempt
+from .protocol import Chunk, NodeEnded, NodeFinished, NodePrepared, NodeSpec, NodeStarted
+
+T = TypeVar("T")
+
+_LOST = (RayActorError, WorkerCrashedError)
+NAMESPACE = "mission-control"
+
+
+@dataclass(slots=True)
+class _Remote:
+    """This process's record of one attempt's actor."""
+
+    actor: Any
+    node: str = "?"
+    attempt: RayAttempt | None = None
+    base_commit: str = ""
+    dependencies: tuple[str, ...] = ()
+    stop_watch: asyncio.Task[None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RayBackend:
+    """Runs attempts as Ray actors; see the module docstring."""
+
+    name = "ray"
+    records_pids = False
+
+    def __init__(self, address: str = "auto") -> None:
+        self.address = address
+        self._remotes: dict[str, _Remote] = {}
+        self._urls: dict[tuple[Path, str], str] = {}
+        self._unchanged: set[str] = set()
+        self._started_ray = False
+        self._actor_class: Any = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def open(self, plan: Plan, workstreams: list[Workstream]) -> None:
+        self._urls = await asyncio.to_thread(_remote_urls, plan, workstreams)
+        await asyncio.to_thread(self._connect)
+        await asyncio.to_thread(_check_fits, workstreams)
+        self._actor_class = ray.remote(max_restarts=0, max_task_retries=0)(NodeAttempt)
+
+    def _connect(self) -> None:
+        if ray.is_initialized():
+            return
+        quiet: dict[str, Any] = {
+            "namespace": NAMESPACE,
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,
+        }
+        try:
+            if self.address == "auto":
+                try:
+                    ray.init(address="auto", **quiet)
+                except ConnectionError:
+                    # No cluster running here: start one for this run.
+                    ray.init(include_dashboard=False, **quiet)
+            else:
+                ray.init(address=self.address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise SetupError(
+                f"cannot reach the Ray cluster at {self.address}: {_first_line(err)}"
+                " — start it (`ray start --head`) or fix --ray-address"
+            ) from None
+        self._started_ray = True
+
+    async def close(self) -> None:
+        for task_id in list(self._remotes):
+            await self.release(task_id)
+        if self._started_ray:
+            await asyncio.to_thread(ray.shutdown)
+            self._started_ray = False
+
+    # ------------------------------------------------------------- attempts
+
+    async def prepare(self, request: AttemptRequest) -> Workspace:
+        ws = request.ws
+        await self.release(ws.task_id)  # an earlier attempt's actor, if any
+        seed = None
+        if not request.fresh:
+            seed = await asyncio.to_thread(bundles.seed_for_branch, ws.repo, ws.branch, ws.remote)
+        prompt = await asyncio.to_thread(_prompt_text, ws)
+        deps = tuple(d for d in request.dependencies if d not in self._unchanged)
+        spec = NodeSpec(
+            run_id=request.run_id,
+            attempt=request.attempt,
+            ws=ws,
+            tool=request.tool,
+            remote_url=self._urls[(ws.repo, ws.remote)],
+            dependencies=deps,
+            prompt_text=prompt,
+            grace_seconds=10.0,
+            seed_commit=seed.commit if seed else None,
+            seed_base=seed.base if seed else None,
+            seed_bundle=seed.bundle if seed else None,
+            fresh=request.fresh,
+        )
+        res = ws.resources
+        options: dict[str, Any] = {"num_cpus": res.cpus, "name": None}
+        if res.memory_bytes is not None:
+            options["memory"] = res.memory_bytes
+        if res.custom:
+            options["resources"] = dict(res.custom)
+        actor = self._actor_class.options(**options).remote(spec)
+        remote = _Remote(actor, dependencies=deps)
+        self._remotes[ws.task_id] = remote
+        prepared: NodePrepared = await self._call(ws.task_id, actor.prepare.remote())
+        remote.node = prepared.node
+        remote.base_commit = prepared.base_commit
+        return Workspace(prepared.path, ws.branch, prepared.base_commit, node=prepared.node)
+
+    async def render(self, request: AttemptRequest, workspace: Workspace) -> RenderedCommand:
+        remote = self._remote(request.ws.task_id)
+        command: RenderedCommand = await self._call(
+            request.ws.task_id, remote.actor.render.remote()
+        )
+        return command
+
+    async def spawn(
+        self,
+        request: AttemptRequest,
+        workspace: Workspace,
+        command: RenderedCommand,
+        sink: AttemptSink,
+    ) -> RayAttempt:
+        task_id = request.ws.task_id
+        remote = self._remote(task_id)
+        started: NodeStarted = await self._call(task_id, remote.actor.start.remote(command))
+        attempt = RayAttempt(self, task_id, remote, started, request.log_path, sink)
+        remote.attempt = attempt
+        return attempt
+
+    async def finish(self, ctx: FinishContext) -> FinishOutcome:
+        ws = ctx.ws
+        remote = self._remotes.get(ws.task_id)
+        if remote is None or remote.attempt is None:
+            raise AttemptLost(
+                f"{ws.task_id}: its worktree was on a node of the last mission-control's"
+                " cluster session"
+            )
+        stopper = asyncio.ensure_future(_forward_stop(ctx.stop_requested, remote.actor))
+        try:
+            done: NodeFinished = await self._call(
+                ws.task_id, remote.actor.finish.remote(ctx.force_push)
+            )
+        finally:
+            stopper.cancel()
+        await remote.attempt.drained(done.log_size, done.events)
+        committed = done.committed
+        if committed.commit is not None:
+            c = committed.commit
+            await ctx.record_result(
+                ws,
+                {
+                    "head_commit": c.head,
+                    "files_changed": c.files,
+                    "insertions": c.insertions,
+                    "deletions": c.deletions,
+                },
+            )
+        if done.bundle is not None:
+            try:
+                await asyncio.to_thread(
+                    _take_work, ws, remote.dependencies, done.bundle, ctx.force_push
+                )
+            except GitError as err:
+                ctx.publish(
+                    ev.FinishStepDone(ctx.run_id, ws.task_id, "fetch", False, str(err), ctx.clock())
+                )
+                return FinishOutcome(False, str(err))
+        elif committed.outcome is not None and committed.outcome.ok:
+            self._unchanged.add(ws.branch)
+        # Forecast and pull request run here, on the branch as it came back.
+        local = replace(ctx, worktree=ws.repo)
+
+        async def pushed() -> Pushed:
+            return done.pushed
+
+        return await deliver(local, committed, pushed)
+
+    async def release(self, task_id: str) -> None:
+        remote = self._remotes.pop(task_id, None)
+        if remote is None:
+            return
+        if remote.attempt is not None:
+            remote.attempt.stop_pump()
+        with contextlib.suppress(*_LOST, RayTaskError, asyncio.TimeoutError):
+            await asyncio.wait_for(_awaitable(remote.actor.close.remote()), 60)
+        with contextlib.suppress(Exception):
+            ray.kill(remote.actor)
+
+    def diff(self, ws: Workstream, workspace: Workspace) -> str:
+        head = repo.rev_parse(ws.repo, f"refs/heads/{ws.branch}")
+        if head is None or repo.rev_parse(ws.repo, workspace.base_commit) is None:
+            return (
+                f"{ws.task_id} runs on {workspace.node}: its changes show here once its work"
+                " comes back (after the commit)"
+            )
+        return (
+            repo.run_git(
+                ["diff", "--color=always", "--stat", "--patch", workspace.base_commit, head, "--"],
+                ws.repo,
+                what="reading the diff",
+            ).stdout
+            or "no changes against the base\n"
+        )
+
+    # ------------------------------------------------------------- plumbing
+
+    def _remote(self, task_id: str) -> _Remote:
+        remote = self._remotes.get(task_id)
+        if remote is None:
+            raise AttemptLost(f"{task_id}: its actor is gone")
+        return remote
+
+    async def _call(self, task_id: str, ref: Any) -> Any:
+        """Await a remote call; a lost actor becomes ``AttemptLost``, a node's error ours."""
+        try:
+            return await _awaitable(ref)
+        except _LOST as err:
+            node = self._remotes[task_id].node if task_id in self._remotes else "?"
+            raise AttemptLost(
+                f"{task_id}: lost its Ray actor on node {node} ({_first_line(err)})"
+            ) from None
+        except RayTaskError as err:
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, MissionControlError):
+                raise MissionControlError(str(cause)) from None
+            raise MissionControlError(f"{task_id}: failed on its node: {_last_line(err)}") from None
+
+    def call_blocking(self, task_id: str, ref: Any) -> Any:
+        """``_call`` for a worker thread (pause and resume are blocking in the engine)."""
+        try:
+            return ray.get(ref)
+        except _LOST as err:
+            raise AttemptLost(f"{task_id}: lost its Ray actor ({_first_line(err)})") from None
+        except RayTaskError as err:
+            raise MissionControlError(f"{task_id}: {_last_line(err)}") from None
+
+
+class RayAttempt:
+    """The engine's handle on an attempt running in an actor; its log streams in as it grows."""
+
+    def __init__(
+        self,
+        backend: RayBackend,
+        task_id: str,
+        remote: _Remote,
+        started: NodeStarted,
+        log_path: Path,
+        sink: AttemptSink,
+    ) -> None:
+        self.pid = started.pid
+        self.create_time = started.create_time
+        self._backend = backend
+        self._task_id = task_id
+        self._actor = remote.actor
+        self._log_path = log_path
+        self._sink = sink
+        self._paused = False
+        self._received = 0
+        self._events = 0
+        self._progress = asyncio.Event()
+        self._pump_ended = False
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mc-ray-log")
+        self._pump = asyncio.ensure_future(self._run_pump())
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    async def wait(self) -> ExitStatus:
+        ended: NodeEnded = await self._backend._call(self._task_id, self._actor.wait.remote())
+        await self.drained(ended.log_size, None)
+        return ended.status
+
+    def pause(self) -> list[int]:
+        pids: list[int] = self._backend.call_blocking(self._task_id, self._actor.pause.remote())
+        self._paused = True
+        return pids
+
+    def resume(self) -> list[int]:
+        pids: list[int] = self._backend.call_blocking(self._task_id, self._actor.resume.remote())
+        self._paused = False
+        return pids
+
+    async def terminate(self, grace: float) -> TerminateResult:
+        try:
+            result: TerminateResult = await self._backend._call(
+                self._task_id, self._actor.terminate.remote(grace)
+            )
+        except AttemptLost:
+            return TerminateResult((), (), (), None)  # the actor and its tree are gone
+        self._paused = False
+        return result
+
+    async def drained(self, log_size: int, events: int | None) -> None:
+        """Wait until the local log holds ``log_size`` bytes and ``events`` events came."""
+        while not self._pump_ended and (
+            self._received < log_size or (events is not None and self._events < events)
+        ):
+            self._progress.clear()
+            await self._progress.wait()
+
+    def stop_pump(self) -> None:
+        self._pump.cancel()
+        self._writer.shutdown(wait=False)
+
+    async def _run_pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async for ref in self._actor.stream.remote(0):
+                chunk: Chunk = await ref
+                if chunk.data:
+                    await loop.run_in_executor(self._writer, _append, self._log_path, chunk.data)
+                    self._received += len(chunk.data)
+                for event in chunk.events:
+                    self._sink.publish(event)
+                self._events += len(chunk.events)
+                if chunk.sample is not None:
+                    activity = LogActivity(chunk.log_size, None)
+                    self._sink.on_sample({self._task_id: chunk.sample}, {self._task_id: activity})
+                self._progress.set()
+        except (*_LOST, RayTaskError):
+            pass  # ``wait`` reports the loss
+        finally:
+            self._pump_ended = True
+            self._progress.set()
+
+
+def _append(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as handle:
+        handle.write(data)
+
+
+async def _awaitable(ref: Any) -> Any:
+    return await ref
+
+
+async def _forward_stop(stop: asyncio.Event, actor: Any) -> None:
+    await stop.wait()
+    with contextlib.suppress(*_LOST, RayTaskError):
+        await _awaitable(actor.stop_finishing.remote())
+
+
+def _take_work(ws: Workstream, dependencies: tuple[str, ...], data: bytes, force: bool) -> None:
+    """Put the branch that came back on the local branch (blocking)."""
+    if repo.has_remote(ws.repo, ws.remote):
+        # The bundle leaves out what the remote's base and dependencies hold.
+        bundles.fetch_commits(ws.repo, ws.remote, [ws.base_branch, *dependencies])
+    bundles.import_branch(ws.repo, data, ws.branch, force=force)
+
+
+def _prompt_text(ws: Workstream) -> str | None:
+    if ws.prompt_file is None:
+        return ws.prompt
+    try:
+        return ws.prompt_file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SetupError(
+            f"{ws.task_id}: cannot read prompt file {ws.prompt_file}: {err.strerror}:"
+            " create it or fix prompt_file in the plan"
+        ) from None
+
+
+def _remote_urls(plan: Plan, workstreams: list[Workstream]) -> dict[tuple[Path, str], str]:
+    """The URL each repository's remote has, as the nodes will clone it (blocking)."""
+    urls: dict[tuple[Path, str], str] = {}
+    in_run = {ws.task_id for ws in workstreams}
+    for ws in workstreams:
+        key = (ws.repo, ws.remote)
+        if key not in urls:
+            out = repo.run_git(["remote", "get-url", ws.remote], ws.repo, check=False)
+            url = out.stdout.strip()
+            if out.returncode != 0 or not url:
+                raise SetupError(
+                    f"{ws.task_id}: {ws.repo} has no remote '{ws.remote}', and the ray backend's"
+                    f" nodes clone from it — add one (`git -C {ws.repo} remote add {ws.remote}"
+                    " URL`) or run with --backend local"
+                )
+            urls[key] = _absolute(url, ws.repo)
+        for dep in ws.depends_on:
+            other = plan.workstream(dep)
+            if other.task_id in in_run and not other.push and ws.base.value == "deps":
+                raise SetupError(
+                    f"{ws.task_id} merges {dep}, which has push: false; with the ray backend"
+                    f" dependencies reach the nodes through '{other.remote}' — set push: true"
+                    f" on {dep}, or `base: branch` on {ws.task_id}"
+                )
+    return urls
+
+
+def _absolute(url: str, base: Path) -> str:
+    """A remote given as a relative path means the same folder from anywhere."""
+    if "://" in url or (":" in url and not url.startswith((".", "/"))):
+        return url
+    return os.path.abspath(base / url)
+
+
+def _check_fits(workstreams: list[Workstream]) -> None:
+    """Refuse a workstream that no node of the cluster could ever run (it would wait forever)."""
+    alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    nodes = [n.get("Resources", {}) for n in alive]
+    for ws in workstreams:
+        res = ws.resources
+        needs: dict[str, float] = {"CPU": res.cpus, **res.custom}
+        if res.memory_bytes is not None:
+            needs["memory"] = float(res.memory_bytes)
+        if not any(all(node.get(k, 0.0) >= v for k, v in needs.items()) for node in nodes):
+            wanted = ", ".join(f"{k} {v:g}" for k, v in needs.items())
+            raise SetupError(
+                f"{ws.task_id} needs {wanted}, which no node of the Ray cluster has"
+                " — lower `resources:` in the plan, or add such a node"
+            )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _last_line(err: BaseException) -> str:
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(err).__name__
+
+
+__all__ = ["NAMESPACE", "RayAttempt", "RayBackend"]

@@ -1,0 +1,41 @@
+"""A real local Ray cluster (2 CPUs) shared by the tests of this folder.
+
+Started once in the test process (``ray.init`` starts the head node's
+processes); the engine's ray backend finds it already connected and uses it.
+Node-side work (mirrors, worktrees, node logs) goes to a folder of the
+session's own, set before the cluster starts so its workers inherit it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The address-less local cluster; yields the nodes' work folder."""
+    node_dir = tmp_path_factory.mktemp("ray-node")
+    previous = os.environ.get("MC_NODE_DIR")
+    os.environ["MC_NODE_DIR"] = str(node_dir)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=80 * 1024 * 1024,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        namespace="mission-control",
+    )
+    try:
+        yield node_dir
+    finally:
+        ray.shutdown()
+        if previous is None:
+            os.environ.pop("MC_NODE_DIR", None)
+        else:
+            os.environ["MC_NODE_DIR"] = previous

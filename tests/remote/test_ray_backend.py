@@ -1,0 +1,269 @@
+"""The ray backend end to end: a real local Ray cluster, real git with a bare origin,
+the scripted agent as the tool, and the real engine.
+
+The nodes clone from ``origin`` (never the user's folder); what they do must come
+back as branches on the remote, local branches with the same commits, and complete
+local logs; pause, kill and timeouts act on the node's process tree; a killed actor
+ends its attempt as interrupted and the engine starts it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from mission_control.engine import events as ev
+from mission_control.engine.process_tree import processes_with_env
+from mission_control.engine.states import WsState
+from mission_control.errors import SetupError
+from tests.conftest import GitRepo
+from tests.engine.engine_helpers import Recorder, make_engine, write_plan, ws
+from tests.helpers import agent_argv, wait_for_pids
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+
+def _git(cwd: Path, *args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _leftovers(run_id: str) -> list[int]:
+    return [p.pid for p in processes_with_env({"MC_RUN_ID": run_id})]
+
+
+async def test_a_diamond_runs_through_ray_with_branches_on_the_remote_and_full_logs(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    user_head = git_repo.git("rev-parse", "HEAD")
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [
+            (
+                "P",
+                2,
+                [
+                    ws("a", "--write", "a.txt=from a", "--lines", "300", "--color"),
+                    ws("b", "--write", "b.txt=from b", deps=["P::a"]),
+                    ws("c", "--write", "c.txt=from c", "--lines", "50", deps=["P::a"]),
+                    ws(
+                        "d",
+                        "--write",
+                        "d.txt=from d",
+                        deps=["P::b", "P::c"],
+                        checks=[
+                            {
+                                "name": "deps merged",
+                                "run": "test -f a.txt && test -f b.txt && test -f c.txt",
+                                "shell": True,
+                            }
+                        ],
+                    ),
+                ],
+            )
+        ],
+    )
+    engine = make_engine(plan, tmp_path / "state", backend="ray")
+    rec = Recorder(engine)
+    assert await engine.run() is True, rec.states
+
+    origin = git_repo.origin
+    for name in "abcd":
+        branch = f"ws/P/{name}"
+        remote_head = _git(origin, "rev-parse", branch)
+        assert _git(git_repo.path, "rev-parse", branch) == remote_head  # came back locally
+        assert _git(origin, "show", f"{branch}:{name}.txt") == f"from {name}"
+    # d holds everything it depends on, merged on its node from the remote's branches.
+    tree = _git(origin, "ls-tree", "--name-only", "ws/P/d").split()
+    assert {"a.txt", "b.txt", "c.txt", "d.txt", "README.md"} <= set(tree)
+    subjects = _git(origin, "log", "--format=%s", "ws/P/d")
+    for name in "abcd":
+        assert f"[P::{name}] workstream {name}" in subjects
+
+    snapshot = engine.snapshot()
+    log_a = Path(snapshot.workstreams["P::a"].log_path or "")
+    text = log_a.read_text()
+    assert text.count(" of 300") == 300  # every line of the tool, in order
+    assert text.index("line 1 of 300") < text.index("line 300 of 300")
+    assert "──── commit ok" in text and "──── push ok: origin/ws/P/a" in text
+    log_d = Path(snapshot.workstreams["P::d"].log_path or "").read_text()
+    assert "──── check ok: check 'deps merged' passed" in log_d
+    steps = [e for e in rec.events if isinstance(e, ev.FinishStepDone) and e.ws_id == "P::d"]
+    assert [s.step for s in steps] == ["check", "commit", "push", "pr"]
+
+    # The user's checkout is untouched and no node process is left.
+    assert git_repo.git("rev-parse", "HEAD") == user_head
+    assert git_repo.git("status", "--porcelain") == ""
+    assert _leftovers(engine.run_id) == []
+
+
+async def test_pause_kill_and_timeout_through_ray_leave_no_process(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    pids_k = tmp_path / "k.jsonl"
+    pids_t = tmp_path / "t.jsonl"
+    tree = ["--ignore-term", "--children", "2", "--grandchildren", "1", "--daemon"]
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [
+            (
+                "P",
+                2,
+                [
+                    ws("k", "--pid-file", str(pids_k), *tree, "--lines", "-1", "--rate", "20"),
+                    ws("t", "--pid-file", str(pids_t), *tree, "--forever", timeout_minutes=0.1),
+                ],
+            )
+        ],
+    )
+    engine = make_engine(plan, tmp_path / "state", backend="ray", linger=True)
+    rec = Recorder(engine)
+    run = asyncio.create_task(engine.run())
+    want = {"main": 1, "child": 2, "grandchild": 2, "daemon": 1}
+    k = await asyncio.to_thread(wait_for_pids, pids_k, want)
+    await rec.state("P::k", WsState.RUNNING)
+
+    await engine.pause("P::k")
+    assert rec.states["P::k"] is WsState.PAUSED
+    everyone = [pid for group in k.values() for pid in group]
+    states = {psutil.Process(pid).status() for pid in everyone}
+    assert states == {psutil.STATUS_STOPPED}
+    log = Path(engine.snapshot().workstreams["P::k"].log_path or "")
+    await asyncio.sleep(1.0)  # let the last bytes written before the stop arrive
+    size = log.stat().st_size
+    await asyncio.sleep(1.5)
+    assert log.stat().st_size == size
+    await engine.resume("P::k")
+    await rec.until(lambda: log.stat().st_size > size, timeout=10)
+
+    await engine.kill("P::k")
+    await rec.state("P::k", WsState.KILLED)
+    assert [pid for pid in everyone if _alive(pid)] == []
+
+    t = await asyncio.to_thread(wait_for_pids, pids_t, want)
+    await rec.state("P::t", WsState.TIMED_OUT, timeout=30)
+    assert [pid for group in t.values() for pid in group if _alive(pid)] == []
+    await engine.cancel()
+    assert await run is False
+    assert _leftovers(engine.run_id) == []
+
+
+async def test_a_killed_actor_is_interrupted_then_started_again(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pids.jsonl"
+    first = agent_argv("--pid-file", str(pid_file), "--children", "1", "--daemon", "--forever")
+    second = agent_argv("--write", "x.txt=second")
+    line = (
+        f'if [ "$MC_ATTEMPT" = 1 ]; then exec {" ".join(first)}; else exec {" ".join(second)}; fi'
+    )
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [("P", 1, [{"id": "x", "name": "x", "tool": "shell", "command": [line], "shell": True}])],
+    )
+    engine = make_engine(plan, tmp_path / "state", backend="ray")
+    rec = Recorder(engine)
+    run = asyncio.create_task(engine.run())
+    pids = await asyncio.to_thread(wait_for_pids, pid_file, {"main": 1, "child": 1, "daemon": 1})
+    await rec.state("P::x", WsState.RUNNING)
+    wrapper = psutil.Process(pids["main"][0]).ppid()  # the attempt's /bin/sh
+    actor = psutil.Process(wrapper).ppid()  # the Ray worker that holds the actor
+    os.kill(actor, signal.SIGKILL)
+
+    assert await run is True, rec.details("P::x")
+    details = rec.details("P::x")
+    assert any("lost its Ray actor" in d and "starting it again (1/3)" in d for d in details)
+    ended = [e for e in rec.events if isinstance(e, ev.AttemptEnded) and e.ws_id == "P::x"]
+    assert [e.attempt for e in ended] == [1, 2]
+    assert _git(git_repo.origin, "show", "ws/P/x:x.txt") == "second"
+    # The node's watchdog swept the first attempt's tree, daemon included.
+    everyone = [pid for group in pids.values() for pid in group]
+    assert await asyncio.to_thread(
+        lambda: all(not _alive(p) for p in everyone) or _settle(everyone)
+    )
+
+
+def _settle(pids: list[int]) -> bool:
+    from tests.helpers import wait_for
+
+    return wait_for(lambda: all(not _alive(p) for p in pids), timeout=15)
+
+
+async def test_setup_problems_are_reported_before_anything_runs(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    git_repo.git("remote", "remove", "origin")
+    plan = write_plan(tmp_path, git_repo.path, [("P", 1, [ws("a", "--write", "a.txt=a")])])
+    engine = make_engine(plan, tmp_path / "state", backend="ray")
+    with pytest.raises(SetupError, match=r"P::a: .* has no remote 'origin'.*remote add origin"):
+        await engine.run()
+    assert not (tmp_path / "state" / "state.db").exists() or engine.store is not None
+
+    git_repo.git("remote", "add", "origin", str(git_repo.origin))
+    big = tmp_path / "big"
+    big.mkdir()
+    plan = write_plan(
+        big, git_repo.path, [("P", 1, [ws("a", "--write", "a.txt=a", resources={"cpus": 64})])]
+    )
+    engine = make_engine(plan, big / "state", backend="ray")
+    with pytest.raises(SetupError, match=r"P::a needs CPU 64, which no node of the Ray cluster"):
+        await engine.run()
+
+
+def test_the_cli_runs_a_plan_on_a_cluster_by_address(git_repo: GitRepo, tmp_path: Path) -> None:
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    plan = write_plan(tmp_path, git_repo.path, [("P", 1, [ws("a", "--write", "a.txt=cli")])])
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mission_control",
+            "run",
+            str(plan.path),
+            "--headless",
+            "--backend",
+            "ray",
+            "--ray-address",
+            address,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "P::a" in out.stdout and "succeeded" in out.stdout
+    assert _git(git_repo.origin, "show", "ws/P/a:a.txt") == "cli"
+
+
+def test_without_ray_the_backend_says_how_to_install_it(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from mission_control.engine.backend import make_backend\n"
+        "from mission_control.errors import SetupError\n"
+        "try:\n    make_backend('ray')\n"
+        "except SetupError as err:\n    print(err)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "pip install 'mission-control[ray]'" in out.stdout

@@ -57,6 +57,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
             "--keep-going", action="store_true", help="start later phases despite failures"
         )
         p.add_argument("--theme", metavar="NAME", help="the app's theme")
+        backend_options(p)
+        state_option(p)
+
+    def backend_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--backend",
             choices=BACKENDS,
@@ -69,7 +73,6 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
             help="the Ray cluster (host:port or ray://host:10001); default auto: a running"
             " local cluster, else one started for the run",
         )
-        state_option(p)
 
     run = commands.add_parser(
         "run",
@@ -166,6 +169,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     demo.add_argument("--headless", action="store_true", help="plain output, no app")
     demo.add_argument("--speed", type=float, default=1.0, help=argparse.SUPPRESS)
     demo.add_argument("--theme", metavar="NAME", help="the app's theme")
+    backend_options(demo)
     demo.set_defaults(handler=_cmd_demo)
 
 
@@ -325,16 +329,19 @@ def _wait_released(store: RunStore, run: RunRecord, timeout: float) -> None:
 def _run_options(args: argparse.Namespace, run_id: str | None) -> RunOptions:
     if args.max_parallel is not None and args.max_parallel < 1:
         raise SetupError(f"--max-parallel {args.max_parallel}: give a number of at least 1")
-    if args.ray_address is not None and args.backend != "ray":
-        raise SetupError("--ray-address is for the ray backend: add --backend ray")
-    return RunOptions(
+    return dataclasses.replace(
+        _backend_options(args),
         phase=args.phase,
         max_parallel=args.max_parallel,
         keep_going=args.keep_going,
         run_id=run_id,
-        backend=args.backend,
-        ray_address=args.ray_address,
     )
+
+
+def _backend_options(args: argparse.Namespace) -> RunOptions:
+    if args.ray_address is not None and args.backend != "ray":
+        raise SetupError("--ray-address is for the ray backend: add --backend ray")
+    return RunOptions(backend=args.backend, ray_address=args.ray_address)
 
 
 def _check_phase(plan: Plan, phase: str | None) -> None:
@@ -643,7 +650,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     code = _drive(
         plan,
         state_dir,
-        RunOptions(),
+        _backend_options(args),
         headless=args.headless or not _is_terminal(),
         theme=args.theme,
     )

@@ -980,6 +980,7 @@ class Engine:
             plan_name=self.plan.name,
             started_at=self._clock(),
             phases=phases,
+            backend=self.backend.name,
         )
         for rt in self._rt.values():
             ws = rt.ws

@@ -79,6 +79,8 @@ class RunSnapshot:
     current_phase: str | None = None
     finished: bool = False
     ok: bool | None = None
+    backend: str = "local"
+    """Where attempts run (``local``, ``ray``): worktrees elsewhere than here cannot be opened."""
 
 
 class EngineControl(Protocol):

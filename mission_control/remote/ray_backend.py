@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -91,20 +93,24 @@ class RayBackend:
             "logging_level": logging.ERROR,
         }
         try:
-            if self.address == "auto":
-                try:
-                    ray.init(address="auto", **quiet)
-                except ConnectionError:
-                    # No cluster running here: start one for this run.
-                    ray.init(include_dashboard=False, **quiet)
-            else:
-                ray.init(address=self.address, **quiet)
+            with _real_std_streams():
+                self._init(quiet)
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise SetupError(
                 f"cannot reach the Ray cluster at {self.address}: {_first_line(err)}"
                 " — start it (`ray start --head`) or fix --ray-address"
             ) from None
         self._started_ray = True
+
+    def _init(self, quiet: dict[str, Any]) -> None:
+        if self.address == "auto":
+            try:
+                ray.init(address="auto", **quiet)
+            except ConnectionError:
+                # No cluster running here: start one for this run.
+                ray.init(include_dashboard=False, **quiet)
+        else:
+            ray.init(address=self.address, **quiet)
 
     async def close(self) -> None:
         for task_id in list(self._remotes):
@@ -368,6 +374,30 @@ class RayAttempt:
         finally:
             self._pump_ended = True
             self._progress.set()
+
+
+@contextlib.contextmanager
+def _real_std_streams() -> Iterator[None]:
+    """Give Ray's start-up standard streams with file descriptors.
+
+    Ray hands ``sys.stdout.fileno()`` to the processes it starts, and an app
+    that captures output (Textual) replaces the streams with objects that have
+    none. Ray's start-up chatter goes to /dev/null rather than onto the screen.
+    """
+    try:
+        usable = sys.stdout.fileno() >= 0 and sys.stderr.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        usable = False
+    if usable:
+        yield
+        return
+    with open(os.devnull, "w") as null:
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = null
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = saved
 
 
 def _append(path: Path, data: bytes) -> None:

@@ -364,6 +364,7 @@ class MissionControlApp(App[AppResult]):
         end = max((v.ended_at or 0.0 for v in views), default=0.0) if snap.finished else now
         return RunSummary(
             plan=snap.plan_name,
+            backend=snap.backend,
             phase=snap.current_phase or "",
             run_id=snap.run_id,
             elapsed=max(0.0, end - snap.started_at) if snap.started_at else 0.0,
@@ -610,6 +611,14 @@ class MissionControlApp(App[AppResult]):
 
     @work(group="shell", exclusive=True, exit_on_error=False)
     async def _open_shell(self, task_id: str, worktree: str) -> None:
+        backend = self.run_snapshot.backend
+        if backend != "local":
+            self.notify(
+                f"{task_id} runs on a {backend} cluster node, so its worktree is not on this"
+                " machine; `d` shows its diff once its work is back",
+                severity="warning",
+            )
+            return
         if not await asyncio.to_thread(os.path.isdir, worktree):
             self.notify(f"{task_id} has no worktree yet ({worktree})", severity="warning")
             return

@@ -18,6 +18,7 @@ from ..format import duration
 @dataclass(frozen=True, slots=True)
 class RunSummary:
     plan: str = ""
+    backend: str = "local"
     phase: str = ""
     run_id: str = ""
     elapsed: float = 0.0
@@ -47,6 +48,7 @@ class RunHeader(Widget):
         s = self.summary
         parts = [
             f"[b]{_escape(s.plan)}[/b]",
+            *([f"[$accent]on {_escape(s.backend)}[/]"] if s.backend != "local" else []),
             f"[b]{_escape(s.phase or '-')}[/b]",
             f"[$success]✔ {s.succeeded}/{s.total}[/]",
         ]

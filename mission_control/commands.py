@@ -227,6 +227,7 @@ def _drive(
         _refuse_live_owner(state_dir, options.run_id)
     if headless:
         engine = Engine(plan, state_dir=state_dir, options=options)
+        engine.backend.connect()
         return asyncio.run(run_headless(engine, json_lines=json_lines))
     from .tui.app import build_app  # Textual only when the app opens
 
@@ -235,6 +236,9 @@ def _drive(
         state_dir=state_dir,
         options=dataclasses.replace(options, linger=True),
     )
+    if options.backend != "local":
+        print(f"connecting to the {options.backend} cluster…", flush=True)
+    engine.backend.connect()
     app = build_app(engine, plan, theme=theme)
 
     def on_hangup(_signum: int, _frame: object) -> None:

@@ -94,6 +94,8 @@ class AttemptRequest:
     fresh: bool
     log_path: Path
     exit_file: Path
+    grace_seconds: float = 10.0
+    """After SIGTERM, how long a stopped process gets before SIGKILL."""
 
 
 class Backend(Protocol):
@@ -101,11 +103,21 @@ class Backend(Protocol):
     records_pids: bool
     """True when attempt pids are this machine's (so a later mission-control may adopt them)."""
 
+    def connect(self) -> None:
+        """Reach the machines (blocking); a view calls it before it takes the screen."""
+        ...
+
     async def open(self, plan: Plan, workstreams: list[Workstream]) -> None:
         """Connect and check what the run needs, before anything starts."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self, *, keep: bool = False) -> None:
+        """Let go of the backend; ``keep`` leaves running attempts running (detach)."""
+        ...
+
+    async def adopt(self, request: AttemptRequest, sink: AttemptSink) -> AttemptHandle | None:
+        """Take back an attempt a previous mission-control started elsewhere; None if gone."""
+        ...
 
     async def prepare(self, request: AttemptRequest) -> Workspace: ...
 
@@ -138,11 +150,17 @@ class LocalBackend:
     name = "local"
     records_pids = True
 
+    def connect(self) -> None:
+        return None
+
     async def open(self, plan: Plan, workstreams: list[Workstream]) -> None:
         return None
 
-    async def close(self) -> None:
+    async def close(self, *, keep: bool = False) -> None:
         return None
+
+    async def adopt(self, request: AttemptRequest, sink: AttemptSink) -> AttemptHandle | None:
+        return None  # local attempts are adopted by pid (engine.recovery)
 
     async def prepare(self, request: AttemptRequest) -> Workspace:
         ws = request.ws

@@ -111,7 +111,7 @@ class _Runtime:
     last_size: int = -1
     last_output_at: float = 0.0
     stalled: bool = False
-    adopted: AttemptProcess | None = None
+    adopted: AttemptHandle | None = None
     conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     ended: ExitStatus | None = None
     """An attempt that ended while no mission-control watched it (resume)."""
@@ -202,7 +202,10 @@ class Engine:
         self._outside = await asyncio.to_thread(self._resolve_outside)
         self._publish(ev.RunStarted(self.run_id, str(self.plan.path), self._clock()))
         if resumed:
-            restored = await asyncio.to_thread(restore_run, self.store, self.run_id)
+            restored = await asyncio.to_thread(
+                restore_run, self.store, self.run_id, local=self.backend.records_pids
+            )
+            await self._adopt_remote(restored)
             await self._apply_restored(restored)
         self._sampler = MetricsSampler(self.options.sample_interval, self._on_sample_thread)
         self._sampler.start()
@@ -234,7 +237,7 @@ class Engine:
                 )
             await self._db(self.store.release_owner, self.run_id, os.getpid())
             with contextlib.suppress(Exception):
-                await self.backend.close()
+                await self.backend.close(keep=self._detaching)
             self._db_pool.shutdown(wait=True)
             self.store.close()
         return ok
@@ -338,8 +341,9 @@ class Engine:
             self._disarm(rt)
             if self._sampler is not None:
                 self._sampler.unwatch(task_id)
-            with contextlib.suppress(Exception):
-                await self.backend.release(task_id)
+            if not self._detaching:  # a detached run's agents go on
+                with contextlib.suppress(Exception):
+                    await self.backend.release(task_id)
             self._wake.set()
 
     async def _prepare_and_run(self, rt: _Runtime) -> None:
@@ -356,6 +360,7 @@ class Engine:
             fresh=rt.fresh,
             log_path=log_path,
             exit_file=exit_file_for(log_path),
+            grace_seconds=self._grace,
         )
         rt.request = request
         workspace = await self.backend.prepare(request)
@@ -845,6 +850,7 @@ class Engine:
             rt.base_commit = r.base_commit
             rt.log_path = r.log_path
             rt.adopted = r.adopted
+            rt.attempt_open = r.adopted is not None
             rt.ended = r.ended
             if r.record is not None:
                 rec = r.record
@@ -905,6 +911,37 @@ class Engine:
                     )
             if r.state is not rt.state:
                 await self._set_state(task_id, r.state, r.detail)
+
+    async def _adopt_remote(self, restored: dict[str, Restored]) -> None:
+        """On resume: find attempts of a remote backend that outlived the last mission-control."""
+        for task_id, r in restored.items():
+            rt = self._rt.get(task_id)
+            if rt is None or not r.remote or r.log_path is None:
+                continue
+            request = AttemptRequest(
+                ws=rt.ws,
+                tool=self.plan.tools[rt.ws.tool],
+                run_id=self.run_id,
+                attempt=r.attempt,
+                dependencies=tuple(self._dependency_branches(rt.ws)),
+                fresh=False,
+                log_path=r.log_path,
+                exit_file=exit_file_for(r.log_path),
+                grace_seconds=self._grace,
+            )
+            try:
+                handle = await self.backend.adopt(
+                    request, AttemptSink(self._on_sample, self._publish)
+                )
+            except MissionControlError as err:
+                self._publish(ev.EngineWarned(self.run_id, task_id, str(err), self._clock()))
+                continue
+            if handle is None or r.ended is not None:
+                continue  # gone: started again; or ended: finished through its actor
+            r.adopted = handle
+            r.paused = handle.paused
+            r.state = WsState.PAUSED if handle.paused else WsState.RUNNING
+            r.detail = f"adopted pid {handle.pid} on its node"
 
     async def _adopt_survivors(self) -> None:
         """On resume: take back attempts whose processes outlived the last mission-control."""

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..store.runs import AttemptRecord, RunStore, WorkstreamRecord
+from .backend import AttemptHandle
 from .process_tree import is_alive, processes_with_env, signal_all
 from .states import TERMINAL, WsState
-from .supervisor import AttemptProcess, ExitStatus, adopt, read_exit_file
+from .supervisor import ExitStatus, adopt, read_exit_file
 
 
 @dataclass(slots=True)
@@ -35,10 +36,12 @@ class Restored:
     log_path: Path | None = None
     started_at: float | None = None
     last_attempt: AttemptRecord | None = None
-    adopted: AttemptProcess | None = None
+    adopted: AttemptHandle | None = None
     ended: ExitStatus | None = None
     """Set when the attempt ended unwatched: the engine records the end, then finishes it."""
     paused: bool = False
+    remote: bool = False
+    """The attempt ran elsewhere (a cluster node): its backend may still be able to adopt it."""
     record: WorkstreamRecord | None = None
     """What the store held: results and conflicts for the views."""
 
@@ -47,17 +50,23 @@ def exit_file_for(log_path: Path) -> Path:
     return log_path.with_suffix(".exit")
 
 
-def restore_run(store: RunStore, run_id: str) -> dict[str, Restored]:
-    """Decide, for every workstream of a stored run, how it continues. Blocking."""
+def restore_run(store: RunStore, run_id: str, *, local: bool = True) -> dict[str, Restored]:
+    """Decide, for every workstream of a stored run, how it continues. Blocking.
+
+    With ``local=False`` the attempts ran on other machines: nothing here is
+    adopted or stopped, and an attempt without a recorded end is left for the
+    backend to find (``Restored.remote``).
+    """
     attempts: dict[str, AttemptRecord] = {}
     for record in store.attempts(run_id):
         attempts[record.task_id] = record  # ordered by attempt: the last one wins
     return {
-        ws.task_id: _restore_one(ws, attempts.get(ws.task_id)) for ws in store.workstreams(run_id)
+        ws.task_id: _restore_one(ws, attempts.get(ws.task_id), local)
+        for ws in store.workstreams(run_id)
     }
 
 
-def _restore_one(ws: WorkstreamRecord, last: AttemptRecord | None) -> Restored:
+def _restore_one(ws: WorkstreamRecord, last: AttemptRecord | None, local: bool) -> Restored:
     base = Restored(ws.state, ws.detail, ws.attempts, record=ws)
     if last is not None:
         base.worktree = Path(last.worktree)
@@ -71,11 +80,18 @@ def _restore_one(ws: WorkstreamRecord, last: AttemptRecord | None) -> Restored:
         ended_ok = last is not None and last.ended_at is not None and last.exit_code == 0
         if ws.state is WsState.FINISHING and ended_ok:
             base.ended = ExitStatus(0, None)
+            base.remote = not local
             base.detail = "finishing again after mission-control stopped"
             return base
         base.state = WsState.PENDING if ws.state is not WsState.INTERRUPTED else ws.state
         return base
     # The last attempt has no recorded end: its process may outlive us.
+    if not local:
+        base.remote = True
+        base.paused = ws.state is WsState.PAUSED
+        base.state = WsState.INTERRUPTED
+        base.detail = "its attempt was lost with mission-control: starting it again"
+        return base
     exit_file = exit_file_for(Path(last.log_path))
     if last.pid is None:
         stop_strays(last.run_id, ws.task_id, last.attempt)

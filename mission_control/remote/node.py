@@ -44,6 +44,7 @@ from .protocol import (
     NodePrepared,
     NodeSpec,
     NodeStarted,
+    NodeStatus,
 )
 from .watchdog import start_watchdog
 
@@ -92,6 +93,7 @@ class NodeAttempt:
         self._proc: AttemptProcess | None = None
         self._events: list[ev.Event] = []
         self._events_made = 0
+        self._streams = 0
         self._sample: tuple[ev.ProcessSample, LogActivity] | None = None
         self._changed = asyncio.Event()
         self._closed = False
@@ -99,12 +101,14 @@ class NodeAttempt:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: LogWatcher | None = None
         self._sampler: MetricsSampler | None = None
+        self._orphan_timer: asyncio.TimerHandle | None = None
 
     # ----------------------------------------------------------------- steps
 
     async def prepare(self) -> NodePrepared:
         """Mirror the repository, make the branch's worktree, merge the dependencies."""
         self._loop = asyncio.get_running_loop()
+        self._touch()
         spec = self.spec
         # A missing tool is reported before anything is cloned.
         await asyncio.to_thread(resolve_executable, self.ws, spec.tool)
@@ -218,13 +222,50 @@ class NodeAttempt:
             self._events_made,
         )
 
+    async def touch(self) -> None:
+        """A mission-control still watches: push the orphan deadline back."""
+        self._touch()
+
+    def _touch(self) -> None:
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        if self._orphan_timer is not None:
+            self._orphan_timer.cancel()
+        self._orphan_timer = loop.call_later(
+            self.spec.orphan_seconds, lambda: asyncio.ensure_future(self._orphaned())
+        )
+
+    async def describe(self) -> NodeStatus:
+        """What a mission-control taking the attempt over needs to know."""
+        self._touch()
+        proc = self._require()
+        return NodeStatus(
+            _node_name(),
+            proc.pid,
+            proc.create_time,
+            proc.paused,
+            proc.status is not None,
+            self.spec.dependencies,
+        )
+
     async def stream(self, offset: int) -> AsyncIterator[Chunk]:
-        """Log bytes from ``offset`` on, finishing events and samples, as they come."""
+        """Log bytes from ``offset`` on, finishing events and samples, as they come.
+
+        One stream at a time: a newer call (a mission-control that took the
+        attempt over) ends the older one, whose reader is gone, before it could
+        swallow events meant for the new reader.
+        """
         self._loop = asyncio.get_running_loop()
+        self._streams += 1
+        me = self._streams
+        self._changed.set()  # wakes an older stream so that it ends
         self._watch_log()
+        offset = min(offset, await asyncio.to_thread(_size, self.log_path))
         while True:
             self._changed.clear()
             data = await asyncio.to_thread(_read, self.log_path, offset, CHUNK_BYTES)
+            if me != self._streams:
+                return
             events, self._events = tuple(self._events), []
             sample, self._sample = self._sample, None
             if data or events or sample is not None:
@@ -234,6 +275,7 @@ class NodeAttempt:
                     events,
                     sample[0] if sample else None,
                     sample[1].size if sample else 0,
+                    self._events_made,
                 )
                 offset += len(data)
                 if len(data) == CHUNK_BYTES:
@@ -241,11 +283,15 @@ class NodeAttempt:
             elif self._closed:
                 return
             await self._changed.wait()
+            if me != self._streams:
+                return
 
     async def close(self) -> None:
         """End the stream, remove the worktree, let the watchdog sweep and exit."""
         self._closed = True
         self._changed.set()
+        if self._orphan_timer is not None:
+            self._orphan_timer.cancel()
         if self._sampler is not None:
             self._sampler.stop()
         if self._watcher is not None:
@@ -257,6 +303,28 @@ class NodeAttempt:
             )
         with contextlib.suppress(OSError):
             os.close(self._watchdog)
+
+    async def _orphaned(self) -> None:
+        """No mission-control for ``orphan_seconds``: stop the tool, keep its work, go away.
+
+        The actor is detached (it outlives a crashed mission-control so that
+        ``resume`` can take the attempt back); this is what keeps one that is
+        never taken back from holding its node forever. The worktree stays on
+        the node's disk with whatever the tool did.
+        """
+        minutes = self.spec.orphan_seconds / 60
+        note = (
+            f"\n──── no mission-control for {minutes:g} min: attempt stopped;"
+            f" its work stays in {self.ws.worktree_path} on {_node_name()}\n"
+        )
+        await asyncio.to_thread(_append_text, self.log_path, note)
+        if self._proc is not None and self._proc.status is None:
+            await self._proc.terminate(self.spec.grace_seconds)
+        if self._sampler is not None:
+            self._sampler.stop()
+        with contextlib.suppress(OSError):
+            os.close(self._watchdog)
+        os._exit(0)  # Ray marks the detached actor dead; the watchdog sweeps what is left
 
     # ------------------------------------------------------------- plumbing
 
@@ -313,6 +381,11 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _append_text(path: Path, text: str) -> None:
+    with contextlib.suppress(OSError), path.open("a", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _read(path: Path, offset: int, limit: int) -> bytes:

@@ -35,6 +35,8 @@ class NodeSpec:
     seed_base: str | None = None
     seed_bundle: bytes | None = None
     fresh: bool = False
+    orphan_seconds: float = 3600.0
+    """With no word from any mission-control for this long, the attempt stops itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,18 @@ class NodeStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """Where an attempt stands, for a mission-control that takes it over."""
+
+    node: str
+    pid: int
+    create_time: float
+    paused: bool
+    ended: bool
+    dependencies: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class NodeEnded:
     status: ExitStatus
     log_size: int
@@ -68,6 +82,8 @@ class Chunk:
     events: tuple[Event, ...] = ()
     sample: ProcessSample | None = None
     log_size: int = 0
+    events_total: int = 0
+    """Events the node has sent in all, this chunk's included."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,12 @@ commits come back as a bundle, so the local branch, the diff, the conflict
 forecast and the pull request all happen here as for a local attempt.
 
 A lost actor or node ends the attempt as ``interrupted`` (``AttemptLost``) and
-the engine starts it again. Actors are owned by this process: if
-mission-control dies, Ray ends them and each node's watchdog sweeps away the
-tool's processes, and ``resume`` starts those attempts again.
+the engine starts it again. Actors are detached and named after their run,
+workstream and attempt, so an agent outlives a crash of mission-control (or a
+detached run) and ``resume`` takes it back. A heartbeat tells each actor that a
+mission-control still watches; one that hears nothing for ``orphan_seconds``
+(``MC_RAY_ORPHAN_MINUTES``, default 60) stops its tool and goes away, so an
+abandoned run does not hold the cluster forever.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+# Under `uv run`, Ray would otherwise copy the current folder (the user's project) to
+# the cluster and rebuild its environment on every node; the nodes run their own
+# installed mission-control instead.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
 import ray
 from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
@@ -41,12 +49,37 @@ from ..errors import GitError, MissionControlError, SetupError
 from ..git import bundles, repo
 from ..plan.model import Plan, Workstream
 from .node import NodeAttempt
-from .protocol import Chunk, NodeEnded, NodeFinished, NodePrepared, NodeSpec, NodeStarted
+from .protocol import (
+    Chunk,
+    NodeEnded,
+    NodeFinished,
+    NodePrepared,
+    NodeSpec,
+    NodeStarted,
+    NodeStatus,
+)
 
 T = TypeVar("T")
 
 _LOST = (RayActorError, WorkerCrashedError)
 NAMESPACE = "mission-control"
+ORPHAN_MINUTES_VAR = "MC_RAY_ORPHAN_MINUTES"
+
+
+def actor_name(run_id: str, task_id: str, attempt: int) -> str:
+    return f"mc/{run_id}/{task_id}/{attempt}"
+
+
+def orphan_seconds() -> float:
+    """How long an actor waits for word from a mission-control before it stops itself."""
+    raw = os.environ.get(ORPHAN_MINUTES_VAR, "")
+    try:
+        minutes = float(raw) if raw else 60.0
+    except ValueError:
+        raise SetupError(
+            f"{ORPHAN_MINUTES_VAR}={raw!r} is not a number of minutes: set it to e.g. 60"
+        ) from None
+    return max(minutes, 0.05) * 60
 
 
 @dataclass(slots=True)
@@ -75,16 +108,30 @@ class RayBackend:
         self._unchanged: set[str] = set()
         self._started_ray = False
         self._actor_class: Any = None
+        self._orphan_seconds = 3600.0
+        self._heartbeat: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     async def open(self, plan: Plan, workstreams: list[Workstream]) -> None:
         self._urls = await asyncio.to_thread(_remote_urls, plan, workstreams)
-        await asyncio.to_thread(self._connect)
+        await asyncio.to_thread(self.connect)
         await asyncio.to_thread(_check_fits, workstreams)
+        self._orphan_seconds = orphan_seconds()
         self._actor_class = ray.remote(max_restarts=0, max_task_retries=0)(NodeAttempt)
+        self._heartbeat = asyncio.ensure_future(self._beat())
 
-    def _connect(self) -> None:
+    async def _beat(self) -> None:
+        """Tell every actor, now and then, that a mission-control still watches it."""
+        interval = max(1.0, self._orphan_seconds / 6)
+        while True:
+            await asyncio.sleep(interval)
+            for remote in list(self._remotes.values()):
+                remote.actor.touch.remote()  # fire and forget: a lost actor shows elsewhere
+
+    def connect(self) -> None:
+        """Reach the cluster (blocking). Call it before a view takes the screen: Ray's
+        own messages while it tries go straight to the terminal."""
         if ray.is_initialized():
             return
         quiet: dict[str, Any] = {
@@ -98,7 +145,9 @@ class RayBackend:
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise SetupError(
                 f"cannot reach the Ray cluster at {self.address}: {_first_line(err)}"
-                " — start it (`ray start --head`) or fix --ray-address"
+                " — start it (`ray start --head`) or fix --ray-address; a cluster with token"
+                " authentication also needs RAY_AUTH_MODE=token and its token here"
+                " (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
             ) from None
         self._started_ray = True
 
@@ -112,7 +161,14 @@ class RayBackend:
         else:
             ray.init(address=self.address, **quiet)
 
-    async def close(self) -> None:
+    async def close(self, *, keep: bool = False) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if keep:
+            for remote in self._remotes.values():
+                if remote.attempt is not None:
+                    remote.attempt.stop_pump()
+            self._remotes.clear()
         for task_id in list(self._remotes):
             await self.release(task_id)
         if self._started_ray:
@@ -137,14 +193,21 @@ class RayBackend:
             remote_url=self._urls[(ws.repo, ws.remote)],
             dependencies=deps,
             prompt_text=prompt,
-            grace_seconds=10.0,
+            grace_seconds=request.grace_seconds,
             seed_commit=seed.commit if seed else None,
             seed_base=seed.base if seed else None,
             seed_bundle=seed.bundle if seed else None,
             fresh=request.fresh,
+            orphan_seconds=self._orphan_seconds,
         )
         res = ws.resources
-        options: dict[str, Any] = {"num_cpus": res.cpus, "name": None}
+        options: dict[str, Any] = {
+            "num_cpus": res.cpus,
+            "name": actor_name(request.run_id, ws.task_id, request.attempt),
+            "namespace": NAMESPACE,
+            "lifetime": "detached",
+            "get_if_exists": False,
+        }
         if res.memory_bytes is not None:
             options["memory"] = res.memory_bytes
         if res.custom:
@@ -156,6 +219,30 @@ class RayBackend:
         remote.node = prepared.node
         remote.base_commit = prepared.base_commit
         return Workspace(prepared.path, ws.branch, prepared.base_commit, node=prepared.node)
+
+    async def adopt(self, request: AttemptRequest, sink: AttemptSink) -> RayAttempt | None:
+        """Find the attempt's actor by name; None when it is gone (it starts again)."""
+        ws = request.ws
+        name = actor_name(request.run_id, ws.task_id, request.attempt)
+        try:
+            actor = await asyncio.to_thread(ray.get_actor, name, NAMESPACE)
+        except ValueError:
+            return None
+        remote = _Remote(actor)
+        self._remotes[ws.task_id] = remote
+        try:
+            status: NodeStatus = await self._call(ws.task_id, actor.describe.remote())
+        except (AttemptLost, MissionControlError):
+            await self.release(ws.task_id)
+            return None
+        remote.node = status.node
+        remote.dependencies = status.dependencies
+        offset = await asyncio.to_thread(_size, request.log_path)
+        started = NodeStarted(status.pid, status.create_time)
+        handle = RayAttempt(self, ws.task_id, remote, started, request.log_path, sink, offset)
+        handle.set_paused(status.paused)
+        remote.attempt = handle
+        return handle
 
     async def render(self, request: AttemptRequest, workspace: Workspace) -> RenderedCommand:
         remote = self._remote(request.ws.task_id)
@@ -174,7 +261,7 @@ class RayBackend:
         task_id = request.ws.task_id
         remote = self._remote(task_id)
         started: NodeStarted = await self._call(task_id, remote.actor.start.remote(command))
-        attempt = RayAttempt(self, task_id, remote, started, request.log_path, sink)
+        attempt = RayAttempt(self, task_id, remote, started, request.log_path, sink, 0)
         remote.attempt = attempt
         return attempt
 
@@ -297,6 +384,7 @@ class RayAttempt:
         started: NodeStarted,
         log_path: Path,
         sink: AttemptSink,
+        offset: int,
     ) -> None:
         self.pid = started.pid
         self.create_time = started.create_time
@@ -306,7 +394,8 @@ class RayAttempt:
         self._log_path = log_path
         self._sink = sink
         self._paused = False
-        self._received = 0
+        self._position = offset
+        """How far into the node's log this machine's copy goes."""
         self._events = 0
         self._progress = asyncio.Event()
         self._pump_ended = False
@@ -316,6 +405,9 @@ class RayAttempt:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    def set_paused(self, paused: bool) -> None:
+        self._paused = paused
 
     async def wait(self) -> ExitStatus:
         ended: NodeEnded = await self._backend._call(self._task_id, self._actor.wait.remote())
@@ -345,7 +437,7 @@ class RayAttempt:
     async def drained(self, log_size: int, events: int | None) -> None:
         """Wait until the local log holds ``log_size`` bytes and ``events`` events came."""
         while not self._pump_ended and (
-            self._received < log_size or (events is not None and self._events < events)
+            self._position < log_size or (events is not None and self._events < events)
         ):
             self._progress.clear()
             await self._progress.wait()
@@ -357,14 +449,14 @@ class RayAttempt:
     async def _run_pump(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            async for ref in self._actor.stream.remote(0):
+            async for ref in self._actor.stream.remote(self._position):
                 chunk: Chunk = await ref
                 if chunk.data:
                     await loop.run_in_executor(self._writer, _append, self._log_path, chunk.data)
-                    self._received += len(chunk.data)
+                    self._position = chunk.offset + len(chunk.data)
                 for event in chunk.events:
                     self._sink.publish(event)
-                self._events += len(chunk.events)
+                self._events = chunk.events_total
                 if chunk.sample is not None:
                     activity = LogActivity(chunk.log_size, None)
                     self._sink.on_sample({self._task_id: chunk.sample}, {self._task_id: activity})
@@ -422,6 +514,13 @@ def _take_work(ws: Workstream, dependencies: tuple[str, ...], data: bytes, force
         # The bundle leaves out what the remote's base and dependencies hold.
         bundles.fetch_commits(ws.repo, ws.remote, [ws.base_branch, *dependencies])
     bundles.import_branch(ws.repo, data, ws.branch, force=force)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _prompt_text(ws: Workstream) -> str | None:

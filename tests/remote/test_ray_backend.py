@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -25,7 +26,7 @@ from mission_control.engine.states import WsState
 from mission_control.errors import SetupError
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import Recorder, make_engine, write_plan, ws
-from tests.helpers import agent_argv, wait_for_pids
+from tests.helpers import agent_argv, wait_for, wait_for_pids
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -201,8 +202,6 @@ async def test_a_killed_actor_is_interrupted_then_started_again(
 
 
 def _settle(pids: list[int]) -> bool:
-    from tests.helpers import wait_for
-
     return wait_for(lambda: all(not _alive(p) for p in pids), timeout=15)
 
 
@@ -267,3 +266,109 @@ def test_without_ray_the_backend_says_how_to_install_it(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert "pip install 'mission-control[ray]'" in out.stdout
+
+
+def _mission_control(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mission_control", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _cluster_address() -> str:
+    import ray
+
+    return str(ray.get_runtime_context().gcs_address)
+
+
+def test_agents_outlive_a_crash_of_mission_control_and_resume_takes_them_back(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pids.jsonl"
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [
+            (
+                "P",
+                1,
+                [
+                    ws(
+                        "a",
+                        "--pid-file",
+                        str(pid_file),
+                        "--lines",
+                        "60",
+                        "--rate",
+                        "10",
+                        "--write",
+                        "a.txt=survived",
+                    )
+                ],
+            )
+        ],
+    )
+    state = tmp_path / "state"
+    first = _mission_control(
+        "run", str(plan.path), "--headless", "--state-dir", str(state),
+        "--backend", "ray", "--ray-address", _cluster_address(),
+    )  # fmt: skip
+    pids = wait_for_pids(pid_file, {"main": 1}, timeout=60)
+    assert wait_for(lambda: len(list(state.rglob("attempt-1.log"))) == 1, timeout=10)
+    first.kill()  # mission-control dies; its agent must not
+    first.communicate(timeout=30)
+    agent = pids["main"][0]
+    assert _alive(agent)
+
+    second = _mission_control("resume", "--headless", "--state-dir", str(state))
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, out
+    assert "adopted pid" in out
+    log = next(state.rglob("attempt-1.log")).read_text()
+    for i in range(1, 61):  # every line exactly once, across the two mission-controls
+        assert log.count(f"line {i} of 60\n") == 1, (i, log)
+    assert not list(state.rglob("attempt-2.log"))
+    assert _git(git_repo.origin, "show", "ws/P/a:a.txt") == "survived"
+    assert not _alive(agent)
+
+
+def test_an_abandoned_attempt_stops_itself_and_leaves_nothing_running(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+
+    pid_file = tmp_path / "pids.jsonl"
+    tree = ["--children", "1", "--daemon", "--ignore-term", "--forever"]
+    plan = write_plan(
+        tmp_path, git_repo.path, [("P", 1, [ws("a", "--pid-file", str(pid_file), *tree)])]
+    )
+    state = tmp_path / "state"
+    driver = _mission_control(
+        "run", str(plan.path), "--headless", "--state-dir", str(state),
+        "--backend", "ray", "--ray-address", _cluster_address(),
+        env={"MC_RAY_ORPHAN_MINUTES": "0.05"},
+    )  # fmt: skip
+    pids = wait_for_pids(pid_file, {"main": 1, "child": 1, "daemon": 1}, timeout=60)
+    time.sleep(5)  # the heartbeat keeps the attempt alive well past its 3 s deadline
+    everyone = [pid for group in pids.values() for pid in group]
+    assert all(_alive(pid) for pid in everyone)
+    driver.kill()
+    driver.communicate(timeout=30)
+    assert wait_for(lambda: not any(_alive(pid) for pid in everyone), timeout=30)
+    runs = list((state / "runs").iterdir())
+    name = f"mc/{runs[0].name}/P::a/1"
+    assert wait_for(lambda: _actor_gone(name), timeout=30)
+    log = next(state.rglob("attempt-1.log"))
+    assert log.exists()
+
+
+def _actor_gone(name: str) -> bool:
+    import ray
+
+    try:
+        ray.get_actor(name, namespace="mission-control")
+    except ValueError:
+        return True
+    return False

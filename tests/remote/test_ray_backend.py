@@ -230,7 +230,9 @@ def test_the_cli_runs_a_plan_on_a_cluster_by_address(git_repo: GitRepo, tmp_path
     import ray
 
     address = ray.get_runtime_context().gcs_address
-    plan = write_plan(tmp_path, git_repo.path, [("P", 1, [ws("a", "--write", "a.txt=cli")])])
+    plan = write_plan(
+        tmp_path, git_repo.path, [("P", 1, [ws("a", "--write", "a.txt=cli", "--lines", "5")])]
+    )
     out = subprocess.run(
         [
             sys.executable,
@@ -252,6 +254,18 @@ def test_the_cli_runs_a_plan_on_a_cluster_by_address(git_repo: GitRepo, tmp_path
     assert out.returncode == 0, out.stdout + out.stderr
     assert "P::a" in out.stdout and "succeeded" in out.stdout
     assert _git(git_repo.origin, "show", "ws/P/a:a.txt") == "cli"
+    # The run's log and ledger are read as for a local run.
+    state = ["--state-dir", str(tmp_path / ".mission-control")]
+    logs = subprocess.run(
+        [sys.executable, "-m", "mission_control", "logs", "P::a", *state],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "line 5 of 5" in logs.stdout and "──── push ok: origin/ws/P/a" in logs.stdout
+    status = subprocess.run(
+        [sys.executable, "-m", "mission_control", "status", "--json", *state],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert '"succeeded"' in status.stdout and "ws/P/a" in status.stdout
 
 
 def test_without_ray_the_backend_says_how_to_install_it(tmp_path: Path) -> None:
@@ -344,6 +358,8 @@ def test_an_abandoned_attempt_stops_itself_and_leaves_nothing_running(
     plan = write_plan(
         tmp_path, git_repo.path, [("P", 1, [ws("a", "--pid-file", str(pid_file), *tree)])]
     )
+    # A short grace: the tree ignores SIGTERM, so the node waits it out before SIGKILL.
+    plan.path.write_text("grace_seconds: 1\n" + plan.path.read_text())
     state = tmp_path / "state"
     driver = _mission_control(
         "run", str(plan.path), "--headless", "--state-dir", str(state),

@@ -96,6 +96,8 @@ class AttemptRequest:
     exit_file: Path
     grace_seconds: float = 10.0
     """After SIGTERM, how long a stopped process gets before SIGKILL."""
+    stop: asyncio.Event | None = None
+    """Set when the workstream is killed or skipped: a backend waiting for room gives up."""
 
 
 class Backend(Protocol):

@@ -330,7 +330,10 @@ class Engine:
         except AttemptLost as err:
             await self._lost(rt, str(err))
         except MissionControlError as err:
-            await self._end_failed(rt, WsState.FAILED, str(err))
+            if rt.stop_as is not None:  # stopped on purpose: the error is the stop's doing
+                await self._end_stopped(rt)
+            else:
+                await self._end_failed(rt, WsState.FAILED, str(err))
         except asyncio.CancelledError:
             if not self._detaching:
                 raise
@@ -361,6 +364,7 @@ class Engine:
             log_path=log_path,
             exit_file=exit_file_for(log_path),
             grace_seconds=self._grace,
+            stop=rt.stop_requested,
         )
         rt.request = request
         workspace = await self.backend.prepare(request)
@@ -463,29 +467,13 @@ class Engine:
     async def _after_exit(self, rt: _Runtime, status: ExitStatus) -> None:
         """Record an attempt's end, then finish the workstream or fail it."""
         ws = rt.ws
-        now = self._clock()
         stopped = rt.stop_as
         attempt_status = (
             stopped.value
             if stopped is not None
             else ("exited" if status.exit_code == 0 else WsState.FAILED.value)
         )
-        await self._db(
-            self.store.end_attempt,
-            self.run_id,
-            ws.task_id,
-            rt.attempt,
-            exit_code=status.exit_code,
-            signal=status.signal,
-            status=attempt_status,
-            ended_at=now,
-        )
-        rt.attempt_open = False
-        self._publish(
-            ev.AttemptEnded(
-                self.run_id, ws.task_id, rt.attempt, status.exit_code, status.signal, now
-            )
-        )
+        await self._record_end(rt, status, attempt_status)
         if stopped is not None:
             await self._end_stopped(rt)
             return
@@ -522,23 +510,31 @@ class Engine:
         else:
             await self._end_failed(rt, WsState.FAILED, outcome.detail)
 
+    async def _record_end(self, rt: _Runtime, status: ExitStatus, attempt_status: str) -> None:
+        """Record the attempt's end in the store, then tell the views."""
+        now = self._clock()
+        await self._db(
+            self.store.end_attempt,
+            self.run_id,
+            rt.ws.task_id,
+            rt.attempt,
+            exit_code=status.exit_code,
+            signal=status.signal,
+            status=attempt_status,
+            ended_at=now,
+        )
+        rt.attempt_open = False
+        self._publish(
+            ev.AttemptEnded(
+                self.run_id, rt.ws.task_id, rt.attempt, status.exit_code, status.signal, now
+            )
+        )
+
     async def _lost(self, rt: _Runtime, detail: str) -> None:
         """An attempt's machine or actor went away: record it, then start it again (bounded)."""
         ws = rt.ws
         if rt.attempt_open:
-            now = self._clock()
-            await self._db(
-                self.store.end_attempt,
-                self.run_id,
-                ws.task_id,
-                rt.attempt,
-                exit_code=None,
-                signal=None,
-                status=WsState.INTERRUPTED.value,
-                ended_at=now,
-            )
-            rt.attempt_open = False
-            self._publish(ev.AttemptEnded(self.run_id, ws.task_id, rt.attempt, None, None, now))
+            await self._record_end(rt, ExitStatus(None, None), WsState.INTERRUPTED.value)
         if rt.stop_as is not None:
             await self._end_stopped(rt)
             return

@@ -65,7 +65,7 @@ def render_command(
     ``attempt_dir/prompt.txt``. Raises MissionControlError when the tool needs
     a prompt or a command the workstream does not have.
     """
-    prompt_text = _prompt_text(ws)
+    prompt_text = read_prompt(ws)
     prompt_file: Path | None = None
     if prompt_text is not None:
         attempt_dir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +154,8 @@ def find_executable(
 # ---------------------------------------------------------------------- internals
 
 
-def _prompt_text(ws: Workstream) -> str | None:
+def read_prompt(ws: Workstream) -> str | None:
+    """The workstream's prompt: its file's text or the inline one (blocking: a file read)."""
     if ws.prompt_file is not None:
         try:
             return ws.prompt_file.read_text(encoding="utf-8")

@@ -27,9 +27,9 @@ import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 # Under `uv run`, Ray would otherwise copy the current folder (the user's project) to
 # the cluster and rebuild its environment on every node; the nodes run their own
@@ -44,7 +44,7 @@ from ..engine.backend import AttemptLost, AttemptRequest, AttemptSink, Workspace
 from ..engine.finish import FinishContext, FinishOutcome, Pushed, deliver
 from ..engine.metrics import LogActivity
 from ..engine.supervisor import ExitStatus, TerminateResult
-from ..engine.tools import RenderedCommand
+from ..engine.tools import RenderedCommand, read_prompt
 from ..errors import GitError, MissionControlError, SetupError
 from ..git import bundles, repo
 from ..plan.model import Plan, Workstream
@@ -58,8 +58,6 @@ from .protocol import (
     NodeStarted,
     NodeStatus,
 )
-
-T = TypeVar("T")
 
 _LOST = (RayActorError, WorkerCrashedError)
 NAMESPACE = "mission-control"
@@ -87,12 +85,10 @@ class _Remote:
     """This process's record of one attempt's actor."""
 
     actor: Any
-    node: str = "?"
+    node: str | None = None
+    """Known once the actor answered: until then it may still wait for room."""
     attempt: RayAttempt | None = None
-    base_commit: str = ""
     dependencies: tuple[str, ...] = ()
-    stop_watch: asyncio.Task[None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class RayBackend:
@@ -183,7 +179,7 @@ class RayBackend:
         seed = None
         if not request.fresh:
             seed = await asyncio.to_thread(bundles.seed_for_branch, ws.repo, ws.branch, ws.remote)
-        prompt = await asyncio.to_thread(_prompt_text, ws)
+        prompt = await asyncio.to_thread(read_prompt, ws)
         deps = tuple(d for d in request.dependencies if d not in self._unchanged)
         spec = NodeSpec(
             run_id=request.run_id,
@@ -215,9 +211,22 @@ class RayBackend:
         actor = self._actor_class.options(**options).remote(spec)
         remote = _Remote(actor, dependencies=deps)
         self._remotes[ws.task_id] = remote
-        prepared: NodePrepared = await self._call(ws.task_id, actor.prepare.remote())
+        # The actor may wait for room on the cluster: a kill must not wait with it.
+        call = asyncio.ensure_future(self._call(ws.task_id, actor.prepare.remote()))
+        if request.stop is not None:
+            stopping = asyncio.ensure_future(request.stop.wait())
+            await asyncio.wait({call, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not call.done():
+                call.cancel()
+                await self.release(ws.task_id)
+                raise MissionControlError(f"{ws.task_id}: stopped before it started on a node")
+        try:
+            prepared: NodePrepared = await call
+        except MissionControlError:
+            remote.node = "?"  # it answered: let release clean up what it made
+            raise
         remote.node = prepared.node
-        remote.base_commit = prepared.base_commit
         return Workspace(prepared.path, ws.branch, prepared.base_commit, node=prepared.node)
 
     async def adopt(self, request: AttemptRequest, sink: AttemptSink) -> RayAttempt | None:
@@ -319,8 +328,9 @@ class RayBackend:
             return
         if remote.attempt is not None:
             remote.attempt.stop_pump()
-        with contextlib.suppress(*_LOST, RayTaskError, asyncio.TimeoutError):
-            await asyncio.wait_for(_awaitable(remote.actor.close.remote()), 60)
+        if remote.node is not None:  # an actor still waiting for room has nothing to clean
+            with contextlib.suppress(*_LOST, RayTaskError, asyncio.TimeoutError):
+                await asyncio.wait_for(_awaitable(remote.actor.close.remote()), 60)
         with contextlib.suppress(Exception):
             ray.kill(remote.actor)
 
@@ -353,7 +363,8 @@ class RayBackend:
         try:
             return await _awaitable(ref)
         except _LOST as err:
-            node = self._remotes[task_id].node if task_id in self._remotes else "?"
+            remote = self._remotes.get(task_id)
+            node = remote.node if remote is not None and remote.node else "?"
             raise AttemptLost(
                 f"{task_id}: lost its Ray actor on node {node} ({_first_line(err)})"
             ) from None
@@ -521,18 +532,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _prompt_text(ws: Workstream) -> str | None:
-    if ws.prompt_file is None:
-        return ws.prompt
-    try:
-        return ws.prompt_file.read_text(encoding="utf-8")
-    except OSError as err:
-        raise SetupError(
-            f"{ws.task_id}: cannot read prompt file {ws.prompt_file}: {err.strerror}:"
-            " create it or fix prompt_file in the plan"
-        ) from None
 
 
 def _remote_urls(plan: Plan, workstreams: list[Workstream]) -> dict[tuple[Path, str], str]:

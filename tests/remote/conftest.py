@@ -1,4 +1,4 @@
-"""A real local Ray cluster (2 CPUs) shared by the tests of this folder.
+"""A real local Ray cluster (2 CPUs) shared by the tests of a module.
 
 Started once in the test process (``ray.init`` starts the head node's
 processes); the engine's ray backend finds it already connected and uses it.
@@ -22,9 +22,10 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 import ray
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The address-less local cluster; yields the nodes' work folder."""
+    """The address-less local cluster, for one module (it is not left running under the
+    tests that follow); yields the nodes' work folder."""
     node_dir = tmp_path_factory.mktemp("ray-node")
     previous = os.environ.get("MC_NODE_DIR")
     os.environ["MC_NODE_DIR"] = str(node_dir)

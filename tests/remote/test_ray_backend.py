@@ -388,3 +388,31 @@ def _actor_gone(name: str) -> bool:
     except ValueError:
         return True
     return False
+
+
+async def test_resources_hold_an_attempt_back_and_a_kill_does_not_wait_for_room(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    whole = {"cpus": 2}  # the test cluster has 2 CPUs: one such attempt at a time
+    endless = ("--lines", "-1", "--rate", "10")
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [("P", 2, [ws("a", *endless, resources=whole), ws("b", *endless, resources=whole)])],
+    )
+    engine = make_engine(plan, tmp_path / "state", backend="ray", linger=True)
+    rec = Recorder(engine)
+    run = asyncio.create_task(engine.run())
+    await rec.until(lambda: WsState.RUNNING in rec.states.values())
+    running = next(t for t, s in rec.states.items() if s is WsState.RUNNING)
+    waiting = "P::b" if running == "P::a" else "P::a"
+    await asyncio.sleep(2.0)
+    assert rec.states[waiting] is WsState.PREPARING  # no node has 2 free CPUs
+    await engine.kill(waiting)
+    await rec.state(waiting, WsState.KILLED, timeout=10)
+    assert WsState.RUNNING not in rec.transitions(waiting)
+    await engine.kill(running)
+    await rec.state(running, WsState.KILLED)
+    await engine.cancel()
+    assert await run is False
+    assert _leftovers(engine.run_id) == []

@@ -608,6 +608,7 @@ def _cmd_clean(args: argparse.Namespace) -> int:
             f"run {record.run_id} is still driven by pid {record.owner_pid}: wait for it or stop it"
         )
     plan = load_plan_or_raise(Path(record.plan_path))
+    remote_run = (record.options.get("backend") or "local") != "local"
     refused = 0
     for ws_record in store.workstreams(record.run_id):
         if ws_record.state not in TERMINAL:
@@ -629,7 +630,9 @@ def _cmd_clean(args: argparse.Namespace) -> int:
         for reason in result.refusals:
             refused += 1
             print(f"{ws_record.task_id}: refused: {reason}")
-        if result.worktree_removed:
+        if remote_run:
+            print(f"{ws_record.task_id}: its worktree was on a cluster node, removed there")
+        elif result.worktree_removed:
             print(f"{ws_record.task_id}: removed {ws_record.worktree_path}")
         if result.branch_deleted:
             print(f"{ws_record.task_id}: deleted branch {ws_record.branch}")

@@ -266,6 +266,11 @@ def test_the_cli_runs_a_plan_on_a_cluster_by_address(git_repo: GitRepo, tmp_path
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert '"succeeded"' in status.stdout and "ws/P/a" in status.stdout
+    clean = subprocess.run(
+        [sys.executable, "-m", "mission_control", "clean", *state],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "P::a: its worktree was on a cluster node, removed there" in clean.stdout
 
 
 def test_without_ray_the_backend_says_how_to_install_it(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from mission_control.engine import events as ev
 from mission_control.engine.process_tree import processes_with_env
 from mission_control.engine.states import WsState
 from mission_control.errors import SetupError
+from mission_control.store.runs import RunStore
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import Recorder, make_engine, write_plan, ws
 from tests.helpers import agent_argv, wait_for, wait_for_pids
@@ -193,6 +194,14 @@ async def test_a_killed_actor_is_interrupted_then_started_again(
     assert any("lost its Ray actor" in d and "starting it again (1/3)" in d for d in details)
     ended = [e for e in rec.events if isinstance(e, ev.AttemptEnded) and e.ws_id == "P::x"]
     assert [e.attempt for e in ended] == [1, 2]
+    store = RunStore(tmp_path / "state")
+    try:
+        assert [(a.attempt, a.status) for a in store.attempts(engine.run_id)] == [
+            (1, "interrupted"),
+            (2, "exited"),
+        ]
+    finally:
+        store.close()
     assert _git(git_repo.origin, "show", "ws/P/x:x.txt") == "second"
     # The node's watchdog swept the first attempt's tree, daemon included.
     everyone = [pid for group in pids.values() for pid in group]

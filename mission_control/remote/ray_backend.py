@@ -47,6 +47,7 @@ from ..engine.supervisor import ExitStatus, TerminateResult
 from ..engine.tools import RenderedCommand, read_prompt
 from ..errors import GitError, MissionControlError, SetupError
 from ..git import bundles, repo
+from ..git.worktrees import list_worktrees
 from ..plan.model import Plan, Workstream
 from .node import NodeAttempt
 from .protocol import (
@@ -535,10 +536,29 @@ def _size(path: Path) -> int:
 
 
 def _remote_urls(plan: Plan, workstreams: list[Workstream]) -> dict[tuple[Path, str], str]:
-    """The URL each repository's remote has, as the nodes will clone it (blocking)."""
+    """The URL each repository's remote has, as the nodes will clone it (blocking).
+
+    Also refuses what would fail only after a node did its work: a merged
+    dependency that never pushes, and a branch checked out in a worktree here
+    (the work that comes back could not be put on it).
+    """
     urls: dict[tuple[Path, str], str] = {}
     in_run = {ws.task_id for ws in workstreams}
+    checked_out: dict[Path, dict[str, Path]] = {}
     for ws in workstreams:
+        if ws.repo not in checked_out:
+            checked_out[ws.repo] = {
+                e.branch.removeprefix("refs/heads/"): e.path
+                for e in list_worktrees(ws.repo)
+                if e.branch
+            }
+        where = checked_out[ws.repo].get(ws.branch)
+        if where is not None:
+            raise SetupError(
+                f"{ws.task_id}: {ws.branch} is checked out in {where}, and the work made on the"
+                " cluster comes back onto that branch — remove the worktree (`mission-control"
+                " clean`, or `git worktree remove`) or run with --backend local"
+            )
         key = (ws.repo, ws.remote)
         if key not in urls:
             out = repo.run_git(["remote", "get-url", ws.remote], ws.repo, check=False)

@@ -222,7 +222,11 @@ async def test_setup_problems_are_reported_before_anything_runs(
     engine = make_engine(plan, tmp_path / "state", backend="ray")
     with pytest.raises(SetupError, match=r"P::a: .* has no remote 'origin'.*remote add origin"):
         await engine.run()
-    assert not (tmp_path / "state" / "state.db").exists() or engine.store is not None
+    store = RunStore(tmp_path / "state")
+    try:
+        assert store.list_runs(5) == []  # refused before the run was recorded
+    finally:
+        store.close()
 
     git_repo.git("remote", "add", "origin", str(git_repo.origin))
     big = tmp_path / "big"
@@ -232,6 +236,12 @@ async def test_setup_problems_are_reported_before_anything_runs(
     )
     engine = make_engine(plan, big / "state", backend="ray")
     with pytest.raises(SetupError, match=r"P::a needs CPU 64, which no node of the Ray cluster"):
+        await engine.run()
+
+    # The branch is checked out here (an earlier local run): the work could not come back.
+    git_repo.git("worktree", "add", "-q", "-b", "ws/P/a", str(tmp_path / "local-wt"))
+    engine = make_engine(plan, big / "state2", backend="ray")
+    with pytest.raises(SetupError, match=r"P::a: ws/P/a is checked out in .*local-wt"):
         await engine.run()
 
 

@@ -119,7 +119,7 @@ async def check_and_commit(ctx: FinishContext) -> Committed:
         if result.stopped:
             return Committed(None, (), FinishOutcome(False, "stopped during checks"))
         results.append(result)
-        await _step(ctx, "check", result.ok, result.line)
+        await report_step(ctx, "check", result.ok, result.line)
         if not result.ok:
             break
     failed = next((r for r in results if not r.ok), None)
@@ -130,16 +130,18 @@ async def check_and_commit(ctx: FinishContext) -> Committed:
             worktrees.commit_work, ctx.worktree, ctx.base_commit, subject, body
         )
     except GitError as err:
-        await _step(ctx, "commit", False, str(err))
+        await report_step(ctx, "commit", False, str(err))
         return Committed(None, tuple(results), FinishOutcome(False, str(err)))
     diffstat = commit.diffstat
     await _record(ctx, commit, None)
     if commit.committed:
-        await _step(ctx, "commit", True, f"{commit.head[:10]} ({diffstat})")
+        await report_step(ctx, "commit", True, f"{commit.head[:10]} ({diffstat})")
     elif commit.changed:
-        await _step(ctx, "commit", True, f"{commit.head[:10]}, the tool's own commits ({diffstat})")
+        await report_step(
+            ctx, "commit", True, f"{commit.head[:10]}, the tool's own commits ({diffstat})"
+        )
     else:
-        await _step(ctx, "commit", True, "no changes")
+        await report_step(ctx, "commit", True, "no changes")
 
     outcome: FinishOutcome | None = None
     if failed is not None:
@@ -159,16 +161,16 @@ async def push_work(ctx: FinishContext) -> Pushed:
     if not ws.push:
         return Pushed(False)
     if not await asyncio.to_thread(repo.has_remote, ctx.worktree, ws.remote):
-        await _step(ctx, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
+        await report_step(ctx, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
         return Pushed(False)
     try:
         await asyncio.to_thread(
             worktrees.push_branch, ctx.worktree, ws.remote, ws.branch, force=ctx.force_push
         )
     except GitError as err:
-        await _step(ctx, "push", False, str(err))
+        await report_step(ctx, "push", False, str(err))
         return Pushed(False, str(err))
-    await _step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
+    await report_step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
     return Pushed(True)
 
 
@@ -196,7 +198,9 @@ async def deliver(
         return FinishOutcome(True, detail)
     if not result.pushed:
         if ws.pr.enabled:
-            await _step(ctx, "pr", True, "skipped: the branch was not pushed, so no pull request")
+            await report_step(
+                ctx, "pr", True, "skipped: the branch was not pushed, so no pull request"
+            )
         return FinishOutcome(True, detail)
     return FinishOutcome(True, detail + await _pull_request(ctx, commit, list(done.results)))
 
@@ -223,14 +227,14 @@ async def _pull_request(
         checks="\n".join(r.summary for r in results) or "no checks configured",
     )
     if result.status == "skipped":
-        await _step(
+        await report_step(
             ctx, "pr", True, f"skipped: {result.reason}; to open it by hand: {result.command}"
         )
         return f"; PR skipped ({result.reason})"
     if result.status == "failed":
-        await _step(ctx, "pr", False, f"{result.reason}; by hand: {result.command}")
+        await report_step(ctx, "pr", False, f"{result.reason}; by hand: {result.command}")
         return f"; PR failed: {result.reason}"
-    await _step(ctx, "pr", True, f"{result.status} {result.url or '(no URL printed by gh)'}")
+    await report_step(ctx, "pr", True, f"{result.status} {result.url or '(no URL printed by gh)'}")
     if result.url is None:
         return f"; PR {result.status}"
     await ctx.record_result(ctx.ws, {"pr_url": result.url})
@@ -280,7 +284,7 @@ async def _forecast(ctx: FinishContext) -> None:
             base_ref,
         )
     except GitError as err:
-        await _step(ctx, "forecast", False, str(err))
+        await report_step(ctx, "forecast", False, str(err))
         return
     by_branch = {branch: task_id for task_id, branch in others}
     pairs = tuple(
@@ -343,7 +347,8 @@ async def _run_check(ctx: FinishContext, check: Check) -> CheckResult:
     return result(False, f"check '{check.name}' {status.describe()}")
 
 
-async def _step(ctx: FinishContext, step: str, ok: bool, detail: str) -> None:
+async def report_step(ctx: FinishContext, step: str, ok: bool, detail: str) -> None:
+    """Publish a finishing step's end and append it to the attempt's log."""
     ctx.publish(ev.FinishStepDone(ctx.run_id, ctx.ws.task_id, step, ok, detail, ctx.clock()))
     await _log(ctx, f"──── {step} {'ok' if ok else 'FAILED'}: {detail}\n")
 

@@ -39,9 +39,8 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 import ray
 from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
-from ..engine import events as ev
 from ..engine.backend import AttemptLost, AttemptRequest, AttemptSink, Workspace
-from ..engine.finish import FinishContext, FinishOutcome, Pushed, deliver
+from ..engine.finish import FinishContext, FinishOutcome, Pushed, deliver, report_step
 from ..engine.metrics import LogActivity
 from ..engine.supervisor import ExitStatus, TerminateResult
 from ..engine.tools import RenderedCommand, read_prompt
@@ -309,9 +308,7 @@ class RayBackend:
                     _take_work, ws, remote.dependencies, done.bundle, ctx.force_push
                 )
             except GitError as err:
-                ctx.publish(
-                    ev.FinishStepDone(ctx.run_id, ws.task_id, "fetch", False, str(err), ctx.clock())
-                )
+                await report_step(ctx, "fetch", False, str(err))
                 return FinishOutcome(False, str(err))
         elif committed.outcome is not None and committed.outcome.ok:
             self._unchanged.add(ws.branch)

@@ -49,7 +49,7 @@ from .supervisor import AttemptProcess, ExitStatus, enable_subreaper
 T = TypeVar("T")
 
 MAX_LOSSES = 3
-"""How many times an attempt lost with its machine is started again before it stays interrupted."""
+"""How many times an attempt lost with its machine is started again before it fails."""
 
 _RETRYABLE = frozenset(
     {
@@ -221,9 +221,12 @@ class Engine:
             self._sampler.stop()
             tasks = [rt.task for rt in self._rt.values() if rt.task is not None]
             if self._detaching:
-                # Agents keep running; git work in progress is let finish.
+                # Agents keep running; git work in progress is let finish. An attempt
+                # still waiting for room on a cluster is given up (resume starts it).
+                remote = not self.backend.records_pids
                 for rt in self._rt.values():
-                    if rt.task is not None and rt.proc is not None:
+                    waiting = remote and rt.state is WsState.PREPARING and not rt.attempt_open
+                    if rt.task is not None and (rt.proc is not None or waiting):
                         rt.task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -344,7 +347,7 @@ class Engine:
             self._disarm(rt)
             if self._sampler is not None:
                 self._sampler.unwatch(task_id)
-            if not self._detaching:  # a detached run's agents go on
+            if not self._detaching or not rt.attempt_open:  # a detached run's agents go on
                 with contextlib.suppress(Exception):
                     await self.backend.release(task_id)
             self._wake.set()
@@ -539,9 +542,13 @@ class Engine:
             await self._end_stopped(rt)
             return
         rt.losses += 1
-        if self._cancelling or rt.losses > MAX_LOSSES:
-            again = "" if self._cancelling else f" ({MAX_LOSSES + 1} times): retry it by hand"
-            await self._set_state(ws.task_id, WsState.INTERRUPTED, f"{detail}{again}")
+        if self._cancelling:
+            await self._set_state(ws.task_id, WsState.INTERRUPTED, detail)
+            return
+        if rt.losses > MAX_LOSSES:
+            # Not interrupted: that state is started again by itself, and this would never end.
+            again = f"{detail} ({MAX_LOSSES + 1} times in a row): retry it by hand"
+            await self._set_state(ws.task_id, WsState.FAILED, again)
             return
         await self._set_state(
             ws.task_id, WsState.QUEUED, f"{detail}: starting it again ({rt.losses}/{MAX_LOSSES})"

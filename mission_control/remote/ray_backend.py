@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -208,6 +209,8 @@ class RayBackend:
             options["memory"] = res.memory_bytes
         if res.custom:
             options["resources"] = dict(res.custom)
+        # A crash between making an actor and starting its tool leaves one by this name.
+        await asyncio.to_thread(_kill_named, options["name"])
         actor = self._actor_class.options(**options).remote(spec)
         remote = _Remote(actor, dependencies=deps)
         self._remotes[ws.task_id] = remote
@@ -523,6 +526,21 @@ def _take_work(ws: Workstream, dependencies: tuple[str, ...], data: bytes, force
         # The bundle leaves out what the remote's base and dependencies hold.
         bundles.fetch_commits(ws.repo, ws.remote, [ws.base_branch, *dependencies])
     bundles.import_branch(ws.repo, data, ws.branch, force=force)
+
+
+def _kill_named(name: str) -> None:
+    """Kill the actor called ``name`` if there is one, and wait until the name is free."""
+    try:
+        ray.kill(ray.get_actor(name, namespace=NAMESPACE))
+    except ValueError:
+        return  # none: the usual case
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # rare (after a crash), and bounded
+        try:
+            ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            return
+        time.sleep(0.1)
 
 
 def _size(path: Path) -> int:

@@ -440,3 +440,53 @@ async def test_resources_hold_an_attempt_back_and_a_kill_does_not_wait_for_room(
     await engine.cancel()
     assert await run is False
     assert _leftovers(engine.run_id) == []
+
+
+async def test_an_attempt_that_keeps_losing_its_actor_fails_after_three_restarts(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    # The tool kills the Ray worker that holds its actor (its wrapper shell's parent).
+    line = 'kill -9 "$(ps -o ppid= -p "$PPID" | tr -d " ")"; sleep 30'
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [("P", 1, [{"id": "x", "name": "x", "tool": "shell", "command": [line], "shell": True}])],
+    )
+    engine = make_engine(plan, tmp_path / "state", backend="ray")
+    rec = Recorder(engine)
+    assert await engine.run() is False
+    assert rec.states["P::x"] is WsState.FAILED
+    details = rec.details("P::x")
+    assert [d for d in details if "starting it again" in d][-1].endswith("(3/3)")
+    assert details[-1].endswith("(4 times in a row): retry it by hand")
+    ended = [e for e in rec.events if isinstance(e, ev.AttemptEnded) and e.ws_id == "P::x"]
+    assert [e.attempt for e in ended] == [1, 2, 3, 4]
+    assert _leftovers(engine.run_id) == []
+
+
+async def test_detaching_gives_up_a_wait_for_room_and_leaves_the_running_agent(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    import ray
+
+    whole = {"cpus": 2}
+    endless = ("--lines", "-1", "--rate", "10")
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [("P", 2, [ws("a", *endless, resources=whole), ws("b", *endless, resources=whole)])],
+    )
+    engine = make_engine(plan, tmp_path / "state", backend="ray", linger=True)
+    rec = Recorder(engine)
+    run = asyncio.create_task(engine.run())
+    await rec.until(lambda: WsState.RUNNING in rec.states.values())
+    running = next(t for t, s in rec.states.items() if s is WsState.RUNNING)
+    waiting = "P::b" if running == "P::a" else "P::a"
+    await rec.state(waiting, WsState.PREPARING)
+    await engine.detach()
+    await asyncio.wait_for(run, 20)  # the wait for room does not hold the detach up
+    kept = f"mc/{engine.run_id}/{running}/1"
+    assert not _actor_gone(kept)  # the running agent goes on for a later resume
+    assert _actor_gone(f"mc/{engine.run_id}/{waiting}/1")
+    ray.kill(ray.get_actor(kept, namespace="mission-control"))
+    assert await asyncio.to_thread(wait_for, lambda: _leftovers(engine.run_id) == [], 30)

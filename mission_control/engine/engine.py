@@ -766,6 +766,7 @@ class Engine:
         if rt.state not in _RETRYABLE or (rt.task is not None and not rt.task.done()):
             raise SetupError(f"{task_id} is {rt.state.value}: kill it first to retry it")
         rt.fresh = fresh
+        rt.losses = 0
         rt.held_until = 0.0
         _clear_stop(rt)
         await self._set_state(task_id, WsState.QUEUED, "retry (fresh)" if fresh else "retry")

@@ -87,8 +87,8 @@ def import_branch(repo: Path, data: bytes, branch: str, *, force: bool) -> str |
         if out.returncode != 0:
             raise GitError(
                 f"{repo}: taking the work for {branch} from the cluster failed:"
-                f" {trim_message(out.stderr)} — fetch the remote's copy with"
-                f" `git fetch origin {branch}:{branch}`"
+                f" {trim_message(out.stderr)} — if it was pushed, fetch the remote's copy"
+                f" (`git fetch REMOTE {branch}:{branch}`); else retry the workstream"
             )
     finally:
         os.unlink(name)

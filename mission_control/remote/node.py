@@ -20,6 +20,7 @@ import contextlib
 import os
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -102,12 +103,18 @@ class NodeAttempt:
         self._watcher: LogWatcher | None = None
         self._sampler: MetricsSampler | None = None
         self._orphan_timer: asyncio.TimerHandle | None = None
+        # Until ``prepare`` arms the loop's timer: an actor placed after its
+        # mission-control died (it waited for room) is never called at all.
+        self._unclaimed = threading.Timer(spec.orphan_seconds, self._never_claimed)
+        self._unclaimed.daemon = True
+        self._unclaimed.start()
 
     # ----------------------------------------------------------------- steps
 
     async def prepare(self) -> NodePrepared:
         """Mirror the repository, make the branch's worktree, merge the dependencies."""
         self._loop = asyncio.get_running_loop()
+        self._unclaimed.cancel()
         self._touch()
         spec = self.spec
         # A missing tool is reported before anything is cloned.
@@ -206,9 +213,13 @@ class NodeAttempt:
             force_push=force_push,
         )
         committed = await check_and_commit(ctx)
-        pushed = await push_work(ctx) if committed.outcome is None else None
+        done = committed.outcome
+        # Work that changed nothing is pushed too (its branch sits at the base, plus any
+        # dependency merges): dependents on other nodes take it from the remote.
+        unchanged_ok = done is not None and done.ok and committed.commit is not None
+        pushed = await push_work(ctx) if done is None or unchanged_ok else None
         bundle = None
-        if committed.changed:
+        if committed.commit is not None:
             exclude = [f"^refs/remotes/{mirrors.REMOTE}/{self.ws.base_branch}"]
             exclude += [f"^refs/remotes/{mirrors.REMOTE}/{d}" for d in spec.dependencies]
             bundle = await asyncio.to_thread(
@@ -303,6 +314,11 @@ class NodeAttempt:
             )
         with contextlib.suppress(OSError):
             os.close(self._watchdog)
+
+    def _never_claimed(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._watchdog)
+        os._exit(0)  # nothing was started: Ray marks the actor dead, its room is freed
 
     async def _orphaned(self) -> None:
         """No mission-control for ``orphan_seconds``: stop the tool, keep its work, go away.

@@ -102,7 +102,6 @@ class RayBackend:
         self.address = address
         self._remotes: dict[str, _Remote] = {}
         self._urls: dict[tuple[Path, str], str] = {}
-        self._unchanged: set[str] = set()
         self._started_ray = False
         self._actor_class: Any = None
         self._orphan_seconds = 3600.0
@@ -181,7 +180,7 @@ class RayBackend:
         if not request.fresh:
             seed = await asyncio.to_thread(bundles.seed_for_branch, ws.repo, ws.branch, ws.remote)
         prompt = await asyncio.to_thread(read_prompt, ws)
-        deps = tuple(d for d in request.dependencies if d not in self._unchanged)
+        deps = tuple(await asyncio.to_thread(_branches_to_merge, ws, request.dependencies))
         spec = NodeSpec(
             run_id=request.run_id,
             attempt=request.attempt,
@@ -313,8 +312,10 @@ class RayBackend:
             except GitError as err:
                 await report_step(ctx, "fetch", False, str(err))
                 return FinishOutcome(False, str(err))
-        elif committed.outcome is not None and committed.outcome.ok:
-            self._unchanged.add(ws.branch)
+        elif committed.commit is not None:
+            # Nothing new, but the branch exists here as it would locally (a later
+            # `--phase` run looks for it).
+            await asyncio.to_thread(_point_branch, ws, committed.commit.head)
         # Forecast and pull request run here, on the branch as it came back.
         local = replace(ctx, worktree=ws.repo)
 
@@ -364,6 +365,12 @@ class RayBackend:
         try:
             return await _awaitable(ref)
         except _LOST as err:
+            if "creation task" in str(err):
+                # Not a lost node: the actor cannot start there (and never will).
+                raise MissionControlError(
+                    f"{task_id}: its Ray actor could not start: {_last_line(err)} — every node"
+                    " needs mission-control[ray] installed, the same version as here"
+                ) from None
             remote = self._remotes.get(task_id)
             node = remote.node if remote is not None and remote.node else "?"
             raise AttemptLost(
@@ -518,6 +525,35 @@ async def _forward_stop(stop: asyncio.Event, actor: Any) -> None:
     await stop.wait()
     with contextlib.suppress(*_LOST, RayTaskError):
         await _awaitable(actor.stop_finishing.remote())
+
+
+def _branches_to_merge(ws: Workstream, dependencies: tuple[str, ...]) -> list[str]:
+    """The dependencies a node must merge: not those whose work the base already holds.
+
+    A dependency that succeeded without changes has a local branch at (an
+    ancestor of) the remote's base and was never pushed; there is nothing of it
+    to merge, and the node would not find it on the remote.
+    """
+    base = f"refs/remotes/{ws.remote}/{ws.base_branch}"
+    if repo.rev_parse(ws.repo, base) is None:
+        return list(dependencies)
+    return [
+        dep
+        for dep in dependencies
+        if not (
+            repo.rev_parse(ws.repo, f"refs/heads/{dep}") is not None
+            and repo.is_ancestor(ws.repo, f"refs/heads/{dep}", base)
+        )
+    ]
+
+
+def _point_branch(ws: Workstream, head: str) -> None:
+    """Make the local branch for work that changed nothing (blocking)."""
+    if repo.rev_parse(ws.repo, head) is None and repo.has_remote(ws.repo, ws.remote):
+        bundles.fetch_commits(ws.repo, ws.remote, [ws.base_branch])
+    if repo.rev_parse(ws.repo, head) is None or repo.branch_exists(ws.repo, ws.branch):
+        return  # a merge made on the node, or a branch kept from before: leave it
+    repo.run_git(["branch", ws.branch, head], ws.repo, what=f"creating {ws.branch}")
 
 
 def _take_work(ws: Workstream, dependencies: tuple[str, ...], data: bytes, force: bool) -> None:

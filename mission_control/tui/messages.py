@@ -24,10 +24,13 @@ class EngineEventPosted(Message):
         self.event = event
 
     def can_replace(self, message: Message) -> bool:
+        # A newer batch replaces an older one only for the same workstreams: a remote
+        # backend sends one workstream's sample at a time.
         return (
             isinstance(message, EngineEventPosted)
             and isinstance(self.event, ev.MetricsSampled)
             and isinstance(message.event, ev.MetricsSampled)
+            and self.event.samples.keys() == message.event.samples.keys()
         )
 
 

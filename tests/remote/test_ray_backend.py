@@ -63,11 +63,12 @@ async def test_a_diamond_runs_through_ray_with_branches_on_the_remote_and_full_l
                     ws("a", "--write", "a.txt=from a", "--lines", "300", "--color"),
                     ws("b", "--write", "b.txt=from b", deps=["P::a"]),
                     ws("c", "--write", "c.txt=from c", "--lines", "50", deps=["P::a"]),
+                    ws("e", "--lines", "3"),  # changes nothing
                     ws(
                         "d",
                         "--write",
                         "d.txt=from d",
-                        deps=["P::b", "P::c"],
+                        deps=["P::b", "P::c", "P::e"],
                         checks=[
                             {
                                 "name": "deps merged",
@@ -90,6 +91,11 @@ async def test_a_diamond_runs_through_ray_with_branches_on_the_remote_and_full_l
         remote_head = _git(origin, "rev-parse", branch)
         assert _git(git_repo.path, "rev-parse", branch) == remote_head  # came back locally
         assert _git(origin, "show", f"{branch}:{name}.txt") == f"from {name}"
+    # e changed nothing: its branch is the base, here and on the remote, for dependents.
+    main = _git(origin, "rev-parse", "main")
+    assert _git(origin, "rev-parse", "ws/P/e") == main
+    assert _git(git_repo.path, "rev-parse", "ws/P/e") == main
+    assert "succeeded (no changes)" in rec.details("P::e")[-1]
     # d holds everything it depends on, merged on its node from the remote's branches.
     tree = _git(origin, "ls-tree", "--name-only", "ws/P/d").split()
     assert {"a.txt", "b.txt", "c.txt", "d.txt", "README.md"} <= set(tree)

@@ -257,6 +257,7 @@ class NodeAttempt:
             proc.paused,
             proc.status is not None,
             self.spec.dependencies,
+            await asyncio.to_thread(_size, self.log_path),
         )
 
     async def stream(self, offset: int) -> AsyncIterator[Chunk]:

@@ -64,6 +64,7 @@ class NodeStatus:
     paused: bool
     ended: bool
     dependencies: tuple[str, ...]
+    log_size: int
 
 
 @dataclass(frozen=True, slots=True)

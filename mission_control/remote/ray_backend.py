@@ -38,7 +38,7 @@ from typing import Any
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
 
 from ..engine.backend import AttemptLost, AttemptRequest, AttemptSink, Workspace
 from ..engine.finish import FinishContext, FinishOutcome, Pushed, deliver, report_step
@@ -210,7 +210,9 @@ class RayBackend:
             options["resources"] = dict(res.custom)
         # A crash between making an actor and starting its tool leaves one by this name.
         await asyncio.to_thread(_kill_named, options["name"])
-        actor = self._actor_class.options(**options).remote(spec)
+        # Registering a named actor is a synchronous call to the cluster (and pickles the
+        # seed bundle): off the loop.
+        actor = await asyncio.to_thread(lambda: self._actor_class.options(**options).remote(spec))
         remote = _Remote(actor, dependencies=deps)
         self._remotes[ws.task_id] = remote
         # The actor may wait for room on the cluster: a kill must not wait with it.
@@ -248,7 +250,8 @@ class RayBackend:
             return None
         remote.node = status.node
         remote.dependencies = status.dependencies
-        offset = await asyncio.to_thread(_size, request.log_path)
+        # The local log may also hold lines this machine wrote while finishing.
+        offset = min(await asyncio.to_thread(_size, request.log_path), status.log_size)
         started = NodeStarted(status.pid, status.create_time)
         handle = RayAttempt(self, ws.task_id, remote, started, request.log_path, sink, offset)
         handle.set_paused(status.paused)
@@ -334,7 +337,7 @@ class RayBackend:
             with contextlib.suppress(*_LOST, RayTaskError, asyncio.TimeoutError):
                 await asyncio.wait_for(_awaitable(remote.actor.close.remote()), 60)
         with contextlib.suppress(Exception):
-            ray.kill(remote.actor)
+            await asyncio.to_thread(ray.kill, remote.actor)
 
     def diff(self, ws: Workstream, workspace: Workspace) -> str:
         head = repo.rev_parse(ws.repo, f"refs/heads/{ws.branch}")
@@ -385,7 +388,11 @@ class RayBackend:
     def call_blocking(self, task_id: str, ref: Any) -> Any:
         """``_call`` for a worker thread (pause and resume are blocking in the engine)."""
         try:
-            return ray.get(ref)
+            return ray.get(ref, timeout=60)
+        except GetTimeoutError:
+            raise MissionControlError(
+                f"{task_id}: its Ray actor did not answer within 60 s — is its node reachable?"
+            ) from None
         except _LOST as err:
             raise AttemptLost(f"{task_id}: lost its Ray actor ({_first_line(err)})") from None
         except RayTaskError as err:

@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from mission_control.engine import events as ev
+from mission_control.engine.engine import Engine
 from mission_control.engine.process_tree import processes_with_env
 from mission_control.engine.states import WsState
 from mission_control.errors import SetupError
@@ -420,10 +421,11 @@ def _actor_gone(name: str) -> bool:
     return False
 
 
-async def test_resources_hold_an_attempt_back_and_a_kill_does_not_wait_for_room(
+async def _two_for_one_room(
     git_repo: GitRepo, tmp_path: Path
-) -> None:
-    whole = {"cpus": 2}  # the test cluster has 2 CPUs: one such attempt at a time
+) -> tuple[Engine, Recorder, asyncio.Task[bool], str, str]:
+    """Two endless attempts that each need the whole 2-CPU cluster: (…, running, waiting)."""
+    whole = {"cpus": 2}
     endless = ("--lines", "-1", "--rate", "10")
     plan = write_plan(
         tmp_path,
@@ -435,7 +437,13 @@ async def test_resources_hold_an_attempt_back_and_a_kill_does_not_wait_for_room(
     run = asyncio.create_task(engine.run())
     await rec.until(lambda: WsState.RUNNING in rec.states.values())
     running = next(t for t, s in rec.states.items() if s is WsState.RUNNING)
-    waiting = "P::b" if running == "P::a" else "P::a"
+    return engine, rec, run, running, "P::b" if running == "P::a" else "P::a"
+
+
+async def test_resources_hold_an_attempt_back_and_a_kill_does_not_wait_for_room(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    engine, rec, run, running, waiting = await _two_for_one_room(git_repo, tmp_path)
     await asyncio.sleep(2.0)
     assert rec.states[waiting] is WsState.PREPARING  # no node has 2 free CPUs
     await engine.kill(waiting)
@@ -475,19 +483,7 @@ async def test_detaching_gives_up_a_wait_for_room_and_leaves_the_running_agent(
 ) -> None:
     import ray
 
-    whole = {"cpus": 2}
-    endless = ("--lines", "-1", "--rate", "10")
-    plan = write_plan(
-        tmp_path,
-        git_repo.path,
-        [("P", 2, [ws("a", *endless, resources=whole), ws("b", *endless, resources=whole)])],
-    )
-    engine = make_engine(plan, tmp_path / "state", backend="ray", linger=True)
-    rec = Recorder(engine)
-    run = asyncio.create_task(engine.run())
-    await rec.until(lambda: WsState.RUNNING in rec.states.values())
-    running = next(t for t, s in rec.states.items() if s is WsState.RUNNING)
-    waiting = "P::b" if running == "P::a" else "P::a"
+    engine, rec, run, running, waiting = await _two_for_one_room(git_repo, tmp_path)
     await rec.state(waiting, WsState.PREPARING)
     await engine.detach()
     await asyncio.wait_for(run, 20)  # the wait for room does not hold the detach up

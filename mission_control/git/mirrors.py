@@ -25,11 +25,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GitError
-from .repo import NETWORK_TIMEOUT, head_commit, rev_parse, run_git, trim_message
+from .repo import (
+    NETWORK_TIMEOUT,
+    head_commit,
+    identity_config,
+    is_dirty,
+    rev_parse,
+    run_git,
+    trim_message,
+)
 from .worktrees import merge_dependencies
 
 REMOTE = "origin"
 _SEED_REF = "refs/mission-control/seed/"
+WIP_REF = "refs/mission-control/wip/"
+"""Where an attempt's uncommitted work is kept (as a commit) when its node worktree goes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,7 @@ class NodeWorktree:
     base_commit: str
     start_point: str
     merged: tuple[str, ...]
+    wip_applied: bool = False
 
 
 def mirror_path(cache: Path, url: str) -> Path:
@@ -110,6 +121,7 @@ def prepare_node_worktree(
     seed_commit: str | None = None,
     seed_base: str | None = None,
     seed_bundle: Path | None = None,
+    wip_commit: str | None = None,
 ) -> NodeWorktree:
     """Make a fresh worktree at ``path`` on ``branch`` and merge the dependencies in.
 
@@ -117,13 +129,18 @@ def prepare_node_worktree(
     commits that the remote lacks come in ``seed_bundle``) or else at the
     remote's ``base_branch``. Dependencies are the remote's copies of their
     branches. The base commit is ``seed_base`` for a seeded branch, else where
-    the branch stands after the merges.
+    the branch stands after the merges. ``wip_commit`` (kept from an earlier
+    attempt's uncommitted work, in the bundle too) is put back as uncommitted
+    changes; ``NodeWorktree.wip_applied`` says whether it went in cleanly.
     """
     with _locked(mirror):
         _drop_stale(mirror, branch, path)
         if seed_bundle is not None:
+            specs = [f"+refs/heads/{branch}:{_SEED_REF}{branch}"] if seed_commit else []
+            if wip_commit is not None:
+                specs.append(f"+{WIP_REF}{branch}:{WIP_REF}{branch}")
             run_git(
-                ["fetch", "--quiet", str(seed_bundle), f"+refs/heads/{branch}:{_SEED_REF}{branch}"],
+                ["fetch", "--quiet", str(seed_bundle), *specs],
                 mirror,
                 what=f"reading the work sent for {branch}",
                 fix="retry fresh to start the branch again from its base",
@@ -158,7 +175,45 @@ def prepare_node_worktree(
         path, branch, dependencies, before=head, ref_prefix=f"refs/remotes/{REMOTE}/"
     )
     base = seed_base if seed_commit is not None and seed_base else head_commit(path)
-    return NodeWorktree(path, branch, base, start, tuple(merged))
+    applied = wip_commit is not None and apply_uncommitted(path, wip_commit)
+    return NodeWorktree(path, branch, base, start, tuple(merged), applied)
+
+
+def save_uncommitted(path: Path, branch: str) -> str | None:
+    """Keep the worktree's uncommitted changes as a commit at ``WIP_REF``; None if clean.
+
+    Only for a worktree about to be removed: HEAD is detached first, so the
+    branch itself does not move.
+    """
+    if not is_dirty(path):
+        return None
+    run_git(["checkout", "--quiet", "--detach"], path, what="detaching HEAD")
+    run_git(["add", "--all"], path, what="staging the uncommitted work")
+    run_git(
+        ["commit", "--quiet", "--no-verify", "-m", f"Uncommitted work on {branch}"],
+        path,
+        config=identity_config(path),
+        what="keeping the uncommitted work",
+    )
+    head = head_commit(path)
+    run_git(["update-ref", f"{WIP_REF}{branch}", head], path, what="recording the work")
+    return head
+
+
+def apply_uncommitted(path: Path, commit: str) -> bool:
+    """Put a kept commit's changes back as uncommitted changes; False if they conflict."""
+    out = run_git(
+        ["cherry-pick", "--no-commit", "--allow-empty", commit],
+        path,
+        check=False,
+        config=identity_config(path),
+    )
+    if out.returncode != 0:
+        run_git(["cherry-pick", "--abort"], path, check=False)
+        run_git(["reset", "--hard", "--quiet", "HEAD"], path, check=False)
+        return False
+    run_git(["reset", "--quiet"], path, what="unstaging the work taken back")
+    return True
 
 
 def _drop_stale(mirror: Path, branch: str, path: Path) -> None:

@@ -125,7 +125,7 @@ class NodeAttempt:
             bundle = self.log_path.with_suffix(".seed.bundle")
             bundle.parent.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(bundle.write_bytes, spec.seed_bundle)
-        seeded = spec.seed_commit is not None and not spec.fresh
+        seeded = (spec.seed_commit is not None or spec.wip_commit is not None) and not spec.fresh
         prepared = await asyncio.to_thread(
             mirrors.prepare_node_worktree,
             self._mirror,
@@ -136,9 +136,38 @@ class NodeAttempt:
             seed_commit=spec.seed_commit if seeded else None,
             seed_base=spec.seed_base if seeded else None,
             seed_bundle=bundle if seeded else None,
+            wip_commit=spec.wip_commit if seeded else None,
         )
         self._base_commit = prepared.base_commit
-        return NodePrepared(_node_name(), prepared.path, prepared.base_commit, prepared.merged)
+        if seeded and spec.wip_commit is not None:
+            note = (
+                "──── an earlier attempt's uncommitted work is back in the worktree\n"
+                if prepared.wip_applied
+                else "──── an earlier attempt's uncommitted work conflicts with the branch now:"
+                f" left out (it is kept as {mirrors.WIP_REF}{self.ws.branch})\n"
+            )
+            await asyncio.to_thread(_append_text, self.log_path, note)
+        return NodePrepared(
+            _node_name(),
+            prepared.path,
+            prepared.base_commit,
+            prepared.merged,
+            prepared.wip_applied,
+        )
+
+    async def keep_uncommitted(self) -> bytes | None:
+        """The worktree's uncommitted work as a bundle, before the worktree goes; None if clean."""
+        path = self.ws.worktree_path
+        if self._mirror is None or not path.exists():
+            return None
+        kept = await asyncio.to_thread(mirrors.save_uncommitted, path, self.ws.branch)
+        if kept is None:
+            return None
+        exclude = [f"^refs/remotes/{mirrors.REMOTE}/{self.ws.base_branch}"]
+        exclude += [f"^refs/remotes/{mirrors.REMOTE}/{d}" for d in self.spec.dependencies]
+        return await asyncio.to_thread(
+            bundle_bytes, path, f"{mirrors.WIP_REF}{self.ws.branch}", exclude
+        )
 
     async def render(self) -> RenderedCommand:
         """The attempt's argv, stdin and environment, with this node's paths."""

@@ -35,6 +35,8 @@ class NodeSpec:
     seed_base: str | None = None
     seed_bundle: bytes | None = None
     fresh: bool = False
+    wip_commit: str | None = None
+    """An earlier attempt's kept uncommitted work (in ``seed_bundle``) to put back."""
     orphan_seconds: float = 3600.0
     """With no word from any mission-control for this long, the attempt stops itself."""
 
@@ -46,6 +48,7 @@ class NodePrepared:
     path: Path
     base_commit: str
     merged: tuple[str, ...]
+    wip_applied: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,7 @@ class _Remote:
     """Known once the actor answered: until then it may still wait for room."""
     attempt: RayAttempt | None = None
     dependencies: tuple[str, ...] = ()
+    ws: Workstream | None = None
 
 
 class RayBackend:
@@ -177,7 +178,9 @@ class RayBackend:
         ws = request.ws
         await self.release(ws.task_id)  # an earlier attempt's actor, if any
         seed = None
-        if not request.fresh:
+        if request.fresh:
+            await asyncio.to_thread(bundles.drop_wip, ws.repo, ws.branch)
+        else:
             seed = await asyncio.to_thread(bundles.seed_for_branch, ws.repo, ws.branch, ws.remote)
         prompt = await asyncio.to_thread(read_prompt, ws)
         deps = tuple(await asyncio.to_thread(_branches_to_merge, ws, request.dependencies))
@@ -194,6 +197,7 @@ class RayBackend:
             seed_base=seed.base if seed else None,
             seed_bundle=seed.bundle if seed else None,
             fresh=request.fresh,
+            wip_commit=seed.wip if seed else None,
             orphan_seconds=self._orphan_seconds,
         )
         res = ws.resources
@@ -213,7 +217,7 @@ class RayBackend:
         # Registering a named actor is a synchronous call to the cluster (and pickles the
         # seed bundle): off the loop.
         actor = await asyncio.to_thread(lambda: self._actor_class.options(**options).remote(spec))
-        remote = _Remote(actor, dependencies=deps)
+        remote = _Remote(actor, dependencies=deps, ws=ws)
         self._remotes[ws.task_id] = remote
         # The actor may wait for room on the cluster: a kill must not wait with it.
         call = asyncio.ensure_future(self._call(ws.task_id, actor.prepare.remote()))
@@ -231,6 +235,8 @@ class RayBackend:
             remote.node = "?"  # it answered: let release clean up what it made
             raise
         remote.node = prepared.node
+        if prepared.wip_applied:  # the work is in the new worktree now
+            await asyncio.to_thread(bundles.drop_wip, ws.repo, ws.branch)
         return Workspace(prepared.path, ws.branch, prepared.base_commit, node=prepared.node)
 
     async def adopt(self, request: AttemptRequest, sink: AttemptSink) -> RayAttempt | None:
@@ -241,7 +247,7 @@ class RayBackend:
             actor = await asyncio.to_thread(ray.get_actor, name, NAMESPACE)
         except ValueError:
             return None
-        remote = _Remote(actor)
+        remote = _Remote(actor, ws=ws)
         self._remotes[ws.task_id] = remote
         try:
             status: NodeStatus = await self._call(ws.task_id, actor.describe.remote())
@@ -333,11 +339,27 @@ class RayBackend:
             return
         if remote.attempt is not None:
             remote.attempt.stop_pump()
+            await self._keep_uncommitted(task_id, remote)
         if remote.node is not None:  # an actor still waiting for room has nothing to clean
             with contextlib.suppress(*_LOST, RayTaskError, asyncio.TimeoutError):
                 await asyncio.wait_for(_awaitable(remote.actor.close.remote()), 60)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(ray.kill, remote.actor)
+
+    async def _keep_uncommitted(self, task_id: str, remote: _Remote) -> None:
+        """Bring back what a stopped or failed attempt left uncommitted, for its next attempt.
+
+        A local worktree keeps it for a retry; a node's worktree is about to go.
+        """
+        ws = remote.ws
+        if ws is None:
+            return
+        with contextlib.suppress(MissionControlError, GitError, asyncio.TimeoutError):
+            data = await asyncio.wait_for(
+                self._call(task_id, remote.actor.keep_uncommitted.remote()), 60
+            )
+            if data is not None:
+                await asyncio.to_thread(bundles.keep_wip, ws.repo, data, ws.branch)
 
     def diff(self, ws: Workstream, workspace: Workspace) -> str:
         head = repo.rev_parse(ws.repo, f"refs/heads/{ws.branch}")

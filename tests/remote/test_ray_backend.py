@@ -492,3 +492,48 @@ async def test_detaching_gives_up_a_wait_for_room_and_leaves_the_running_agent(
     assert _actor_gone(f"mc/{engine.run_id}/{waiting}/1")
     ray.kill(ray.get_actor(kept, namespace="mission-control"))
     assert await asyncio.to_thread(wait_for, lambda: _leftovers(engine.run_id) == [], 30)
+
+
+async def test_a_killed_attempts_uncommitted_work_comes_back_for_its_retry(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    line = (
+        'if [ -f wip.txt ]; then echo "found $(cat wip.txt)"; echo done > done.txt; exit 0; fi;'
+        " echo first > wip.txt; echo wrote; sleep 60"
+    )
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [("P", 1, [{"id": "x", "name": "x", "tool": "shell", "command": [line], "shell": True}])],
+    )
+    engine = make_engine(plan, tmp_path / "state", backend="ray", linger=True)
+    rec = Recorder(engine)
+    run = asyncio.create_task(engine.run())
+    await rec.state("P::x", WsState.RUNNING)
+    log = Path(engine.snapshot().workstreams["P::x"].log_path or "")
+    await rec.until(lambda: log.exists() and "wrote" in log.read_text(), timeout=20)
+    await engine.kill("P::x")
+    await rec.state("P::x", WsState.KILLED)
+    kept = "refs/mission-control/wip/ws/P/x"
+    assert await asyncio.to_thread(
+        wait_for, lambda: subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", kept], cwd=git_repo.path, check=False
+        ).returncode == 0, 10
+    )  # fmt: skip
+    for _ in range(100):  # the attempt is let go of (its work kept) just after "killed"
+        try:
+            await engine.retry("P::x")
+            break
+        except SetupError:
+            await asyncio.sleep(0.1)
+    await rec.state("P::x", WsState.SUCCEEDED, WsState.FAILED, timeout=60)
+    assert rec.states["P::x"] is WsState.SUCCEEDED, rec.details("P::x")
+    assert _git(git_repo.origin, "show", "ws/P/x:wip.txt") == "first"
+    assert _git(git_repo.origin, "show", "ws/P/x:done.txt") == "done"
+    second = Path(engine.snapshot().workstreams["P::x"].log_path or "").read_text()
+    assert "found first" in second
+    assert "uncommitted work is back in the worktree" in second
+    gone = subprocess.run(["git", "rev-parse", "--verify", "--quiet", kept], cwd=git_repo.path)
+    assert gone.returncode != 0  # taken back: no longer kept here
+    await engine.cancel()
+    await run

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import psutil
 
 from ..errors import MissionControlError, SetupError
-from ..git import diffs, repo
+from ..git import repo
 from ..plan.model import BaseMode, OnStall, Plan, Workstream
 from ..store.logs import attempt_log_path
 from ..store.runs import RunStore, WorkstreamRow, new_run_id
@@ -181,11 +181,12 @@ class Engine:
     def diff(self, task_id: str) -> str:
         """The worktree's diff against its base (blocking: call from a thread)."""
         rt = self._rt[task_id]
-        if rt.workspace is not None:
-            return self.backend.diff(rt.ws, rt.workspace)
-        if rt.worktree is None or rt.base_commit is None or not rt.worktree.exists():
+        workspace = rt.workspace
+        if workspace is None and rt.worktree is not None and rt.base_commit is not None:
+            workspace = Workspace(rt.worktree, rt.ws.branch, rt.base_commit)  # restored
+        if workspace is None:
             return f"{task_id} has no worktree yet"
-        return diffs.diff_against(rt.worktree, rt.base_commit)
+        return self.backend.diff(rt.ws, workspace)
 
     # ------------------------------------------------------------------ run
 

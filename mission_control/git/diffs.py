@@ -27,6 +27,21 @@ def diff_against(worktree: Path, base_commit: str, *, max_bytes: int = 2_000_000
             check=False,
         ).stdout
         diff += extra
+    return _cut(diff, max_bytes)
+
+
+def diff_between(repo: Path, base_commit: str, head: str, *, max_bytes: int = 2_000_000) -> str:
+    """The committed changes from ``base_commit`` to ``head`` (a branch that came back
+    from elsewhere, with no worktree here), with colours; cut like ``diff_against``."""
+    diff = run_git(
+        ["diff", "--color=always", "--stat", "--patch", base_commit, head, "--"],
+        repo,
+        what="reading the diff",
+    ).stdout
+    return _cut(diff, max_bytes)
+
+
+def _cut(diff: str, max_bytes: int) -> str:
     if len(diff) > max_bytes:
         diff = diff[:max_bytes] + "\n… (diff cut: open a shell in the worktree for the rest)\n"
     return diff or "no changes against the base\n"

@@ -46,7 +46,7 @@ from ..engine.metrics import LogActivity
 from ..engine.supervisor import ExitStatus, TerminateResult
 from ..engine.tools import RenderedCommand, read_prompt
 from ..errors import GitError, MissionControlError, SetupError
-from ..git import bundles, repo
+from ..git import bundles, diffs, repo
 from ..git.worktrees import list_worktrees
 from ..plan.model import Plan, Workstream
 from .node import NodeAttempt
@@ -368,14 +368,7 @@ class RayBackend:
                 f"{ws.task_id} runs on {workspace.node}: its changes show here once its work"
                 " comes back (after the commit)"
             )
-        return (
-            repo.run_git(
-                ["diff", "--color=always", "--stat", "--patch", workspace.base_commit, head, "--"],
-                ws.repo,
-                what="reading the diff",
-            ).stdout
-            or "no changes against the base\n"
-        )
+        return diffs.diff_between(ws.repo, workspace.base_commit, head)
 
     # ------------------------------------------------------------- plumbing
 
@@ -389,23 +382,8 @@ class RayBackend:
         """Await a remote call; a lost actor becomes ``AttemptLost``, a node's error ours."""
         try:
             return await _awaitable(ref)
-        except _LOST as err:
-            if "creation task" in str(err):
-                # Not a lost node: the actor cannot start there (and never will).
-                raise MissionControlError(
-                    f"{task_id}: its Ray actor could not start: {_last_line(err)} — every node"
-                    " needs mission-control[ray] installed, the same version as here"
-                ) from None
-            remote = self._remotes.get(task_id)
-            node = remote.node if remote is not None and remote.node else "?"
-            raise AttemptLost(
-                f"{task_id}: lost its Ray actor on node {node} ({_first_line(err)})"
-            ) from None
-        except RayTaskError as err:
-            cause = getattr(err, "cause", None)
-            if isinstance(cause, MissionControlError):
-                raise MissionControlError(str(cause)) from None
-            raise MissionControlError(f"{task_id}: failed on its node: {_last_line(err)}") from None
+        except (*_LOST, RayTaskError) as err:
+            raise self._ours(task_id, err) from None
 
     def call_blocking(self, task_id: str, ref: Any) -> Any:
         """``_call`` for a worker thread (pause and resume are blocking in the engine)."""
@@ -415,10 +393,25 @@ class RayBackend:
             raise MissionControlError(
                 f"{task_id}: its Ray actor did not answer within 60 s — is its node reachable?"
             ) from None
-        except _LOST as err:
-            raise AttemptLost(f"{task_id}: lost its Ray actor ({_first_line(err)})") from None
-        except RayTaskError as err:
-            raise MissionControlError(f"{task_id}: {_last_line(err)}") from None
+        except (*_LOST, RayTaskError) as err:
+            raise self._ours(task_id, err) from None
+
+    def _ours(self, task_id: str, err: Exception) -> MissionControlError:
+        """A Ray error as one of ours: a lost actor, an actor that cannot start, a node's error."""
+        if isinstance(err, RayTaskError):
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, MissionControlError):
+                return MissionControlError(str(cause))
+            return MissionControlError(f"{task_id}: failed on its node: {_last_line(err)}")
+        if "creation task" in str(err):
+            # Not a lost node: the actor cannot start there (and never will).
+            return MissionControlError(
+                f"{task_id}: its Ray actor could not start: {_last_line(err)} — every node"
+                " needs mission-control[ray] installed, the same version as here"
+            )
+        remote = self._remotes.get(task_id)
+        node = remote.node if remote is not None and remote.node else "?"
+        return AttemptLost(f"{task_id}: lost its Ray actor on node {node} ({_first_line(err)})")
 
 
 class RayAttempt:

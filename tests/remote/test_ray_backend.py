@@ -104,6 +104,9 @@ async def test_a_diamond_runs_through_ray_with_branches_on_the_remote_and_full_l
     for name in "abcd":
         assert f"[P::{name}] workstream {name}" in subjects
 
+    # The diff comes from the branch that came back (no worktree here).
+    diff = await asyncio.to_thread(engine.diff, "P::a")
+    assert "a.txt" in diff and "from a" in diff
     snapshot = engine.snapshot()
     log_a = Path(snapshot.workstreams["P::a"].log_path or "")
     text = log_a.read_text()

@@ -354,10 +354,11 @@ async def report_step(ctx: FinishContext, step: str, ok: bool, detail: str) -> N
 
 
 async def _log(ctx: FinishContext, text: str) -> None:
-    await asyncio.to_thread(_append, ctx.log_path, text)
+    await asyncio.to_thread(append_log, ctx.log_path, text)
 
 
-def _append(log_path: Path, text: str) -> None:
+def append_log(log_path: Path, text: str) -> None:
+    """Append a line of ours to an attempt's log (blocking); a log that fails is let be."""
     try:
         with log_path.open("a", encoding="utf-8") as log:
             log.write(text)

@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import events as ev
-from ..engine.finish import FinishContext, Pushed, check_and_commit, push_work
+from ..engine.finish import FinishContext, Pushed, append_log, check_and_commit, push_work
 from ..engine.metrics import LogActivity, MetricsSampler
 from ..engine.supervisor import AttemptProcess, TerminateResult, enable_subreaper, spawn_attempt
 from ..engine.tools import RenderedCommand, render_command, resolve_executable
 from ..errors import MissionControlError
 from ..git import mirrors
 from ..git.bundles import bundle_bytes
-from ..store.logs import attempt_log_path
+from ..store.logs import attempt_log_path, file_size
 from ..store.watch import LogWatcher
 from .protocol import (
     CHUNK_BYTES,
@@ -146,7 +146,7 @@ class NodeAttempt:
                 else "──── an earlier attempt's uncommitted work conflicts with the branch now:"
                 f" left out (it is kept as {mirrors.WIP_REF}{self.ws.branch})\n"
             )
-            await asyncio.to_thread(_append_text, self.log_path, note)
+            await asyncio.to_thread(append_log, self.log_path, note)
         return NodePrepared(
             _node_name(),
             prepared.path,
@@ -206,7 +206,7 @@ class NodeAttempt:
         status = await proc.wait()
         if self._sampler is not None:
             self._sampler.stop()
-        return NodeEnded(status, await asyncio.to_thread(_size, self.log_path))
+        return NodeEnded(status, await asyncio.to_thread(file_size, self.log_path))
 
     async def pause(self) -> list[int]:
         return await asyncio.to_thread(self._require().pause)
@@ -258,7 +258,7 @@ class NodeAttempt:
             committed,
             pushed or Pushed(False),
             bundle,
-            await asyncio.to_thread(_size, self.log_path),
+            await asyncio.to_thread(file_size, self.log_path),
             self._events_made,
         )
 
@@ -286,7 +286,7 @@ class NodeAttempt:
             proc.paused,
             proc.status is not None,
             self.spec.dependencies,
-            await asyncio.to_thread(_size, self.log_path),
+            await asyncio.to_thread(file_size, self.log_path),
         )
 
     async def stream(self, offset: int) -> AsyncIterator[Chunk]:
@@ -301,7 +301,7 @@ class NodeAttempt:
         me = self._streams
         self._changed.set()  # wakes an older stream so that it ends
         self._watch_log()
-        offset = min(offset, await asyncio.to_thread(_size, self.log_path))
+        offset = min(offset, await asyncio.to_thread(file_size, self.log_path))
         while True:
             self._changed.clear()
             data = await asyncio.to_thread(_read, self.log_path, offset, CHUNK_BYTES)
@@ -363,7 +363,7 @@ class NodeAttempt:
             f"\n──── no mission-control for {minutes:g} min: attempt stopped;"
             f" its work stays in {self.ws.worktree_path} on {_node_name()}\n"
         )
-        await asyncio.to_thread(_append_text, self.log_path, note)
+        await asyncio.to_thread(append_log, self.log_path, note)
         if self._proc is not None and self._proc.status is None:
             await self._proc.terminate(self.spec.grace_seconds)
         if self._sampler is not None:
@@ -420,18 +420,6 @@ async def _ignore_conflicts(_ws: Any, _pairs: Any) -> None:
 
 def _node_name() -> str:
     return socket.gethostname()
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _append_text(path: Path, text: str) -> None:
-    with contextlib.suppress(OSError), path.open("a", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 def _read(path: Path, offset: int, limit: int) -> bytes:

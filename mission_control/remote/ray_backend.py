@@ -49,6 +49,7 @@ from ..errors import GitError, MissionControlError, SetupError
 from ..git import bundles, diffs, repo
 from ..git.worktrees import list_worktrees
 from ..plan.model import Plan, Workstream
+from ..store.logs import file_size
 from .node import NodeAttempt
 from .protocol import (
     Chunk,
@@ -257,7 +258,7 @@ class RayBackend:
         remote.node = status.node
         remote.dependencies = status.dependencies
         # The local log may also hold lines this machine wrote while finishing.
-        offset = min(await asyncio.to_thread(_size, request.log_path), status.log_size)
+        offset = min(await asyncio.to_thread(file_size, request.log_path), status.log_size)
         started = NodeStarted(status.pid, status.create_time)
         handle = RayAttempt(self, ws.task_id, remote, started, request.log_path, sink, offset)
         handle.set_paused(status.paused)
@@ -599,13 +600,6 @@ def _kill_named(name: str) -> None:
         except ValueError:
             return
         time.sleep(0.1)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def _remote_urls(plan: Plan, workstreams: list[Workstream]) -> dict[tuple[Path, str], str]:

@@ -76,6 +76,14 @@ def attempt_log_path(state_dir: Path, run_id: str, phase_id: str, ws_id: str, at
     return run_dir(state_dir, run_id) / phase_id / ws_id / f"attempt-{attempt}.log"
 
 
+def file_size(path: Path) -> int:
+    """The file's size in bytes; 0 while it does not exist (blocking: one stat)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def ensure_log_file(path: Path) -> Path:
     """Create the log file (and its folders) if missing, so it can be watched at once."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -148,6 +148,15 @@ def _tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
 
 
+def _new_session(session: str, command: str) -> None:
+    """A fresh 200x50 tmux session running ``command`` (an older one by the name goes)."""
+    _tmux("kill-session", "-t", session)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command],
+        check=True,
+    )
+
+
 def _screen(session: str) -> str:
     return _tmux("capture-pane", "-p", "-t", session)
 
@@ -313,22 +322,7 @@ def run_app(
     session = f"mc-bench-{os.getpid()}"
     cmd = f"cd {ROOT} && exec {sys.executable} {Path(__file__)} --serve {plan} {work / 'state'}"
     env_cfg = work / "config"
-    _tmux("kill-session", "-t", session)
-    subprocess.run(
-        [
-            "tmux",
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            "200",
-            "-y",
-            "50",
-            f"MISSION_CONTROL_CONFIG_DIR={env_cfg} {cmd}",
-        ],
-        check=True,
-    )
+    _new_session(session, f"MISSION_CONTROL_CONFIG_DIR={env_cfg} {cmd}")
     app: psutil.Process | None = None
     try:
         app = psutil.Process(_pane_pid(session))
@@ -402,22 +396,7 @@ def run_mprocs(flags: list[str], count: int, seconds: float, work: Path, lb: int
         )
     )
     session = f"mprocs-bench-{os.getpid()}"
-    _tmux("kill-session", "-t", session)
-    subprocess.run(
-        [
-            "tmux",
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            "200",
-            "-y",
-            "50",
-            f"exec {binary} --config {config}",
-        ],
-        check=True,
-    )
+    _new_session(session, f"exec {binary} --config {config}")
     owner: psutil.Process | None = None
     try:
         owner = psutil.Process(_pane_pid(session))

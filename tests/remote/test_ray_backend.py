@@ -45,6 +45,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _shell_line(ws_id: str, line: str) -> dict[str, object]:
+    """A workstream whose tool is one shell line."""
+    return {"id": ws_id, "name": ws_id, "tool": "shell", "command": [line], "shell": True}
+
+
 def _leftovers(run_id: str) -> list[int]:
     return [p.pid for p in processes_with_env({"MC_RUN_ID": run_id})]
 
@@ -188,7 +193,7 @@ async def test_a_killed_actor_is_interrupted_then_started_again(
     plan = write_plan(
         tmp_path,
         git_repo.path,
-        [("P", 1, [{"id": "x", "name": "x", "tool": "shell", "command": [line], "shell": True}])],
+        [("P", 1, [_shell_line("x", line)])],
     )
     engine = make_engine(plan, tmp_path / "state", backend="ray")
     rec = Recorder(engine)
@@ -467,7 +472,7 @@ async def test_an_attempt_that_keeps_losing_its_actor_fails_after_three_restarts
     plan = write_plan(
         tmp_path,
         git_repo.path,
-        [("P", 1, [{"id": "x", "name": "x", "tool": "shell", "command": [line], "shell": True}])],
+        [("P", 1, [_shell_line("x", line)])],
     )
     engine = make_engine(plan, tmp_path / "state", backend="ray")
     rec = Recorder(engine)
@@ -507,7 +512,7 @@ async def test_a_killed_attempts_uncommitted_work_comes_back_for_its_retry(
     plan = write_plan(
         tmp_path,
         git_repo.path,
-        [("P", 1, [{"id": "x", "name": "x", "tool": "shell", "command": [line], "shell": True}])],
+        [("P", 1, [_shell_line("x", line)])],
     )
     engine = make_engine(plan, tmp_path / "state", backend="ray", linger=True)
     rec = Recorder(engine)

@@ -102,8 +102,12 @@ class AttemptRequest:
 
 class Backend(Protocol):
     name: str
-    records_pids: bool
-    """True when attempt pids are this machine's (so a later mission-control may adopt them)."""
+    runs_here: bool
+    """Attempts are processes of this machine: a later mission-control adopts them by pid."""
+
+    def preparing(self, ws: Workstream) -> str:
+        """What the views say while an attempt of ``ws`` is being set up."""
+        ...
 
     def connect(self) -> None:
         """Reach the machines (blocking); a view calls it before it takes the screen."""
@@ -150,7 +154,10 @@ class LocalBackend:
     """Attempts in worktrees beside the repository, run by this machine's supervisor."""
 
     name = "local"
-    records_pids = True
+    runs_here = True
+
+    def preparing(self, ws: Workstream) -> str:
+        return "creating worktree"
 
     def connect(self) -> None:
         return None

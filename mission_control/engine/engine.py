@@ -204,7 +204,7 @@ class Engine:
         self._publish(ev.RunStarted(self.run_id, str(self.plan.path), self._clock()))
         if resumed:
             restored = await asyncio.to_thread(
-                restore_run, self.store, self.run_id, local=self.backend.records_pids
+                restore_run, self.store, self.run_id, local=self.backend.runs_here
             )
             await self._adopt_remote(restored)
             await self._apply_restored(restored)
@@ -224,9 +224,12 @@ class Engine:
             if self._detaching:
                 # Agents keep running; git work in progress is let finish. An attempt
                 # still waiting for room on a cluster is given up (resume starts it).
-                remote = not self.backend.records_pids
                 for rt in self._rt.values():
-                    waiting = remote and rt.state is WsState.PREPARING and not rt.attempt_open
+                    waiting = (
+                        not self.backend.runs_here
+                        and rt.state is WsState.PREPARING
+                        and not rt.attempt_open
+                    )
                     if rt.task is not None and (rt.proc is not None or waiting):
                         rt.task.cancel()
             for task in tasks:
@@ -355,7 +358,7 @@ class Engine:
 
     async def _prepare_and_run(self, rt: _Runtime) -> None:
         ws = rt.ws
-        await self._set_state(ws.task_id, WsState.PREPARING, self._preparing_detail(ws))
+        await self._set_state(ws.task_id, WsState.PREPARING, self.backend.preparing(ws))
         attempt = rt.attempt + 1
         log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, attempt)
         request = AttemptRequest(
@@ -411,7 +414,7 @@ class Engine:
             request, workspace, command, AttemptSink(self._on_sample, self._publish)
         )
         now = self._clock()
-        if self.backend.records_pids:
+        if self.backend.runs_here:
             await self._db(
                 self.store.update_attempt_pid,
                 self.run_id,
@@ -439,11 +442,6 @@ class Engine:
         if ws.base is not BaseMode.DEPS:
             return []
         return [self.plan.workstream(d).branch for d in ws.depends_on]
-
-    def _preparing_detail(self, ws: Workstream) -> str:
-        if self.backend.name == "local":
-            return "creating worktree"
-        return f"starting on the {self.backend.name} cluster (cpus {ws.resources.cpus:g})"
 
     async def _supervise(self, rt: _Runtime, proc: AttemptHandle) -> None:
         """Watch a running attempt to its end, then finish or fail it."""

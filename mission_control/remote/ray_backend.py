@@ -98,7 +98,10 @@ class RayBackend:
     """Runs attempts as Ray actors; see the module docstring."""
 
     name = "ray"
-    records_pids = False
+    runs_here = False
+
+    def preparing(self, ws: Workstream) -> str:
+        return f"starting on the ray cluster (cpus {ws.resources.cpus:g})"
 
     def __init__(self, address: str = "auto") -> None:
         self.address = address

@@ -44,6 +44,7 @@ from .repo import (
     is_dirty,
     open_repo,
     ref_exists,
+    remote_env,
     repo_lock,
     require_linked_worktree,
     rev_parse,
@@ -566,7 +567,7 @@ def push_branch(path: Path, remote: str, branch: str, *, force: bool = False) ->
     if force:
         args.append("--force-with-lease")
     args += [remote, f"refs/heads/{branch}:refs/heads/{branch}"]
-    out = run_git(args, path, check=False, timeout=_NETWORK_TIMEOUT)
+    out = run_git(args, path, check=False, timeout=_NETWORK_TIMEOUT, env=remote_env(path, remote))
     if out.returncode != 0:
         message = " ".join(trim_message(out.stderr, out.stdout).split())
         raise PushRejectedError(path, remote, branch, message)

@@ -637,6 +637,7 @@ def reset_worktree(path: Path, base_commit: str, branch: str | None = None) -> N
     """
     path = Path(path)
     require_linked_worktree(path, "a reset")
+    settle_worktree(path)
     if branch is not None and current_branch(path) != branch:
         run_git(
             ["checkout", "--force", "--quiet", branch],
@@ -697,6 +698,7 @@ def commit_work(
     """
     path = Path(path)
     require_linked_worktree(path, "a commit")
+    settle_worktree(path)  # a killed mission-control's commit may still run here
     run_git(["add", "--all"], path, what="staging the changes", retry_on_lock=True)
     _refuse_emptying(path, base_commit)
     staged = run_git(["diff", "--cached", "--quiet"], path, check=False)

@@ -196,24 +196,27 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     # Step "check out": every file of HEAD is in the folder (after any git process a
     # killed mission-control left here has ended, and the locks it left are gone).
     settle_worktree(path)
+    stage, stage_commit = _stage(path)
     if created:
         _fill_worktree(repo, path, branch, new_branch=not reattached)
     else:
-        _finish_checkout(path, _stage(path))
+        _finish_checkout(path, stage)
 
     # Step "merge dependencies".
     head = head_commit(path)
     recorded = rev_parse(path, base_ref(branch))
     kept = reattached and recorded is not None and is_ancestor(path, recorded, head)
     base = recorded if kept and recorded else head
+    # A branch that already holds work keeps its old base, so that work still shows;
+    # else the base follows the merges (also those made before a crash cut them short).
+    follows = base == head or (stage == STAGE_MERGING and stage_commit == base)
     to_merge = dependency_branches[len(fast_forward) :]
     if _needs_merge(path, to_merge) and not is_dirty(path, untracked=False):
         # A merge cut short from here on is ours alone: the tracked files were clean.
-        _set_stage(path, STAGE_MERGING)
+        _set_stage(path, STAGE_MERGING, base if follows else "")
     merged_now = merge_dependencies(path, branch, to_merge, before=head)
-    if merged_now:
-        # A branch that already holds work keeps its old base, so that work still shows.
-        base = head_commit(path) if head == base else base
+    if follows:
+        base = head_commit(path)
     merged = [*fast_forward, *merged_now]
     # Step "record base", then the worktree is handed over.
     if base != recorded:
@@ -244,23 +247,28 @@ STAGE_FILE = "mission-control-stage"
 STAGE_CREATING = "creating"
 """Added, not yet handed to a tool: nothing in its tracked files is anyone's work."""
 STAGE_MERGING = "merging"
-"""Merging dependencies into a worktree whose tracked files were clean."""
+"""Merging dependencies into a worktree whose tracked files were clean; noted with the
+base when the base is to follow the merges."""
 STAGE_READY = "ready"
 """Prepared: a tool may work here, and what it leaves is its work."""
 
 
-def _stage(path: Path) -> str | None:
-    """The recorded stage of the worktree at ``path``; None for none (an older worktree)."""
+def _stage(path: Path) -> tuple[str | None, str]:
+    """The recorded stage of the worktree at ``path`` and the commit noted with it.
+
+    The stage is None for none (a worktree made before stages were recorded).
+    """
     try:
-        return git_path(path, STAGE_FILE).read_text(encoding="utf-8").strip() or None
+        words = git_path(path, STAGE_FILE).read_text(encoding="utf-8").split()
     except OSError:
-        return None
+        return None, ""
+    return (words[0], words[1] if len(words) > 1 else "") if words else (None, "")
 
 
-def _set_stage(path: Path, stage: str) -> None:
+def _set_stage(path: Path, stage: str, commit: str = "") -> None:
     file = git_path(path, STAGE_FILE)
     tmp = file.with_name(f"{file.name}.tmp")
-    tmp.write_text(stage + "\n", encoding="utf-8")
+    tmp.write_text(f"{stage} {commit}".strip() + "\n", encoding="utf-8")
     os.replace(tmp, file)  # whole or not at all, even if we are killed here
 
 

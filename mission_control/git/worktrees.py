@@ -24,6 +24,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import crashpoints
 from ..errors import GitError
 from ..plan.model import Workstream
 from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
@@ -178,10 +179,12 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
             start_point, fast_forward = first, dependency_branches[:1]
     with repo_lock(repo):
         created, reattached, start_point = _attach(repo, path, branch, start_point, ws, warnings)
+    crashpoints.reach("worktree.added")
     if reattached:
         fast_forward = []
     if created:
         _fill_worktree(repo, path, branch, new_branch=not reattached)
+        crashpoints.reach("worktree.filled")
     elif not git_path(path, "index").exists():
         # Someone deleted the index: rebuild it from HEAD without touching any file.
         run_git(["read-tree", "HEAD"], path, what="rebuilding the worktree's index")
@@ -196,6 +199,7 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     if merged_now:
         # A branch that already holds work keeps its old base, so that work still shows.
         base = head_commit(path) if head == base else base
+    crashpoints.reach("worktree.merged")
     merged = [*fast_forward, *merged_now]
     if base != recorded:
         run_git(

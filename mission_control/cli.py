@@ -23,7 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__
+from . import (
+    __version__,
+    crashpoints,  # noqa: F401  (takes MC_CRASH_AT out of the environment first)
+)
 from .errors import MissionControlError, PlanError
 from .plan import dag
 from .plan.loader import load_plan

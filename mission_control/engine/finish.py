@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import crashpoints
 from ..errors import GitError
 from ..git import conflicts, pull_requests, repo, worktrees
 from ..plan.model import Check, Workstream
@@ -123,6 +124,7 @@ async def check_and_commit(ctx: FinishContext) -> Committed:
         if not result.ok:
             break
     failed = next((r for r in results if not r.ok), None)
+    crashpoints.reach("finish.checked")
 
     subject, body = worktrees.commit_message(ws, ctx.run_id, ctx.attempt)
     try:
@@ -132,6 +134,7 @@ async def check_and_commit(ctx: FinishContext) -> Committed:
     except GitError as err:
         await report_step(ctx, "commit", False, str(err))
         return Committed(None, tuple(results), FinishOutcome(False, str(err)))
+    crashpoints.reach("finish.committed")
     diffstat = commit.diffstat
     await _record(ctx, commit, None)
     if commit.committed:
@@ -170,6 +173,7 @@ async def push_work(ctx: FinishContext) -> Pushed:
     except GitError as err:
         await report_step(ctx, "push", False, str(err))
         return Pushed(False, str(err))
+    crashpoints.reach("finish.pushed")
     await report_step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
     return Pushed(True)
 
@@ -234,6 +238,7 @@ async def _pull_request(
     if result.status == "failed":
         await report_step(ctx, "pr", False, f"{result.reason}; by hand: {result.command}")
         return f"; PR failed: {result.reason}"
+    crashpoints.reach("finish.pr_opened")
     await report_step(ctx, "pr", True, f"{result.status} {result.url or '(no URL printed by gh)'}")
     if result.url is None:
         return f"; PR {result.status}"

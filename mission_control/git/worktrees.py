@@ -25,6 +25,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import crashpoints
 from ..errors import GitError
 from ..plan.model import Workstream
 from .locks import settle_worktree
@@ -191,6 +192,7 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
         created, reattached, start_point = _attach(repo, path, branch, start_point, ws, warnings)
     if created:
         _set_stage(path, STAGE_CREATING)
+    crashpoints.reach("worktree.added")
     if reattached:
         fast_forward = []
     # Step "check out": every file of HEAD is in the folder (after any git process a
@@ -199,6 +201,7 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     stage, stage_commit = _stage(path)
     if created:
         _fill_worktree(repo, path, branch, new_branch=not reattached)
+        crashpoints.reach("worktree.filled")
     else:
         _finish_checkout(path, stage)
 
@@ -217,6 +220,7 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     merged_now = merge_dependencies(path, branch, to_merge, before=head)
     if follows:
         base = head_commit(path)
+    crashpoints.reach("worktree.merged")
     merged = [*fast_forward, *merged_now]
     # Step "record base", then the worktree is handed over.
     if base != recorded:

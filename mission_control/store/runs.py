@@ -37,6 +37,7 @@ from typing import Any, Final
 
 import psutil
 
+from .. import crashpoints
 from ..engine.states import WsState
 from ..errors import SetupError
 from ..plan.model import Workstream
@@ -407,11 +408,13 @@ class RunStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                crashpoints.reach("ledger.write")
             except BaseException:
                 if conn.in_transaction:  # SQLite may have rolled back already (disk full)
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            crashpoints.reach("ledger.written")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

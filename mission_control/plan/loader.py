@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ..errors import PlanError, PlanProblem
-from ..git.refs import RepoCheckError, RepoRefs, read_repo_refs
+from ..git.refs import RepoCheckError, RepoRefs, ignores, read_repo_refs
 from . import dag
 from .files import FileReadError, read_regular_file
 from .ids import id_problem, suggest_id
@@ -246,6 +246,35 @@ def _prompt_file_problem(file: Path) -> tuple[str, str] | None:
     return None
 
 
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _root_problem(root: Path, refs: RepoRefs) -> tuple[str, str] | None:
+    """Why worktrees cannot go under ``root`` for the repository ``refs``, and the fix."""
+    real = os.path.realpath(root)
+    toplevel = Path(os.path.realpath(refs.toplevel))
+    outside = f"put it outside the repository, e.g. '{toplevel.parent / 'worktrees'}'"
+    for git_dir in refs.git_dirs:
+        if _within(real, os.path.realpath(git_dir)):
+            return (
+                f"worktree_root {str(root)!r} is inside the git folder {git_dir}",
+                outside + " (the default)",
+            )
+    if refs.bare or not _within(real, str(toplevel)):
+        return None
+    relative = os.path.relpath(real, toplevel)
+    if relative != os.curdir and ignores(toplevel, relative):
+        return None  # ignored: its worktrees stay out of `git status`
+    return (
+        f"worktree_root {str(root)!r} is inside the repository {toplevel}:"
+        " its worktrees would show as untracked files in `git status`",
+        outside
+        + " (the default)"
+        + (f", or add '{relative}/' to .gitignore" if relative != os.curdir else ""),
+    )
+
+
 def _placeholders(item: str) -> list[str]:
     """The ``{names}`` in one argv item; raises ``ValueError`` on unbalanced braces."""
     return [name for _, name, _, _ in string.Formatter().parse(item) if name is not None]
@@ -270,6 +299,7 @@ class _Builder:
         self._files: dict[Path, tuple[str, str] | None] = {}
         self._checks: dict[int, list[Check] | None] = {}
         self._by_id: dict[str, _PhaseDraft] | None = None
+        self._roots: dict[tuple[Path, Path], tuple[str, str] | None] = {}
         self._yaml_issues: set[KeyPath] = set()
         """Values the YAML pass reported already: a type error there would say it twice."""
 
@@ -984,8 +1014,19 @@ class _Builder:
                             f"worktree_root {str(root_path)!r} is not a folder",
                             "point it at a folder (it is created when missing)",
                         )
+                    elif refs is not None:
+                        self._check_root_outside(draft, root_path, refs, root[1])
         elif "repo" in kw:
             kw["worktree_root"] = Path(os.path.normpath(kw["repo"].parent / "worktrees"))
+
+    def _check_root_outside(self, draft: _Draft, root: Path, refs: RepoRefs, path: KeyPath) -> None:
+        """Worktrees inside the checkout show in its `git status`; inside .git, git trips."""
+        key = (root, refs.toplevel)
+        if key not in self._roots:
+            self._roots[key] = _root_problem(root, refs)
+        found = self._roots[key]
+        if found is not None:
+            self._fail(draft, path, *found)
 
     def _resolve_settings(self, draft: _Draft) -> None:
         kw = draft.kwargs

@@ -22,7 +22,7 @@ from mission_control.plan.files import MAX_FILE_BYTES
 from mission_control.plan.loader import load_plan
 from mission_control.plan.yaml_nodes import MAX_NODES
 
-_DEADLINE = 120.0
+_DEADLINE = 90.0
 """Seconds: generous for a busy machine, yet a hang or a gigabyte read ends the test."""
 _MEMORY = 1 << 30
 """Address space for the CLI: far more than a refusal needs, far less than /dev/zero takes."""
@@ -47,10 +47,12 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (_MEMORY, _MEMORY))
 
 
-def validate(plan: Path | str, *, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def validate(
+    plan: Path | str, *, prefix: tuple[str, ...] = (), command: str = "validate"
+) -> subprocess.CompletedProcess[str]:
     """``mission-control validate PLAN`` as a user runs it, bounded in time and memory."""
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "mission_control", "validate", str(plan)],
+        [*prefix, sys.executable, "-m", "mission_control", command, str(plan)],
         capture_output=True,
         text=True,
         check=False,
@@ -99,6 +101,17 @@ def test_a_fifo_as_the_plan_is_refused_without_waiting_for_a_writer(fifo: Path) 
         "pipe.yaml:1:1: cannot read the plan file: it is a named pipe (FIFO),"
         " not a regular file — give the path of a YAML plan file",
     )
+
+
+@pytest.mark.parametrize("command", ["run", "tui"])
+def test_run_and_tui_refuse_a_fifo_the_same_way(fifo: Path, command: str) -> None:
+    proc = validate(fifo, command=command)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "pipe.yaml:1:1: cannot read the plan file: it is a named pipe (FIFO),"
+        " not a regular file — give the path of a YAML plan file"
+    ]
+    assert sorted(p.name for p in fifo.parent.iterdir()) == ["pipe.yaml"]  # no state made
 
 
 def test_a_folder_as_the_plan_is_named_so(tmp_path: Path) -> None:

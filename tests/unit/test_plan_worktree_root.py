@@ -115,7 +115,7 @@ def test_validate_exits_2_with_one_line(git_repo: GitRepo, tmp_path: Path) -> No
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=90,
         env=git_repo.env,
     )
     assert proc.returncode == 2

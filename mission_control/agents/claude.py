@@ -66,7 +66,7 @@ class ClaudeAdapter(JsonLineAdapter):
 
     def _system(self, obj: Mapping[str, object]) -> list[AgentEvent] | None:
         if text_field(obj, "subtype") != "init":
-            return [] if text_field(obj, "subtype") else None
+            return None  # hooks, compaction, ...: shown as they came
         self._cwd = (text_field(obj, "cwd") or "").rstrip("/")
         return self._start(text_field(obj, "session_id"), text_field(obj, "model"))
 

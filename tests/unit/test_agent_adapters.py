@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -218,6 +220,18 @@ def test_each_sample_summary(
     assert summary.lines == len(sample(name).splitlines())
 
 
+def test_the_package_imports_no_engine_tui_or_process_code() -> None:
+    code = (
+        "import sys, mission_control.agents; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('textual', 'git', 'psutil', 'subprocess') or m.startswith('mission_control.tui') "
+        "or m.startswith('mission_control.engine')); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_registry_names_every_adapter() -> None:
     assert ADAPTER_NAMES == (
         "claude-stream-json",
@@ -271,15 +285,13 @@ def _valid_lines() -> list[bytes]:
     return [line for name in SAMPLES for line in sample(name).splitlines(keepends=True)]
 
 
-def _json_values() -> st.SearchStrategy[Any]:
-    leaves = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-    return st.recursive(
-        leaves,
-        lambda inner: (
-            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-        ),
-        max_leaves=8,
-    )
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 
 
 @st.composite
@@ -291,7 +303,7 @@ def _mangled_event(draw: st.DrawFn) -> bytes:
     while isinstance(node, dict) and node:
         key = draw(st.sampled_from(sorted(node)))
         if not isinstance(node[key], dict | list) or draw(st.booleans()):
-            node[key] = draw(_json_values())
+            node[key] = draw(_JSON_VALUES)
             break
         child = node[key]
         if isinstance(child, list):

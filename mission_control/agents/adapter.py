@@ -101,7 +101,7 @@ class LineAdapter:
         self._last_action: str | None = None
         self._final_message: str | None = None
         self._needs_input: str | None = None
-        self._denials: list[str] = []
+        self._denied: str | None = None  # the first refused permission
         self._finished = False
         self._ok: bool | None = None
         self._errors = 0
@@ -216,7 +216,8 @@ class LineAdapter:
 
     def _deny(self, what: str) -> None:
         """A permission was refused: the agent will need a human when it stops."""
-        self._denials.append(what)
+        if self._denied is None:
+            self._denied = what
 
     def _ask(self, question: str) -> list[AgentEvent]:
         """The agent asked the user through a tool meant for it: needs input at once."""
@@ -294,8 +295,8 @@ class LineAdapter:
     def _check_needs_input(self) -> list[AgentEvent]:
         if self._needs_input is not None:
             return []
-        if self._denials:
-            self._needs_input = f"permission denied: {self._denials[0]}"
+        if self._denied is not None:
+            self._needs_input = f"permission denied: {self._denied}"
         elif self._final_message and self._final_message.rstrip().endswith(("?", "？")):
             self._needs_input = f"asks: {_question(self._final_message)}"
         else:

@@ -34,6 +34,7 @@ _CHATTER: Final = re.compile(
 )
 _SCALE: Final = {"": 1, "k": 1_000, "m": 1_000_000}
 _MAX_REPLY_LINES: Final = 200
+_MAX_REPORT_CHARS: Final = 500  # a real report is ~100 chars; longer is not one (and slow)
 
 
 class AiderAdapter(LineAdapter):
@@ -45,7 +46,7 @@ class AiderAdapter(LineAdapter):
 
     def _line(self, text: str) -> list[AgentEvent]:
         line = text.strip()
-        if line.startswith("Tokens: "):
+        if line.startswith("Tokens: ") and len(line) <= _MAX_REPORT_CHARS:
             events = self._tokens(line)
             if events is not None:
                 return events

@@ -49,6 +49,7 @@ class ClaudeAdapter(JsonLineAdapter):
         self._cwd = ""
         self._tools: dict[str, tuple[ActionKind, str]] = {}  # tool_use id -> its action
         self._message_usage: dict[str, tuple[int, int, int]] = {}
+        self._summed = (0, 0, 0)  # the sum of _message_usage
 
     def _event(self, obj: Mapping[str, object]) -> list[AgentEvent] | None:
         kind = text_field(obj, "type")
@@ -85,12 +86,24 @@ class ClaudeAdapter(JsonLineAdapter):
                     events.append(self._action("think", thought))
         usage = dict_field(message, "usage")
         if usage:
-            message_id = text_field(message, "id") or f"#{len(self._message_usage)}"
-            self._message_usage[message_id] = _tokens(usage)
-            summed = [sum(column) for column in zip(*self._message_usage.values(), strict=True)]
-            # never below what a result already reported (a resumed stream, odd orders)
-            events += self._set_usage(*_at_least(summed, self._totals))
+            events += self._message_tokens(text_field(message, "id"), _tokens(usage))
         return events
+
+    def _message_tokens(
+        self, message_id: str | None, tokens: tuple[int, int, int]
+    ) -> list[AgentEvent]:
+        """Count a message's usage once, however many events repeat it: the latest figure
+        for a message id replaces the earlier one in the running sum."""
+        key = message_id or f"#{len(self._message_usage)}"
+        before = self._message_usage.get(key, (0, 0, 0))
+        self._message_usage[key] = tokens
+        self._summed = (
+            self._summed[0] - before[0] + tokens[0],
+            self._summed[1] - before[1] + tokens[1],
+            self._summed[2] - before[2] + tokens[2],
+        )
+        # never below what a result already reported (a resumed stream, odd orders)
+        return self._set_usage(*_at_least(self._summed, self._totals))
 
     def _tool_use(self, block: object) -> AgentEvent:
         name = text_field(block, "name") or "tool"

@@ -20,7 +20,7 @@ Why the shape:
 
 from __future__ import annotations
 
-import shlex
+import re
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
@@ -36,9 +36,7 @@ from .adapter import (
 )
 from .events import AgentEvent
 
-_SHELLS: Final = frozenset(
-    {"bash", "sh", "zsh", "/bin/bash", "/bin/sh", "/bin/zsh", "/usr/bin/bash"}
-)
+_SHELL_WRAPPER: Final = re.compile(r"(?:/usr)?(?:/bin/)?(?:ba|z)?sh -l?c ")
 _CHANGE_VERBS: Final = {"add": "Add", "delete": "Delete", "update": "Update"}
 
 
@@ -142,11 +140,16 @@ class CodexAdapter(JsonLineAdapter):
 
 
 def _unwrap(command: str) -> str:
-    """``/bin/bash -lc 'pytest -q'`` -> ``pytest -q``: the shell wrapper says nothing."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
+    """``/bin/bash -lc 'pytest -q'`` -> ``pytest -q``: the shell wrapper says nothing.
+
+    One level of quotes is undone by hand (shlex is slow on a long heredoc, and only the
+    first line is shown anyway)."""
+    wrapper = _SHELL_WRAPPER.match(command)
+    if not wrapper:
         return command
-    if len(words) == 3 and words[0] in _SHELLS and words[1] in ("-c", "-lc"):
-        return words[2]
-    return command
+    inner = command[wrapper.end() :]
+    if len(inner) < 2 or inner[0] != inner[-1] or inner[0] not in "'\"":
+        return inner
+    if inner[0] == "'":
+        return inner[1:-1].replace("'\\''", "'")
+    return inner[1:-1].replace('\\"', '"').replace("\\\\", "\\")

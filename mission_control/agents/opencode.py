@@ -37,6 +37,7 @@ from .adapter import (
 from .events import ActionKind, AgentEvent
 
 _DENIED: Final = re.compile(r"permission.*(?:reject|denied)|(?:reject|denied).*permission", re.I)
+_MAX_ERROR_CHARS: Final = 2000  # enough to judge; bounds the regex's work on huge errors
 _EDIT_TOOLS: Final = {"write": "Write", "edit": "Edit", "patch": "Patch", "multiedit": "Edit"}
 _SEARCH_TOOLS: Final = frozenset({"glob", "grep", "list", "codesearch"})
 _WEB_TOOLS: Final = frozenset({"webfetch", "websearch"})
@@ -76,7 +77,7 @@ class OpencodeAdapter(JsonLineAdapter):
         kind, text = _describe(text_field(part, "tool") or "tool", dict_field(state, "input"))
         if text_field(state, "status") == "error":
             error = text_field(state, "error") or "error"
-            if _DENIED.search(error):
+            if _DENIED.search(error[:_MAX_ERROR_CHARS]):
                 self._deny(text)
             return self._action(kind, f"{text} → failed: {first_line(error, 160)}")
         exit_code = dict_field(state, "metadata").get("exit")

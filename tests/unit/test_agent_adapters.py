@@ -366,6 +366,69 @@ def test_any_chunking_of_any_stream_gives_the_same_events(
     assert run(name, pieces, max_line_bytes=500) == run(name, [stream], max_line_bytes=500)
 
 
+_MB = 1_000_000
+_PATHOLOGICAL = [
+    ("aider-text", b"Tokens: " + b"1" * _MB + b"\n"),
+    ("aider-text", b"Tokens: " + b"1," * _MB + b" sent\n"),
+    ("aider-text", b"Added " + b"x" * _MB + b"\n"),
+    (
+        "opencode-json",
+        jsonl(
+            {
+                "type": "tool_use",
+                "part": {
+                    "tool": "bash",
+                    "state": {
+                        "status": "error",
+                        "input": {"command": "x"},
+                        "error": "permission " * 100_000,
+                    },
+                },
+            }
+        ),
+    ),
+    (
+        "codex-json",
+        jsonl(
+            {
+                "type": "item.started",
+                "item": {
+                    "type": "command_execution",
+                    "command": "/bin/bash -lc '" + "x " * _MB + "'",
+                },
+            }
+        ),
+    ),
+    (
+        "gemini-stream-json",
+        jsonl({"type": "tool_result", "status": "success", "output": "Exit Code: " * 100_000}),
+    ),
+    (
+        "claude-stream-json",
+        jsonl(
+            {
+                "type": "assistant",
+                "message": {
+                    "content": [
+                        {"type": "tool_use", "name": "Bash", "input": {"command": "\n" * _MB + "x"}}
+                    ]
+                },
+            }
+        ),
+    ),
+    ("text", b"\x1b]" * 300_000 + b"\n" + b"\x1bP" * 300_000 + b"\n" + b"\x1b[" * 300_000),
+    ("text", b"\r" * _MB + b"\n" + b"\x9b" * _MB),
+]
+
+
+@pytest.mark.parametrize(("name", "data"), _PATHOLOGICAL)
+def test_huge_pathological_lines_are_handled_in_linear_time(name: str, data: bytes) -> None:
+    # A quadratic regex or shlex on a megabyte would run for minutes: the test's timeout.
+    events, _ = run(name, [data])
+    for event in events:
+        assert not UNSAFE.search(render(event))
+
+
 @pytest.mark.parametrize("name", JSON_ADAPTERS)
 def test_unknown_events_and_plain_lines_are_shown_as_text(name: str) -> None:
     lines = [

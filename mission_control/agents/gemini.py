@@ -32,6 +32,7 @@ from .adapter import (
 )
 from .events import ActionKind, AgentEvent
 
+_KINDS: Final = frozenset({"init", "message", "tool_use", "tool_result", "error", "result"})
 _EXIT_CODE: Final = re.compile(r"Exit Code: (-?\d+)")
 _EDIT_TOOLS: Final = {"write_file": "Write", "replace": "Edit", "edit": "Edit"}
 _READ_TOOLS: Final = frozenset({"read_file", "read_many_files"})
@@ -51,6 +52,8 @@ class GeminiAdapter(JsonLineAdapter):
 
     def _event(self, obj: Mapping[str, object]) -> list[AgentEvent] | None:
         kind = text_field(obj, "type")
+        if kind not in _KINDS:
+            return None  # shown as text; a streaming answer goes on across it
         if kind == "message" and text_field(obj, "role") == "assistant":
             return self._chunk(obj)
         events = self._flush()
@@ -66,9 +69,7 @@ class GeminiAdapter(JsonLineAdapter):
             message = text_field(obj, "message") or "error"
             severity = text_field(obj, "severity")
             return [*events, self._failure(f"{severity}: {message}" if severity else message)]
-        if kind == "result":
-            return events + self._result(obj)
-        return events or None
+        return events + self._result(obj)
 
     def _end(self) -> list[AgentEvent]:
         return self._flush()

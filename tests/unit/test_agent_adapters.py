@@ -673,6 +673,15 @@ def test_gemini_question_across_deltas_needs_input_at_close() -> None:
     assert not summary.finished
 
 
+def test_gemini_answer_streams_on_across_an_unknown_event() -> None:
+    def delta(text: str) -> dict[str, object]:
+        return {"type": "message", "role": "assistant", "content": text, "delta": True}
+
+    data = jsonl(delta("All "), {"type": "thought", "x": 1}, delta("done."))
+    events, _ = run("gemini-stream-json", [data])
+    assert events == [AgentText('{"type": "thought", "x": 1}'), AgentMessage("All done.")]
+
+
 def test_opencode_rejected_permission_needs_input() -> None:
     tool = {
         "type": "tool_use",

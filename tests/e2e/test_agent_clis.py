@@ -33,6 +33,10 @@ from tests.helpers.agent_clis import (
     claude_env,
     codex_argv,
     codex_env,
+    gemini_argv,
+    gemini_env,
+    opencode_argv,
+    opencode_env,
     require_cli,
     run_cli,
 )
@@ -87,6 +91,7 @@ def test_claude_writes_a_file_reports_usage_and_resumes(git_repo: GitRepo, tmp_p
         env = claude_env(server.base_url, tmp_path / "home")
         first = run_cli(claude_argv(exe), git_repo.path, env, "Create HELLO.md with a greeting.")
         assert first.returncode == 0, first.describe()
+        assert not first.outside_connects, first.outside_connects
         _assert_hello(git_repo)
         events = first.events
         init = events[0]
@@ -121,6 +126,7 @@ def test_claude_writes_a_file_reports_usage_and_resumes(git_repo: GitRepo, tmp_p
 
         second = run_cli(claude_argv(exe, resume=session), git_repo.path, env, SECRET)
         assert second.returncode == 0, second.describe()
+        assert not second.outside_connects, second.outside_connects
         assert second.events[-1]["session_id"] == session
         assert second.events[-1]["result"] == "continued"
         assert second.events[-1]["usage"]["input_tokens"] == THIRD["input"]
@@ -139,6 +145,7 @@ def test_codex_runs_a_command_reports_usage_and_resumes(git_repo: GitRepo, tmp_p
         env = codex_env(server.base_url, tmp_path / "home")
         first = run_cli(codex_argv(exe), git_repo.path, env, "Create HELLO.md with a greeting.")
         assert first.returncode == 0, first.describe()
+        assert not first.outside_connects, first.outside_connects
         _assert_hello(git_repo)
         events = first.events
         assert events[0]["type"] == "thread.started", first.describe()
@@ -166,6 +173,7 @@ def test_codex_runs_a_command_reports_usage_and_resumes(git_repo: GitRepo, tmp_p
 
         second = run_cli(codex_argv(exe, resume=thread), git_repo.path, env, SECRET)
         assert second.returncode == 0, second.describe()
+        assert not second.outside_connects, second.outside_connects
         events = second.events
         assert events[0] == {"type": "thread.started", "thread_id": thread}
         assert events[-1]["type"] == "turn.completed", second.describe()
@@ -191,6 +199,7 @@ def test_aider_writes_and_commits_a_file_and_restores_its_chat(
         env = aider_env(server.base_url, tmp_path / "home")
         first = run_cli(aider_argv(exe, "Create HELLO.md with a greeting."), git_repo.path, env)
         assert first.returncode == 0, first.describe()
+        assert not first.outside_connects, first.outside_connects
         _assert_hello(git_repo)
         # aider commits its own work (the message comes from the weak model: a side call).
         assert git_repo.git("log", "-1", "--format=%s") == "ok"
@@ -204,6 +213,90 @@ def test_aider_writes_and_commits_a_file_and_restores_its_chat(
 
         second = run_cli(aider_argv(exe, SECRET, restore_chat=True), git_repo.path, env)
         assert second.returncode == 0, second.describe()
+        assert not second.outside_connects, second.outside_connects
         assert "done" in second.stdout
         restored = json.dumps(server.requests[[r.turn for r in server.requests].index(1)].body)
         assert "Create HELLO.md with a greeting." in restored and SECRET in restored
+
+
+# --------------------------------------------------------------------------- gemini
+
+
+def test_gemini_writes_a_file_reports_usage_and_resumes(git_repo: GitRepo, tmp_path: Path) -> None:
+    exe = require_cli("gemini")
+    with serve(_script(resumed=True)) as server:
+        env = gemini_env(server.base_url, tmp_path / "home")
+        first = run_cli(gemini_argv(exe), git_repo.path, env, "Create HELLO.md with a greeting.")
+        assert first.returncode == 0, first.describe()
+        assert not first.outside_connects, first.outside_connects
+        _assert_hello(git_repo)
+        events = first.events
+        assert events[0]["type"] == "init", first.describe()
+        session = events[0]["session_id"]
+        uses = [e for e in events if e["type"] == "tool_use"]
+        assert [(u["tool_name"], u["parameters"]["content"]) for u in uses] == [
+            ("write_file", HELLO)
+        ]
+        results = [e for e in events if e["type"] == "tool_result"]
+        assert [(r["tool_id"], r["status"]) for r in results] == [(uses[0]["tool_id"], "success")]
+        said = "".join(
+            e["content"] for e in events if e["type"] == "message" and e["role"] == "assistant"
+        )
+        assert said == "done"
+        stats = events[-1]["stats"]
+        assert events[-1]["type"] == "result" and events[-1]["status"] == "success"
+        assert stats["input_tokens"] == FIRST["input"] + SECOND["input"]
+        assert stats["output_tokens"] == FIRST["output"] + SECOND["output"]
+        assert stats["cached"] == FIRST["cached"] + SECOND["cached"]
+        assert '"functionResponse"' in _sent_text(server, 1)
+        _record("gemini-write.jsonl", first, tmp_path)
+
+        second = run_cli(gemini_argv(exe, resume=session), git_repo.path, env, SECRET)
+        assert second.returncode == 0, second.describe()
+        assert not second.outside_connects, second.outside_connects
+        assert second.events[0]["session_id"] == session
+        assert second.events[-1]["stats"]["input_tokens"] == THIRD["input"]
+        resumed = _sent_text(server, 2)
+        assert '"functionResponse"' in resumed and '"done"' in resumed and SECRET in resumed
+        _record("gemini-resume.jsonl", second, tmp_path)
+
+
+# --------------------------------------------------------------------------- opencode
+
+
+def test_opencode_writes_a_file_reports_usage_and_continues(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    exe = require_cli("opencode")
+    with serve(_script(resumed=True)) as server:
+        env = opencode_env(server.base_url, tmp_path / "home")
+        first = run_cli(opencode_argv(exe), git_repo.path, env, "Create HELLO.md with a greeting.")
+        assert first.returncode == 0, first.describe()
+        assert not first.outside_connects, first.outside_connects
+        _assert_hello(git_repo)
+        events = first.events
+        sessions = {e["sessionID"] for e in events}
+        assert len(sessions) == 1, first.describe()
+        (session,) = sessions
+        uses = [e["part"] for e in events if e["type"] == "tool_use"]
+        assert [(u["tool"], u["state"]["input"]["content"]) for u in uses] == [("write", HELLO)]
+        assert uses[0]["state"]["status"] == "completed"
+        assert [e["part"]["text"] for e in events if e["type"] == "text"] == ["done"]
+        # One step per model answer; opencode counts input without the cached part.
+        steps = [e["part"]["tokens"] for e in events if e["type"] == "step_finish"]
+        assert [s["input"] + s["cache"]["read"] for s in steps] == [
+            FIRST["input"],
+            SECOND["input"],
+        ]
+        assert [s["output"] for s in steps] == [FIRST["output"], SECOND["output"]]
+        assert [s["cache"]["read"] for s in steps] == [FIRST["cached"], SECOND["cached"]]
+        assert '"tool_call_id"' in _sent_text(server, 1)
+        _record("opencode-write.jsonl", first, tmp_path)
+
+        second = run_cli(opencode_argv(exe, resume=session), git_repo.path, env, SECRET)
+        assert second.returncode == 0, second.describe()
+        assert not second.outside_connects, second.outside_connects
+        assert {e["sessionID"] for e in second.events} == {session}
+        resumed = _sent_text(server, 2)
+        assert '"tool_call_id"' in resumed and '"done"' in resumed and SECRET in resumed
+        _record("opencode-resume.jsonl", second, tmp_path)

@@ -14,10 +14,14 @@ the prompt always goes on stdin.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +108,18 @@ def claude_argv(exe: Path, resume: str | None = None) -> list[str]:
     return argv + (["--resume", resume] if resume else [])
 
 
+_CODEX_NETWORK_FEATURES = (
+    "plugins",
+    "remote_plugin",
+    "plugin_sharing",
+    "apps",
+    "tool_suggest",
+    "skill_mcp_dependency_install",
+)
+"""codex features that reach its vendor's servers at start (a git clone of its plugin
+marketplace, featured plugins, apps): off, so a run touches only the model server."""
+
+
 def codex_env(base_url: str, home: Path, model: str = MODEL) -> dict[str, str]:
     """Codex reads its provider from ``$CODEX_HOME/config.toml``; we write one there."""
     codex_home = home / ".codex"
@@ -111,12 +127,18 @@ def codex_env(base_url: str, home: Path, model: str = MODEL) -> dict[str, str]:
     (codex_home / "config.toml").write_text(
         f'model = "{model}"\n'
         'model_provider = "scripted"\n'
+        "check_for_update_on_startup = false\n"
         "\n"
         "[model_providers.scripted]\n"
         'name = "scripted"\n'
         f'base_url = "{base_url}/v1"\n'
         'env_key = "SCRIPTED_MODEL_KEY"\n'
         'wire_api = "responses"\n'
+        "\n"
+        "[analytics]\n"
+        "enabled = false\n"
+        "\n"
+        "[features]\n" + "".join(f"{name} = false\n" for name in _CODEX_NETWORK_FEATURES)
     )
     return {**_base_env(home), "CODEX_HOME": str(codex_home), "SCRIPTED_MODEL_KEY": "test-key"}
 
@@ -124,6 +146,82 @@ def codex_env(base_url: str, home: Path, model: str = MODEL) -> dict[str, str]:
 def codex_argv(exe: Path, resume: str | None = None) -> list[str]:
     argv = [str(exe), "exec", "--json", "--sandbox", "workspace-write"]
     return argv + (["resume", resume, "-"] if resume else ["-"])
+
+
+def gemini_env(base_url: str, home: Path, model: str = MODEL) -> dict[str, str]:
+    """gemini needs its auth type in settings as well as the key (else exit 41); the same
+    settings turn off usage statistics, telemetry and update checks."""
+    settings = home / ".gemini" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(
+        json.dumps(
+            {
+                "security": {"auth": {"selectedType": "gemini-api-key"}},
+                "privacy": {"usageStatisticsEnabled": False},
+                "telemetry": {"enabled": False},
+                "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+            }
+        )
+    )
+    return {
+        **_base_env(home),
+        "GEMINI_CLI_HOME": str(home),
+        "GOOGLE_GEMINI_BASE_URL": base_url,
+        "GEMINI_API_KEY": "test-key",
+        "GEMINI_MODEL": model,
+        "GEMINI_TELEMETRY_ENABLED": "false",
+        "GEMINI_CLI_NO_RELAUNCH": "true",
+    }
+
+
+def gemini_argv(exe: Path, resume: str | None = None, model: str = MODEL) -> list[str]:
+    """``-m`` names the model outright, so gemini skips its model router (a side call)."""
+    argv = [str(exe), "--skip-trust", "--approval-mode", "auto_edit"]
+    argv += ["--output-format", "stream-json", "-m", model]
+    return argv + (["--resume", resume] if resume else [])
+
+
+def opencode_env(base_url: str, home: Path, model: str = MODEL) -> dict[str, str]:
+    """opencode resolves npm packages for its config folder at start; offline mode and a dead
+    registry keep that from reaching the network (it goes on without them)."""
+    config = home / "opencode.json"
+    home.mkdir(parents=True, exist_ok=True)
+    provider = {
+        "npm": "@ai-sdk/openai-compatible",
+        "name": "scripted",
+        "options": {"baseURL": f"{base_url}/v1", "apiKey": "test-key"},
+        "models": {model: {"name": model}, SIDE_MODEL: {"name": SIDE_MODEL}},
+    }
+    config.write_text(
+        json.dumps(
+            {
+                "provider": {"scripted": provider},
+                "model": f"scripted/{model}",
+                "small_model": f"scripted/{SIDE_MODEL}",
+                "autoupdate": False,
+                "share": "disabled",
+            }
+        )
+    )
+    return {
+        **_base_env(home),
+        "OPENCODE_CONFIG": str(config),
+        "OPENCODE_DISABLE_MODELS_FETCH": "1",
+        "OPENCODE_DISABLE_AUTOUPDATE": "1",
+        "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
+        "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+        "OPENCODE_DISABLE_SHARE": "1",
+        "OPENCODE_DISABLE_CLAUDE_CODE": "1",
+        "OPENCODE_DISABLE_EXTERNAL_SKILLS": "1",
+        "OPENCODE_PURE": "1",
+        "npm_config_offline": "true",
+        "npm_config_registry": "http://127.0.0.1:9/",
+    }
+
+
+def opencode_argv(exe: Path, resume: str | None = None) -> list[str]:
+    argv = [str(exe), "run", "--format", "json"]
+    return argv + (["--session", resume] if resume else [])
 
 
 AIDER_PRICE_IN = 0.000001
@@ -181,6 +279,25 @@ def aider_argv(exe: Path, message: str, *, restore_chat: bool = False) -> list[s
     return argv + (["--restore-chat-history"] if restore_chat else [])
 
 
+_TRACED = "trace=connect,sendto,sendmsg,sendmmsg"
+"""Calls that name an address: connect(), and UDP sends that name theirs (DNS lookups)."""
+_ADDRESS = re.compile(r"\{sa_family=AF_INET6?, (sin6?_port=htons\(\d+\).*?)\}")
+_LOOPBACK = re.compile(r'inet_addr\("127\.|inet_pton\(AF_INET6, "(::1|::ffff:127\.)')
+
+
+@functools.cache
+def _strace() -> list[str] | None:
+    """strace's argv prefix that logs calls naming an address, when strace is here and allowed."""
+    exe = shutil.which("strace")
+    if exe is None:
+        return None
+    for prefix in ([exe, "--seccomp-bpf", "-f", "-qq"], [exe, "-f", "-qq"]):
+        argv = [*prefix, "-e", _TRACED, "-o", os.devnull, "true"]
+        if subprocess.run(argv, capture_output=True, check=False).returncode == 0:
+            return [*prefix, "-e", _TRACED]
+    return None
+
+
 @dataclass(frozen=True)
 class CliRun:
     """What one CLI run left: exit code, output, and stdout parsed as JSON lines."""
@@ -189,6 +306,9 @@ class CliRun:
     returncode: int
     stdout: str
     stderr: str
+    outside_connects: Sequence[str] = ()
+    """Addresses off loopback that the CLI (or a child) tried to reach, DNS servers included;
+    empty when it only used loopback, or when strace is not available to tell."""
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -210,6 +330,17 @@ class CliRun:
         )
 
 
+def _outside_connects(trace: Path) -> list[str]:
+    if not trace.exists():
+        return []
+    found = []
+    for line in trace.read_text(errors="replace").splitlines():
+        for match in _ADDRESS.finditer(line):
+            if not _LOOPBACK.search(match[1]) and match[1] not in found:
+                found.append(match[1])
+    return found
+
+
 def run_cli(
     argv: Sequence[str],
     cwd: Path,
@@ -217,23 +348,37 @@ def run_cli(
     prompt: str = "",
     timeout: float = RUN_TIMEOUT,
 ) -> CliRun:
-    """Run a CLI to its end with ``prompt`` on stdin; its own session, killed whole on timeout."""
-    proc = subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(prompt, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        stdout, stderr = proc.communicate()
-        raise AssertionError(
-            f"{argv[0]} did not finish within {timeout:.0f} s\n{stdout[-4000:]}\n{stderr[-4000:]}"
-        ) from None
-    return CliRun(argv=list(argv), returncode=proc.returncode, stdout=stdout, stderr=stderr)
+    """Run a CLI to its end with ``prompt`` on stdin; its own session, killed whole on timeout.
+
+    Under strace (when available) every address the CLI names is logged, so a test can check
+    that it reached for nothing but the loopback model server (a DNS lookup counts)."""
+    with tempfile.TemporaryDirectory(prefix="mc-connects-") as folder:
+        trace = Path(folder) / "connects.log"
+        strace = _strace()
+        full = [*strace, "-o", str(trace), *argv] if strace else list(argv)
+        proc = subprocess.Popen(
+            full,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = proc.communicate(prompt, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+            raise AssertionError(
+                f"{argv[0]} did not finish within {timeout:.0f} s\n"
+                f"{stdout[-4000:]}\n{stderr[-4000:]}"
+            ) from None
+        return CliRun(
+            argv=list(argv),
+            returncode=proc.returncode,
+            stdout=stdout,
+            stderr=stderr,
+            outside_connects=_outside_connects(trace),
+        )

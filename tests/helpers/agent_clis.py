@@ -59,11 +59,36 @@ def find_cli(name: str) -> Path | None:
     return Path(found) if found else None
 
 
+@functools.cache
+def _version_problem(path: Path) -> str | None:
+    """Why ``path --version`` fails (a half-installed package, a missing platform binary)."""
+    try:
+        proc = subprocess.run(
+            [str(path), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            env={**os.environ, "NO_COLOR": "1"},
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if proc.returncode != 0:
+        return f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-300:]}"
+    return None
+
+
 def require_cli(name: str) -> Path:
-    """The CLI's path; skip the test (naming the CLI) when it is not installed."""
+    """The CLI's path; skip the test (naming the CLI) when it is not installed or cannot run."""
     path = find_cli(name)
     if path is None:
         pytest.skip(f"agent CLI {name!r} is not installed (run .ci/install-agents)")
+    problem = _version_problem(path)
+    if problem is not None:
+        pytest.skip(
+            f"agent CLI {name!r} at {path} does not run ({problem}); rerun .ci/install-agents"
+        )
     return path
 
 

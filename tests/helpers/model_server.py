@@ -467,7 +467,7 @@ class _Answer:
 
     # ---- Gemini
     def gemini_response(self) -> JSON:
-        if self.turn.kind == "message" or self.turn.kind == "side":
+        if self.turn.kind == "message":
             part: JSON = {"text": self.turn.text}
         else:
             name, args = tool_call(self.turn, "gemini", self.offered)
@@ -615,8 +615,9 @@ class ModelServer:
         return body.get("model") in (None, self.script.model)
 
     def side_turn(self) -> Turn:
+        """The answer to a side request: ``side_reply`` as a message, with token usage of 1."""
         usage = {"input": 1, "output": 1, "cached": 0}
-        return Turn(kind="side", text=self.script.side_reply, usage=usage)
+        return Turn(kind="message", text=self.script.side_reply, usage=usage)
 
 
 def _decode_body(raw: bytes, encoding: str) -> Any:
@@ -707,8 +708,6 @@ def _handler_for(server: ModelServer) -> type[BaseHTTPRequestHandler]:
             if rec.api.startswith("gemini") and "/models/" in rec.path:
                 model = rec.path.split("/models/")[1].split(":")[0]
             answer = _Answer(turn, rec.seq, model, _tool_names(req))
-            if turn.kind == "side":
-                answer.turn = Turn(kind="message", text=turn.text, usage=turn.usage)
             if rec.api == "anthropic":
                 if req.get("stream"):
                     self._send_stream(answer.anthropic_stream())

@@ -34,6 +34,7 @@ from .plan.loader import load_plan_or_raise
 from .plan.model import BaseMode, Plan
 from .report import format_duration, format_table
 from .store.logs import run_dir
+from .store.private import make_private_dir, open_private
 from .store.runs import RunRecord, RunStore, new_run_id, process_alive
 
 STATE_DIR_NAME = ".mission-control"
@@ -290,14 +291,14 @@ def _spawn_driver(
 ) -> Path:
     """Start a detached headless mission-control that drives the run on; returns its log."""
     log = run_dir(state_dir, run_id) / "driver.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(log.parent)
     argv = [sys.executable, "-m", "mission_control"]
     if plan is not None:
         argv += ["run", str(plan), "--headless", "--run-id", run_id, *(extra or [])]
     else:
         argv += ["resume", run_id, "--headless"]
     argv += ["--state-dir", str(state_dir)]
-    with log.open("ab") as out:
+    with os.fdopen(open_private(log, os.O_WRONLY | os.O_APPEND), "ab") as out:
         subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

@@ -22,6 +22,7 @@ Why this shape:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -40,6 +41,7 @@ import psutil
 from ..engine.states import WsState
 from ..errors import SetupError
 from ..plan.model import Workstream
+from .private import FILE_MODE, is_private, make_private_dir, make_tree_private, open_private
 
 SCHEMA_VERSION: Final = 1
 DB_NAME: Final = "state.db"
@@ -235,6 +237,21 @@ def _fmt_time(at: float | None) -> str:
     return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _make_private_state(state_dir: Path, db_path: Path) -> None:
+    """The state folder 0700 and the ledger 0600, before SQLite makes its -wal and -shm
+    files (it gives them the ledger's mode). A folder from before that rule is narrowed."""
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(state_dir)
+    if not is_private(state_dir):
+        make_tree_private(state_dir)
+    with contextlib.suppress(OSError):  # SQLite says better why it cannot open the file
+        os.close(open_private(db_path, os.O_RDWR))
+        for suffix in ("-wal", "-shm"):
+            sidecar = db_path.with_name(db_path.name + suffix)
+            if sidecar.exists() and not is_private(sidecar):
+                os.chmod(sidecar, FILE_MODE)
+
+
 _UNSET: Final[Any] = object()
 
 _SCHEMA_V1 = """
@@ -337,7 +354,7 @@ class RunStore:
         self.state_dir = Path(state_dir)
         self.db_path = self.state_dir / DB_NAME
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            _make_private_state(self.state_dir, self.db_path)
         except OSError as err:
             raise SetupError(
                 f"cannot create the state folder {self.state_dir}: {err.strerror}; "

@@ -91,7 +91,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="print worktrees, branches and argv; touch nothing"
     )
     run.add_argument(
-        "--resume", action="store_true", help="continue the plan's latest unfinished run"
+        "--resume",
+        action="store_true",
+        help="continue the plan's unfinished or stopped (Ctrl-C, stop all) run",
     )
     run.add_argument(
         "--detach", action="store_true", help="run in the background; `attach` opens it"
@@ -107,9 +109,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     resume = commands.add_parser(
         "resume",
         parents=[common],
-        help="continue an unfinished run: adopt live agents, restart lost ones",
+        help="continue an unfinished or stopped run: adopt live agents, restart lost ones",
     )
-    resume.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the latest)")
+    resume.add_argument(
+        "run", nargs="?", metavar="RUN", help="run id (default: the latest unfinished or stopped)"
+    )
     resume.add_argument("--plan", type=Path, help="find the run beside this plan")
     resume.add_argument("--headless", action="store_true", help="plain output, no app")
     resume.add_argument("--json", action="store_true", help="headless: one JSON event per line")
@@ -196,17 +200,33 @@ def _open_store(state_dir: Path) -> RunStore:
     return RunStore(state_dir)
 
 
-def _find_run(store: RunStore, run_id: str | None, *, unfinished: bool = False) -> RunRecord:
+def _find_run(
+    store: RunStore, run_id: str | None, *, plan: Path | None = None, resumable: bool = False
+) -> RunRecord:
+    """The run a command acts on: ``run_id``, else the latest (``resumable``: the one
+    ``resume`` continues); with ``plan``, only a run of that plan (plans may share a folder)."""
+    plan_key = None if plan is None else str(plan.expanduser().resolve())
     if run_id is not None:
         record = store.get_run(run_id)
         if record is None:
             known = ", ".join(r.run_id for r in store.list_runs(5)) or "none"
             raise SetupError(f"no run {run_id} in {store.db_path.parent}: recent runs: {known}")
+        if plan_key is not None and record.plan_path != plan_key:
+            raise SetupError(
+                f"run {run_id} is a run of {record.plan_path}, not of {plan}: drop --plan,"
+                f" or pick a run of that plan (`mission-control status --plan {plan}`)"
+            )
         return record
-    record = store.latest_run(unfinished_only=unfinished)
+    record = store.resumable_run(plan_key) if resumable else store.latest_run(plan_key)
     if record is None:
-        what = "unfinished run" if unfinished else "run"
-        raise SetupError(f"no {what} in {store.db_path.parent}: start one with `run PLAN`")
+        of = "" if plan is None else f" of {plan}"
+        latest = store.latest_run(plan_key) if resumable else None
+        last = "" if latest is None else f" (the latest, {latest.run_id}, {latest.status})"
+        what = "unfinished or stopped run" if resumable else "run"
+        raise SetupError(
+            f"no {what}{of} in {store.db_path.parent}{last}: start one with"
+            f" `mission-control run {plan or 'PLAN'}`"
+        )
     return record
 
 
@@ -364,9 +384,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run_id: str | None = args.run_id
     if args.resume:
         store = RunStore(state_dir)
-        record = store.latest_run(plan_path=plan.path, unfinished_only=True)
+        record = store.resumable_run(plan.path)
         if record is None:
-            print(f"no unfinished run of {plan.path.name}: starting a new one", file=sys.stderr)
+            print(
+                f"no unfinished or stopped run of {plan.path.name}: starting a new one",
+                file=sys.stderr,
+            )
         else:
             run_id = record.run_id
     if args.detach:
@@ -447,7 +470,7 @@ def _dry_run(plan: Plan, phase: str | None) -> int:
 def _resume_target(args: argparse.Namespace) -> tuple[Plan, Path, RunRecord]:
     state_dir = _state_dir(args)
     store = _open_store(state_dir)
-    record = _find_run(store, args.run, unfinished=args.run is None)
+    record = _find_run(store, args.run, plan=args.plan, resumable=args.run is None)
     plan = load_plan_or_raise(Path(record.plan_path))
     return plan, state_dir, record
 
@@ -495,7 +518,7 @@ def _cmd_attach(args: argparse.Namespace) -> int:
 
 def _read_run(args: argparse.Namespace) -> tuple[RunStore, RunRecord]:
     store = _open_store(_state_dir(args))
-    return store, _find_run(store, args.run)
+    return store, _find_run(store, args.run, plan=args.plan)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

@@ -49,6 +49,9 @@ DB_NAME: Final = "state.db"
 RUN_RUNNING: Final = "running"
 """Status of a run that has not finished (it may have no live owner: then it can be resumed)."""
 
+RUN_STOPPED: Final = frozenset({"cancelled", "interrupted"})
+"""Statuses of a run its user stopped (Ctrl-C, stop all): ``resume`` starts it again."""
+
 CREATE_TIME_TOLERANCE: Final = 1.0
 """Seconds two readings of one process's start time may differ (boot time is re-read)."""
 
@@ -554,6 +557,31 @@ class RunStore:
         with self._lock:
             row = self._conn.execute(
                 f"{_RUN_SELECT}{clause} ORDER BY created_at DESC, run_id DESC LIMIT 1", args
+            ).fetchone()
+        return None if row is None else _run_record(row)
+
+    def resumable_run(self, plan_path: Path | str | None = None) -> RunRecord | None:
+        """The run ``resume`` continues, optionally of one plan: the most recent run that is
+        unfinished, or that was stopped (``RUN_STOPPED``) and is still its plan's latest run.
+
+        A stopped run that a later run of its plan replaced is not picked: resuming it
+        would redo work the later run has built on.
+        """
+        stopped = sorted(RUN_STOPPED)
+        where = [
+            f"(finished_at IS NULL OR (status IN ({', '.join('?' * len(stopped))})"
+            " AND NOT EXISTS (SELECT 1 FROM runs later WHERE later.plan_path = r.plan_path"
+            " AND (later.created_at, later.run_id) > (r.created_at, r.run_id))))"
+        ]
+        args: list[Any] = list(stopped)
+        if plan_path is not None:
+            where.append("plan_path = ?")
+            args.append(str(Path(plan_path).resolve()))
+        with self._lock:
+            row = self._conn.execute(
+                f"{_RUN_SELECT} r WHERE {' AND '.join(where)}"
+                " ORDER BY created_at DESC, run_id DESC LIMIT 1",
+                args,
             ).fetchone()
         return None if row is None else _run_record(row)
 

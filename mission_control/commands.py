@@ -234,6 +234,15 @@ def _is_terminal() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
+def _require_terminal(command: str, instead: str) -> None:
+    """Refuse before anything is recorded: the app cannot run without a terminal."""
+    if not _is_terminal():
+        raise SetupError(
+            f"{command} opens the app, which needs a terminal (stdin and stdout are not one):"
+            f" run it from a terminal, or use {instead}"
+        )
+
+
 def _drive(
     plan: Plan,
     state_dir: Path,
@@ -422,6 +431,7 @@ def _backend_args(args: argparse.Namespace) -> list[str]:
 
 
 def _cmd_tui(args: argparse.Namespace) -> int:
+    _require_terminal("tui", f"`mission-control run {args.plan} --headless`")
     plan = load_plan_or_raise(args.plan)
     _check_phase(plan, args.phase)
     return _drive(

@@ -18,6 +18,9 @@ Why this shape:
   reused); claiming is atomic, so two racing processes cannot both win.
 - Environment values never enter the store: callers pass variable *names*; an ``env``
   mapping found in run options is reduced to its names before it is written.
+- The ledger is private (0600 in a 0700 folder, see ``private``): it holds argv and paths.
+- Failures the user can fix (a full disk, a damaged file, a table dropped by hand) come
+  out as ``LedgerError``, one line with the fix; every statement runs under ``_guard``.
 """
 
 from __future__ import annotations

@@ -540,6 +540,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     owner = ledger.get("owner")
     driven = f", driven by pid {owner['pid']}" if owner and owner.get("alive") else ""
+    if not driven and not record.finished:  # its driver died (crash, full disk, kill)
+        driven = f", no driver: `mission-control resume {record.run_id}` continues it"
     print(f"run {record.run_id} of {record.plan_name} ({record.status}{driven})")
     rows = [("WORKSTREAM", "STATE", "TRY", "BRANCH", "CHANGES", "PR", "DETAIL")]
     for ws in ledger["workstreams"]:

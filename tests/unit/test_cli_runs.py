@@ -387,7 +387,9 @@ def test_plans_sharing_a_folder_keep_their_runs_apart(
             store.create_run(f"run-{name}", plan.path, plan.name, {}, rows, at=at)
 
     assert main(["status", "--plan", str(plans["a"])]) == 0
-    assert capsys.readouterr().out.startswith("run run-a of test plan (running)")
+    assert capsys.readouterr().out.startswith(
+        "run run-a of test plan (running, no driver: `mission-control resume run-a` continues it)"
+    )
     assert main(["status", "--plan", str(plans["a"]), "--run", "run-b"]) == 2
     err = capsys.readouterr().err
     assert f"run run-b is a run of {plans['b']}, not of {plans['a']}" in err

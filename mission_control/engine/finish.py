@@ -15,6 +15,7 @@ branches of the phase and with the freshest copy of the base branch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import time
 from asyncio import FIRST_COMPLETED
@@ -27,6 +28,7 @@ from .. import crashpoints
 from ..errors import GitError
 from ..git import conflicts, pull_requests, repo, worktrees
 from ..plan.model import Check, Workstream
+from ..store.private import append_private
 from . import events as ev
 from .supervisor import spawn_attempt
 
@@ -364,11 +366,8 @@ async def _log(ctx: FinishContext, text: str) -> None:
 
 def append_log(log_path: Path, text: str) -> None:
     """Append a line of ours to an attempt's log (blocking); a log that fails is let be."""
-    try:
-        with log_path.open("a", encoding="utf-8") as log:
-            log.write(text)
-    except OSError:
-        pass  # a log that cannot be written must not fail the work
+    with contextlib.suppress(OSError):  # a log that cannot be written must not fail the work
+        append_private(log_path, text.encode("utf-8"))
 
 
 def _seconds(seconds: float) -> str:

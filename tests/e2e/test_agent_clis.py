@@ -42,7 +42,7 @@ from tests.helpers.agent_clis import (
 )
 from tests.helpers.model_server import ModelServer, serve
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.agent_cli]
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "agents" / "recorded"
 HELLO = "# Hello\n\nWritten by the scripted model.\n"

@@ -601,8 +601,15 @@ class Engine:
         state = rt.stop_as or WsState.INTERRUPTED
         _clear_stop(rt)
         if rt.retry_after_stop:
+            # A stall retry is a retry like any other: it counts and it backs off.
             rt.retry_after_stop = False
-            await self._set_state(rt.ws.task_id, WsState.QUEUED, "retry after stall")
+            ws = rt.ws
+            quiet = f"no output for {_minutes(ws.stall_minutes)}"
+            given_up = (
+                f"{quiet}, {rt.attempt} attempt{'s' if rt.attempt != 1 else ''}"
+                f" (on_stall: retry, retries: {ws.retries})"
+            )
+            await self._end_failed(rt, WsState.FAILED, quiet, given_up=given_up)
             return
         if state is WsState.TIMED_OUT:
             detail = f"timed out after {_minutes(rt.ws.timeout_minutes)}"
@@ -612,8 +619,12 @@ class Engine:
         if state is WsState.SKIPPED:
             await self._unblock_dependents(rt.ws.task_id)
 
-    async def _end_failed(self, rt: _Runtime, state: WsState, detail: str) -> None:
-        """Fail the workstream, or queue an automatic retry with backoff while retries remain."""
+    async def _end_failed(
+        self, rt: _Runtime, state: WsState, detail: str, *, given_up: str | None = None
+    ) -> None:
+        """Fail the workstream, or queue an automatic retry with backoff while retries remain.
+
+        ``given_up``: the detail when no retry is left (``detail`` otherwise)."""
         if (
             rt.retries_left > 0
             and not self._cancelling
@@ -635,7 +646,7 @@ class Engine:
             assert self._loop is not None
             self._loop.call_later(delay, self._release_hold, rt)
             return
-        await self._set_state(rt.ws.task_id, state, detail)
+        await self._set_state(rt.ws.task_id, state, given_up or detail)
 
     def _release_hold(self, rt: _Runtime) -> None:
         rt.held_until = 0.0

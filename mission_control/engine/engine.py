@@ -159,6 +159,8 @@ class Engine:
         self._sampler: MetricsSampler | None = None
         self._outside: dict[str, WsState] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._states_changed = asyncio.Event()
+        """Set (and replaced) at every state change: wakes what waits on other workstreams."""
         self._grace = (
             self.options.grace_seconds
             if self.options.grace_seconds is not None
@@ -358,7 +360,10 @@ class Engine:
 
     async def _prepare_and_run(self, rt: _Runtime) -> None:
         ws = rt.ws
-        await self._set_state(ws.task_id, WsState.PREPARING, self.backend.preparing(ws))
+        preparing = self.backend.preparing(ws)
+        if unsettled := self._unsettled_dependencies(rt):
+            preparing += f"; its tool starts once {', '.join(unsettled)} succeeded"
+        await self._set_state(ws.task_id, WsState.PREPARING, preparing)
         attempt = rt.attempt + 1
         log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, attempt)
         request = AttemptRequest(
@@ -386,6 +391,8 @@ class Engine:
             return
         if self._cancelling or rt.stop_as is not None:
             await self._end_stopped(rt)
+            return
+        if not await self._dependencies_succeeded(rt):
             return
         rt.attempt = attempt
         rt.work_ready = False
@@ -437,6 +444,48 @@ class Engine:
         )
         rt.remaining = ws.timeout_seconds
         await self._supervise(rt, proc)
+
+    def _unsettled_dependencies(self, rt: _Runtime) -> list[str]:
+        """The dependencies of ``rt`` that have not (yet) succeeded."""
+        return [
+            dep
+            for dep in rt.ws.depends_on
+            if (self._rt[dep].state if dep in self._rt else self._outside.get(dep))
+            not in DONE_FOR_DEPENDENTS
+        ]
+
+    async def _dependencies_succeeded(self, rt: _Runtime) -> bool:
+        """Hold a dependent prepared early until every dependency has succeeded.
+
+        A dependent may start (make its worktree, merge) once a dependency's work is
+        committed, but its tool runs only on work that was delivered: a dependency
+        that fails while pushing must not feed it. False when the workstream was set
+        back instead (a dependency ended otherwise: the scheduler blocks it or starts
+        it again; or it was stopped meanwhile).
+        """
+        while unsettled := self._unsettled_dependencies(rt):
+            changed = self._states_changed
+            if self._detaching:
+                await self._set_state(rt.ws.task_id, WsState.PENDING, "")
+                return False
+            if self._cancelling or rt.stop_as is not None:
+                await self._end_stopped(rt)
+                return False
+            for dep in unsettled:
+                other = self._rt.get(dep)
+                if other is None or not (other.work_ready and other.state is WsState.FINISHING):
+                    state = other.state.value if other is not None else "not done"
+                    detail = f"waiting: dependency {dep} is {state}"
+                    await self._set_state(rt.ws.task_id, WsState.PENDING, detail)
+                    return False
+            stopping = asyncio.ensure_future(rt.stop_requested.wait())
+            waiting = asyncio.ensure_future(changed.wait())
+            try:
+                await asyncio.wait({stopping, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                waiting.cancel()
+        return True
 
     def _dependency_branches(self, ws: Workstream) -> list[str]:
         if ws.base is not BaseMode.DEPS:
@@ -806,6 +855,11 @@ class Engine:
     async def _detach(self) -> None:
         self._detaching = True
         self._wake.set()
+        self._notify_state_change()
+
+    def _notify_state_change(self) -> None:
+        self._states_changed.set()
+        self._states_changed = asyncio.Event()
 
     # ---------------------------------------------------------- metrics, stall
 
@@ -997,6 +1051,7 @@ class Engine:
         now = self._clock()
         await self._db(self.store.record_state, self.run_id, task_id, state, detail, now)
         self._publish(ev.WorkstreamStateChanged(self.run_id, task_id, old, state, now, detail))
+        self._notify_state_change()
         if state in FAILED_STATES or state in DONE_FOR_DEPENDENTS:
             self._wake.set()
 

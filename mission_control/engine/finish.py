@@ -185,8 +185,8 @@ async def deliver(
         return done.outcome
     assert done.commit is not None
     commit = done.commit
-    # Checked and committed: dependents merge the local branch, so they need not wait
-    # for the push, the pull request or the forecast.
+    # Checked and committed: dependents merge the local branch, so they may prepare
+    # during the push, the pull request and the forecast (their tools wait for success).
     await ctx.work_ready()
     await _forecast(ctx)
     result = await push()

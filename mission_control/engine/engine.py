@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import psutil
 
 from ..errors import MissionControlError, SetupError
-from ..git import repo
+from ..git import conflicts, repo
 from ..plan.model import BaseMode, OnStall, Plan, Workstream
 from ..store.logs import attempt_log_path
 from ..store.runs import RunStore, WorkstreamRow, new_run_id
@@ -121,6 +121,8 @@ class _Runtime:
     """The attempt is recorded as started but not yet as ended."""
     losses: int = 0
     """Attempts lost with their machine or actor, each started again."""
+    forecast_base: str | None = None
+    """The base commit this branch's conflicts with the base were last forecast against."""
 
 
 class Engine:
@@ -550,6 +552,7 @@ class Engine:
                 clock=self._clock,
                 force_push=rt.rewrote,
                 work_ready=lambda: self._work_ready(rt),
+                on_base_forecast=self._on_base_forecast,
             )
         )
         if outcome.ok:
@@ -637,6 +640,41 @@ class Engine:
             ):
                 del other.conflicts[ws.task_id]
                 await self._publish_conflicts(other)
+
+    async def _on_base_forecast(self, ws: Workstream, base_ref: str, base_head: str) -> None:
+        """A forecast used ``base_head``: forecast the phase's finished branches again
+        against it if they last were against another commit (the base moved)."""
+        self._rt[ws.task_id].forecast_base = base_head
+        for other in self._rt.values():
+            theirs = other.ws
+            if (
+                other.forecast_base == base_head
+                or (theirs.phase_id, theirs.repo, theirs.remote, theirs.base_branch)
+                != (ws.phase_id, ws.repo, ws.remote, ws.base_branch)
+                # A branch still finishing is left to its own forecast.
+                or not (
+                    other.state is WsState.SUCCEEDED
+                    or (other.state is WsState.FINISHING and other.forecast_base is not None)
+                )
+            ):
+                continue
+            other.forecast_base = base_head  # tried once per base, also when it fails
+            try:
+                found = await asyncio.to_thread(
+                    conflicts.forecast_conflicts, theirs.repo, theirs.branch, [], base_ref
+                )
+            except MissionControlError as err:
+                self._publish(ev.EngineWarned(self.run_id, theirs.task_id, str(err), self._clock()))
+                continue
+            key = f"base:{theirs.base_branch}"
+            files = next((tuple(f) for ref, f in found if ref == base_ref), None)
+            if other.conflicts.get(key) == files:
+                continue
+            if files is None:
+                del other.conflicts[key]
+            else:
+                other.conflicts[key] = files
+            await self._publish_conflicts(other)
 
     async def _publish_conflicts(self, rt: _Runtime) -> None:
         pairs = tuple(rt.conflicts.items())

@@ -26,6 +26,7 @@ from ..git import conflicts, repo
 from ..plan.model import BaseMode, OnStall, Plan, Workstream
 from ..store.logs import attempt_log_path
 from ..store.runs import RunStore, WorkstreamRow, new_run_id
+from . import branches
 from . import events as ev
 from .backend import (
     AttemptHandle,
@@ -36,6 +37,7 @@ from .backend import (
     Workspace,
     make_backend,
 )
+from .branches import ExistingBranches
 from .bus import EventBus
 from .events import Event, ProcessSample
 from .finish import FinishContext
@@ -79,6 +81,9 @@ class RunOptions:
     """Where attempts run: ``local`` or ``ray``."""
     ray_address: str | None = None
     """The Ray cluster to use (``auto``: a running local one, else one started for the run)."""
+    existing_branches: ExistingBranches = "refuse"
+    """A new run meeting branches with earlier runs' commits: stop, build on them, or
+    start them again from the base (``engine.branches``). Kept with the run."""
 
 
 @dataclass(slots=True)
@@ -168,6 +173,16 @@ class Engine:
             if self.options.grace_seconds is not None
             else plan.grace_seconds
         )
+        if self.options.existing_branches == "fresh":
+            for rt in self._rt.values():
+                rt.rewrote = True  # remote copies from earlier runs are replaced
+        self._new_run = self.store.get_run(self.run_id) is None
+        if self._new_run and self.options.existing_branches == "refuse":
+            try:  # before any view opens: a refused run leaves nothing behind
+                branches.refuse_earlier_work([rt.ws for rt in self._rt.values()])
+            except BaseException:
+                self.store.close()
+                raise
 
     # ----------------------------------------------------------------- views
 
@@ -198,6 +213,11 @@ class Engine:
         """Run until every workstream in scope has ended (or ``cancel``); True if all succeeded."""
         self._loop = asyncio.get_running_loop()
         enable_subreaper()
+        restarted: list[tuple[str, str]] = []
+        if self._new_run and self.options.existing_branches == "fresh":
+            restarted = await asyncio.to_thread(
+                branches.start_afresh, [rt.ws for rt in self._rt.values()], self.run_id
+            )
         # Connected and checked before the run is recorded: a cluster that cannot be
         # reached leaves nothing behind.
         await self.backend.open(self.plan, [rt.ws for rt in self._rt.values()])
@@ -206,6 +226,8 @@ class Engine:
         await self._db(self.store.claim_owner, self.run_id, os.getpid(), me.create_time())
         self._outside = await asyncio.to_thread(self._resolve_outside)
         self._publish(ev.RunStarted(self.run_id, str(self.plan.path), self._clock()))
+        for task_id, note in restarted:
+            self._publish(ev.EngineWarned(self.run_id, task_id, note, self._clock()))
         if resumed:
             restored = await asyncio.to_thread(
                 restore_run, self.store, self.run_id, local=self.backend.runs_here
@@ -1075,6 +1097,7 @@ class Engine:
                 "keep_going": self.options.keep_going,
                 "backend": self.options.backend,
                 "ray_address": self.options.ray_address,
+                "existing_branches": self.options.existing_branches,
             },
             rows,
         )

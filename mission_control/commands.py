@@ -483,13 +483,14 @@ def _dry_branch(branch: str, start: str, work: EarlierWork | None, mode: Existin
     """What a new run would do with ``branch``, in the words of the dry run."""
     if work is None:
         return f"{branch} from {start}"
+    if not work.commits:
+        done = f"started again from {start}" if mode == "fresh" else "re-attached"
+        return f"{branch} exists at {work.tip[:10]}, nothing beyond {work.base}: {done}"
     if mode == "fresh":
         return (
             f"{branch} exists: started again from {start}"
             f" (its tip {work.tip[:10]} kept under {OLD_REF_PREFIX}{branch}/)"
         )
-    if not work.commits:
-        return f"{branch} exists at {work.tip[:10]}, nothing beyond {work.base}: re-attached"
     held = f"{branch} exists with {commits(work.commits)} not on {work.base}"
     return f"{held}: built on" if mode == "continue" else f"{held}: the run stops (see below)"
 

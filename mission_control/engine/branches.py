@@ -12,6 +12,7 @@ Resuming a run is not a new run: it goes on with its own branches.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Literal
 
 from ..errors import SetupError
@@ -36,8 +37,13 @@ def branches_with_work(
     workstreams: Iterable[Workstream],
 ) -> list[tuple[Workstream, worktrees.EarlierWork]]:
     """The workstreams whose branch holds commits not on its base (blocking)."""
+    present: dict[Path, frozenset[str]] = {}  # one listing per repository
     found = []
     for ws in workstreams:
+        if ws.repo not in present:
+            present[ws.repo] = worktrees.local_branches(ws.repo)
+        if ws.branch not in present[ws.repo]:
+            continue
         work = worktrees.earlier_work(ws)
         if work is not None and work.commits:
             found.append((ws, work))

@@ -831,3 +831,13 @@ def _set_aside_wip(repo: Path, branch: str, kept: str) -> None:
         return
     run_git(["update-ref", _unused_ref(repo, f"{kept}-wip"), wip], repo, what="keeping work")
     run_git(["update-ref", "-d", f"{WIP_REF}{branch}"], repo, check=False)
+
+
+def local_branches(repo: Path) -> frozenset[str]:
+    """The names of every local branch of ``repo``, in one git call."""
+    out = run_git(
+        ["for-each-ref", "--format=%(refname:lstrip=2)", "refs/heads/"],
+        open_repo(repo),
+        what="listing the branches",
+    )
+    return frozenset(out.stdout.split())

@@ -8,6 +8,7 @@ whose ``pre-receive`` hook holds or refuses the dependency's push.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -115,3 +116,44 @@ async def test_a_dependent_prepares_early_but_its_tool_waits_for_success(
     [c_started] = _started(rec, "P1::C")
     assert c_started.at >= a_succeeded  # ... but ran only on delivered work
     assert sb.git(sb.repo, "show", "ws/P1/C:a.txt") == "from A"
+
+
+async def test_a_dependent_waiting_for_its_dependency_can_be_killed(
+    git_sandbox: GitSandbox, tmp_path: Path
+) -> None:
+    sb = git_sandbox
+    release = tmp_path / "release-push"
+    # A's push waits for the test: C is prepared and waiting meanwhile.
+    _hook(
+        sb,
+        f'i=0\nwhile [ ! -e "{release}" ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done\n'
+        "cat >/dev/null\n",
+    )
+    plan = write_plan(
+        tmp_path,
+        sb.repo,
+        [
+            (
+                "P1",
+                2,
+                [
+                    ws("A", "--write", "a.txt=from A"),
+                    ws("C", "--write", "c.txt=from C", deps=["A"]),
+                ],
+            )
+        ],
+    )
+    engine = make_engine(plan, tmp_path / "state")
+    rec = Recorder(engine)
+    run = asyncio.create_task(engine.run())
+    try:
+        await rec.until(
+            lambda: any("its tool starts once P1::A succeeded" in d for d in rec.details("P1::C"))
+        )
+        await engine.kill("P1::C")
+        await rec.state("P1::C", WsState.KILLED)
+    finally:
+        release.touch()
+    assert await asyncio.wait_for(run, 120) is False
+    assert rec.states["P1::A"] is WsState.SUCCEEDED
+    assert _started(rec, "P1::C") == []

@@ -25,14 +25,17 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .engine.backend import BACKENDS
+from .engine.branches import FLAGS as BRANCH_FLAGS
+from .engine.branches import ExistingBranches, commits, existing_branches, refuse_earlier_work
 from .engine.engine import Engine, RunOptions
 from .engine.recovery import exit_file_for
 from .engine.states import ACTIVE, DONE_FOR_DEPENDENTS
 from .engine.tools import render_command
 from .errors import SetupError
+from .git.worktrees import OLD_REF_PREFIX, EarlierWork, earlier_work
 from .headless import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_headless
 from .plan.loader import load_plan_or_raise
-from .plan.model import BaseMode, Plan
+from .plan.model import BaseMode, Plan, Workstream
 from .report import format_duration, format_table
 from .store.logs import run_dir
 from .store.private import make_private_dir, open_private
@@ -59,8 +62,29 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
             "--keep-going", action="store_true", help="start later phases despite failures"
         )
         p.add_argument("--theme", metavar="NAME", help="the app's theme")
+        branch_options(p)
         backend_options(p)
         state_option(p)
+
+    def branch_options(p: argparse.ArgumentParser) -> None:
+        # A new run stops when its branches hold earlier runs' commits, unless told.
+        group = p.add_mutually_exclusive_group()
+        group.add_argument(
+            "--continue-branches",
+            dest="existing_branches",
+            action="store_const",
+            const="continue",
+            help="a new run builds on the commits earlier runs left on its branches",
+        )
+        group.add_argument(
+            "--fresh",
+            dest="existing_branches",
+            action="store_const",
+            const="fresh",
+            help="a new run starts every branch from its base (old tips are kept under"
+            " refs/mission-control/old/)",
+        )
+        p.set_defaults(existing_branches="refuse")
 
     def backend_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -370,6 +394,7 @@ def _run_options(args: argparse.Namespace, run_id: str | None) -> RunOptions:
         max_parallel=args.max_parallel,
         keep_going=args.keep_going,
         run_id=run_id,
+        existing_branches=existing_branches(args.existing_branches),
     )
 
 
@@ -390,7 +415,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _check_phase(plan, args.phase)
     state_dir = _state_dir(args)
     if args.dry_run:
-        return _dry_run(plan, args.phase)
+        return _dry_run(plan, args.phase, existing_branches(args.existing_branches))
     run_id: str | None = args.run_id
     if args.resume:
         store = RunStore(state_dir)
@@ -403,6 +428,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else:
             run_id = record.run_id
     if args.detach:
+        if run_id is None and args.existing_branches == "refuse":  # say it here, not in a log
+            refuse_earlier_work(_in_scope(plan, args.phase))
         run_id = run_id or new_run_id()
         log = (
             _spawn_driver(state_dir, run_id)
@@ -428,6 +455,8 @@ def _backend_args(args: argparse.Namespace) -> list[str]:
     extra = ["--backend", args.backend]
     if args.ray_address is not None:
         extra += ["--ray-address", args.ray_address]
+    if (flag := BRANCH_FLAGS.get(args.existing_branches)) is not None:
+        extra.append(flag)
     return extra
 
 
@@ -440,10 +469,11 @@ def _cmd_tui(args: argparse.Namespace) -> int:
     )
 
 
-def _dry_run(plan: Plan, phase: str | None) -> int:
+def _dry_run(plan: Plan, phase: str | None, mode: ExistingBranches) -> int:
     from .git.repo import has_remote
 
     remotes: dict[tuple[Path, str], bool] = {}
+    stopping: list[str] = []
     for p in plan.phases:
         if phase is not None and p.id != phase:
             continue
@@ -465,14 +495,43 @@ def _dry_run(plan: Plan, phase: str | None) -> int:
                 argv = shlex.join(command.argv).replace(scratch, "<attempt-dir>")
             deps = ", ".join(ws.depends_on) if ws.base is BaseMode.DEPS else ""
             deps = deps or "none"
+            work = earlier_work(ws)
+            if work is not None and work.commits and mode == "refuse":
+                stopping.append(ws.branch)
+            where = ws.worktree_path
             print(f"  {ws.task_id}  {ws.name}")
-            print(f"    branch   {ws.branch} from {start}, merging: {deps}")
-            print(f"    worktree {ws.worktree_path}")
+            print(f"    branch   {_dry_branch(ws.branch, start, work, mode)}, merging: {deps}")
+            print(f"    worktree {where}{' (exists)' if where.exists() else ''}")
             print(f"    argv     {argv}")
             if command.stdin_path is not None:
                 print("    stdin    the prompt")
             print(f"    timeout  {format_duration(ws.timeout_seconds)}")
+    if stopping:
+        print(
+            f"a new run stops before it starts: {', '.join(stopping)} hold work of earlier"
+            " runs; --continue-branches builds on it, --fresh starts from the base"
+        )
     return EXIT_OK
+
+
+def _dry_branch(branch: str, start: str, work: EarlierWork | None, mode: ExistingBranches) -> str:
+    """What a new run would do with ``branch``, in the words of the dry run."""
+    if work is None:
+        return f"{branch} from {start}"
+    if not work.commits:
+        done = f"started again from {start}" if mode == "fresh" else "re-attached"
+        return f"{branch} exists at {work.tip[:10]}, nothing beyond {work.base}: {done}"
+    if mode == "fresh":
+        return (
+            f"{branch} exists: started again from {start}"
+            f" (its tip {work.tip[:10]} kept under {OLD_REF_PREFIX}{branch}/)"
+        )
+    held = f"{branch} exists with {commits(work.commits)} not on {work.base}"
+    return f"{held}: built on" if mode == "continue" else f"{held}: the run stops (see below)"
+
+
+def _in_scope(plan: Plan, phase: str | None) -> list[Workstream]:
+    return [ws for p in plan.phases if phase is None or p.id == phase for ws in p.workstreams]
 
 
 # ------------------------------------------------------------ resume, attach
@@ -496,6 +555,7 @@ def _stored_options(record: RunRecord) -> RunOptions:
         run_id=record.run_id,
         backend=str(options.get("backend") or "local"),
         ray_address=options.get("ray_address"),
+        existing_branches=existing_branches(options.get("existing_branches")),
     )
 
 

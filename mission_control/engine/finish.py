@@ -9,7 +9,8 @@ published as a ``FinishStepDone`` event and appended to the attempt's log, so
 
 The conflict forecast runs whenever the branch gets a new head (also when a
 check failed: the commit is there) and compares it with the other finished
-branches of the phase and with the freshest copy of the base branch.
+branches of the phase and with the base branch, fetched just before (the engine
+then forecasts again the branches that saw an older base).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ async def _nothing() -> None:
     return None
 
 
+async def _ignore_base(_ws: Workstream, _base_ref: str, _base_head: str) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class FinishContext:
     ws: Workstream
@@ -57,6 +62,9 @@ class FinishContext:
     clock: Callable[[], float]
     force_push: bool = False
     work_ready: Callable[[], Awaitable[None]] = _nothing
+    on_base_forecast: Callable[[Workstream, str, str], Awaitable[None]] = _ignore_base
+    """Told the base ref and commit a forecast used: the engine forecasts again the
+    phase's finished branches that were forecast against an older base."""
     """The attempt rewrote the branch (a fresh retry): push with ``--force-with-lease``."""
 
 
@@ -191,8 +199,8 @@ async def deliver(
         return done.outcome
     assert done.commit is not None
     commit = done.commit
-    # Checked and committed: dependents merge the local branch, so they need not wait
-    # for the push, the pull request or the forecast.
+    # Checked and committed: dependents merge the local branch, so they may prepare
+    # during the push, the pull request and the forecast (their tools wait for success).
     await ctx.work_ready()
     await _forecast(ctx)
     result = await push()
@@ -282,7 +290,10 @@ async def _forecast(ctx: FinishContext) -> None:
     ws = ctx.ws
     others = ctx.finished_branches(ws)
     try:
-        base_ref = await asyncio.to_thread(_current_base, ws)
+        base_ref, warning = await asyncio.to_thread(_current_base, ws)
+        if warning:
+            await _log(ctx, f"──── forecast: {warning}\n")
+        base_head = await asyncio.to_thread(repo.rev_parse, ws.repo, base_ref)
         found = await asyncio.to_thread(
             conflicts.forecast_conflicts,
             ws.repo,
@@ -301,14 +312,27 @@ async def _forecast(ctx: FinishContext) -> None:
     if pairs:  # the event reaches the views; the log keeps it with the attempt
         shown = "; ".join(f"{other}: {', '.join(files)}" for other, files in pairs)
         await _log(ctx, f"──── forecast: would conflict with {shown}\n")
+    if base_head is not None:
+        await ctx.on_base_forecast(ws, base_ref, base_head)
 
 
-def _current_base(ws: Workstream) -> str:
-    """The freshest base: the remote's copy (fetched when the worktree was made), else local."""
+def _current_base(ws: Workstream) -> tuple[str, str | None]:
+    """The freshest base, fetched now: the remote's copy, else the local branch.
+
+    Also what to tell when the fetch failed (the last fetched copy is used then).
+    """
     remote_ref = f"refs/remotes/{ws.remote}/{ws.base_branch}"
-    if repo.has_remote(ws.repo, ws.remote) and repo.ref_exists(ws.repo, remote_ref):
-        return remote_ref
-    return ws.base_branch
+    if not repo.has_remote(ws.repo, ws.remote):
+        return ws.base_branch, None
+    warning = None
+    try:
+        # A change pushed to the base during the run must reach the forecast.
+        repo.fetch_branch(ws.repo, ws.remote, ws.base_branch, max_age=0.0)
+    except GitError as err:
+        warning = f"{err} (forecasting against the last fetched copy)"
+    if repo.ref_exists(ws.repo, remote_ref):
+        return remote_ref, warning
+    return ws.base_branch, warning
 
 
 async def _run_check(ctx: FinishContext, check: Check) -> CheckResult:

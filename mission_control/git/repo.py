@@ -458,12 +458,16 @@ FETCH_FRESH_SECONDS = 15.0
 """How long a fetched base counts as current."""
 
 
-def fetch_branch(repo: Path, remote: str, branch: str) -> bool:
+def fetch_branch(
+    repo: Path, remote: str, branch: str, *, max_age: float = FETCH_FRESH_SECONDS
+) -> bool:
     """Update ``refs/remotes/<remote>/<branch>`` from the remote.
 
     Returns False when the remote has no such branch. Concurrent callers for
     the same repository, remote and branch share one fetch: whoever waited
     while a fetch that started after its own request ran takes that result.
+    A fetch that started less than ``max_age`` seconds before the request is
+    taken too (0: only one that started after it).
     """
     requested = time.monotonic()
     key = (common_git_dir(repo), remote, branch)
@@ -472,7 +476,7 @@ def fetch_branch(repo: Path, remote: str, branch: str) -> bool:
     with slot.lock:
         # A base fetched moments ago is fresh enough: a phase starting many
         # workstreams on one base fetches it once, not once per workstream.
-        fresh = slot.last_error is None and slot.last_started >= requested - FETCH_FRESH_SECONDS
+        fresh = slot.last_error is None and slot.last_started >= requested - max_age
         if slot.last_started >= requested or fresh:
             if slot.last_error is not None:
                 raise slot.last_error

@@ -165,8 +165,8 @@ async def test_commit_push_and_pull_request_then_a_rerun_edits_it(
     assert "──── check ok: check 'test -f notes.txt' passed" in log_a
     assert f"──── pr ok: created {url_a}" in log_a
 
-    # A rerun (a new run of the same plan) adds to the branch and edits the PR.
-    again = make_engine(plan, state)
+    # A rerun (a new run of the same plan, building on the branch) adds to it and edits the PR.
+    again = make_engine(plan, state, existing_branches="continue")
     rec2 = Recorder(again)
     assert await again.run() is True, rec2.states
     assert len(_pr_calls(fake_gh, "create")) == 2

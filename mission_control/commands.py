@@ -461,9 +461,10 @@ def _backend_args(args: argparse.Namespace) -> list[str]:
 
 
 def _cmd_tui(args: argparse.Namespace) -> int:
-    _require_terminal("tui", f"`mission-control run {args.plan} --headless`")
+    # The plan's own mistakes first: they are what the user came to fix.
     plan = load_plan_or_raise(args.plan)
     _check_phase(plan, args.phase)
+    _require_terminal("tui", f"`mission-control run {args.plan} --headless`")
     return _drive(
         plan, _state_dir(args), _run_options(args, None), headless=False, theme=args.theme
     )

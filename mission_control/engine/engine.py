@@ -978,6 +978,7 @@ class Engine:
             rt.base_commit = r.base_commit
             rt.log_path = r.log_path
             rt.adopted = r.adopted
+            rt.proc = r.adopted  # pause and kill reach it from the moment it shows as running
             rt.attempt_open = r.adopted is not None
             rt.ended = r.ended
             if r.record is not None:

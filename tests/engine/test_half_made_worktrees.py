@@ -38,7 +38,8 @@ def _tool(ws_id: str, deps: list[str] | None = None, extra_check: str = "") -> d
 
 async def _run(sb: GitSandbox, tmp_path: Path, *workstreams: dict[str, object]) -> Recorder:
     plan = write_plan(tmp_path, sb.repo, [("P1", 2, list(workstreams))])
-    engine = make_engine(plan, tmp_path / "state")
+    # what a crash left is built on, as a resumed run would (not refused as an earlier run's)
+    engine = make_engine(plan, tmp_path / "state", existing_branches="continue")
     rec = Recorder(engine)
     await engine.run()
     return rec

@@ -268,9 +268,11 @@ class RayBackend:
             describe = actor.describe
         remote = _Remote(actor, ws=ws, log_path=request.log_path)
         self._remotes[ws.task_id] = remote
-        try:
-            status: NodeStatus | None = await self._call(ws.task_id, describe.remote())
-        except (AttemptLost, MissionControlError):
+        try:  # bounded: an actor pinned to a node that just went would wait for it forever
+            status: NodeStatus | None = await asyncio.wait_for(
+                self._call(ws.task_id, describe.remote()), 120
+            )
+        except (AttemptLost, MissionControlError, asyncio.TimeoutError):
             status = None
         if status is None:  # nothing left of it on the node
             remote.node = "?"

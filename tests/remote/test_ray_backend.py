@@ -573,6 +573,15 @@ def _node_work(node_dir: Path, run_id: str) -> list[Path]:
     return list((node_dir / "work").glob(f"{run_id}-*"))
 
 
+def _only_run(state: Path) -> str:
+    store = RunStore(state)
+    try:
+        (run,) = store.list_runs(5)
+        return run.run_id
+    finally:
+        store.close()
+
+
 def _lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
@@ -611,7 +620,7 @@ def test_work_that_ended_with_no_mission_control_is_finished_or_kept_on_resume(
     driver.kill()
     driver.communicate(timeout=30)
     gone.touch()  # "done" exits 0 with nobody watching; "stopped" runs on
-    run_id = next((state / "runs").iterdir()).name
+    run_id = _only_run(state)
     # Each actor hears from nobody for 12 s, stops what still runs and goes away.
     assert wait_for(lambda: _live_actors(run_id) == [], timeout=120), _live_actors(run_id)
 
@@ -664,17 +673,17 @@ def test_resume_lets_go_of_the_actor_of_a_workstream_that_had_succeeded(
     git_repo: GitRepo, tmp_path: Path, ray_cluster: Path
 ) -> None:
     gone = tmp_path / "driver-gone"
-    line = f"echo x > x.txt; while [ ! -f {gone} ]; do sleep 0.2; done"
+    started = tmp_path / "started"
+    line = f"echo x > x.txt; touch {started}; while [ ! -f {gone} ]; do sleep 0.2; done"
     plan = write_plan(tmp_path, git_repo.path, [("P", 1, [_shell_line("x", line)])])
     state = tmp_path / "state"
     driver = _mission_control(
         "run", str(plan.path), "--headless", "--state-dir", str(state),
         "--backend", "ray", "--ray-address", _cluster_address(),
     )  # fmt: skip
-    assert wait_for(lambda: len(list(state.rglob("attempt-1.node"))) == 1, timeout=90)
-    run_id = next((state / "runs").iterdir()).name
-    assert wait_for(lambda: _live_actors(run_id) != [], timeout=30)
-    time.sleep(2)  # the tool is running by now
+    assert wait_for(started.exists, timeout=90)
+    run_id = _only_run(state)
+    assert _live_actors(run_id) != []
     driver.kill()
     driver.communicate(timeout=30)
     gone.touch()
@@ -697,8 +706,8 @@ def test_resume_lets_go_of_the_actor_of_a_workstream_that_had_succeeded(
     assert _node_work(ray_cluster, run_id) == []
 
 
-def test_a_closed_node_attempt_ends_its_actor_even_if_nobody_kills_it(
-    git_repo: GitRepo, tmp_path: Path
+def test_a_closed_node_attempt_leaves_nothing_on_its_node_and_ends_even_if_not_killed(
+    git_repo: GitRepo, tmp_path: Path, ray_cluster: Path
 ) -> None:
     import ray
 
@@ -723,6 +732,10 @@ def test_a_closed_node_attempt_ends_its_actor_even_if_nobody_kills_it(
         .remote(spec)
     )
     ray.get(actor.prepare.remote(), timeout=120)
+    assert _node_work(ray_cluster, "closed-run") != []
     ray.get(actor.close.remote(), timeout=60)
+    # No empty folder, no log of the attempt stays behind on the node.
+    assert _node_work(ray_cluster, "closed-run") == []
+    assert not (ray_cluster / "runs" / "closed-run").exists()
     # Its mission-control "dies" here, before ray.kill: the actor must not wait an hour.
     assert wait_for(lambda: _live_actors("closed-run") == [], timeout=60)

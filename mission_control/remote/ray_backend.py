@@ -272,7 +272,7 @@ class RayBackend:
             status: NodeStatus | None = await asyncio.wait_for(
                 self._call(ws.task_id, describe.remote()), 120
             )
-        except (AttemptLost, MissionControlError, asyncio.TimeoutError):
+        except (TimeoutError, AttemptLost, MissionControlError):
             status = None
         if status is None:  # nothing left of it on the node
             remote.node = "?"

@@ -22,10 +22,11 @@ from typing import Any, TypeVar
 import psutil
 
 from ..errors import MissionControlError, SetupError
-from ..git import repo
+from ..git import conflicts, repo
 from ..plan.model import BaseMode, OnStall, Plan, Workstream
 from ..store.logs import attempt_log_path
 from ..store.runs import RunStore, WorkstreamRow, new_run_id
+from . import branches
 from . import events as ev
 from .backend import (
     AttemptHandle,
@@ -36,6 +37,7 @@ from .backend import (
     Workspace,
     make_backend,
 )
+from .branches import ExistingBranches
 from .bus import EventBus
 from .events import Event, ProcessSample
 from .finish import FinishContext
@@ -79,6 +81,9 @@ class RunOptions:
     """Where attempts run: ``local`` or ``ray``."""
     ray_address: str | None = None
     """The Ray cluster to use (``auto``: a running local one, else one started for the run)."""
+    existing_branches: ExistingBranches = "refuse"
+    """A new run meeting branches with earlier runs' commits: stop, build on them, or
+    start them again from the base (``engine.branches``). Kept with the run."""
 
 
 @dataclass(slots=True)
@@ -121,6 +126,8 @@ class _Runtime:
     """The attempt is recorded as started but not yet as ended."""
     losses: int = 0
     """Attempts lost with their machine or actor, each started again."""
+    forecast_base: str | None = None
+    """The base commit this branch's conflicts with the base were last forecast against."""
 
 
 class Engine:
@@ -159,11 +166,23 @@ class Engine:
         self._sampler: MetricsSampler | None = None
         self._outside: dict[str, WsState] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._states_changed = asyncio.Event()
+        """Set (and replaced) at every state change: wakes what waits on other workstreams."""
         self._grace = (
             self.options.grace_seconds
             if self.options.grace_seconds is not None
             else plan.grace_seconds
         )
+        if self.options.existing_branches == "fresh":
+            for rt in self._rt.values():
+                rt.rewrote = True  # remote copies from earlier runs are replaced
+        self._new_run = self.store.get_run(self.run_id) is None
+        if self._new_run and self.options.existing_branches == "refuse":
+            try:  # before any view opens: a refused run leaves nothing behind
+                branches.refuse_earlier_work([rt.ws for rt in self._rt.values()])
+            except BaseException:
+                self.store.close()
+                raise
 
     # ----------------------------------------------------------------- views
 
@@ -194,6 +213,11 @@ class Engine:
         """Run until every workstream in scope has ended (or ``cancel``); True if all succeeded."""
         self._loop = asyncio.get_running_loop()
         enable_subreaper()
+        restarted: list[tuple[str, str]] = []
+        if self._new_run and self.options.existing_branches == "fresh":
+            restarted = await asyncio.to_thread(
+                branches.start_afresh, [rt.ws for rt in self._rt.values()], self.run_id
+            )
         # Connected and checked before the run is recorded: a cluster that cannot be
         # reached leaves nothing behind.
         await self.backend.open(self.plan, [rt.ws for rt in self._rt.values()])
@@ -202,6 +226,8 @@ class Engine:
         await self._db(self.store.claim_owner, self.run_id, os.getpid(), me.create_time())
         self._outside = await asyncio.to_thread(self._resolve_outside)
         self._publish(ev.RunStarted(self.run_id, str(self.plan.path), self._clock()))
+        for task_id, note in restarted:
+            self._publish(ev.EngineWarned(self.run_id, task_id, note, self._clock()))
         if resumed:
             restored = await asyncio.to_thread(
                 restore_run, self.store, self.run_id, local=self.backend.runs_here
@@ -358,7 +384,10 @@ class Engine:
 
     async def _prepare_and_run(self, rt: _Runtime) -> None:
         ws = rt.ws
-        await self._set_state(ws.task_id, WsState.PREPARING, self.backend.preparing(ws))
+        preparing = self.backend.preparing(ws)
+        if unsettled := self._unsettled_dependencies(rt):
+            preparing += f"; its tool starts once {', '.join(unsettled)} succeeded"
+        await self._set_state(ws.task_id, WsState.PREPARING, preparing)
         attempt = rt.attempt + 1
         log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, attempt)
         request = AttemptRequest(
@@ -386,6 +415,8 @@ class Engine:
             return
         if self._cancelling or rt.stop_as is not None:
             await self._end_stopped(rt)
+            return
+        if not await self._dependencies_succeeded(rt):
             return
         rt.attempt = attempt
         rt.work_ready = False
@@ -437,6 +468,48 @@ class Engine:
         )
         rt.remaining = ws.timeout_seconds
         await self._supervise(rt, proc)
+
+    def _unsettled_dependencies(self, rt: _Runtime) -> list[str]:
+        """The dependencies of ``rt`` that have not (yet) succeeded."""
+        return [
+            dep
+            for dep in rt.ws.depends_on
+            if (self._rt[dep].state if dep in self._rt else self._outside.get(dep))
+            not in DONE_FOR_DEPENDENTS
+        ]
+
+    async def _dependencies_succeeded(self, rt: _Runtime) -> bool:
+        """Hold a dependent prepared early until every dependency has succeeded.
+
+        A dependent may start (make its worktree, merge) once a dependency's work is
+        committed, but its tool runs only on work that was delivered: a dependency
+        that fails while pushing must not feed it. False when the workstream was set
+        back instead (a dependency ended otherwise: the scheduler blocks it or starts
+        it again; or it was stopped meanwhile).
+        """
+        while unsettled := self._unsettled_dependencies(rt):
+            changed = self._states_changed
+            if self._detaching:
+                await self._set_state(rt.ws.task_id, WsState.PENDING, "")
+                return False
+            if self._cancelling or rt.stop_as is not None:
+                await self._end_stopped(rt)
+                return False
+            for dep in unsettled:
+                other = self._rt.get(dep)
+                if other is None or not (other.work_ready and other.state is WsState.FINISHING):
+                    state = other.state.value if other is not None else "not done"
+                    detail = f"waiting: dependency {dep} is {state}"
+                    await self._set_state(rt.ws.task_id, WsState.PENDING, detail)
+                    return False
+            stopping = asyncio.ensure_future(rt.stop_requested.wait())
+            waiting = asyncio.ensure_future(changed.wait())
+            try:
+                await asyncio.wait({stopping, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                waiting.cancel()
+        return True
 
     def _dependency_branches(self, ws: Workstream) -> list[str]:
         if ws.base is not BaseMode.DEPS:
@@ -501,6 +574,7 @@ class Engine:
                 clock=self._clock,
                 force_push=rt.rewrote,
                 work_ready=lambda: self._work_ready(rt),
+                on_base_forecast=self._on_base_forecast,
             )
         )
         if outcome.ok:
@@ -589,6 +663,41 @@ class Engine:
                 del other.conflicts[ws.task_id]
                 await self._publish_conflicts(other)
 
+    async def _on_base_forecast(self, ws: Workstream, base_ref: str, base_head: str) -> None:
+        """A forecast used ``base_head``: forecast the phase's finished branches again
+        against it if they last were against another commit (the base moved)."""
+        self._rt[ws.task_id].forecast_base = base_head
+        for other in self._rt.values():
+            theirs = other.ws
+            if (
+                other.forecast_base == base_head
+                or (theirs.phase_id, theirs.repo, theirs.remote, theirs.base_branch)
+                != (ws.phase_id, ws.repo, ws.remote, ws.base_branch)
+                # A branch still finishing is left to its own forecast.
+                or not (
+                    other.state is WsState.SUCCEEDED
+                    or (other.state is WsState.FINISHING and other.forecast_base is not None)
+                )
+            ):
+                continue
+            other.forecast_base = base_head  # tried once per base, also when it fails
+            try:
+                found = await asyncio.to_thread(
+                    conflicts.forecast_conflicts, theirs.repo, theirs.branch, [], base_ref
+                )
+            except MissionControlError as err:
+                self._publish(ev.EngineWarned(self.run_id, theirs.task_id, str(err), self._clock()))
+                continue
+            key = f"base:{theirs.base_branch}"
+            files = next((tuple(f) for ref, f in found if ref == base_ref), None)
+            if other.conflicts.get(key) == files:
+                continue
+            if files is None:
+                del other.conflicts[key]
+            else:
+                other.conflicts[key] = files
+            await self._publish_conflicts(other)
+
     async def _publish_conflicts(self, rt: _Runtime) -> None:
         pairs = tuple(rt.conflicts.items())
         await self._record_result(rt.ws, {"conflicts": [[o, list(f)] for o, f in pairs]})
@@ -601,8 +710,15 @@ class Engine:
         state = rt.stop_as or WsState.INTERRUPTED
         _clear_stop(rt)
         if rt.retry_after_stop:
+            # A stall retry is a retry like any other: it counts and it backs off.
             rt.retry_after_stop = False
-            await self._set_state(rt.ws.task_id, WsState.QUEUED, "retry after stall")
+            ws = rt.ws
+            quiet = f"no output for {_minutes(ws.stall_minutes)}"
+            given_up = (
+                f"{quiet}, {rt.attempt} attempt{'s' if rt.attempt != 1 else ''}"
+                f" (on_stall: retry, retries: {ws.retries})"
+            )
+            await self._end_failed(rt, WsState.FAILED, quiet, given_up=given_up)
             return
         if state is WsState.TIMED_OUT:
             detail = f"timed out after {_minutes(rt.ws.timeout_minutes)}"
@@ -612,8 +728,12 @@ class Engine:
         if state is WsState.SKIPPED:
             await self._unblock_dependents(rt.ws.task_id)
 
-    async def _end_failed(self, rt: _Runtime, state: WsState, detail: str) -> None:
-        """Fail the workstream, or queue an automatic retry with backoff while retries remain."""
+    async def _end_failed(
+        self, rt: _Runtime, state: WsState, detail: str, *, given_up: str | None = None
+    ) -> None:
+        """Fail the workstream, or queue an automatic retry with backoff while retries remain.
+
+        ``given_up``: the detail when no retry is left (``detail`` otherwise)."""
         if (
             rt.retries_left > 0
             and not self._cancelling
@@ -635,7 +755,7 @@ class Engine:
             assert self._loop is not None
             self._loop.call_later(delay, self._release_hold, rt)
             return
-        await self._set_state(rt.ws.task_id, state, detail)
+        await self._set_state(rt.ws.task_id, state, given_up or detail)
 
     def _release_hold(self, rt: _Runtime) -> None:
         rt.held_until = 0.0
@@ -795,6 +915,11 @@ class Engine:
     async def _detach(self) -> None:
         self._detaching = True
         self._wake.set()
+        self._notify_state_change()
+
+    def _notify_state_change(self) -> None:
+        self._states_changed.set()
+        self._states_changed = asyncio.Event()
 
     # ---------------------------------------------------------- metrics, stall
 
@@ -996,6 +1121,7 @@ class Engine:
                 "keep_going": self.options.keep_going,
                 "backend": self.options.backend,
                 "ray_address": self.options.ray_address,
+                "existing_branches": self.options.existing_branches,
             },
             rows,
         )
@@ -1010,6 +1136,7 @@ class Engine:
         now = self._clock()
         await self._db(self.store.record_state, self.run_id, task_id, state, detail, now)
         self._publish(ev.WorkstreamStateChanged(self.run_id, task_id, old, state, now, detail))
+        self._notify_state_change()
         if state in FAILED_STATES or state in DONE_FOR_DEPENDENTS:
             self._wake.set()
 

@@ -9,12 +9,14 @@ published as a ``FinishStepDone`` event and appended to the attempt's log, so
 
 The conflict forecast runs whenever the branch gets a new head (also when a
 check failed: the commit is there) and compares it with the other finished
-branches of the phase and with the freshest copy of the base branch.
+branches of the phase and with the base branch, fetched just before (the engine
+then forecasts again the branches that saw an older base).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import time
 from asyncio import FIRST_COMPLETED
@@ -23,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import crashpoints
 from ..errors import GitError
 from ..git import conflicts, pull_requests, repo, worktrees
 from ..plan.model import Check, Workstream
+from ..store.private import append_private
 from . import events as ev
 from .supervisor import spawn_attempt
 
@@ -33,6 +37,10 @@ from .supervisor import spawn_attempt
 
 
 async def _nothing() -> None:
+    return None
+
+
+async def _ignore_base(_ws: Workstream, _base_ref: str, _base_head: str) -> None:
     return None
 
 
@@ -54,6 +62,9 @@ class FinishContext:
     clock: Callable[[], float]
     force_push: bool = False
     work_ready: Callable[[], Awaitable[None]] = _nothing
+    on_base_forecast: Callable[[Workstream, str, str], Awaitable[None]] = _ignore_base
+    """Told the base ref and commit a forecast used: the engine forecasts again the
+    phase's finished branches that were forecast against an older base."""
     """The attempt rewrote the branch (a fresh retry): push with ``--force-with-lease``."""
 
 
@@ -123,6 +134,7 @@ async def check_and_commit(ctx: FinishContext) -> Committed:
         if not result.ok:
             break
     failed = next((r for r in results if not r.ok), None)
+    crashpoints.reach("finish.checked")
 
     subject, body = worktrees.commit_message(ws, ctx.run_id, ctx.attempt)
     try:
@@ -132,6 +144,7 @@ async def check_and_commit(ctx: FinishContext) -> Committed:
     except GitError as err:
         await report_step(ctx, "commit", False, str(err))
         return Committed(None, tuple(results), FinishOutcome(False, str(err)))
+    crashpoints.reach("finish.committed")
     diffstat = commit.diffstat
     await _record(ctx, commit, None)
     if commit.committed:
@@ -170,6 +183,7 @@ async def push_work(ctx: FinishContext) -> Pushed:
     except GitError as err:
         await report_step(ctx, "push", False, str(err))
         return Pushed(False, str(err))
+    crashpoints.reach("finish.pushed")
     await report_step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
     return Pushed(True)
 
@@ -185,8 +199,8 @@ async def deliver(
         return done.outcome
     assert done.commit is not None
     commit = done.commit
-    # Checked and committed: dependents merge the local branch, so they need not wait
-    # for the push, the pull request or the forecast.
+    # Checked and committed: dependents merge the local branch, so they may prepare
+    # during the push, the pull request and the forecast (their tools wait for success).
     await ctx.work_ready()
     await _forecast(ctx)
     result = await push()
@@ -234,6 +248,7 @@ async def _pull_request(
     if result.status == "failed":
         await report_step(ctx, "pr", False, f"{result.reason}; by hand: {result.command}")
         return f"; PR failed: {result.reason}"
+    crashpoints.reach("finish.pr_opened")
     await report_step(ctx, "pr", True, f"{result.status} {result.url or '(no URL printed by gh)'}")
     if result.url is None:
         return f"; PR {result.status}"
@@ -275,7 +290,10 @@ async def _forecast(ctx: FinishContext) -> None:
     ws = ctx.ws
     others = ctx.finished_branches(ws)
     try:
-        base_ref = await asyncio.to_thread(_current_base, ws)
+        base_ref, warning = await asyncio.to_thread(_current_base, ws)
+        if warning:
+            await _log(ctx, f"──── forecast: {warning}\n")
+        base_head = await asyncio.to_thread(repo.rev_parse, ws.repo, base_ref)
         found = await asyncio.to_thread(
             conflicts.forecast_conflicts,
             ws.repo,
@@ -294,14 +312,27 @@ async def _forecast(ctx: FinishContext) -> None:
     if pairs:  # the event reaches the views; the log keeps it with the attempt
         shown = "; ".join(f"{other}: {', '.join(files)}" for other, files in pairs)
         await _log(ctx, f"──── forecast: would conflict with {shown}\n")
+    if base_head is not None:
+        await ctx.on_base_forecast(ws, base_ref, base_head)
 
 
-def _current_base(ws: Workstream) -> str:
-    """The freshest base: the remote's copy (fetched when the worktree was made), else local."""
+def _current_base(ws: Workstream) -> tuple[str, str | None]:
+    """The freshest base, fetched now: the remote's copy, else the local branch.
+
+    Also what to tell when the fetch failed (the last fetched copy is used then).
+    """
     remote_ref = f"refs/remotes/{ws.remote}/{ws.base_branch}"
-    if repo.has_remote(ws.repo, ws.remote) and repo.ref_exists(ws.repo, remote_ref):
-        return remote_ref
-    return ws.base_branch
+    if not repo.has_remote(ws.repo, ws.remote):
+        return ws.base_branch, None
+    warning = None
+    try:
+        # A change pushed to the base during the run must reach the forecast.
+        repo.fetch_branch(ws.repo, ws.remote, ws.base_branch, max_age=0.0)
+    except GitError as err:
+        warning = f"{err} (forecasting against the last fetched copy)"
+    if repo.ref_exists(ws.repo, remote_ref):
+        return remote_ref, warning
+    return ws.base_branch, warning
 
 
 async def _run_check(ctx: FinishContext, check: Check) -> CheckResult:
@@ -359,11 +390,8 @@ async def _log(ctx: FinishContext, text: str) -> None:
 
 def append_log(log_path: Path, text: str) -> None:
     """Append a line of ours to an attempt's log (blocking); a log that fails is let be."""
-    try:
-        with log_path.open("a", encoding="utf-8") as log:
-            log.write(text)
-    except OSError:
-        pass  # a log that cannot be written must not fail the work
+    with contextlib.suppress(OSError):  # a log that cannot be written must not fail the work
+        append_private(log_path, text.encode("utf-8"))
 
 
 def _seconds(seconds: float) -> str:

@@ -80,7 +80,8 @@ def decide(
     ready_for_dependents: frozenset[str] = frozenset(),
 ) -> Decision:
     """What to do now. ``ready_for_dependents``: still finishing, but their work is
-    checked and committed, so their dependents may start."""
+    checked and committed, so their dependents may start preparing (the engine holds
+    a dependent's tool until every dependency has succeeded)."""
     local = dict(states)
     block = _propagate_blocks(graph, local)
 

@@ -165,8 +165,8 @@ async def test_commit_push_and_pull_request_then_a_rerun_edits_it(
     assert "──── check ok: check 'test -f notes.txt' passed" in log_a
     assert f"──── pr ok: created {url_a}" in log_a
 
-    # A rerun (a new run of the same plan) adds to the branch and edits the PR.
-    again = make_engine(plan, state)
+    # A rerun (a new run of the same plan, building on the branch) adds to it and edits the PR.
+    again = make_engine(plan, state, existing_branches="continue")
     rec2 = Recorder(again)
     assert await again.run() is True, rec2.states
     assert len(_pr_calls(fake_gh, "create")) == 2
@@ -226,6 +226,21 @@ async def test_without_gh_the_pr_step_is_skipped_with_the_command(
         assert gh_state is not None
         assert "gh auth login" in pr_step.detail
         assert [c["argv"][:2] for c in _gh_calls(gh_state)] == [["auth", "status"]]
+
+
+async def test_a_relative_remote_url_pushes_from_the_worktree(
+    git_sandbox: GitSandbox, tmp_path: Path
+) -> None:
+    sb = git_sandbox
+    sb.git(sb.repo, "remote", "set-url", "origin", "../origin.git")  # seen from the checkout
+    plan = write_plan(tmp_path, sb.repo, [("P1", 1, [ws("A", "--write", "a.txt=mine")])])
+    engine = make_engine(plan, tmp_path / "state")
+    rec = Recorder(engine)
+    assert await engine.run() is True, rec.details("P1::A")
+
+    [push] = _steps(rec, "P1::A", "push")
+    assert push.ok and push.detail == "origin/ws/P1/A"
+    assert sb.git(sb.origin, "show", "ws/P1/A:a.txt") == "mine"
 
 
 async def test_a_rejected_push_fails_with_gits_message_and_keeps_the_branch(

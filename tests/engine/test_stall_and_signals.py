@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -80,6 +81,7 @@ async def test_on_stall_retry_starts_a_new_attempt(git_repo: GitRepo, tmp_path: 
                         "tool": "shell",
                         "command": [sys.executable, "-c", script],
                         "on_stall": "retry",
+                        "retries": 1,
                     }
                 ],
             )
@@ -92,6 +94,35 @@ async def test_on_stall_retry_starts_a_new_attempt(git_repo: GitRepo, tmp_path: 
     assert engine.snapshot().workstreams["P1::S"].attempt == 2
     assert marker.exists()
     assert rec.states["P1::S"] is WsState.SUCCEEDED
+
+
+async def test_stall_retries_count_against_retries_and_back_off(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    # Silent every time: one retry (after the backoff), then it fails with the reason.
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [("P1", 1, [ws("S", "--sleep", "120", on_stall="retry", retries=1)])],
+        stall_minutes=0.02,
+    )
+    engine = make_engine(plan, tmp_path / "state", retry_backoff_seconds=1.5)
+    rec = Recorder(engine)
+    try:
+        ok = await asyncio.wait_for(engine.run(), 90)
+    except TimeoutError:
+        await engine.cancel(kill=True)
+        raise AssertionError(f"still retrying: {rec.details('P1::S')}") from None
+    assert ok is False
+    assert rec.states["P1::S"] is WsState.FAILED
+    assert engine.snapshot().workstreams["P1::S"].attempt == 2
+    details = rec.details("P1::S")
+    assert any("no output for 1s; retry 1/1 in 2s" in d for d in details), details
+    assert details[-1] == "no output for 1s, 2 attempts (on_stall: retry, retries: 1)"
+    ended = [e.at for e in rec.events if isinstance(e, ev.AttemptEnded)]
+    started = [e.at for e in rec.events if isinstance(e, ev.AttemptStarted)]
+    assert len(started) == 2 and len(ended) == 2
+    assert started[1] - ended[0] >= 1.5  # the backoff was waited out
 
 
 def test_ctrl_c_stops_gracefully_then_exits_130(git_repo: GitRepo, tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ from ..git import bundles, diffs, repo
 from ..git.worktrees import list_worktrees
 from ..plan.model import Plan, Workstream
 from ..store.logs import file_size
-from ..store.private import append_private
+from ..store.private import append_private, write_private_text
 from .node import NodeAttempt
 from .protocol import (
     Chunk,
@@ -248,7 +248,7 @@ class RayBackend:
             remote.node = "?"  # it answered: let release clean up what it made
             raise
         remote.node = prepared.node
-        await asyncio.to_thread(_write_text, node_file(request.log_path), prepared.node_id)
+        await asyncio.to_thread(write_private_text, node_file(request.log_path), prepared.node_id)
         if prepared.wip_applied:  # the work is in the new worktree now
             await asyncio.to_thread(bundles.drop_wip, ws.repo, ws.branch)
         return Workspace(prepared.path, ws.branch, prepared.base_commit, node=prepared.node)
@@ -615,11 +615,6 @@ def _real_std_streams() -> Iterator[None]:
 def node_file(log_path: Path) -> Path:
     """Beside an attempt's local log: the id of the node that ran it (``attempt-N.node``)."""
     return log_path.with_suffix(".node")
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 def _unlink(path: Path) -> None:

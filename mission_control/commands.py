@@ -826,7 +826,13 @@ def _cmd_clean(args: argparse.Namespace) -> int:
             refused += 1
             print(f"{ws_record.task_id}: refused: {reason}")
         if remote_run:
-            print(f"{ws_record.task_id}: its worktree was on a cluster node, removed there")
+            # Not this command's doing: a node removes its worktree when the attempt ends.
+            tried = store.attempts(record.run_id, ws_record.task_id)
+            where = f" ({tried[-1].worktree})" if tried else ""
+            print(
+                f"{ws_record.task_id}: its worktree was on a cluster node{where}, which removes"
+                " it when the attempt ends: nothing to remove here"
+            )
         elif result.worktree_removed:
             print(f"{ws_record.task_id}: removed {ws_record.worktree_path}")
         if result.branch_deleted:

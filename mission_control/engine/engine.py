@@ -1045,7 +1045,10 @@ class Engine:
         """On resume: find attempts of a remote backend that outlived the last mission-control."""
         for task_id, r in restored.items():
             rt = self._rt.get(task_id)
-            if rt is None or not r.remote or r.log_path is None:
+            # A crash just after a workstream ended may leave its actor holding a node.
+            last = r.last_attempt
+            ended = r.state in TERMINAL and last is not None and not self.backend.runs_here
+            if rt is None or not (r.remote or ended) or r.log_path is None:
                 continue
             request = AttemptRequest(
                 ws=rt.ws,
@@ -1064,13 +1067,34 @@ class Engine:
                 )
             except MissionControlError as err:
                 self._publish(ev.EngineWarned(self.run_id, task_id, str(err), self._clock()))
+                handle = None
+            if ended:
+                if handle is not None:
+                    await self.backend.release(task_id)
+                if last is not None and last.ended_at is None:
+                    await self._end_row(task_id, r.attempt, r.state)
                 continue
+            if handle is None and r.ended is None:
+                await self._end_row(task_id, r.attempt, WsState.INTERRUPTED)  # started again
             if handle is None or r.ended is not None:
                 continue  # gone: started again; or ended: finished through its actor
             r.adopted = handle
             r.paused = handle.paused
             r.state = WsState.PAUSED if handle.paused else WsState.RUNNING
             r.detail = f"adopted pid {handle.pid} on its node"
+
+    async def _end_row(self, task_id: str, attempt: int, state: WsState) -> None:
+        """End the ledger row of an attempt that ended while no mission-control watched."""
+        await self._db(
+            self.store.end_attempt,
+            self.run_id,
+            task_id,
+            attempt,
+            exit_code=None,
+            signal=None,
+            status=state.value,
+            ended_at=self._clock(),
+        )
 
     async def _adopt_survivors(self) -> None:
         """On resume: take back attempts whose processes outlived the last mission-control."""

@@ -117,6 +117,21 @@ def _fetch_bundle(repo: Path, data: bytes, spec: str, what: str) -> None:
         os.unlink(name)
 
 
+def note_pushed(repo: Path, remote: str, branch: str, commit: str) -> None:
+    """Record here that ``remote`` has ``branch`` at ``commit`` (another machine pushed it).
+
+    ``clean --branches`` and ``git status`` judge a branch by this
+    remote-tracking ref; the commit must be here already (the work came back).
+    """
+    if rev_parse(repo, commit) is None:
+        return
+    run_git(
+        ["update-ref", f"refs/remotes/{remote}/{branch}", commit],
+        repo,
+        check=False,  # a stale tracking ref is no reason to fail the work
+    )
+
+
 def fetch_commits(repo: Path, remote: str, branches: list[str]) -> None:
     """Fetch the remote's ``branches`` (a bundle's prerequisites) into remote-tracking refs."""
     specs = [f"+refs/heads/{b}:refs/remotes/{remote}/{b}" for b in branches]
@@ -128,4 +143,11 @@ def fetch_commits(repo: Path, remote: str, branches: list[str]) -> None:
     )
 
 
-__all__ = ["Seed", "bundle_bytes", "fetch_commits", "import_branch", "seed_for_branch"]
+__all__ = [
+    "Seed",
+    "bundle_bytes",
+    "fetch_commits",
+    "import_branch",
+    "note_pushed",
+    "seed_for_branch",
+]

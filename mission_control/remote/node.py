@@ -11,13 +11,21 @@ the log is written on the node and streamed back in chunks as it grows
 Every process the attempt starts (tool and checks) carries a mark in its
 environment; a watchdog started before anything else sweeps marked processes
 away if the actor dies without cleaning up.
+
+What a later mission-control needs to take the attempt back after its actor
+is gone (it stopped itself with no mission-control watching) stays on the
+node: the worktree, the log, the tool's exit status and a small state file.
+``reopen`` in a new actor on the same node picks them up, so a tool that
+finished unwatched is finished, not run again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -30,7 +38,14 @@ from typing import Any
 from ..engine import events as ev
 from ..engine.finish import FinishContext, Pushed, append_log, check_and_commit, push_work
 from ..engine.metrics import LogActivity, MetricsSampler
-from ..engine.supervisor import AttemptProcess, TerminateResult, enable_subreaper, spawn_attempt
+from ..engine.supervisor import (
+    AttemptProcess,
+    ExitStatus,
+    TerminateResult,
+    enable_subreaper,
+    read_exit_file,
+    spawn_attempt,
+)
 from ..engine.tools import RenderedCommand, render_command, resolve_executable
 from ..errors import MissionControlError
 from ..git import mirrors
@@ -51,6 +66,9 @@ from .watchdog import start_watchdog
 
 MARK_VAR = "MC_NODE_ATTEMPT"
 """Environment mark of every process a node-side attempt starts (what the watchdog sweeps)."""
+
+CLOSED_EXIT_SECONDS = 10.0
+"""A closed attempt's actor waits this long to be killed before it exits by itself."""
 
 
 def node_dir() -> Path:
@@ -75,8 +93,10 @@ class NodeAttempt:
         enable_subreaper()
         root = node_dir()
         self._cache = root / "mirrors"
+        self._root = root
         ws = spec.ws
         work_root = root / "work" / f"{spec.run_id}-{ws.phase_id}-{ws.id}-{spec.attempt}"
+        self._work_root = work_root
         # The workstream as the node sees it: its worktree here, the prompt inline,
         # the remote called origin, and the mark in every process's environment.
         self.ws = ws.model_copy(
@@ -89,7 +109,10 @@ class NodeAttempt:
             }
         )
         self.log_path = attempt_log_path(root, spec.run_id, ws.phase_id, ws.id, spec.attempt)
+        self._state_path = self.log_path.with_suffix(".state.json")
         self._mirror: Path | None = None
+        self._kept: NodeStatus | None = None
+        """Set by ``reopen``: the attempt as its node kept it, its tool long ended."""
         self._base_commit = ""
         self._proc: AttemptProcess | None = None
         self._events: list[ev.Event] = []
@@ -153,7 +176,43 @@ class NodeAttempt:
             prepared.base_commit,
             prepared.merged,
             prepared.wip_applied,
+            _node_id(),
         )
+
+    async def reopen(self) -> NodeStatus | None:
+        """Take up an attempt whose actor is gone from what the node kept; None if nothing is.
+
+        The tool ended (or was stopped) while no mission-control watched; its
+        worktree, log and exit status are still here, so the attempt finishes
+        (or gives its work back) from them instead of running its tool again.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._unclaimed.cancel()
+        self._touch()
+        state = await asyncio.to_thread(_read_state, self._state_path)
+        if state is None or not self.ws.worktree_path.is_dir():
+            return None
+        mirror = Path(state["mirror"])
+        if not (mirror / "HEAD").is_file():
+            return None
+        self._mirror = mirror
+        self._base_commit = str(state["base_commit"])
+        stopped = bool(state.get("stopped", False))
+        status = await asyncio.to_thread(read_exit_file, self.log_path.with_suffix(".exit"))
+        if status is None:  # killed with its actor before its wrapper could say how
+            status, stopped = ExitStatus(None, None), True
+        self._kept = NodeStatus(
+            _node_name(),
+            int(state["pid"]),
+            float(state["create_time"]),
+            False,
+            True,
+            tuple(state["dependencies"]),
+            await asyncio.to_thread(file_size, self.log_path),
+            status,
+            stopped,
+        )
+        return self._kept
 
     async def keep_uncommitted(self) -> bytes | None:
         """The worktree's uncommitted work as a bundle, before the worktree goes; None if clean."""
@@ -194,6 +253,14 @@ class NodeAttempt:
             exit_file=self.log_path.with_suffix(".exit"),
         )
         self._proc = proc
+        state = {
+            "mirror": str(self._mirror),
+            "base_commit": self._base_commit,
+            "dependencies": list(self.spec.dependencies),
+            "pid": proc.pid,
+            "create_time": proc.create_time,
+        }
+        await asyncio.to_thread(_write_state, self._state_path, state)
         self._watch_log()
         self._sampler = MetricsSampler(1.0, self._on_sample_thread)
         self._sampler.watch("attempt", proc, self.log_path)
@@ -202,6 +269,8 @@ class NodeAttempt:
 
     async def wait(self) -> NodeEnded:
         """Wait for the tool's end (its whole tree)."""
+        if self._kept is not None and self._kept.status is not None:
+            return NodeEnded(self._kept.status, await asyncio.to_thread(file_size, self.log_path))
         proc = self._require()
         status = await proc.wait()
         if self._sampler is not None:
@@ -216,6 +285,8 @@ class NodeAttempt:
 
     async def terminate(self, grace: float) -> TerminateResult:
         self._stop_finishing.set()
+        if self._kept is not None:
+            return TerminateResult((), (), (), self._kept.status)  # nothing runs any more
         return await self._require().terminate(grace)
 
     async def stop_finishing(self) -> None:
@@ -267,6 +338,8 @@ class NodeAttempt:
         self._touch()
 
     def _touch(self) -> None:
+        if self._closed:
+            return  # a closed attempt keeps its short timer: nothing to wait for
         loop = self._loop or asyncio.get_running_loop()
         self._loop = loop
         if self._orphan_timer is not None:
@@ -278,6 +351,8 @@ class NodeAttempt:
     async def describe(self) -> NodeStatus:
         """What a mission-control taking the attempt over needs to know."""
         self._touch()
+        if self._kept is not None:
+            return self._kept
         proc = self._require()
         return NodeStatus(
             _node_name(),
@@ -328,11 +403,21 @@ class NodeAttempt:
                 return
 
     async def close(self) -> None:
-        """End the stream, remove the worktree, let the watchdog sweep and exit."""
+        """End the stream, remove the worktree and the attempt's files, let the watchdog sweep.
+
+        The actor is killed next; should its mission-control die first, the
+        no-driver timer (shortened now) still ends it.
+        """
         self._closed = True
         self._changed.set()
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
         if self._orphan_timer is not None:
             self._orphan_timer.cancel()
+        self._orphan_timer = loop.call_later(
+            min(self.spec.orphan_seconds, CLOSED_EXIT_SECONDS),
+            lambda: asyncio.ensure_future(self._orphaned()),
+        )
         if self._sampler is not None:
             self._sampler.stop()
         if self._watcher is not None:
@@ -342,8 +427,22 @@ class NodeAttempt:
             await asyncio.to_thread(
                 mirrors.remove_node_worktree, self._mirror, self.ws.worktree_path
             )
+        await asyncio.to_thread(self._remove_files)
         with contextlib.suppress(OSError):
             os.close(self._watchdog)
+
+    def _remove_files(self) -> None:
+        """Forget the attempt on this node: its work folder, its log and state (all sent back)."""
+        shutil.rmtree(self._work_root, ignore_errors=True)
+        folder = self.log_path.parent
+        for path in folder.glob(f"{self.log_path.stem}.*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if not any(folder.glob("attempt-*")):  # the workstream's last attempt here
+            with contextlib.suppress(OSError):
+                (folder / "prompt.txt").unlink()
+        _remove_empty(folder, self._root / "runs")
+        _remove_empty(self._work_root.parent, self._root)
 
     def _never_claimed(self) -> None:
         with contextlib.suppress(OSError):
@@ -358,14 +457,27 @@ class NodeAttempt:
         never taken back from holding its node forever. The worktree stays on
         the node's disk with whatever the tool did.
         """
+        if self._closed:
+            with contextlib.suppress(OSError):
+                os.close(self._watchdog)
+            os._exit(0)  # closed and never killed: its mission-control died just before
         minutes = self.spec.orphan_seconds / 60
+        running = self._proc is None or self._proc.status is None
+        what = "attempt stopped" if running else "its tool had ended"
         note = (
-            f"\n──── no mission-control for {minutes:g} min: attempt stopped;"
-            f" its work stays in {self.ws.worktree_path} on {_node_name()}\n"
+            f"\n──── no mission-control for {minutes:g} min: {what};"
+            f" its work stays in {self.ws.worktree_path} on {_node_name()}"
+            " until a mission-control resumes the run\n"
         )
         await asyncio.to_thread(append_log, self.log_path, note)
-        if self._proc is not None and self._proc.status is None:
-            await self._proc.terminate(self.spec.grace_seconds)
+        if running:
+            # Said before the stop: a resume then knows the tool did not end by itself.
+            state = await asyncio.to_thread(_read_state, self._state_path)
+            if state is not None:
+                state["stopped"] = True
+                await asyncio.to_thread(_write_state, self._state_path, state)
+            if self._proc is not None:
+                await self._proc.terminate(self.spec.grace_seconds)
         if self._sampler is not None:
             self._sampler.stop()
         with contextlib.suppress(OSError):
@@ -420,6 +532,37 @@ async def _ignore_conflicts(_ws: Any, _pairs: Any) -> None:
 
 def _node_name() -> str:
     return socket.gethostname()
+
+
+def _node_id() -> str:
+    import ray  # only ever called inside an actor
+
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    """Write the attempt's state file whole (a temporary file renamed over it)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _remove_empty(folder: Path, stop: Path) -> None:
+    """Remove ``folder`` and its parents below ``stop`` while they are empty."""
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def _read(path: Path, offset: int, limit: int) -> bytes:

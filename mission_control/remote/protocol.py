@@ -49,6 +49,8 @@ class NodePrepared:
     base_commit: str
     merged: tuple[str, ...]
     wip_applied: bool = False
+    node_id: str = ""
+    """Ray's id of the node: a later mission-control finds the attempt's leftovers there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,10 @@ class NodeStatus:
     ended: bool
     dependencies: tuple[str, ...]
     log_size: int
+    status: ExitStatus | None = None
+    """How the tool ended, for an attempt taken back from what its node kept (else None)."""
+    stopped: bool = False
+    """Its tool was stopped on the node because no mission-control watched it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,12 @@ workstream and attempt, so an agent outlives a crash of mission-control (or a
 detached run) and ``resume`` takes it back. A heartbeat tells each actor that a
 mission-control still watches; one that hears nothing for ``orphan_seconds``
 (``MC_RAY_ORPHAN_MINUTES``, default 60) stops its tool and goes away, so an
-abandoned run does not hold the cluster forever.
+abandoned run does not hold the cluster forever. Its work stays on the node:
+``resume`` starts an actor on that node (it needs no CPU) that takes the
+attempt up from there: a tool that had finished is finished, not run again;
+a stopped one gives its uncommitted work back and starts again with it. Which
+node that is, a small file beside the attempt's local log says
+(``attempt-N.node``), until the attempt's actor is let go of.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..engine.backend import AttemptLost, AttemptRequest, AttemptSink, Workspace
 from ..engine.finish import FinishContext, FinishOutcome, Pushed, deliver, report_step
@@ -50,7 +56,7 @@ from ..git import bundles, diffs, repo
 from ..git.worktrees import list_worktrees
 from ..plan.model import Plan, Workstream
 from ..store.logs import file_size
-from ..store.private import append_private
+from ..store.private import append_private, write_private_text
 from .node import NodeAttempt
 from .protocol import (
     Chunk,
@@ -93,6 +99,8 @@ class _Remote:
     attempt: RayAttempt | None = None
     dependencies: tuple[str, ...] = ()
     ws: Workstream | None = None
+    log_path: Path | None = None
+    """The attempt's local log: its node file sits beside it."""
 
 
 class RayBackend:
@@ -222,7 +230,7 @@ class RayBackend:
         # Registering a named actor is a synchronous call to the cluster (and pickles the
         # seed bundle): off the loop.
         actor = await asyncio.to_thread(lambda: self._actor_class.options(**options).remote(spec))
-        remote = _Remote(actor, dependencies=deps, ws=ws)
+        remote = _Remote(actor, dependencies=deps, ws=ws, log_path=request.log_path)
         self._remotes[ws.task_id] = remote
         # The actor may wait for room on the cluster: a kill must not wait with it.
         call = asyncio.ensure_future(self._call(ws.task_id, actor.prepare.remote()))
@@ -240,23 +248,35 @@ class RayBackend:
             remote.node = "?"  # it answered: let release clean up what it made
             raise
         remote.node = prepared.node
+        await asyncio.to_thread(write_private_text, node_file(request.log_path), prepared.node_id)
         if prepared.wip_applied:  # the work is in the new worktree now
             await asyncio.to_thread(bundles.drop_wip, ws.repo, ws.branch)
         return Workspace(prepared.path, ws.branch, prepared.base_commit, node=prepared.node)
 
     async def adopt(self, request: AttemptRequest, sink: AttemptSink) -> RayAttempt | None:
-        """Find the attempt's actor by name; None when it is gone (it starts again)."""
+        """Find the attempt's actor by name, or take the attempt up from what its node kept;
+        None when neither is there (it starts again)."""
         ws = request.ws
         name = actor_name(request.run_id, ws.task_id, request.attempt)
         try:
             actor = await asyncio.to_thread(ray.get_actor, name, NAMESPACE)
         except ValueError:
-            return None
-        remote = _Remote(actor, ws=ws)
+            actor = await asyncio.to_thread(self._reopen_actor, request)
+            if actor is None:
+                return None
+            describe: Any = actor.reopen
+        else:
+            describe = actor.describe
+        remote = _Remote(actor, ws=ws, log_path=request.log_path)
         self._remotes[ws.task_id] = remote
-        try:
-            status: NodeStatus = await self._call(ws.task_id, actor.describe.remote())
-        except (AttemptLost, MissionControlError):
+        try:  # bounded: an actor pinned to a node that just went would wait for it forever
+            status: NodeStatus | None = await asyncio.wait_for(
+                self._call(ws.task_id, describe.remote()), 120
+            )
+        except (TimeoutError, AttemptLost, MissionControlError):
+            status = None
+        if status is None:  # nothing left of it on the node
+            remote.node = "?"
             await self.release(ws.task_id)
             return None
         remote.node = status.node
@@ -264,10 +284,51 @@ class RayBackend:
         # The local log may also hold lines this machine wrote while finishing.
         offset = min(await asyncio.to_thread(file_size, request.log_path), status.log_size)
         started = NodeStarted(status.pid, status.create_time)
-        handle = RayAttempt(self, ws.task_id, remote, started, request.log_path, sink, offset)
+        lost = None
+        if status.stopped:
+            lost = (
+                f"{ws.task_id}: stopped on node {status.node} with no mission-control watching"
+                " (its uncommitted work is kept for the next attempt)"
+            )
+        handle = RayAttempt(
+            self, ws.task_id, remote, started, request.log_path, sink, offset, lost=lost
+        )
         handle.set_paused(status.paused)
         remote.attempt = handle
         return handle
+
+    def _reopen_actor(self, request: AttemptRequest) -> Any:
+        """An actor on the node that kept the attempt's leftovers (blocking); None if none.
+
+        It asks for no CPU: it only finishes or gives back work already done,
+        and must not wait behind the run's own attempts for room.
+        """
+        try:
+            node_id = node_file(request.log_path).read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        alive = {n.get("NodeID") for n in ray.nodes() if n.get("Alive")}  # type: ignore[no-untyped-call]
+        if not node_id or node_id not in alive:
+            return None
+        ws = request.ws
+        spec = NodeSpec(
+            run_id=request.run_id,
+            attempt=request.attempt,
+            ws=ws,
+            tool=request.tool,
+            remote_url=self._urls[(ws.repo, ws.remote)],
+            dependencies=(),
+            prompt_text=None,
+            grace_seconds=request.grace_seconds,
+            orphan_seconds=self._orphan_seconds,
+        )
+        return self._actor_class.options(
+            num_cpus=0,
+            name=actor_name(request.run_id, ws.task_id, request.attempt),
+            namespace=NAMESPACE,
+            lifetime="detached",
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+        ).remote(spec)
 
     async def render(self, request: AttemptRequest, workspace: Workspace) -> RenderedCommand:
         remote = self._remote(request.ws.task_id)
@@ -330,6 +391,11 @@ class RayBackend:
             # Nothing new, but the branch exists here as it would locally (a later
             # `--phase` run looks for it).
             await asyncio.to_thread(_point_branch, ws, committed.commit.head)
+        if done.pushed.pushed and committed.commit is not None:
+            # The node pushed: this repository's copy of the remote's branch says so too.
+            await asyncio.to_thread(
+                bundles.note_pushed, ws.repo, ws.remote, ws.branch, committed.commit.head
+            )
         # Forecast and pull request run here, on the branch as it came back.
         local = replace(ctx, worktree=ws.repo)
 
@@ -348,6 +414,8 @@ class RayBackend:
         if remote.node is not None:  # an actor still waiting for room has nothing to clean
             with contextlib.suppress(*_LOST, RayTaskError, asyncio.TimeoutError):
                 await asyncio.wait_for(_awaitable(remote.actor.close.remote()), 60)
+                if remote.log_path is not None:  # nothing of it is left on the node
+                    await asyncio.to_thread(_unlink, node_file(remote.log_path))
         with contextlib.suppress(Exception):
             await asyncio.to_thread(ray.kill, remote.actor)
 
@@ -431,6 +499,8 @@ class RayAttempt:
         log_path: Path,
         sink: AttemptSink,
         offset: int,
+        *,
+        lost: str | None = None,
     ) -> None:
         self.pid = started.pid
         self.create_time = started.create_time
@@ -445,6 +515,8 @@ class RayAttempt:
         self._events = 0
         self._progress = asyncio.Event()
         self._pump_ended = False
+        self._lost = lost
+        """Set for an attempt whose tool its node stopped: ``wait`` reports it lost."""
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mc-ray-log")
         self._pump = asyncio.ensure_future(self._run_pump())
 
@@ -458,6 +530,8 @@ class RayAttempt:
     async def wait(self) -> ExitStatus:
         ended: NodeEnded = await self._backend._call(self._task_id, self._actor.wait.remote())
         await self.drained(ended.log_size, None)
+        if self._lost is not None:
+            raise AttemptLost(self._lost)
         return ended.status
 
     def pause(self) -> list[int]:
@@ -536,6 +610,16 @@ def _real_std_streams() -> Iterator[None]:
             yield
         finally:
             sys.stdout, sys.stderr = saved
+
+
+def node_file(log_path: Path) -> Path:
+    """Beside an attempt's local log: the id of the node that ran it (``attempt-N.node``)."""
+    return log_path.with_suffix(".node")
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def _append(path: Path, data: bytes) -> None:

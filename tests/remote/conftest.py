@@ -29,14 +29,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     node_dir = tmp_path_factory.mktemp("ray-node")
     previous = os.environ.get("MC_NODE_DIR")
     os.environ["MC_NODE_DIR"] = str(node_dir)
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=80 * 1024 * 1024,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-        namespace="mission-control",
-    )
+    _start_cluster()
     try:
         yield node_dir
     finally:
@@ -45,3 +38,23 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ.pop("MC_NODE_DIR", None)
         else:
             os.environ["MC_NODE_DIR"] = previous
+
+
+def _start_cluster(tries: int = 3) -> None:
+    """Start the cluster; again if its node gave up starting (its agents start slowly on a
+    busy machine, and the node waits for them only so long)."""
+    for left in range(tries - 1, -1, -1):
+        try:
+            ray.init(
+                num_cpus=2,
+                include_dashboard=False,
+                object_store_memory=80 * 1024 * 1024,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                namespace="mission-control",
+            )
+            return
+        except Exception as err:
+            if left == 0 or "timed out during startup" not in str(err):
+                raise
+            ray.shutdown()

@@ -304,7 +304,18 @@ def test_the_cli_runs_a_plan_on_a_cluster_by_address(git_repo: GitRepo, tmp_path
         [sys.executable, "-m", "mission_control", "clean", *state],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    assert "P::a: its worktree was on a cluster node, removed there" in clean.stdout
+    assert "removed there" not in clean.stdout  # it was never this command's doing
+    assert "P::a: its worktree was on a cluster node (" in clean.stdout
+    assert "nothing to remove here" in clean.stdout
+    # The node pushed the branch, and this repository knows: it is safe to delete.
+    pushed = _git(git_repo.origin, "rev-parse", "ws/P/a")
+    assert git_repo.git("rev-parse", "origin/ws/P/a") == pushed
+    clean = subprocess.run(
+        [sys.executable, "-m", "mission_control", "clean", "--branches", *state],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "P::a: deleted branch ws/P/a" in clean.stdout
 
 
 def test_without_ray_the_backend_says_how_to_install_it(tmp_path: Path) -> None:
@@ -547,3 +558,184 @@ async def test_a_killed_attempts_uncommitted_work_comes_back_for_its_retry(
     assert gone.returncode != 0  # taken back: no longer kept here
     await engine.cancel()
     await run
+
+
+def _live_actors(run_id: str) -> list[str]:
+    """Names of the run's actors that are not dead (``ray.util.state`` needs the dashboard,
+    which the test cluster does not start; the named-actor list is Ray's core API)."""
+    import ray
+
+    return [n for n in ray.util.list_named_actors() if n.startswith(f"mc/{run_id}/")]
+
+
+def _node_work(node_dir: Path, run_id: str) -> list[Path]:
+    """The run's worktree folders on the node."""
+    return list((node_dir / "work").glob(f"{run_id}-*"))
+
+
+def _only_run(state: Path) -> str:
+    store = RunStore(state)
+    try:
+        (run,) = store.list_runs(5)
+        return run.run_id
+    finally:
+        store.close()
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+@pytest.mark.timeout(600)  # two mission-controls and a wait for the node
+def test_work_that_ended_with_no_mission_control_is_finished_or_kept_on_resume(
+    git_repo: GitRepo, tmp_path: Path, ray_cluster: Path
+) -> None:
+    gone = tmp_path / "driver-gone"
+    ran = tmp_path / "ran"  # each start of a tool adds a line to ran/<workstream>
+    ran.mkdir()
+    # Finishes by itself, but only once its mission-control is dead.
+    done = (
+        f"echo finished > done.txt; echo $MC_ATTEMPT >> {ran}/done;"
+        f" while [ ! -f {gone} ]; do sleep 0.2; done; echo exiting unwatched"
+    )
+    # Leaves uncommitted work and runs until its node stops it; the next attempt ends.
+    stopped = (
+        'if [ -f wip.txt ]; then echo "found $(cat wip.txt)"; echo second > more.txt;'
+        f" echo $MC_ATTEMPT >> {ran}/stopped; exit 0; fi;"
+        f" echo first > wip.txt; echo $MC_ATTEMPT >> {ran}/stopped; sleep 600"
+    )
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [("P", 2, [_shell_line("done", done), _shell_line("stopped", stopped)])],
+    )
+    plan.path.write_text("grace_seconds: 1\n" + plan.path.read_text())
+    state = tmp_path / "state"
+    driver = _mission_control(
+        "run", str(plan.path), "--headless", "--state-dir", str(state),
+        "--backend", "ray", "--ray-address", _cluster_address(),
+        env={"MC_RAY_ORPHAN_MINUTES": "0.2"},
+    )  # fmt: skip
+    assert wait_for(lambda: (ran / "done").exists() and (ran / "stopped").exists(), 90)
+    driver.kill()
+    driver.communicate(timeout=30)
+    gone.touch()  # "done" exits 0 with nobody watching; "stopped" runs on
+    run_id = _only_run(state)
+    # Each actor hears from nobody for 12 s, stops what still runs and goes away.
+    assert wait_for(lambda: _live_actors(run_id) == [], timeout=120), _live_actors(run_id)
+
+    resume = _mission_control("resume", "--headless", "--state-dir", str(state))
+    out, _ = resume.communicate(timeout=300)
+    assert resume.returncode == 0, out
+
+    # The finished tool is not run again; its work is committed once and pushed.
+    assert _lines(ran / "done") == ["1"]
+    origin = git_repo.origin
+    assert _git(origin, "show", "ws/P/done:done.txt") == "finished"
+    assert _git(origin, "rev-list", "--count", "main..ws/P/done") == "1"
+    # The stopped one's uncommitted work came back for its next attempt.
+    assert _lines(ran / "stopped") == ["1", "2"]
+    assert _git(origin, "show", "ws/P/stopped:wip.txt") == "first"
+    assert _git(origin, "show", "ws/P/stopped:more.txt") == "second"
+    # The remote's branches, as this repository knows them, are the pushed ones.
+    for name in ("done", "stopped"):
+        branch = f"ws/P/{name}"
+        assert git_repo.git("rev-parse", f"origin/{branch}") == _git(origin, "rev-parse", branch)
+
+    store = RunStore(state)
+    try:
+        rows = [(a.task_id, a.attempt, a.status) for a in store.attempts(run_id)]
+        assert rows == [
+            ("P::done", 1, "exited"),
+            ("P::stopped", 1, "interrupted"),
+            ("P::stopped", 2, "exited"),
+        ]
+        assert all(a.ended_at is not None for a in store.attempts(run_id))
+    finally:
+        store.close()
+    # The local logs hold what the nodes wrote while nobody watched.
+    logs = state / "runs" / run_id / "P"
+    done_log = (logs / "done" / "attempt-1.log").read_text()
+    assert "exiting unwatched" in done_log and "its tool had ended" in done_log
+    assert "──── commit ok" in done_log
+    stopped_log = (logs / "stopped" / "attempt-1.log").read_text()
+    assert "no mission-control for 0.2 min: attempt stopped; its work stays in" in stopped_log
+    assert "found first" in (logs / "stopped" / "attempt-2.log").read_text()
+    # Nothing of the run is left on the cluster: no actor, no process, no node folder.
+    assert wait_for(lambda: _live_actors(run_id) == [], timeout=30), _live_actors(run_id)
+    assert _leftovers(run_id) == []
+    assert not (ray_cluster / "runs" / run_id).exists()
+    assert _node_work(ray_cluster, run_id) == []
+
+
+@pytest.mark.timeout(600)  # two mission-controls and a wait for the node
+def test_resume_lets_go_of_the_actor_of_a_workstream_that_had_succeeded(
+    git_repo: GitRepo, tmp_path: Path, ray_cluster: Path
+) -> None:
+    gone = tmp_path / "driver-gone"
+    started = tmp_path / "started"
+    line = f"echo x > x.txt; touch {started}; while [ ! -f {gone} ]; do sleep 0.2; done"
+    plan = write_plan(tmp_path, git_repo.path, [("P", 1, [_shell_line("x", line)])])
+    state = tmp_path / "state"
+    driver = _mission_control(
+        "run", str(plan.path), "--headless", "--state-dir", str(state),
+        "--backend", "ray", "--ray-address", _cluster_address(),
+    )  # fmt: skip
+    assert wait_for(started.exists, timeout=90)
+    run_id = _only_run(state)
+    assert _live_actors(run_id) != []
+    driver.kill()
+    driver.communicate(timeout=30)
+    gone.touch()
+    # The ledger as a crash leaves it between recording success and letting go of the actor.
+    store = RunStore(state)
+    try:
+        now = time.time()
+        store.end_attempt(
+            run_id, "P::x", 1, exit_code=0, signal=None, status="exited", ended_at=now
+        )
+        store.record_state(run_id, "P::x", WsState.SUCCEEDED, "pushed to origin", now)
+    finally:
+        store.close()
+
+    resume = _mission_control("resume", "--headless", "--state-dir", str(state))
+    out, _ = resume.communicate(timeout=180)
+    assert resume.returncode == 0, out
+    assert wait_for(lambda: _live_actors(run_id) == [], timeout=30), _live_actors(run_id)
+    assert _leftovers(run_id) == []
+    assert _node_work(ray_cluster, run_id) == []
+
+
+def test_a_closed_node_attempt_leaves_nothing_on_its_node_and_ends_even_if_not_killed(
+    git_repo: GitRepo, tmp_path: Path, ray_cluster: Path
+) -> None:
+    import ray
+
+    from mission_control.remote.node import NodeAttempt
+    from mission_control.remote.protocol import NodeSpec
+
+    plan = write_plan(tmp_path, git_repo.path, [("P", 1, [ws("a", "--lines", "1")])])
+    spec = NodeSpec(
+        run_id="closed-run",
+        attempt=1,
+        ws=plan.workstream("P::a"),
+        tool=plan.tools["shell"],
+        remote_url=str(git_repo.origin),
+        dependencies=(),
+        prompt_text=None,
+        grace_seconds=1.0,
+        orphan_seconds=3600.0,
+    )
+    actor = (
+        ray.remote(max_restarts=0)(NodeAttempt)
+        .options(name="mc/closed-run/P::a/1", lifetime="detached")
+        .remote(spec)
+    )
+    ray.get(actor.prepare.remote(), timeout=120)
+    assert _node_work(ray_cluster, "closed-run") != []
+    ray.get(actor.close.remote(), timeout=60)
+    # No empty folder, no log of the attempt stays behind on the node.
+    assert _node_work(ray_cluster, "closed-run") == []
+    assert not (ray_cluster / "runs" / "closed-run").exists()
+    # Its mission-control "dies" here, before ray.kill: the actor must not wait an hour.
+    assert wait_for(lambda: _live_actors("closed-run") == [], timeout=60)

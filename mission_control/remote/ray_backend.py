@@ -46,6 +46,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from .. import crashpoints
 from ..engine.backend import AttemptLost, AttemptRequest, AttemptSink, Workspace
 from ..engine.finish import FinishContext, FinishOutcome, Pushed, deliver, report_step
 from ..engine.metrics import LogActivity
@@ -366,6 +367,7 @@ class RayBackend:
             )
         finally:
             stopper.cancel()
+        crashpoints.reach("remote.finished")
         await remote.attempt.drained(done.log_size, done.events)
         committed = done.committed
         if committed.commit is not None:
@@ -396,6 +398,7 @@ class RayBackend:
             await asyncio.to_thread(
                 bundles.note_pushed, ws.repo, ws.remote, ws.branch, committed.commit.head
             )
+        crashpoints.reach("remote.work_returned")
         # Forecast and pull request run here, on the branch as it came back.
         local = replace(ctx, worktree=ws.repo)
 

@@ -192,16 +192,18 @@ def holders(targets: Iterable[ClaimTarget]) -> list[Holder]:
 
 
 def _locks(targets: Iterable[ClaimTarget]) -> list[_Lock]:
-    """One lock per branch and per worktree, sorted so two drivers take them in one order."""
-    locks: dict[Path, _Lock] = {}
+    """One lock per branch and per worktree, branches first, each kind sorted: every
+    driver takes them in one order, and a refusal names the branch when it can."""
+    branches: dict[Path, _Lock] = {}
+    worktrees: dict[Path, _Lock] = {}
     for target in targets:
         folder = common_git_dir(target.repo) / CLAIMS_DIR
-        branch = _Lock(f"branch {target.branch} of {target.repo}", folder / _name(target.branch))
+        branch = folder / _name(target.branch)
+        branches.setdefault(branch, _Lock(f"branch {target.branch} of {target.repo}", branch))
         worktree_path = Path(os.path.abspath(target.worktree))
-        worktree = _Lock(f"worktree {worktree_path}", folder / _name(f"worktree:{worktree_path}"))
-        for lock in (branch, worktree):
-            locks.setdefault(lock.path, lock)
-    return [locks[path] for path in sorted(locks)]
+        worktree = folder / _name(f"worktree:{worktree_path}")
+        worktrees.setdefault(worktree, _Lock(f"worktree {worktree_path}", worktree))
+    return [branches[p] for p in sorted(branches)] + [worktrees[p] for p in sorted(worktrees)]
 
 
 def _name(key: str) -> str:

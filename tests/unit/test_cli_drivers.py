@@ -9,7 +9,7 @@ options, and ``attach`` taking a run from a driver in the background or (only wi
 from __future__ import annotations
 
 import contextlib
-import os
+import itertools
 import signal
 import subprocess
 import sys
@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mission_control.plan.model import Plan
 from mission_control.store.runs import RunRecord, RunStore
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import write_plan, ws
@@ -92,11 +93,9 @@ def _owned_by(state: Path, run_id: str, pid: int) -> bool:
     return record is not None and record.owner_pid == pid
 
 
-def _background_driver(state: Path, run_id: str) -> int:
-    """The pid of the run's live owner (a background driver: none of ours)."""
+def _owner(state: Path, run_id: str) -> int | None:
     record = RunStore(state).get_run(run_id)
-    assert record is not None and record.owner_pid is not None
-    return record.owner_pid
+    return None if record is None else record.owner_pid
 
 
 # ------------------------------------------------------------ one driver per branch
@@ -183,9 +182,7 @@ def test_two_runs_started_at_the_same_instant_get_one_driver(
 # -------------------------------------------------------------------- run --detach
 
 
-def test_detach_keeps_max_parallel_keep_going_and_phase(
-    git_repo: GitRepo, tmp_path: Path
-) -> None:
+def test_detach_keeps_max_parallel_keep_going_and_phase(git_repo: GitRepo, tmp_path: Path) -> None:
     plan = write_plan(
         tmp_path,
         git_repo.path,
@@ -214,16 +211,14 @@ def test_detach_keeps_max_parallel_keep_going_and_phase(
     attempts = store.attempts(record.run_id)
     assert sorted(a.task_id for a in attempts) == ["P1::B", "P1::C", "P1::D", "P1::F"]
     spans = sorted((a.started_at, a.ended_at or 0.0) for a in attempts)
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert end <= start, spans  # never two attempts at once: the peak is 1
 
 
 # ------------------------------------------------------------------------ attach
 
 
-def test_attach_refuses_a_foreground_run_without_force(
-    git_repo: GitRepo, tmp_path: Path
-) -> None:
+def test_attach_refuses_a_foreground_run_without_force(git_repo: GitRepo, tmp_path: Path) -> None:
     pid_file = tmp_path / "pids.jsonl"
     plan = write_plan(
         tmp_path,
@@ -244,92 +239,72 @@ def test_attach_refuses_a_foreground_run_without_force(
         assert first.poll() is None and _owned_by(state, run_id, first.pid)
 
 
-def test_a_foreground_run_taken_over_with_force_says_so_and_exits_3(
+def _held_until_released(tmp_path: Path, git_repo: GitRepo) -> tuple[Plan, Path]:
+    """A one-workstream plan whose tool writes a.txt once the test creates ``release``."""
+    release = tmp_path / "release"
+    line = f"while [ ! -e {release} ]; do sleep 0.1; done; echo a > a.txt"
+    step = {"id": "A", "name": "A", "tool": "shell", "command": [line], "shell": True}
+    return write_plan(tmp_path, git_repo.path, [("P1", 1, [step])], pr=NO_PR), release
+
+
+def _agent_pid(state: Path, run_id: str) -> int | None:
+    attempts = RunStore(state).attempts(run_id)
+    return attempts[0].pid if attempts else None
+
+
+def test_attach_force_takes_a_foreground_run_which_says_so_and_exits_3(
     git_repo: GitRepo, tmp_path: Path
 ) -> None:
-    pid_file = tmp_path / "pids.jsonl"
-    plan = write_plan(
-        tmp_path,
-        git_repo.path,
-        [("P1", 1, [ws("A", "--pid-file", str(pid_file), "--sleep", "2", "--write", "a.txt=a")])],
-        pr=NO_PR,
-    )
+    plan, release = _held_until_released(tmp_path, git_repo)
     state = tmp_path / "state"
     first = _start("run", str(plan.path), "--headless", "--state-dir", str(state))
     with _stopped_at_end(first):
-        wait_for_pids(pid_file, {"main": 1}, timeout=DEADLINE)
         run_id = _only_run(state).run_id
-        # attach opens the app, which needs a terminal: the takeover itself is what is
-        # tested here, so the driver that takes over is a background one (`resume`).
-        os.kill(first.pid, signal.SIGUSR1)
-        out, _err = first.communicate(timeout=DEADLINE)
-    assert first.returncode == 3, out
-    assert f"run {run_id} is taken over by another mission-control" in out
-    record = RunStore(state).get_run(run_id)
-    assert record is not None and not record.finished and record.owner_pid is None
-    done = _mc("resume", run_id, "--headless", "--state-dir", str(state))
-    assert done.returncode == 0, done.stdout + done.stderr
+        assert wait_for(lambda: _agent_pid(state, run_id) is not None, timeout=DEADLINE)
+        agent = _agent_pid(state, run_id)
+        attach = ["-m", "mission_control", "attach", run_id, "--force", "--state-dir", str(state)]
+        with Terminal(attach) as term:
+            out, _err = first.communicate(timeout=DEADLINE)
+            assert first.returncode == 3, (out, term.output[-2000:])
+            assert f"run {run_id} is taken over by another mission-control" in out
+            assert wait_for(lambda: _owned_by(state, run_id, term.proc.pid), timeout=DEADLINE)
+            release.touch()
+            term.close()  # leave the app: the run goes on in the background
+            term.proc.wait(45)
+    record = _finished(state, run_id)
+    assert record.status == "succeeded", RunStore(state).to_ledger_json(run_id)
+    [attempt] = RunStore(state).attempts(run_id)
+    assert attempt.pid == agent  # adopted, not started again
     assert git_repo.git("show", "ws/P1/A:a.txt") == "a"
 
 
-def test_attach_takes_a_background_run_over(git_repo: GitRepo, tmp_path: Path) -> None:
-    pid_file = tmp_path / "pids.jsonl"
-    plan = write_plan(
-        tmp_path,
-        git_repo.path,
-        [("P1", 1, [ws("A", "--pid-file", str(pid_file), "--sleep", "60")])],
-        pr=NO_PR,
-    )
-    state = tmp_path / "state"
-    assert _mc("run", str(plan.path), "--detach", "--state-dir", str(state)).returncode == 0
-    wait_for_pids(pid_file, {"main": 1}, timeout=DEADLINE)
-    run_id = _only_run(state).run_id
-    assert wait_for(lambda: RunStore(state).get_run(run_id).owner_pid is not None,  # type: ignore[union-attr]
-                    timeout=DEADLINE)  # fmt: skip
-    driver = _background_driver(state, run_id)
-    try:
-        # A second `run` is refused while the background driver holds the branch.
-        again = _mc("run", str(plan.path), "--headless", "--state-dir", str(state))
-        assert again.returncode == 2 and f"pid {driver}" in again.stderr
-        # `resume` of a run driven elsewhere says who drives it.
-        resumed = _mc("resume", run_id, "--headless", "--state-dir", str(state))
-        assert resumed.returncode == 2 and f"pid {driver}" in resumed.stderr
-    finally:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc = psutil.Process(driver)
-            proc.send_signal(signal.SIGINT)
-            proc.send_signal(signal.SIGINT)
-            proc.wait(30)
-    log = (state / "runs" / run_id / "driver.log").read_text()
-    assert "stopping" in log, log
-
-
-@pytest.mark.parametrize("signum", [signal.SIGUSR1])
-def test_a_background_driver_lets_go_on_the_take_over_signal(
-    git_repo: GitRepo, tmp_path: Path, signum: int
+def test_attach_takes_a_background_run_over_without_force(
+    git_repo: GitRepo, tmp_path: Path
 ) -> None:
-    pid_file = tmp_path / "pids.jsonl"
-    plan = write_plan(
-        tmp_path,
-        git_repo.path,
-        [("P1", 1, [ws("A", "--pid-file", str(pid_file), "--sleep", "3", "--write", "a.txt=a")])],
-        pr=NO_PR,
-    )
+    plan, release = _held_until_released(tmp_path, git_repo)
     state = tmp_path / "state"
     assert _mc("run", str(plan.path), "--detach", "--state-dir", str(state)).returncode == 0
-    [agent] = wait_for_pids(pid_file, {"main": 1}, timeout=DEADLINE)["main"]
     run_id = _only_run(state).run_id
-    assert wait_for(lambda: RunStore(state).get_run(run_id).owner_pid is not None,  # type: ignore[union-attr]
-                    timeout=DEADLINE)  # fmt: skip
-    driver = psutil.Process(_background_driver(state, run_id))
-    driver.send_signal(signum)
-    driver.wait(DEADLINE)
-    log = (state / "runs" / run_id / "driver.log").read_text()
-    assert f"run {run_id} is taken over by another mission-control" in log
-    assert psutil.pid_exists(agent)  # the agent goes on for the next driver
-    done = _mc("resume", run_id, "--headless", "--state-dir", str(state))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert git_repo.git("show", "ws/P1/A:a.txt") == "a"
+    assert wait_for(lambda: _agent_pid(state, run_id) is not None, timeout=DEADLINE)
+    driver = _owner(state, run_id)
+    assert driver is not None
+    # While it drives, a second `run` and a `resume` are refused, naming it.
+    again = _mc("run", str(plan.path), "--headless", "--state-dir", str(state))
+    assert again.returncode == 2 and f"pid {driver}" in again.stderr
+    resumed = _mc("resume", run_id, "--headless", "--state-dir", str(state))
+    assert resumed.returncode == 2 and f"pid {driver}" in resumed.stderr
+
+    with Terminal(["-m", "mission_control", "attach", run_id, "--state-dir", str(state)]) as term:
+        assert wait_for(lambda: _owned_by(state, run_id, term.proc.pid), timeout=DEADLINE)
+        log = (state / "runs" / run_id / "driver.log").read_text()
+        assert f"run {run_id} is taken over by another mission-control" in log
+        assert not psutil.pid_exists(driver)
+        release.touch()
+        term.close()
+        term.proc.wait(45)
+    record = _finished(state, run_id)
+    assert record.status == "succeeded", RunStore(state).to_ledger_json(run_id)
+    assert len(RunStore(state).attempts(run_id)) == 1
 
 
 # ------------------------------------------------------------ a closed terminal

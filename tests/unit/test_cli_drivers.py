@@ -365,3 +365,21 @@ def test_a_closed_terminal_hands_the_run_to_a_background_driver(
     assert git_repo.git("show", "ws/P1/B:b.txt") == "b"
     agents = read_pids(pid_file).get("main", [])
     assert agents and wait_for(lambda: _agents_gone(agents), timeout=30)
+
+
+def test_a_headless_run_whose_terminal_closes_goes_on_in_the_background(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    plan, release = _held_until_released(tmp_path, git_repo)
+    state = tmp_path / "state"
+    args = ["-m", "mission_control", "run", str(plan.path), "--headless", "--state-dir", str(state)]
+    with Terminal(args) as term:
+        run_id = _only_run(state).run_id
+        assert wait_for(lambda: _agent_pid(state, run_id) is not None, timeout=DEADLINE)
+        term.close()
+        assert term.proc.wait(45) == 0
+    assert wait_for(lambda: _owner(state, run_id) not in (None, term.proc.pid), timeout=DEADLINE)
+    release.touch()
+    record = _finished(state, run_id)
+    assert record.status == "succeeded", RunStore(state).to_ledger_json(run_id)
+    assert len(RunStore(state).attempts(run_id)) == 1  # the agent was adopted

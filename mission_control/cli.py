@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import io
 import json
 import shutil
@@ -23,7 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__
+from . import (
+    __version__,
+    crashpoints,  # noqa: F401  (takes MC_CRASH_AT out of the environment first)
+)
 from .errors import MissionControlError, PlanError
 from .plan import dag
 from .plan.loader import load_plan
@@ -124,12 +128,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            print(f"mission-control: {_no_space(exc)}", file=sys.stderr)
+            return EXIT_PLAN  # the user's to fix, like a setup error
         print(
             f"mission-control: internal error: {type(exc).__name__}: {exc}"
             " (run again with --debug for the traceback)",
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _no_space(exc: OSError) -> str:
+    where = f" for {exc.filename}" if exc.filename else ""
+    return (
+        f"no space left on the device{where}: free space there (or pass --state-dir on"
+        " another disk) and try again; `mission-control resume` continues a run cut short"
+    )
 
 
 def run() -> None:

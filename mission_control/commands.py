@@ -22,13 +22,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .engine.backend import BACKENDS
 from .engine.engine import Engine, RunOptions
 from .engine.events import Event, RunStarted
 from .engine.recovery import exit_file_for
-from .engine.states import DONE_FOR_DEPENDENTS
+from .engine.states import ACTIVE, DONE_FOR_DEPENDENTS
 from .engine.tools import render_command
 from .errors import SetupError
 from .git.claims import (
@@ -52,7 +52,15 @@ from .plan.loader import load_plan_or_raise
 from .plan.model import BaseMode, Plan
 from .report import format_duration, format_table
 from .store.logs import run_dir
-from .store.runs import RunRecord, RunStore, new_run_id, process_alive, process_identity
+from .store.private import make_private_dir, open_private
+from .store.runs import (
+    AttemptRecord,
+    RunRecord,
+    RunStore,
+    new_run_id,
+    process_alive,
+    process_identity,
+)
 
 STATE_DIR_NAME = ".mission-control"
 
@@ -115,7 +123,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="print worktrees, branches and argv; touch nothing"
     )
     run.add_argument(
-        "--resume", action="store_true", help="continue the plan's latest unfinished run"
+        "--resume",
+        action="store_true",
+        help="continue the plan's unfinished or stopped (Ctrl-C, stop all) run",
     )
     run.add_argument(
         "--detach", action="store_true", help="run in the background; `attach` opens it"
@@ -131,9 +141,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     resume = commands.add_parser(
         "resume",
         parents=[common],
-        help="continue an unfinished run: adopt live agents, restart lost ones",
+        help="continue an unfinished or stopped run: adopt live agents, restart lost ones",
     )
-    resume.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the latest)")
+    resume.add_argument(
+        "run", nargs="?", metavar="RUN", help="run id (default: the latest unfinished or stopped)"
+    )
     resume.add_argument("--plan", type=Path, help="find the run beside this plan")
     resume.add_argument("--headless", action="store_true", help="plain output, no app")
     resume.add_argument("--json", action="store_true", help="headless: one JSON event per line")
@@ -225,22 +237,47 @@ def _open_store(state_dir: Path) -> RunStore:
     return RunStore(state_dir)
 
 
-def _find_run(store: RunStore, run_id: str | None, *, unfinished: bool = False) -> RunRecord:
+def _find_run(
+    store: RunStore, run_id: str | None, *, plan: Path | None = None, resumable: bool = False
+) -> RunRecord:
+    """The run a command acts on: ``run_id``, else the latest (``resumable``: the one
+    ``resume`` continues); with ``plan``, only a run of that plan (plans may share a folder)."""
+    plan_key = None if plan is None else str(plan.expanduser().resolve())
     if run_id is not None:
         record = store.get_run(run_id)
         if record is None:
             known = ", ".join(r.run_id for r in store.list_runs(5)) or "none"
             raise SetupError(f"no run {run_id} in {store.db_path.parent}: recent runs: {known}")
+        if plan_key is not None and record.plan_path != plan_key:
+            raise SetupError(
+                f"run {run_id} is a run of {record.plan_path}, not of {plan}: drop --plan,"
+                f" or pick a run of that plan (`mission-control status --plan {plan}`)"
+            )
         return record
-    record = store.latest_run(unfinished_only=unfinished)
+    record = store.resumable_run(plan_key) if resumable else store.latest_run(plan_key)
     if record is None:
-        what = "unfinished run" if unfinished else "run"
-        raise SetupError(f"no {what} in {store.db_path.parent}: start one with `run PLAN`")
+        of = "" if plan is None else f" of {plan}"
+        latest = store.latest_run(plan_key) if resumable else None
+        last = "" if latest is None else f" (the latest, {latest.run_id}, {latest.status})"
+        what = "unfinished or stopped run" if resumable else "run"
+        raise SetupError(
+            f"no {what}{of} in {store.db_path.parent}{last}: start one with"
+            f" `mission-control run {plan or 'PLAN'}`"
+        )
     return record
 
 
 def _is_terminal() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _require_terminal(command: str, instead: str) -> None:
+    """Refuse before anything is recorded: the app cannot run without a terminal."""
+    if not _is_terminal():
+        raise SetupError(
+            f"{command} opens the app, which needs a terminal (stdin and stdout are not one):"
+            f" run it from a terminal, or use {instead}"
+        )
 
 
 def _drive(
@@ -454,7 +491,7 @@ def _spawn_driver(
     free in between; ``after_me`` makes it wait for this process to exit first.
     """
     log = run_dir(state_dir, run_id) / "driver.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(log.parent)
     argv = [sys.executable, "-m", "mission_control"]
     if plan is not None:
         argv += ["run", str(plan), "--headless", "--run-id", run_id]
@@ -466,7 +503,7 @@ def _spawn_driver(
     if after_me:
         pid, create_time = process_identity()
         env[_PREDECESSOR_ENV] = f"{pid}:{create_time!r}"
-    with log.open("ab") as out:
+    with os.fdopen(open_private(log, os.O_WRONLY | os.O_APPEND), "ab") as out:
         subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -546,9 +583,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run_id: str | None = args.run_id
     if args.resume:
         store = RunStore(state_dir)
-        record = store.latest_run(plan_path=plan.path, unfinished_only=True)
+        record = store.resumable_run(plan.path)
         if record is None:
-            print(f"no unfinished run of {plan.path.name}: starting a new one", file=sys.stderr)
+            print(
+                f"no unfinished or stopped run of {plan.path.name}: starting a new one",
+                file=sys.stderr,
+            )
         else:
             run_id = record.run_id
     if args.detach:
@@ -580,6 +620,7 @@ def _detach(plan: Plan, state_dir: Path, options: RunOptions, *, resume: bool) -
 
 
 def _cmd_tui(args: argparse.Namespace) -> int:
+    _require_terminal("tui", f"`mission-control run {args.plan} --headless`")
     plan = load_plan_or_raise(args.plan)
     _check_phase(plan, args.phase)
     return _drive(
@@ -628,7 +669,7 @@ def _dry_run(plan: Plan, phase: str | None) -> int:
 def _resume_target(args: argparse.Namespace) -> tuple[Plan, Path, RunRecord]:
     state_dir = _state_dir(args)
     store = _open_store(state_dir)
-    record = _find_run(store, args.run, unfinished=args.run is None)
+    record = _find_run(store, args.run, plan=args.plan, resumable=args.run is None)
     plan = load_plan_or_raise(Path(record.plan_path))
     return plan, state_dir, record
 
@@ -663,6 +704,7 @@ def _cmd_attach(args: argparse.Namespace) -> int:
     store = _open_store(state_dir)
     if not args.force and store.owner_alive(record):
         _refuse_foreground(plan, record)
+    _require_terminal("attach", "`mission-control status` or `logs --follow` to watch the run")
     _wait_released(store, record, timeout=PREDECESSOR_SECONDS)
     return _drive(
         plan,
@@ -691,7 +733,7 @@ def _refuse_foreground(plan: Plan, record: RunRecord) -> None:
 
 def _read_run(args: argparse.Namespace) -> tuple[RunStore, RunRecord]:
     store = _open_store(_state_dir(args))
-    return store, _find_run(store, args.run)
+    return store, _find_run(store, args.run, plan=args.plan)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -702,6 +744,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     owner = ledger.get("owner")
     driven = f", driven by pid {owner['pid']}" if owner and owner.get("alive") else ""
+    if not driven and not record.finished:  # its driver died (crash, full disk, kill)
+        driven = f", no driver: `mission-control resume {record.run_id}` continues it"
     print(f"run {record.run_id} of {record.plan_name} ({record.status}{driven})")
     rows = [("WORKSTREAM", "STATE", "TRY", "BRANCH", "CHANGES", "PR", "DETAIL")]
     for ws in ledger["workstreams"]:
@@ -725,57 +769,154 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_FOLLOW_POLL = 0.5
+"""Seconds between looks at the ledger while following (log growth wakes it sooner)."""
+_DRIVER_GRACE = 3.0
+"""Seconds a run may look undriven (starting, changing hands) before a follower gives up."""
+_DETACHED_WAIT = 30.0
+"""Seconds to wait for a run started with ``run --detach`` to be recorded by its driver."""
+
+
 def _cmd_logs(args: argparse.Namespace) -> int:
+    if args.follow:
+        _wait_for_detached_run(_state_dir(args), args.run)
     store, record = _read_run(args)
-    attempts = store.attempts(record.run_id, args.task)
-    if not attempts:
-        names = ", ".join(w.task_id for w in store.workstreams(record.run_id))
-        raise SetupError(
-            f"{args.task} has no attempt in run {record.run_id} (workstreams: {names})"
-        )
-    chosen = attempts[-1]
-    if args.attempt is not None:
-        match = [a for a in attempts if a.attempt == args.attempt]
-        if not match:
-            raise SetupError(
-                f"{args.task} has attempts 1..{attempts[-1].attempt}, not {args.attempt}"
-            )
-        chosen = match[0]
+    chosen = _pick_attempt(store, record, args.task, args.attempt, wait=args.follow)
     path = Path(chosen.log_path)
+    if args.follow:
+        return _follow(store, chosen)
     if not path.exists():
         raise SetupError(f"log {path} is missing: it was removed after the run")
     out = sys.stdout.buffer
     with path.open("rb") as log:
         while chunk := log.read(1 << 16):
             out.write(chunk)
-        out.flush()
-        if not args.follow:
-            return EXIT_OK
-        return _follow(log, exit_file_for(path))
+    out.flush()
+    return EXIT_OK
 
 
-def _follow(log: Any, exit_file: Path) -> int:
-    """Print what the attempt appends until its wrapper records the exit."""
+def _pick_attempt(
+    store: RunStore, record: RunRecord, task: str, number: int | None, *, wait: bool
+) -> AttemptRecord:
+    """The attempt to show (the last by default); ``wait``: while the run is driven, wait
+    for its first attempt (``logs -f`` right after ``run --detach``)."""
+    names = [w.task_id for w in store.workstreams(record.run_id)]
+    if task not in names:
+        raise SetupError(
+            f"{task} is not a workstream of run {record.run_id} (workstreams: {', '.join(names)})"
+        )
+    driver = _DriverWatch(store, record.run_id)
+    while not (attempts := store.attempts(record.run_id, task)):
+        if not (wait and driver.live()):
+            raise SetupError(
+                f"{task} has no attempt in run {record.run_id} ({record.status}):"
+                " it never started; `mission-control status` says why"
+            )
+        time.sleep(_FOLLOW_POLL)
+    if number is None:
+        return attempts[-1]
+    match = [a for a in attempts if a.attempt == number]
+    if not match:
+        raise SetupError(f"{task} has attempts 1..{attempts[-1].attempt}, not {number}")
+    return match[0]
+
+
+class _DriverWatch:
+    """Whether a mission-control still drives a run, forgiving a short spell with none
+    (between recording the run and claiming it, or while `attach` takes it over)."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._undriven_since: float | None = None
+
+    def live(self) -> bool:
+        run = self._store.get_run(self._run_id)
+        if run is None or run.finished:
+            return False
+        if self._store.owner_alive(run):
+            self._undriven_since = None
+            return True
+        now = time.monotonic()
+        if self._undriven_since is None:
+            self._undriven_since = now
+        return now - self._undriven_since < _DRIVER_GRACE
+
+
+def _attempt_over(store: RunStore, attempt: AttemptRecord, driver: _DriverWatch) -> bool:
+    """True when nothing more will be written to the attempt's log: it ended and its
+    finishing steps (check, commit, push, PR) are over, or no one is left to write."""
+    attempts = store.attempts(attempt.run_id, attempt.task_id)
+    current = next((a for a in attempts if a.attempt == attempt.attempt), None)
+    ws = store.workstream(attempt.run_id, attempt.task_id)
+    if current is None or ws is None:
+        return True
+    if current.ended_at is not None and (ws.attempts > current.attempt or ws.state not in ACTIVE):
+        return True
+    if driver.live():
+        return False
+    # No driver: only the tool itself may still write, until it exits.
+    if exit_file_for(Path(current.log_path)).exists() or current.pid is None:
+        return True
+    return not process_alive(current.pid, current.pid_create_time or 0.0)
+
+
+def _follow(store: RunStore, attempt: AttemptRecord) -> int:
+    """Print the attempt's log as it grows, until ``_attempt_over`` (Ctrl-C stops sooner)."""
     from .store.watch import LogWatcher
 
+    path = Path(attempt.log_path)
+    driver = _DriverWatch(store, attempt.run_id)
     grew = threading.Event()
     out = sys.stdout.buffer
-    with LogWatcher() as watcher:
-        watcher.watch(Path(log.name), lambda _p: grew.set())
+    with LogWatcher() as watcher, contextlib.ExitStack() as files:
+        watcher.watch(path, lambda _p: grew.set())
+        log: BinaryIO | None = None
         try:
             while True:
-                while chunk := log.read(1 << 16):
-                    out.write(chunk)
-                out.flush()
-                if exit_file.exists():
+                # Decided before reading: whatever was written before it is printed below.
+                over = _attempt_over(store, attempt, driver)
+                if log is None and path.exists():
+                    log = files.enter_context(path.open("rb"))
+                if log is not None:
                     while chunk := log.read(1 << 16):
                         out.write(chunk)
                     out.flush()
+                if over:
+                    if log is None:
+                        raise SetupError(f"log {path} is missing: it was removed after the run")
                     return EXIT_OK
-                grew.wait(1.0)  # also wakes now and then to see the exit file
+                grew.wait(_FOLLOW_POLL)
                 grew.clear()
         except KeyboardInterrupt:
             return EXIT_OK
+
+
+def _wait_for_detached_run(state_dir: Path, run_id: str | None) -> None:
+    """Right after ``run --detach`` its driver may not have recorded the run yet: wait."""
+    runs = state_dir / "runs"
+    if not runs.is_dir():
+        return
+    if run_id is None:  # the newest run folder; run ids sort by start time
+        run_id = max((p.name for p in runs.iterdir() if p.is_dir()), default=None)
+        if run_id is None:
+            return
+    driver_log = run_dir(state_dir, run_id) / "driver.log"
+    try:
+        fresh = time.time() - driver_log.stat().st_mtime < 2 * _DETACHED_WAIT
+    except OSError:
+        return
+    if not fresh:
+        return
+    with RunStore(state_dir) as store:
+        deadline = time.monotonic() + _DETACHED_WAIT
+        while store.get_run(run_id) is None:
+            if time.monotonic() > deadline:
+                raise SetupError(
+                    f"run {run_id}, started in the background, was not recorded after"
+                    f" {_DETACHED_WAIT:g} s: its driver's output is in {driver_log}"
+                )
+            time.sleep(0.2)
 
 
 def _cmd_conflicts(args: argparse.Namespace) -> int:

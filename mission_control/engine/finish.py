@@ -15,6 +15,7 @@ branches of the phase and with the freshest copy of the base branch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import time
 from asyncio import FIRST_COMPLETED
@@ -23,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import crashpoints
 from ..errors import GitError
 from ..git import conflicts, pull_requests, repo, worktrees
 from ..plan.model import Check, Workstream
+from ..store.private import append_private
 from . import events as ev
 from .supervisor import spawn_attempt
 
@@ -123,6 +126,7 @@ async def check_and_commit(ctx: FinishContext) -> Committed:
         if not result.ok:
             break
     failed = next((r for r in results if not r.ok), None)
+    crashpoints.reach("finish.checked")
 
     subject, body = worktrees.commit_message(ws, ctx.run_id, ctx.attempt)
     try:
@@ -132,6 +136,7 @@ async def check_and_commit(ctx: FinishContext) -> Committed:
     except GitError as err:
         await report_step(ctx, "commit", False, str(err))
         return Committed(None, tuple(results), FinishOutcome(False, str(err)))
+    crashpoints.reach("finish.committed")
     diffstat = commit.diffstat
     await _record(ctx, commit, None)
     if commit.committed:
@@ -170,6 +175,7 @@ async def push_work(ctx: FinishContext) -> Pushed:
     except GitError as err:
         await report_step(ctx, "push", False, str(err))
         return Pushed(False, str(err))
+    crashpoints.reach("finish.pushed")
     await report_step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
     return Pushed(True)
 
@@ -234,6 +240,7 @@ async def _pull_request(
     if result.status == "failed":
         await report_step(ctx, "pr", False, f"{result.reason}; by hand: {result.command}")
         return f"; PR failed: {result.reason}"
+    crashpoints.reach("finish.pr_opened")
     await report_step(ctx, "pr", True, f"{result.status} {result.url or '(no URL printed by gh)'}")
     if result.url is None:
         return f"; PR {result.status}"
@@ -359,11 +366,8 @@ async def _log(ctx: FinishContext, text: str) -> None:
 
 def append_log(log_path: Path, text: str) -> None:
     """Append a line of ours to an attempt's log (blocking); a log that fails is let be."""
-    try:
-        with log_path.open("a", encoding="utf-8") as log:
-            log.write(text)
-    except OSError:
-        pass  # a log that cannot be written must not fail the work
+    with contextlib.suppress(OSError):  # a log that cannot be written must not fail the work
+        append_private(log_path, text.encode("utf-8"))
 
 
 def _seconds(seconds: float) -> str:

@@ -60,10 +60,22 @@ def restore_run(store: RunStore, run_id: str, *, local: bool = True) -> dict[str
     attempts: dict[str, AttemptRecord] = {}
     for record in store.attempts(run_id):
         attempts[record.task_id] = record  # ordered by attempt: the last one wins
-    return {
-        ws.task_id: _restore_one(ws, attempts.get(ws.task_id), local)
-        for ws in store.workstreams(run_id)
-    }
+    restored: dict[str, Restored] = {}
+    for ws in store.workstreams(run_id):
+        last = attempts.get(ws.task_id)
+        r = restored[ws.task_id] = _restore_one(ws, last, local)
+        if local and r.state is WsState.INTERRUPTED and last is not None and last.ended_at is None:
+            # Its process is gone for good: the row says so now, before a new attempt starts.
+            store.end_attempt(
+                run_id,
+                ws.task_id,
+                last.attempt,
+                exit_code=None,
+                signal=None,
+                status=WsState.INTERRUPTED.value,
+                ended_at=time.time(),
+            )
+    return restored
 
 
 def _restore_one(ws: WorkstreamRecord, last: AttemptRecord | None, local: bool) -> Restored:

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import psutil
 
+from ..store.private import make_private_dir, open_private
 from .process_tree import (
     child_pids,
     environ_has,
@@ -67,9 +68,12 @@ _WRAPPER = """f=$1; shift
 trap : HUP INT TERM
 "$@"
 rc=$?
+umask 077
 printf '%s\\n' "$rc" > "$f"
 exit "$rc"
 """
+# The exit file is private like the rest of the state folder (``umask 077``): the
+# tool has ended, so the umask it inherited is left as the user set it.
 # ``trap :`` (a handler, not an ignore) is reset to the default in the tool, and
 # makes the shell wait for the tool, record its status, then exit. On Linux every
 # session is a scheduling group of its own, so an attempt's group gets nice 10: a
@@ -655,13 +659,13 @@ def spawn_attempt(
     """
     if not argv:
         raise ValueError("spawn_attempt needs a non-empty argv")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    exit_file.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(log_path.parent)
+    make_private_dir(exit_file.parent)
     with contextlib.suppress(FileNotFoundError):
         exit_file.unlink()  # a stale file would lie about this attempt
     token = uuid.uuid4().hex
     full_env = {**os.environ, **env, TOKEN_VAR: token}
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    log_fd = open_private(log_path, os.O_WRONLY | os.O_APPEND)
     try:
         with contextlib.ExitStack() as stack:
             stdin: int = subprocess.DEVNULL

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import MissionControlError, ToolNotFoundError
 from ..plan.model import TOOL_PLACEHOLDERS, PromptVia, ToolSpec, Workstream
+from ..store.private import write_private_text
 
 PLACEHOLDERS = TOOL_PLACEHOLDERS
 
@@ -68,9 +69,8 @@ def render_command(
     prompt_text = read_prompt(ws)
     prompt_file: Path | None = None
     if prompt_text is not None:
-        attempt_dir.mkdir(parents=True, exist_ok=True)
         prompt_file = attempt_dir / "prompt.txt"
-        prompt_file.write_text(prompt_text, encoding="utf-8")
+        write_private_text(prompt_file, prompt_text)  # a prompt is not for other users
     values = {
         "prompt_file": str(prompt_file) if prompt_file is not None else None,
         "prompt": prompt_text,

@@ -18,6 +18,7 @@ from .mirrors import WIP_REF
 from .repo import (
     git_path,
     is_ancestor,
+    remote_env,
     repo_lock,
     rev_parse,
     run_git,
@@ -123,6 +124,7 @@ def fetch_commits(repo: Path, remote: str, branches: list[str]) -> None:
         ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, *specs],
         repo,
         check=False,
+        env=remote_env(repo, remote),
     )
 
 

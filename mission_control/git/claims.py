@@ -90,14 +90,16 @@ class ClaimRefused(SetupError):
     def __init__(self, what: str, holder: Holder) -> None:
         self.what = what
         self.holder = holder
-        who = f"mission-control pid {holder.pid}" if holder.pid else "another mission-control"
-        run = f" (run {holder.run_id})" if holder.run_id else ""
         state = f" --state-dir {holder.state_dir}" if holder.state_dir else ""
-        attach = f"`mission-control attach {holder.run_id}{state}`" if holder.run_id else "attach"
-        super().__init__(
-            f"{what} is driven by {who}{run}: one driver per branch and worktree —"
-            f" {attach} opens that run, or wait for it to end"
-        )
+        attach = f"`mission-control attach {holder.run_id}{state}` opens that run"
+        if holder.pid is None or not holder.run_id:  # it has not said who it is yet
+            message = f"{what} is driven by another mission-control: wait for it to end"
+        else:
+            message = (
+                f"{what} is driven by mission-control pid {holder.pid} (run {holder.run_id}):"
+                f" one driver per branch and worktree — {attach}, or wait for it to end"
+            )
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,8 @@ class RepoRefs:
     remote_branches: frozenset[str]
     """As ``<remote>/<branch>``, from ``refs/remotes``."""
     remotes: frozenset[str]
+    git_dirs: tuple[Path, ...] = ()
+    """The repository's git folder and, for a linked worktree, the common one."""
 
     def has_branch(self, branch: str, remote: str = "origin") -> bool:
         """Whether ``branch`` exists locally or as ``<remote>/<branch>``."""
@@ -119,10 +121,20 @@ def read_repo_refs(path: Path) -> RepoRefs:
             raise RepoCheckError(path, "is not a folder", "point `repo:` at the repository folder")
     except (OSError, ValueError) as exc:
         raise RepoCheckError(path, f"cannot be read ({exc})", "check the path") from exc
-    proc = _git(path, ["rev-parse", "--is-bare-repository", "--absolute-git-dir"])
+    proc = _git(
+        path,
+        [
+            "rev-parse",
+            "--is-bare-repository",
+            "--absolute-git-dir",
+            "--path-format=absolute",
+            "--git-common-dir",
+        ],
+    )
     if proc.returncode != 0:
         raise _fail(path, proc)
-    bare_text, _, git_dir = proc.stdout.strip().partition("\n")
+    bare_text, _, dirs = proc.stdout.strip().partition("\n")
+    git_dir, _, common_dir = dirs.partition("\n")
     bare = bare_text.strip() == "true"
     if bare:
         toplevel = Path(git_dir.strip())
@@ -150,7 +162,17 @@ def read_repo_refs(path: Path) -> RepoRefs:
         local_branches=frozenset(local),
         remote_branches=frozenset(remote_branches),
         remotes=frozenset(line.strip() for line in proc.stdout.splitlines() if line.strip()),
+        git_dirs=tuple(dict.fromkeys(Path(d.strip()) for d in (git_dir, common_dir) if d.strip())),
     )
+
+
+def ignores(toplevel: Path, relative: str) -> bool:
+    """Whether the repository at ``toplevel`` ignores the folder ``relative`` (may not exist)."""
+    try:
+        proc = _git(toplevel, ["check-ignore", "-q", "--", relative.rstrip("/") + "/"])
+    except RepoCheckError:
+        return False
+    return proc.returncode == 0
 
 
 def is_git_repo(path: Path) -> bool:

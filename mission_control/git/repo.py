@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import git
+import psutil
 
 from ..errors import GitError
 
@@ -39,6 +40,9 @@ FALLBACK_NAME = "mission-control"
 FALLBACK_EMAIL = "mission-control@localhost"
 NETWORK_TIMEOUT = 300.0
 """Seconds a fetch or push may take before it is given up."""
+
+DRIVER_VAR = "MC_GIT_DRIVER"
+"""Set on every git child to ``driver_mark()`` of the process that started it."""
 
 _REPO_VARS = frozenset(
     ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
@@ -72,7 +76,11 @@ class WorktreePathError(GitError):
 
 
 class PushRejectedError(GitError):
-    """The remote refused a push (credentials, non-fast-forward, hooks)."""
+    """A push failed: the remote refused it, or could not be reached.
+
+    The message quotes git's own words and names a cause only when git names
+    it (a non-fast-forward); anything else is left to git's message.
+    """
 
     def __init__(self, worktree: Path, remote: str, branch: str, git_message: str) -> None:
         self.worktree = worktree
@@ -85,12 +93,14 @@ class PushRejectedError(GitError):
                 f"the remote's {branch} has commits this branch lacks: merge them in"
                 f" {worktree}, or delete the remote branch, then retry"
             )
-        elif any(w in lowered for w in ("authentication", "permission", "could not read", "403")):
-            fix = f"make `git push {remote}` work without a prompt (credential helper or ssh key)"
         else:
-            fix = f"fix remote '{remote}', or set `push: false` for this workstream"
+            fix = (
+                f"see git's message; `git -C {worktree} push {remote} {branch}` shows it again"
+                " (or set `push: false` for this workstream)"
+            )
+        outcome = "was rejected" if "rejected" in lowered else "failed"
         super().__init__(
-            f"{worktree}: pushing {branch} to {remote} was rejected: {git_message} — {fix}"
+            f"{worktree}: pushing {branch} to {remote} {outcome}: {git_message} — {fix}"
         )
 
 
@@ -128,9 +138,26 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     # A pager or editor would wait for a terminal that is not there.
     env["GIT_EDITOR"] = "true"
     env["GIT_PAGER"] = "cat"
+    # Marks git (and the hooks it runs) as ours: a later mission-control finds the git
+    # processes of one that was killed, and waits for them before touching a worktree.
+    env[DRIVER_VAR] = driver_mark()
     if extra:
         env.update(extra)
     return env
+
+
+def driver_mark() -> str:
+    """``<pid>:<start time>`` of this process: who started a git process, even after pid reuse."""
+    return _driver_mark(os.getpid())
+
+
+@functools.lru_cache(maxsize=4)
+def _driver_mark(pid: int) -> str:  # keyed by pid: a forked child is another driver
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.Error:
+        started = 0.0
+    return f"{pid}:{started:.2f}"
 
 
 def trim_message(stderr: str, stdout: str = "", limit: int = 400) -> str:
@@ -157,10 +184,12 @@ def run_git(
     input_text: str | None = None,
     timeout: float | None = None,
     retry_on_lock: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> GitOutput:
     """Run ``git <args>`` in ``cwd``; with ``check`` a non-zero exit raises ``GitError``.
 
-    ``config`` items are passed as ``-c key=value``. ``retry_on_lock`` retries a
+    ``config`` items are passed as ``-c key=value``; ``env`` is added to the
+    environment (``remote_env`` gives config that way). ``retry_on_lock`` retries a
     few times with back-off when git reports another process holds a lock file
     (another mission-control, or the user's own git, on the same repository).
     """
@@ -174,7 +203,7 @@ def run_git(
             proc = subprocess.run(
                 argv,
                 cwd=cwd,
-                env=git_env(),
+                env=git_env(env),
                 input=input_text.encode() if input_text is not None else None,
                 stdin=None if input_text is not None else subprocess.DEVNULL,
                 capture_output=True,
@@ -465,6 +494,7 @@ def fetch_branch(repo: Path, remote: str, branch: str) -> bool:
             check=False,
             timeout=NETWORK_TIMEOUT,
             retry_on_lock=True,
+            env=remote_env(repo, remote),
         )
         if out.returncode == 0:
             return True
@@ -476,6 +506,55 @@ def fetch_branch(repo: Path, remote: str, branch: str) -> bool:
             f" — check the network and that `git fetch {remote}` works without a prompt"
         )
         raise slot.last_error
+
+
+def remote_env(path: Path, remote: str) -> dict[str, str]:
+    """Environment that makes a relative local-path URL of ``remote`` work from ``path``.
+
+    git resolves a URL like ``../origin.git`` against the folder it runs in: the
+    main checkout when the user runs it, a workstream's worktree when we do, where
+    the path leads elsewhere. Each such URL (and push URL) is rewritten to the
+    absolute path the main checkout means, with ``url.<absolute>.insteadOf``: the
+    remote keeps its name, so its remote-tracking refs and settings still apply.
+    Given as ``GIT_CONFIG_*`` variables, not ``-c``, so a path may hold any character.
+    """
+    urls: list[str] = []
+    for key in ("url", "pushurl"):
+        out = run_git(["config", "--get-all", f"remote.{remote}.{key}"], path, check=False)
+        urls += [u for u in out.stdout.splitlines() if _is_relative_path(u)]
+    if not urls:
+        return {}
+    top = _main_worktree(path)
+    pairs = [(f"url.{os.path.normpath(top / u)}.insteadOf", u) for u in dict.fromkeys(urls)]
+    return config_env(pairs)
+
+
+def config_env(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """``GIT_CONFIG_COUNT``/``KEY_n``/``VALUE_n`` for ``pairs``, after any the user set."""
+    try:
+        start = int(os.environ.get("GIT_CONFIG_COUNT", "0"))
+    except ValueError:
+        start = 0
+    env = {"GIT_CONFIG_COUNT": str(start + len(pairs))}
+    for i, (key, value) in enumerate(pairs, start):
+        env[f"GIT_CONFIG_KEY_{i}"] = key
+        env[f"GIT_CONFIG_VALUE_{i}"] = value
+    return env
+
+
+def _is_relative_path(url: str) -> bool:
+    """A local path that is not absolute, by git's rule: no ``scheme://``, no ``host:``."""
+    if not url or os.path.isabs(url) or "://" in url or url.startswith("~"):
+        return False
+    colon, slash = url.find(":"), url.find("/")
+    return colon < 0 or 0 <= slash < colon
+
+
+def _main_worktree(path: Path) -> Path:
+    """The repository's main checkout (or bare folder): where git resolves its relative URLs."""
+    out = run_git(["worktree", "list", "--porcelain"], path, what="listing worktrees")
+    first = out.stdout.split("\n", 1)[0]
+    return Path(first.removeprefix("worktree "))
 
 
 def set_upstream(repo: Path, branch: str, remote: str) -> None:

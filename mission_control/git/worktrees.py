@@ -19,13 +19,16 @@ that commit alive until the branch is cleaned up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import crashpoints
 from ..errors import GitError
 from ..plan.model import Workstream
+from .locks import settle_worktree
 from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
 from .repo import (
     DiffStat,
@@ -33,6 +36,7 @@ from .repo import (
     PushRejectedError,
     WorktreePathError,
     branch_exists,
+    common_git_dir,
     current_branch,
     diffstat,
     fetch_branch,
@@ -44,6 +48,7 @@ from .repo import (
     is_dirty,
     open_repo,
     ref_exists,
+    remote_env,
     repo_lock,
     require_linked_worktree,
     rev_parse,
@@ -111,6 +116,7 @@ class WorktreeEntry:
     bare: bool = False
     locked: bool = False
     prunable: bool = False
+    lock_reason: str = ""
 
 
 def list_worktrees(repo: Path) -> list[WorktreeEntry]:
@@ -132,6 +138,7 @@ def list_worktrees(repo: Path) -> list[WorktreeEntry]:
                     bare="bare" in fields,
                     locked="locked" in fields,
                     prunable="prunable" in fields,
+                    lock_reason=fields.get("locked", ""),
                 )
             )
         fields = {}
@@ -162,6 +169,10 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     worktree in order; already merged ones are skipped, so a retry merges
     nothing. A conflict aborts the merge, leaves the worktree clean where it
     was, and raises ``MergeConflictError`` naming the files.
+
+    Creation is a row of steps (``CREATION_STEPS``), each safe to run again, and
+    the worktree's own git dir records how far they got (``STAGE_FILE``): a
+    worktree left half-made by a crash is finished before any tool sees it.
     """
     repo = open_repo(ws.repo)
     path = Path(os.path.abspath(ws.worktree_path))
@@ -176,27 +187,42 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
         # point: the branch starts there instead (same commit, no checkout then merge).
         if ref_exists(repo, first) and is_ancestor(repo, start_point, first):
             start_point, fast_forward = first, dependency_branches[:1]
+    # Step "register": the worktree is in git's list, on its branch.
     with repo_lock(repo):
         created, reattached, start_point = _attach(repo, path, branch, start_point, ws, warnings)
+    if created:
+        _set_stage(path, STAGE_CREATING)
+    crashpoints.reach("worktree.added")
     if reattached:
         fast_forward = []
+    # Step "check out": every file of HEAD is in the folder (after any git process a
+    # killed mission-control left here has ended, and the locks it left are gone).
+    settle_worktree(path)
+    stage, stage_commit = _stage(path)
     if created:
         _fill_worktree(repo, path, branch, new_branch=not reattached)
-    elif not git_path(path, "index").exists():
-        # Someone deleted the index: rebuild it from HEAD without touching any file.
-        run_git(["read-tree", "HEAD"], path, what="rebuilding the worktree's index")
+        crashpoints.reach("worktree.filled")
+    else:
+        _finish_checkout(path, stage)
 
+    # Step "merge dependencies".
     head = head_commit(path)
     recorded = rev_parse(path, base_ref(branch))
     kept = reattached and recorded is not None and is_ancestor(path, recorded, head)
     base = recorded if kept and recorded else head
-    merged_now = merge_dependencies(
-        path, branch, dependency_branches[len(fast_forward) :], before=head
-    )
-    if merged_now:
-        # A branch that already holds work keeps its old base, so that work still shows.
-        base = head_commit(path) if head == base else base
+    # A branch that already holds work keeps its old base, so that work still shows;
+    # else the base follows the merges (also those made before a crash cut them short).
+    follows = base == head or (stage == STAGE_MERGING and stage_commit == base)
+    to_merge = dependency_branches[len(fast_forward) :]
+    if _needs_merge(path, to_merge) and not is_dirty(path, untracked=False):
+        # A merge cut short from here on is ours alone: the tracked files were clean.
+        _set_stage(path, STAGE_MERGING, base if follows else "")
+    merged_now = merge_dependencies(path, branch, to_merge, before=head)
+    if follows:
+        base = head_commit(path)
+    crashpoints.reach("worktree.merged")
     merged = [*fast_forward, *merged_now]
+    # Step "record base", then the worktree is handed over.
     if base != recorded:
         run_git(
             ["update-ref", base_ref(branch), base],
@@ -204,6 +230,7 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
             what="recording the base commit",
             retry_on_lock=True,
         )
+    _set_stage(path, STAGE_READY)
     return PreparedWorktree(
         path=path,
         branch=branch,
@@ -213,6 +240,90 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
         reattached=reattached,
         merged=tuple(merged),
         warnings=tuple(warnings),
+    )
+
+
+CREATION_STEPS = ("register", "check out", "merge dependencies", "record base")
+"""The steps of ``prepare_worktree``, in order; each can be run again after a crash."""
+
+STAGE_FILE = "mission-control-stage"
+"""In the worktree's own git dir (``git rev-parse --git-dir``): how far preparing got."""
+STAGE_CREATING = "creating"
+"""Added, not yet handed to a tool: nothing in its tracked files is anyone's work."""
+STAGE_MERGING = "merging"
+"""Merging dependencies into a worktree whose tracked files were clean; noted with the
+base when the base is to follow the merges."""
+STAGE_READY = "ready"
+"""Prepared: a tool may work here, and what it leaves is its work."""
+
+
+def _stage(path: Path) -> tuple[str | None, str]:
+    """The recorded stage of the worktree at ``path`` and the commit noted with it.
+
+    The stage is None for none (a worktree made before stages were recorded).
+    """
+    try:
+        words = git_path(path, STAGE_FILE).read_text(encoding="utf-8").split()
+    except OSError:
+        return None, ""
+    return (words[0], words[1] if len(words) > 1 else "") if words else (None, "")
+
+
+def _set_stage(path: Path, stage: str, commit: str = "") -> None:
+    file = git_path(path, STAGE_FILE)
+    tmp = file.with_name(f"{file.name}.tmp")
+    tmp.write_text(f"{stage} {commit}".strip() + "\n", encoding="utf-8")
+    os.replace(tmp, file)  # whole or not at all, even if we are killed here
+
+
+def _finish_checkout(path: Path, stage: str | None) -> None:
+    """Make a re-attached worktree whole: its creation or a merge of ours may have been cut short.
+
+    A worktree still ``creating`` or ``merging`` holds nothing of a tool's in its
+    tracked files, so it is put back at HEAD (which also drops a half-done merge).
+    One with no stage was made before stages were recorded, or added and cut short
+    at once: without an index it never finished its checkout, so the index is read
+    from HEAD and the missing files written, never one that is there.
+    """
+    if stage in (STAGE_CREATING, STAGE_MERGING) or (stage is None and _our_merge_cut_short(path)):
+        run_git(
+            ["reset", "--hard", "--quiet", "HEAD"],
+            path,
+            what="finishing the worktree's checkout",
+            fix="check the disk space and permissions, then retry",
+        )
+        return
+    if git_path(path, "index").exists():
+        return
+    run_git(["read-tree", "HEAD"], path, what="rebuilding the worktree's index")
+    if stage is None:
+        missing = run_git(["ls-files", "-z", "--deleted"], path, what="listing missing files")
+        if missing.stdout:
+            run_git(
+                ["checkout-index", "--quiet", "-z", "--stdin"],
+                path,
+                input_text=missing.stdout,
+                what="checking out the worktree's files",
+                fix="check the disk space and permissions, then retry",
+            )
+    run_git(["update-index", "-q", "--refresh"], path, check=False)
+
+
+def _our_merge_cut_short(path: Path) -> bool:
+    """A merge in progress that ``merge_dependencies`` started (its message says so)."""
+    if rev_parse(path, "MERGE_HEAD") is None:
+        return False
+    try:
+        message = git_path(path, "MERGE_MSG").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return message.startswith(_MERGE_SUBJECT)
+
+
+def _needs_merge(path: Path, dependencies: list[str]) -> bool:
+    return any(
+        ref_exists(path, f"refs/heads/{d}") and not is_ancestor(path, f"refs/heads/{d}", "HEAD")
+        for d in dependencies
     )
 
 
@@ -266,6 +377,11 @@ def _attach(
     if stale:
         # The folder was deleted by hand: forget it so the branch can be checked out again.
         run_git(["worktree", "prune"], repo, what="pruning the worktree list", retry_on_lock=True)
+        entries = list_worktrees(repo)
+        at_path = next((e for e in entries if _same_path(e.path, path)), None)
+        holder = next((e for e in entries if e.branch == ref), None)
+
+    if _clear_cut_short_add(repo, path, at_path, ref):
         entries = list_worktrees(repo)
         at_path = next((e for e in entries if _same_path(e.path, path)), None)
         holder = next((e for e in entries if e.branch == ref), None)
@@ -331,6 +447,72 @@ def _attach(
     return True, had_branch, start_point
 
 
+_ADDING = "initializing"
+"""The lock reason ``git worktree add`` gives a worktree until it is done."""
+
+
+def _clear_cut_short_add(repo: Path, path: Path, entry: WorktreeEntry | None, ref: str) -> bool:
+    """Undo or finish a ``git worktree add`` killed half-way; True when the list changed.
+
+    Such an add leaves the entry locked as "initializing", or, if its record was
+    pruned, a folder holding only a ``.git`` file that points at nothing. Only
+    those are touched: a folder with any other file is left for the caller to refuse.
+    """
+    if entry is not None and entry.lock_reason == _ADDING:
+        if entry.branch == ref:
+            # Registered on the right branch: only the final unlock is missing.
+            run_git(["worktree", "unlock", str(path)], repo, check=False, retry_on_lock=True)
+            return True
+        if path.exists() and not _holds_only_git_file(path):
+            return False
+        _remove_leftover(repo, path)
+        run_git(["worktree", "prune"], repo, check=False, retry_on_lock=True)
+        return True
+    if entry is None and path.is_dir() and _holds_only_git_file(path):
+        admin = _git_file_target(path)
+        if admin is not None and not admin.exists() and _inside(admin, common_git_dir(repo)):
+            shutil.rmtree(path, ignore_errors=True)
+            return True
+    return False
+
+
+def _holds_only_git_file(path: Path) -> bool:
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return names == [".git"] and (path / ".git").is_file()
+
+
+def _git_file_target(path: Path) -> Path | None:
+    """Where the ``.git`` file of a worktree folder points (its git dir), if it says."""
+    try:
+        text = (path / ".git").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    target = Path(text.removeprefix("gitdir:").strip())
+    return target if target.is_absolute() else (path / target)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep)
+
+
+def _remove_leftover(repo: Path, path: Path) -> None:
+    """Remove a cut-short worktree's record and its folder (which holds only a ``.git`` file)."""
+    records = common_git_dir(repo) / "worktrees"
+    with contextlib.suppress(OSError):
+        for record in records.iterdir():
+            gitdir = record / "gitdir"
+            with contextlib.suppress(OSError):
+                if _same_path(Path(gitdir.read_text().strip()).parent, path):
+                    shutil.rmtree(record, ignore_errors=True)
+    if path.is_dir() and _holds_only_git_file(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _add_new(repo: Path, path: Path, branch: str, start_point: str) -> bool:
     """The usual case in one git command: a new branch in a folder that is not there.
 
@@ -384,6 +566,9 @@ def _check_toplevel(repo: Path, path: Path) -> None:
         )
 
 
+_MERGE_SUBJECT = "Merge dependency "
+
+
 def merge_dependencies(
     path: Path,
     branch: str,
@@ -416,7 +601,7 @@ def merge_dependencies(
                 "--no-verify",
                 "--quiet",
                 "-m",
-                f"Merge dependency {dep} into {branch}",
+                f"{_MERGE_SUBJECT}{dep} into {branch}",
                 ref,
             ],
             path,
@@ -464,6 +649,7 @@ def reset_worktree(path: Path, base_commit: str, branch: str | None = None) -> N
     """
     path = Path(path)
     require_linked_worktree(path, "a reset")
+    settle_worktree(path)
     if branch is not None and current_branch(path) != branch:
         run_git(
             ["checkout", "--force", "--quiet", branch],
@@ -524,7 +710,9 @@ def commit_work(
     """
     path = Path(path)
     require_linked_worktree(path, "a commit")
+    settle_worktree(path)  # a killed mission-control's commit may still run here
     run_git(["add", "--all"], path, what="staging the changes", retry_on_lock=True)
+    _refuse_emptying(path, base_commit)
     staged = run_git(["diff", "--cached", "--quiet"], path, check=False)
     committed = staged.returncode == 1
     if staged.returncode not in (0, 1):
@@ -554,6 +742,29 @@ def commit_work(
     )
 
 
+def _refuse_emptying(path: Path, base_commit: str) -> None:
+    """Refuse work that deletes every tracked file of a base that had some.
+
+    That is what a worktree whose files were never checked out looks like, not
+    what a tool means to do: committed and pushed, it would erase the project.
+    """
+    tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
+    if (
+        run_git(["cat-file", "-s", tree], path, what="reading the staged files").stdout.strip()
+        != "0"
+    ):
+        return
+    listed = run_git(["ls-tree", "-r", "-z", "--name-only", base_commit], path, check=False)
+    count = listed.stdout.count("\0")
+    if count:
+        raise GitError(
+            f"{path}: refusing to commit: the work deletes every tracked file of its base"
+            f" ({count} files at {base_commit[:12]}), which is what a worktree whose files were"
+            " never checked out looks like — look at the worktree, then retry the workstream"
+            " fresh (or commit by hand if emptying the project is the work)"
+        )
+
+
 def push_branch(path: Path, remote: str, branch: str, *, force: bool = False) -> None:
     """Push ``branch`` to ``remote`` and make it the branch's upstream.
 
@@ -566,7 +777,7 @@ def push_branch(path: Path, remote: str, branch: str, *, force: bool = False) ->
     if force:
         args.append("--force-with-lease")
     args += [remote, f"refs/heads/{branch}:refs/heads/{branch}"]
-    out = run_git(args, path, check=False, timeout=_NETWORK_TIMEOUT)
+    out = run_git(args, path, check=False, timeout=_NETWORK_TIMEOUT, env=remote_env(path, remote))
     if out.returncode != 0:
         message = " ".join(trim_message(out.stderr, out.stdout).split())
         raise PushRejectedError(path, remote, branch, message)

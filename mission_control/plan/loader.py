@@ -32,8 +32,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ..errors import PlanError, PlanProblem
-from ..git.refs import RepoCheckError, RepoRefs, read_repo_refs
+from ..git.refs import RepoCheckError, RepoRefs, ignores, read_repo_refs
 from . import dag
+from .files import FileReadError, read_regular_file
 from .ids import id_problem, suggest_id
 from .model import (
     TOOL_PLACEHOLDERS,
@@ -103,22 +104,9 @@ def load_plan(
     """
     path = Path(os.path.abspath(Path(path).expanduser()))
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return LoadResult(
-            None,
-            [
-                PlanProblem(
-                    path,
-                    1,
-                    1,
-                    "",
-                    f"cannot read the plan file ({reason})",
-                    f"check the path {path}",
-                )
-            ],
-        )
+        raw = read_regular_file(path)
+    except FileReadError as exc:
+        return LoadResult(None, [_unreadable_plan(path, exc)])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -138,6 +126,18 @@ def load_plan(
             ],
         )
     return parse_plan(text, path, check_filesystem=check_filesystem, environ=environ)
+
+
+def _unreadable_plan(path: Path, exc: FileReadError) -> PlanProblem:
+    reason = exc.problem.removeprefix("cannot be read")
+    if reason != exc.problem:  # an OS error: its own words, in parentheses
+        return PlanProblem(path, 1, 1, "", f"cannot read the plan file{reason}", exc.hint)
+    hint = exc.hint
+    if "not a regular file" in exc.problem:
+        hint = "give the path of a YAML plan file"
+    elif "does not exist" in exc.problem:
+        hint = f"check the path {path}"
+    return PlanProblem(path, 1, 1, "", f"cannot read the plan file: it {exc.problem}", hint)
 
 
 def parse_plan(
@@ -228,6 +228,53 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _prompt_file_problem(file: Path) -> tuple[str, str] | None:
+    """What keeps the run from reading ``file`` as its prompt, and the fix ("" for the usual)."""
+    try:
+        read_regular_file(file).decode("utf-8")
+    except FileReadError as exc:
+        if "does not exist" in exc.problem:
+            return exc.problem, ""
+        if exc.problem == "is a folder, not a regular file":
+            return "is a folder, not a file", ""
+        return exc.problem, exc.hint
+    except UnicodeDecodeError as exc:
+        return (
+            f"is not UTF-8 text (byte {exc.start + 1} cannot be decoded)",
+            "save it as UTF-8 (most editors offer it under 'encoding')",
+        )
+    return None
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _root_problem(root: Path, refs: RepoRefs) -> tuple[str, str] | None:
+    """Why worktrees cannot go under ``root`` for the repository ``refs``, and the fix."""
+    real = os.path.realpath(root)
+    toplevel = Path(os.path.realpath(refs.toplevel))
+    outside = f"put it outside the repository, e.g. '{toplevel.parent / 'worktrees'}'"
+    for git_dir in refs.git_dirs:
+        if _within(real, os.path.realpath(git_dir)):
+            return (
+                f"worktree_root {str(root)!r} is inside the git folder {git_dir}",
+                outside + " (the default)",
+            )
+    if refs.bare or not _within(real, str(toplevel)):
+        return None
+    relative = os.path.relpath(real, toplevel)
+    if relative != os.curdir and ignores(toplevel, relative):
+        return None  # ignored: its worktrees stay out of `git status`
+    return (
+        f"worktree_root {str(root)!r} is inside the repository {toplevel}:"
+        " its worktrees would show as untracked files in `git status`",
+        outside
+        + " (the default)"
+        + (f", or add '{relative}/' to .gitignore" if relative != os.curdir else ""),
+    )
+
+
 def _placeholders(item: str) -> list[str]:
     """The ``{names}`` in one argv item; raises ``ValueError`` on unbalanced braces."""
     return [name for _, name, _, _ in string.Formatter().parse(item) if name is not None]
@@ -249,9 +296,12 @@ class _Builder:
         self.phases: list[_PhaseDraft] = []
         self._repos: dict[Path, RepoRefs | RepoCheckError] = {}
         self._paths: dict[str, Path | PathExpansionError] = {}
-        self._files: dict[Path, str | None] = {}
+        self._files: dict[Path, tuple[str, str] | None] = {}
         self._checks: dict[int, list[Check] | None] = {}
         self._by_id: dict[str, _PhaseDraft] | None = None
+        self._roots: dict[tuple[Path, Path], tuple[str, str] | None] = {}
+        self._yaml_issues: set[KeyPath] = set()
+        """Values the YAML pass reported already: a type error there would say it twice."""
 
     # ------------------------------------------------------------ reporting
 
@@ -324,6 +374,8 @@ class _Builder:
     def _report_pydantic(self, err: Any, base: KeyPath, kind: str) -> None:
         loc: KeyPath = tuple(e for e in err["loc"] if isinstance(e, str | int))
         full = base + loc
+        if full in self._yaml_issues:
+            return
         kind_of_parent = kind
         if len(loc) >= 2 and loc[-2] == "pr":
             kind_of_parent = "pr"
@@ -365,6 +417,7 @@ class _Builder:
             self.doc = doc
         for issue in issues:
             self.problem(issue.path, issue.message, issue.hint, at=issue.pos)
+            self._yaml_issues.add(issue.path)
         if doc is None:
             return self._result(None)
         data = doc.data
@@ -868,24 +921,18 @@ class _Builder:
         return hint
 
     def _check_file(self, draft: _Draft, file: Path, path: KeyPath) -> None:
+        """Read the prompt file as the run will: a file that fails here fails validation."""
         if file not in self._files:
-            try:
-                if file.is_file():
-                    self._files[file] = None
-                elif file.exists():
-                    self._files[file] = "is a folder, not a file"
-                else:
-                    self._files[file] = "does not exist"
-            except (OSError, ValueError) as exc:
-                self._files[file] = f"cannot be read ({exc})"
-        reason = self._files[file]
-        if reason is not None:
+            self._files[file] = _prompt_file_problem(file)
+        found = self._files[file]
+        if found is not None:
+            reason, hint = found
             text = self.doc.texts.get(path, str(file))
             self._fail(
                 draft,
                 path,
                 f"prompt file {str(file)!r} {reason}",
-                "create it, or fix the path; " + self._where_hint(text),
+                hint or ("create it, or fix the path; " + self._where_hint(text)),
             )
 
     def _repo_refs(self, repo: Path) -> RepoRefs | RepoCheckError:
@@ -967,8 +1014,19 @@ class _Builder:
                             f"worktree_root {str(root_path)!r} is not a folder",
                             "point it at a folder (it is created when missing)",
                         )
+                    elif refs is not None:
+                        self._check_root_outside(draft, root_path, refs, root[1])
         elif "repo" in kw:
             kw["worktree_root"] = Path(os.path.normpath(kw["repo"].parent / "worktrees"))
+
+    def _check_root_outside(self, draft: _Draft, root: Path, refs: RepoRefs, path: KeyPath) -> None:
+        """Worktrees inside the checkout show in its `git status`; inside .git, git trips."""
+        key = (root, refs.toplevel)
+        if key not in self._roots:
+            self._roots[key] = _root_problem(root, refs)
+        found = self._roots[key]
+        if found is not None:
+            self._fail(draft, path, *found)
 
     def _resolve_settings(self, draft: _Draft) -> None:
         kw = draft.kwargs

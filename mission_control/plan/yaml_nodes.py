@@ -39,6 +39,9 @@ Pos = tuple[int, int]
 MAX_NODES = 200_000
 """More values than this (after alias expansion) is an alias bomb, not a plan."""
 
+MAX_DIGITS = 1000
+"""Longer integers are refused (Python's ``int()`` itself stops at 4,300 digits)."""
+
 _STD_TAG = "tag:yaml.org,2002:"
 _MERGE_TAG = _STD_TAG + "merge"
 _STR_TAG = _STD_TAG + "str"
@@ -148,8 +151,21 @@ class _Walker:
         tag = node.tag
         if tag == _STR_TAG or tag == "!":
             return node.value
-        if tag == _INT_TAG and _DECIMAL.match(node.value):
-            return int(node.value)  # the common case, without the constructor's detour
+        if tag == _INT_TAG:
+            digits = sum(ch.isdigit() for ch in node.value) if len(node.value) > MAX_DIGITS else 0
+            if digits > MAX_DIGITS:  # int() would refuse it, or take seconds
+                self.issues.append(
+                    YamlIssue(
+                        _mark(node),
+                        path,
+                        f"a number of {digits:,} digits is too long",
+                        f"write a number of at most {MAX_DIGITS:,} digits,"
+                        " or put it in quotes if it is text",
+                    )
+                )
+                return node.value
+            if _DECIMAL.match(node.value):
+                return int(node.value)  # the common case, without the constructor's detour
         if tag not in _SCALAR_TAGS:
             self._check_tag(node, path, _SCALAR_TAGS)
             return node.value
@@ -260,8 +276,40 @@ def parse_document(text: str) -> tuple[Document | None, list[YamlIssue]]:
             gc.enable()
 
 
+_NODE_EVENTS = (
+    yaml.ScalarEvent,
+    yaml.SequenceStartEvent,
+    yaml.MappingStartEvent,
+    yaml.AliasEvent,
+)
+
+
+def _check_node_count(text: str) -> YamlIssue | None:
+    """Count the values as the parser streams them, before any node tree is built.
+
+    Composing builds every node with its marks at once: a few megabytes of
+    ``- 1`` lines would take a gigabyte before the walker could count them.
+    """
+    count = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, _NODE_EVENTS):
+            count += 1
+            if count > MAX_NODES:
+                mark = event.start_mark
+                return YamlIssue(
+                    (mark.line + 1, mark.column + 1) if mark is not None else (1, 1),
+                    (),
+                    f"the plan holds more than {MAX_NODES:,} values",
+                    "a plan of thousands of workstreams holds far fewer: check the file",
+                )
+    return None
+
+
 def _parse(text: str) -> tuple[Document | None, list[YamlIssue]]:
     try:
+        too_many = _check_node_count(text)
+        if too_many is not None:
+            return None, [too_many]
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
         return None, [syntax_issue(err, text)]

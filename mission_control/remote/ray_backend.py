@@ -50,6 +50,7 @@ from ..git import bundles, diffs, repo
 from ..git.worktrees import list_worktrees
 from ..plan.model import Plan, Workstream
 from ..store.logs import file_size
+from ..store.private import append_private
 from .node import NodeAttempt
 from .protocol import (
     Chunk,
@@ -538,9 +539,7 @@ def _real_std_streams() -> Iterator[None]:
 
 
 def _append(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as handle:
-        handle.write(data)
+    append_private(path, data)
 
 
 async def _awaitable(ref: Any) -> Any:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Final
 
 from ..errors import MissionControlError
+from .private import make_private_dir, open_private
 
 GROUP: Final = 64
 """Lines per index mark."""
@@ -85,10 +86,9 @@ def file_size(path: Path) -> int:
 
 
 def ensure_log_file(path: Path) -> Path:
-    """Create the log file (and its folders) if missing, so it can be watched at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.close(fd)
+    """Create the log file (0600, in 0700 folders) if missing, so it can be watched at once."""
+    make_private_dir(path.parent)
+    os.close(open_private(path, os.O_WRONLY | os.O_APPEND))
     return path
 
 

@@ -18,13 +18,18 @@ Why this shape:
   reused); claiming is atomic, so two racing processes cannot both win.
 - Environment values never enter the store: callers pass variable *names*; an ``env``
   mapping found in run options is reduced to its names before it is written.
+- The ledger is private (0600 in a 0700 folder, see ``private``): it holds argv and paths.
+- Failures the user can fix (a full disk, a damaged file, a table dropped by hand) come
+  out as ``LedgerError``, one line with the fix; every statement runs under ``_guard``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -37,15 +42,20 @@ from typing import Any, Final
 
 import psutil
 
+from .. import crashpoints
 from ..engine.states import WsState
 from ..errors import SetupError
 from ..plan.model import Workstream
+from .private import FILE_MODE, is_private, make_private_dir, make_tree_private, open_private
 
 SCHEMA_VERSION: Final = 1
 DB_NAME: Final = "state.db"
 
 RUN_RUNNING: Final = "running"
 """Status of a run that has not finished (it may have no live owner: then it can be resumed)."""
+
+RUN_STOPPED: Final = frozenset({"cancelled", "interrupted"})
+"""Statuses of a run its user stopped (Ctrl-C, stop all): ``resume`` starts it again."""
 
 CREATE_TIME_TOLERANCE: Final = 1.0
 """Seconds two readings of one process's start time may differ (boot time is re-read)."""
@@ -235,6 +245,79 @@ def _fmt_time(at: float | None) -> str:
     return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _make_private_state(state_dir: Path, db_path: Path) -> None:
+    """The state folder 0700 and the ledger 0600, before SQLite makes its -wal and -shm
+    files (it gives them the ledger's mode). A folder from before that rule is narrowed."""
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(state_dir)
+    if not is_private(state_dir):
+        make_tree_private(state_dir)
+    with contextlib.suppress(OSError):  # SQLite says better why it cannot open the file
+        os.close(open_private(db_path, os.O_RDWR))
+        for suffix in ("-wal", "-shm"):
+            sidecar = db_path.with_name(db_path.name + suffix)
+            if sidecar.exists() and not is_private(sidecar):
+                os.chmod(sidecar, FILE_MODE)
+
+
+class LedgerError(SetupError):
+    """The run ledger cannot be used: full disk, damaged file, missing table, no rights."""
+
+
+def _move_aside(db_path: Path) -> str:
+    return (
+        f"move it aside (`mv {db_path} {db_path}.old`) to start with an empty ledger,"
+        " or pass --state-dir"
+    )
+
+
+def _nearly_full(folder: Path) -> bool:
+    """True when the disk holding ``folder`` has less than a MiB free (SQLite then often
+    reports only "disk I/O error", when it could not grow its shared-memory file)."""
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
+def ledger_error(db_path: Path, err: sqlite3.Error) -> LedgerError | None:
+    """What ``err`` means for the user and what to do, or None when it is not theirs to fix."""
+    name = str(getattr(err, "sqlite_errorname", "") or "")
+    text = str(err)
+    full = name.startswith("SQLITE_FULL") or "disk is full" in text
+    if full or (name.startswith("SQLITE_IOERR") and _nearly_full(db_path.parent)):
+        return LedgerError(
+            f"no space left for the run ledger {db_path} ({text}): free space on that disk"
+            " (or pass --state-dir on another one) and try again; `mission-control resume`"
+            " continues a run that was cut short"
+        )
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text:
+        return LedgerError(f"the run ledger {db_path} is damaged ({text}): {_move_aside(db_path)}")
+    if text.startswith(("no such table", "no such column")):
+        return LedgerError(
+            f"the run ledger {db_path} does not have the tables mission-control made ({text});"
+            f" it was changed outside mission-control: {_move_aside(db_path)}"
+        )
+    if name.startswith("SQLITE_READONLY"):
+        return LedgerError(
+            f"the run ledger {db_path} cannot be written ({text}): make it and its folder"
+            " writable, or pass --state-dir"
+        )
+    if name.startswith("SQLITE_IOERR"):
+        return LedgerError(
+            f"cannot read or write the run ledger {db_path} ({text}): check that disk"
+            " (is it full, or gone?), or pass --state-dir"
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return LedgerError(
+            f"the run ledger {db_path} stayed locked by another process ({text}):"
+            " wait for it, or pass --state-dir"
+        )
+    return None
+
+
+_TABLES: Final = ("runs", "workstreams", "attempts", "events")
+
 _UNSET: Final[Any] = object()
 
 _SCHEMA_V1 = """
@@ -337,7 +420,7 @@ class RunStore:
         self.state_dir = Path(state_dir)
         self.db_path = self.state_dir / DB_NAME
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            _make_private_state(self.state_dir, self.db_path)
         except OSError as err:
             raise SetupError(
                 f"cannot create the state folder {self.state_dir}: {err.strerror}; "
@@ -358,11 +441,12 @@ class RunStore:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+            self._check_tables()
         except sqlite3.DatabaseError as err:
             self._conn.close()
-            raise SetupError(
+            raise ledger_error(self.db_path, err) or SetupError(
                 f"{self.db_path} is not a usable mission-control state database ({err}); "
-                "move it aside or pass --state-dir"
+                f"{_move_aside(self.db_path)}"
             ) from err
         except BaseException:  # a newer schema, or an interrupt: never leak the connection
             self._conn.close()
@@ -381,8 +465,8 @@ class RunStore:
         self.close()
 
     def schema_version(self) -> int:
-        with self._lock:
-            row = self._conn.execute("PRAGMA user_version").fetchone()
+        with self._reading() as conn:
+            row = conn.execute("PRAGMA user_version").fetchone()
         return int(row[0])
 
     def _migrate(self) -> None:
@@ -399,24 +483,56 @@ class RunStore:
                 version += 1
                 conn.execute(f"PRAGMA user_version={version}")
 
+    def _check_tables(self) -> None:
+        """A ledger missing one of its tables (dropped by hand) is refused before any use."""
+        found = {
+            row[0]
+            for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        missing = sorted(set(_TABLES) - found)
+        if missing:
+            raise LedgerError(
+                f"the run ledger {self.db_path} has lost its table {', '.join(missing)}"
+                f" (changed outside mission-control): {_move_aside(self.db_path)}"
+            )
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Say an SQLite failure the user can fix (full disk, damage) in the ledger's words."""
+        try:
+            yield
+        except sqlite3.Error as err:
+            translated = ledger_error(self.db_path, err)
+            if translated is None:
+                raise  # our own mistake (a constraint, a query): a bug, not the user's
+            raise translated from err
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for one read statement."""
+        with self._lock, self._guard():
+            yield self._conn
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front so it never fails half-way on a lock."""
-        with self._lock:
+        with self._lock, self._guard():
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                crashpoints.reach("ledger.write")
             except BaseException:
                 if conn.in_transaction:  # SQLite may have rolled back already (disk full)
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            crashpoints.reach("ledger.written")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """One read transaction: several SELECTs see the same snapshot."""
-        with self._lock:
+        with self._lock, self._guard():
             conn = self._conn
             conn.execute("BEGIN")
             try:
@@ -518,8 +634,8 @@ class RunStore:
             self._event(conn, run_id, EV_RUN_FINISHED, None, {"status": status}, at)
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        with self._lock:
-            row = self._conn.execute(f"{_RUN_SELECT} WHERE run_id = ?", (run_id,)).fetchone()
+        with self._reading() as conn:
+            row = conn.execute(f"{_RUN_SELECT} WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else _run_record(row)
 
     def latest_run(
@@ -534,16 +650,41 @@ class RunStore:
         if unfinished_only:
             where.append("finished_at IS NULL")
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        with self._lock:
-            row = self._conn.execute(
+        with self._reading() as conn:
+            row = conn.execute(
                 f"{_RUN_SELECT}{clause} ORDER BY created_at DESC, run_id DESC LIMIT 1", args
+            ).fetchone()
+        return None if row is None else _run_record(row)
+
+    def resumable_run(self, plan_path: Path | str | None = None) -> RunRecord | None:
+        """The run ``resume`` continues, optionally of one plan: the most recent run that is
+        unfinished, or that was stopped (``RUN_STOPPED``) and is still its plan's latest run.
+
+        A stopped run that a later run of its plan replaced is not picked: resuming it
+        would redo work the later run has built on.
+        """
+        stopped = sorted(RUN_STOPPED)
+        where = [
+            f"(finished_at IS NULL OR (status IN ({', '.join('?' * len(stopped))})"
+            " AND NOT EXISTS (SELECT 1 FROM runs later WHERE later.plan_path = r.plan_path"
+            " AND (later.created_at, later.run_id) > (r.created_at, r.run_id))))"
+        ]
+        args: list[Any] = list(stopped)
+        if plan_path is not None:
+            where.append("plan_path = ?")
+            args.append(str(Path(plan_path).resolve()))
+        with self._reading() as conn:
+            row = conn.execute(
+                f"{_RUN_SELECT} r WHERE {' AND '.join(where)}"
+                " ORDER BY created_at DESC, run_id DESC LIMIT 1",
+                args,
             ).fetchone()
         return None if row is None else _run_record(row)
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """Most recent first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 f"{_RUN_SELECT} ORDER BY created_at DESC, run_id DESC LIMIT ?", (limit,)
             ).fetchall()
         return [_run_record(r) for r in rows]
@@ -691,15 +832,15 @@ class RunStore:
 
     def workstreams(self, run_id: str) -> list[WorkstreamRecord]:
         """In plan order."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 f"{_WS_SELECT} WHERE run_id = ? ORDER BY position", (run_id,)
             ).fetchall()
         return [_ws_record(r) for r in rows]
 
     def workstream(self, run_id: str, task_id: str) -> WorkstreamRecord | None:
-        with self._lock:
-            row = self._conn.execute(
+        with self._reading() as conn:
+            row = conn.execute(
                 f"{_WS_SELECT} WHERE run_id = ? AND task_id = ?", (run_id, task_id)
             ).fetchone()
         return None if row is None else _ws_record(row)
@@ -825,8 +966,8 @@ class RunStore:
         if task_id is not None:
             sql += " AND a.task_id = ?"
             args.append(task_id)
-        with self._lock:
-            rows = self._conn.execute(f"{sql} ORDER BY w.position, a.attempt", args).fetchall()
+        with self._reading() as conn:
+            rows = conn.execute(f"{sql} ORDER BY w.position, a.attempt", args).fetchall()
         return [_attempt_record(r) for r in rows]
 
     def open_attempts(self, run_id: str) -> list[AttemptRecord]:
@@ -857,8 +998,8 @@ class RunStore:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
+        with self._reading() as conn:
+            rows = conn.execute(sql, args).fetchall()
         return [
             EventRecord(
                 id=r[0], run_id=r[1], at=r[2], kind=r[3], task_id=r[4], payload=json.loads(r[5])

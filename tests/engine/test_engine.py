@@ -201,8 +201,9 @@ async def test_kill_pause_and_resume_through_the_engine(git_repo: GitRepo, tmp_p
                 "P1",
                 2,
                 [
-                    # 3 s of work against a 4 s timeout, paused for 3 s on the way
-                    ws("P", "--lines", "60", "--rate", "20", timeout_minutes=4 / 60),
+                    # 1 s of work against a 6 s timeout, paused for 6.5 s on the way: only
+                    # counted paused time could time it out, and a slow machine has 5 s to spare
+                    ws("P", "--lines", "20", "--rate", "20", timeout_minutes=6 / 60),
                     ws(
                         "K",
                         "--pid-file",
@@ -227,12 +228,12 @@ async def test_kill_pause_and_resume_through_the_engine(git_repo: GitRepo, tmp_p
     assert view.log_path is not None
     log = Path(view.log_path)
     size = log.stat().st_size
-    await asyncio.sleep(3.0)
+    await asyncio.sleep(6.5)
     assert log.stat().st_size == size  # nothing printed while paused
     await engine.resume("P1::P")
     await rec.state("P1::P", WsState.SUCCEEDED, WsState.TIMED_OUT, WsState.FAILED)
     assert rec.states["P1::P"] is WsState.SUCCEEDED  # paused time did not count
-    assert log.read_text().count("line ") == 60
+    assert log.read_text().count("line ") == 20
 
     pids = await asyncio.to_thread(wait_for_pids, pid_file, {"main": 1, "child": 1})
     await rec.state("P1::K", WsState.RUNNING)

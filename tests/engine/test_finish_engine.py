@@ -228,6 +228,21 @@ async def test_without_gh_the_pr_step_is_skipped_with_the_command(
         assert [c["argv"][:2] for c in _gh_calls(gh_state)] == [["auth", "status"]]
 
 
+async def test_a_relative_remote_url_pushes_from_the_worktree(
+    git_sandbox: GitSandbox, tmp_path: Path
+) -> None:
+    sb = git_sandbox
+    sb.git(sb.repo, "remote", "set-url", "origin", "../origin.git")  # seen from the checkout
+    plan = write_plan(tmp_path, sb.repo, [("P1", 1, [ws("A", "--write", "a.txt=mine")])])
+    engine = make_engine(plan, tmp_path / "state")
+    rec = Recorder(engine)
+    assert await engine.run() is True, rec.details("P1::A")
+
+    [push] = _steps(rec, "P1::A", "push")
+    assert push.ok and push.detail == "origin/ws/P1/A"
+    assert sb.git(sb.origin, "show", "ws/P1/A:a.txt") == "mine"
+
+
 async def test_a_rejected_push_fails_with_gits_message_and_keeps_the_branch(
     git_sandbox: GitSandbox, fake_gh: Path, tmp_path: Path
 ) -> None:

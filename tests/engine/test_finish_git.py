@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mission_control.errors import GitError
-from mission_control.git.repo import PushRejectedError, is_dirty
+from mission_control.git.repo import PushRejectedError, fetch_branch, is_dirty
 from mission_control.git.worktrees import (
     commit_message,
     commit_work,
@@ -199,9 +199,40 @@ def test_a_push_to_an_unreachable_remote_fails_without_a_prompt(
     sb = git_sandbox
     prepared = prepare_worktree(sb.ws("A"), [])
     sb.git(sb.repo, "remote", "add", "gone", str(sb.tmp / "no-such-remote.git"))
-    with pytest.raises(PushRejectedError, match="does not appear to be a git repository"):
+    with pytest.raises(PushRejectedError, match="does not appear to be a git repository") as caught:
         push_branch(prepared.path, "gone", prepared.branch)
     assert "ws/" not in sb.git(sb.repo, "config", "--get-regexp", "^branch\\.")
+    # git's own words, and no guess at a cause git did not name.
+    message = str(caught.value)
+    assert "pushing ws/PH1/A to gone failed: fatal: " in message
+    assert caught.value.git_message in message
+    assert "credential" not in message and "ssh key" not in message
+
+
+@pytest.mark.parametrize("key", ["url", "pushurl"])
+def test_a_relative_remote_url_works_from_the_worktree(git_sandbox: GitSandbox, key: str) -> None:
+    """``git remote add origin ../origin.git`` means the path seen from the main checkout."""
+    sb = git_sandbox
+    sb.git(sb.repo, "config", f"remote.origin.{key}", "../origin.git")
+    sb.git(sb.repo, "update-ref", "-d", "refs/remotes/origin/main")
+    prepared = prepare_worktree(sb.ws("A"), [])  # fetches the base first
+    assert prepared.start_point == "refs/remotes/origin/main"
+    sb.write(prepared.path / "a.txt", "work\n")
+    head = commit_work(prepared.path, prepared.base_commit, MESSAGE, BODY).head
+
+    push_branch(prepared.path, "origin", prepared.branch)
+
+    assert sb.origin_head(prepared.branch) == head
+    assert sb.git(sb.repo, "rev-parse", f"refs/remotes/origin/{prepared.branch}") == head
+    assert sb.git(prepared.path, "rev-parse", "--abbrev-ref", "@{upstream}") == (
+        f"origin/{prepared.branch}"
+    )
+    # Fetching from inside the worktree reaches the same remote.
+    sb.git(sb.repo, "push", "-q", "origin", "main:refs/heads/other")
+    assert fetch_branch(prepared.path, "origin", "other")
+    assert sb.git(sb.repo, "rev-parse", "refs/remotes/origin/other") == sb.origin_head("main")
+    # The remote's configuration is left as the user wrote it.
+    assert sb.git(sb.repo, "config", f"remote.origin.{key}") == "../origin.git"
 
 
 def test_commit_refuses_the_users_checkout(git_sandbox: GitSandbox) -> None:

@@ -258,3 +258,79 @@ async def _pause_and_kill_adopted(engine: Any, rec: Any, pids: dict[str, list[in
     for group in pids.values():
         for pid in group:
             assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+SMUDGE_SECONDS = 15
+"""How long the killed driver's checkout goes on after the kill: far past git's lock retries."""
+
+
+@pytest.mark.timeout(240)
+def test_resume_waits_for_the_killed_drivers_checkout_and_finishes_the_worktree(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    """SIGKILL inside worktree creation, while its `git reset --hard` runs on without it."""
+    state = tmp_path / "state"
+    slow, started = tmp_path / "slow", tmp_path / "smudge-started"
+    # A smudge filter that is slow while `slow` exists: the checkout that fills the
+    # worktree holds its index.lock that long.
+    smudge = tmp_path / "smudge.sh"
+    smudge.write_text(
+        f'#!/bin/sh\nif [ -f "{slow}" ]; then touch "{started}"; sleep {SMUDGE_SECONDS}; fi\ncat\n'
+    )
+    smudge.chmod(0o755)
+    git_repo.git("config", "filter.slow.smudge", str(smudge))
+    git_repo.commit_file(".gitattributes", "slow.txt filter=slow\n")
+    git_repo.commit_file("slow.txt", "checked out slowly\n")
+    git_repo.git("push", "-q", "origin", "main")
+    base_files = set(git_repo.git("ls-files").split())
+    check = " && ".join(f"test -f {name}" for name in sorted(base_files))
+    doc = {
+        "version": 1,
+        "name": "crash in creation",
+        "defaults": {"repo": str(git_repo.path), "base_branch": "main", "timeout_minutes": 5},
+        "phases": [
+            {
+                "id": "P1",
+                "name": "one",
+                "max_parallel_workstreams": 1,
+                "workstreams": [
+                    {
+                        "id": "A",
+                        "name": "sees the base",
+                        "tool": "shell",
+                        "command": [f"{check} && echo mine > a.txt"],
+                        "shell": True,
+                    }
+                ],
+            }
+        ],
+    }
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump(doc, sort_keys=False))
+    slow.touch()
+    driver = subprocess.Popen(
+        _cli("run", str(plan), "--headless", state=state),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the worktree's checkout never began"
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        slow.unlink()
+
+    resumed = subprocess.run(
+        _cli("resume", "--headless", state=state), capture_output=True, text=True, timeout=200
+    )
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    workstreams = _status(state)["workstreams"]
+    assert isinstance(workstreams, list)
+    assert [w["state"] for w in workstreams] == ["succeeded"]
+    changed = git_repo.git("diff", "--name-status", "main", "ws/P1/A", cwd=git_repo.origin)
+    assert changed == "A\ta.txt"
+    assert base_files <= set(git_repo.git("ls-tree", "-r", "--name-only", "ws/P1/A").split())

@@ -13,6 +13,7 @@ import pytest
 from mission_control.errors import GitError
 from mission_control.git.repo import MergeConflictError, WorktreePathError, is_dirty
 from mission_control.git.worktrees import (
+    STAGE_FILE,
     PreparedWorktree,
     base_ref,
     commit_work,
@@ -450,3 +451,83 @@ def test_a_failed_add_leaves_no_branch_behind(local_git_sandbox: GitSandbox) -> 
     assert sb.git(sb.repo, "branch", "--list", "ws/*") == ""
     assert len(list_worktrees(sb.repo)) == 1
     assert blocker.read_text() == "a file where the worktree root should be\n"
+
+
+# ---------------------------------------------------------------- cut short by a crash
+
+
+def _stage_file(sb: GitSandbox, path: Path) -> Path:
+    return Path(sb.git(path, "rev-parse", "--path-format=absolute", "--git-path", STAGE_FILE))
+
+
+def test_dependency_merges_cut_short_on_a_retry_are_finished_with_the_same_base(
+    git_sandbox: GitSandbox,
+) -> None:
+    sb = git_sandbox
+    b = prepare_worktree(sb.ws("B"), [])  # an earlier run: B made before its dependencies
+    a = prepare_worktree(sb.ws("A"), [])
+    _work(sb, a, "a.txt", "from A\n")
+    c = prepare_worktree(sb.ws("C"), [])
+    _work(sb, c, "c.txt", "from C\n")
+    deps = ["ws/PH1/A", "ws/PH1/C"]
+    # This run's preparation of B merged A, then was killed inside the merge of C.
+    _stage_file(sb, b.path).write_text(f"merging {b.base_commit}\n")
+    sb.git(
+        b.path, "merge", "-q", "--no-ff", "-m", "Merge dependency ws/PH1/A into ws/PH1/B", deps[0]
+    )
+    sb.git(
+        b.path,
+        "merge",
+        "-q",
+        "--no-commit",
+        "--no-ff",
+        "-m",
+        "Merge dependency ws/PH1/C into ws/PH1/B",
+        deps[1],
+    )
+
+    again = prepare_worktree(sb.ws("B"), deps)
+
+    assert again.merged == ("ws/PH1/C",)
+    # As if never cut short: the merges are the base, not the workstream's work.
+    assert again.base_commit == sb.git(b.path, "rev-parse", "HEAD")
+    assert (b.path / "a.txt").exists() and (b.path / "c.txt").exists()
+    assert not is_dirty(b.path)
+    assert _stage_file(sb, b.path).read_text() == "ready\n"
+
+
+def test_a_worktree_without_a_stage_keeps_the_tools_uncommitted_work(
+    git_sandbox: GitSandbox,
+) -> None:
+    """A worktree made before stages were recorded is never reset: its files may be work."""
+    sb = git_sandbox
+    first = prepare_worktree(sb.ws("A"), [])
+    _stage_file(sb, first.path).unlink()
+    sb.edit_line(first.path / "f.txt", 0, "the tool's edit")
+    (first.path / "README.md").unlink()  # the tool deleted it
+    sb.write(first.path / "new.txt", "the tool's file\n")
+
+    again = prepare_worktree(sb.ws("A"), [])
+
+    assert (again.path / "f.txt").read_text().startswith("the tool's edit\n")
+    assert not (again.path / "README.md").exists()
+    assert (again.path / "new.txt").read_text() == "the tool's file\n"
+    # Even with its index gone, only missing files come back; none is overwritten.
+    _stage_file(sb, first.path).unlink()
+    Path(sb.git(first.path, "rev-parse", "--path-format=absolute", "--git-path", "index")).unlink()
+    prepare_worktree(sb.ws("A"), [])
+    assert (again.path / "f.txt").read_text().startswith("the tool's edit\n")
+    assert (again.path / "new.txt").read_text() == "the tool's file\n"
+
+
+def test_a_commit_that_empties_the_project_is_refused(git_sandbox: GitSandbox) -> None:
+    sb = git_sandbox
+    prepared = prepare_worktree(sb.ws("A"), [])
+    for name in ("README.md", "f.txt", ".gitignore"):
+        (prepared.path / name).unlink()
+    with pytest.raises(GitError, match=r"deletes every tracked file of its base \(3 files"):
+        commit_work(prepared.path, prepared.base_commit, "empty it")
+    assert sb.git(prepared.path, "rev-parse", "HEAD") == prepared.base_commit
+    # Deleting some files is work like any other.
+    sb.git(prepared.path, "checkout", "HEAD", "--", "README.md")
+    assert commit_work(prepared.path, prepared.base_commit, "trim").changed

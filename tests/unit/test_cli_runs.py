@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from mission_control.cli import main
-from mission_control.store.runs import RunStore
+from mission_control.plan.loader import load_plan_or_raise
+from mission_control.store.runs import RunStore, WorkstreamRow
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import write_plan, ws
-from tests.helpers import wait_for_pids
+from tests.helpers import wait_for, wait_for_pids
 
 NO_PR = {"enabled": False}
 LINES = "".join(f"line {i}\n" for i in range(1, 11))
@@ -320,3 +321,83 @@ def _create_time(pid: int) -> float:
     import psutil
 
     return psutil.Process(pid).create_time()
+
+
+def _stop_with_ctrl_c(plan: Path, state: Path, started: Path) -> None:
+    """Start ``run --headless`` in a child, wait for ``started`` to appear, press Ctrl-C."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mission_control", "run", str(plan), "--headless",
+         "--state-dir", str(state)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert wait_for(started.exists, timeout=60), "the tool never started"
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+
+
+@pytest.mark.parametrize("how", ["resume", "run --resume"])
+def test_a_run_stopped_with_ctrl_c_is_resumed_without_its_id(
+    git_repo: GitRepo, tmp_path: Path, how: str
+) -> None:
+    marker = tmp_path / "started-once"
+    # The first attempt waits to be stopped; the one after the resume does the work.
+    line = f"if [ -e {marker} ]; then echo done > a.txt; else touch {marker}; exec sleep 60; fi"
+    plan = write_plan(tmp_path, git_repo.path, [("P1", 1, [_sh("A", line)])], pr=NO_PR)
+    state = tmp_path / "state"
+    _stop_with_ctrl_c(plan.path, state, marker)
+    [stopped] = RunStore(state).list_runs()
+    assert stopped.status == "cancelled"
+    [record] = RunStore(state).workstreams(stopped.run_id)
+    assert record.detail == "stopped with the run: resume to start it again"
+
+    command = ["resume"] if how == "resume" else ["run", str(plan.path), "--resume"]
+    done = _mc(*command, "--headless", "--state-dir", str(state))
+    assert done.returncode == 0, done.stdout + done.stderr
+    [again] = RunStore(state).list_runs()  # the same run, not a new one
+    assert (again.run_id, again.status) == (stopped.run_id, "succeeded")
+    [record] = RunStore(state).workstreams(again.run_id)
+    assert (record.state.value, record.attempts) == ("succeeded", 2)
+
+
+def test_plans_sharing_a_folder_keep_their_runs_apart(
+    git_repo: GitRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plans = {}
+    for name, ws_id in (("a", "A"), ("b", "B")):
+        written = write_plan(
+            tmp_path, git_repo.path, [("P1", 1, [_sh(ws_id, f"echo {name} > {name}.txt")])],
+            pr=NO_PR,
+        )  # fmt: skip
+        plans[name] = written.path.rename(tmp_path / f"{name}.yaml")
+    state = tmp_path / ".mission-control"  # the default beside both plans
+    # Two runs whose drivers died before starting anything: a's first, b's later.
+    with RunStore(state) as store:
+        for at, name in ((100.0, "a"), (200.0, "b")):
+            plan = load_plan_or_raise(plans[name])
+            rows = [WorkstreamRow.from_workstream(w) for w in plan.workstreams]
+            store.create_run(f"run-{name}", plan.path, plan.name, {}, rows, at=at)
+
+    assert main(["status", "--plan", str(plans["a"])]) == 0
+    assert capsys.readouterr().out.startswith(
+        "run run-a of test plan (running, no driver: `mission-control resume run-a` continues it)"
+    )
+    assert main(["status", "--plan", str(plans["a"]), "--run", "run-b"]) == 2
+    err = capsys.readouterr().err
+    assert f"run run-b is a run of {plans['b']}, not of {plans['a']}" in err
+
+    assert main(["resume", "--plan", str(plans["a"]), "--headless"]) == 0
+    capsys.readouterr()
+    with RunStore(state) as store:
+        assert store.get_run("run-a").status == "succeeded"  # type: ignore[union-attr]
+        assert store.get_run("run-b").status == "running"  # type: ignore[union-attr]
+        assert [w.state.value for w in store.workstreams("run-b")] == ["pending"]
+    assert git_repo.git("ls-remote", "--heads", "origin").count("ws/P1/") == 1

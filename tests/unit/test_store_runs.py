@@ -25,6 +25,7 @@ from mission_control.plan.model import Workstream
 from mission_control.store.runs import (
     DB_NAME,
     SCHEMA_VERSION,
+    RunRecord,
     RunStore,
     WorkstreamRow,
     new_run_id,
@@ -147,6 +148,33 @@ def test_latest_and_list_runs(store: RunStore, tmp_path: Path) -> None:
     assert again is not None and again.run_id == r3
     with pytest.raises(KeyError):
         store.finish_run("missing", "failed", 1.0)
+
+
+def _id(record: RunRecord | None) -> str | None:
+    return None if record is None else record.run_id
+
+
+def test_resumable_run_is_unfinished_or_stopped_and_of_its_plan(
+    store: RunStore, tmp_path: Path
+) -> None:
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    stopped = _make_run(store, one, "stopped", at=100.0)
+    store.finish_run(stopped, "cancelled", 110.0)
+    crashed = _make_run(store, two, "crashed", at=200.0)  # never finished: its driver died
+    done = _make_run(store, two, "done", at=300.0)
+    store.finish_run(done, "succeeded", 310.0)
+
+    assert _id(store.resumable_run(one)) == stopped
+    assert _id(store.resumable_run(two)) == crashed
+    assert _id(store.resumable_run()) == crashed
+    failed = _make_run(store, one, "failed", at=400.0)
+    store.finish_run(failed, "failed", 410.0)
+    # A later run of the plan replaced the stopped one: resuming it would redo its work.
+    assert store.resumable_run(one) is None
+    interrupted = _make_run(store, one, "interrupted", at=500.0)
+    store.finish_run(interrupted, "interrupted", 510.0)
+    assert _id(store.resumable_run(one)) == interrupted
+    assert _id(store.resumable_run()) == interrupted
 
 
 def test_record_state_updates_row_and_appends_event(store: RunStore, tmp_path: Path) -> None:

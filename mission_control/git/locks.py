@@ -1,0 +1,176 @@
+"""What a killed mission-control leaves in a worktree: git processes still running, stale locks.
+
+Every git process mission-control starts carries ``MC_GIT_DRIVER`` (the pid and
+start time of the process that started it, see ``repo.driver_mark``). When that
+process is killed, a ``git reset --hard`` or ``git commit`` it started runs on:
+a later mission-control that touched the worktree meanwhile would trip over its
+``index.lock``, or have its own work undone by it. So before a worktree is used,
+``settle_worktree`` waits for such orphans (and stops them past a deadline),
+then removes the lock files that a killed git left with no one alive to own
+them. Git processes of a live mission-control, of the user, or of an agent
+(which carry no mark) are never stopped, and their locks are never removed.
+Blocking: call from a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import psutil
+
+from .repo import DRIVER_VAR, driver_mark
+
+ORPHAN_WAIT_SECONDS = 60.0
+"""How long the git processes of a killed mission-control may go on before they are stopped."""
+
+_PROC = Path("/proc")
+_HAS_PROC = (_PROC / "self" / "cwd").exists()
+_WORKTREE_LOCKS = ("index.lock", "HEAD.lock")
+"""Lock files in a worktree's own git dir that only git processes working in it take."""
+
+
+def settle_worktree(path: Path, *, wait_seconds: float = ORPHAN_WAIT_SECONDS) -> list[int]:
+    """Wait for (then stop) orphaned git processes in ``path``; remove locks nobody owns.
+
+    Returns the pids of the orphans that were waited for. A folder that is not a
+    linked worktree (or not there) has nothing to settle: the user's own checkout
+    is never touched.
+    """
+    path = Path(os.path.realpath(path))
+    if not (path / ".git").is_file():
+        return []
+    orphans = _orphans_in(path)
+    if orphans:
+        _wait_or_stop(orphans, wait_seconds)
+    clear_stale_locks(path)
+    return [p.pid for p in orphans]
+
+
+def clear_stale_locks(path: Path) -> list[Path]:
+    """Remove the worktree's lock files when no git process works in it; the files removed."""
+    git_dir = _git_dir(path)
+    if git_dir is None:
+        return []
+    locks = [git_dir / name for name in _WORKTREE_LOCKS]
+    branch_lock = _branch_lock(git_dir)
+    if branch_lock is not None:
+        locks.append(branch_lock)
+    present = [lock for lock in locks if lock.exists()]
+    if not present or any(_is_git(p) for p in _processes_in(path)):
+        return []
+    removed = []
+    for lock in present:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+            removed.append(lock)
+    return removed
+
+
+def _orphans_in(path: Path) -> list[psutil.Process]:
+    """Processes in ``path`` started (through git) by a mission-control that is gone."""
+    mine = driver_mark()
+    found = []
+    for proc in _processes_in(path):
+        try:
+            mark = proc.environ().get(DRIVER_VAR)
+        except psutil.Error:
+            continue
+        if mark is not None and mark != mine and not _driver_alive(mark):
+            found.append(proc)
+    return found
+
+
+def _wait_or_stop(procs: list[psutil.Process], wait_seconds: float) -> None:
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline and any(_alive(p) for p in procs):
+        time.sleep(0.1)
+    left = [p for p in procs if _alive(p)]
+    for proc in left:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()  # psutil checks it is still the same process
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(p) for p in left):
+        time.sleep(0.05)
+
+
+def _processes_in(path: Path) -> list[psutil.Process]:
+    """Live processes whose working folder is ``path`` or below it (fresh handles)."""
+    found = []
+    for pid in psutil.pids():
+        try:
+            if not _is_inside(_cwd(pid), path):
+                continue
+            proc = psutil.Process(pid)
+            # Asked again through the handle: the pid may have changed hands meanwhile.
+            if _is_inside(proc.cwd(), path) and _alive(proc):
+                found.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
+def _cwd(pid: int) -> str:
+    if _HAS_PROC:
+        return os.readlink(_PROC / str(pid) / "cwd")  # cheap: no handle for every process
+    return psutil.Process(pid).cwd()
+
+
+def _is_inside(cwd: str, path: Path) -> bool:
+    return cwd == str(path) or cwd.startswith(str(path) + os.sep)
+
+
+def _driver_alive(mark: str) -> bool:
+    pid_text, _, started = mark.partition(":")
+    try:
+        proc = psutil.Process(int(pid_text))
+        return f"{proc.create_time():.2f}" == started and _alive(proc)
+    except (ValueError, psutil.Error):
+        return False
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True
+
+
+def _is_git(proc: psutil.Process) -> bool:
+    try:
+        return proc.name().startswith("git")
+    except psutil.Error:
+        return False
+
+
+def _git_dir(path: Path) -> Path | None:
+    """The worktree's own git dir, read from its ``.git`` file (no git call: it may be locked)."""
+    try:
+        text = (path / ".git").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    git_dir = Path(text.removeprefix("gitdir:").strip())
+    git_dir = git_dir if git_dir.is_absolute() else path / git_dir
+    return git_dir if git_dir.is_dir() else None
+
+
+def _branch_lock(git_dir: Path) -> Path | None:
+    """The lock file of the branch checked out in the worktree (in the shared git dir)."""
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        common = (git_dir / "commondir").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not head.startswith("ref: refs/heads/"):
+        return None
+    common_dir = Path(common) if Path(common).is_absolute() else git_dir / common
+    return common_dir / f"{head.removeprefix('ref: ')}.lock"
+
+
+__all__ = ["ORPHAN_WAIT_SECONDS", "clear_stale_locks", "settle_worktree"]

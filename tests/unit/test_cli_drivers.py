@@ -123,8 +123,9 @@ def test_a_second_run_of_a_plan_being_driven_is_refused_with_the_owner(
         assert f"branch ws/P1/A of {git_repo.path} is driven by mission-control pid" in line
         assert f"pid {first.pid} (run {record.run_id})" in line
         assert f"mission-control attach {record.run_id}" in line
-        app = _mc("tui", str(plan.path))  # the app is refused the same way, before it opens
-        assert app.returncode == 2 and f"pid {first.pid}" in app.stderr
+        with Terminal(["-m", "mission_control", "tui", str(plan.path)]) as app:
+            assert app.proc.wait(DEADLINE) == 2  # refused the same way, before the app opens
+            assert wait_for(lambda: f"pid {first.pid}" in app.output), app.output
         assert len(read_pids(pid_file)["main"]) == 1  # no second agent in the worktree
         assert len(RunStore(state).list_runs(5)) == 1  # and no second run recorded
         assert first.poll() is None

@@ -602,9 +602,8 @@ def test_opening_the_store_again_keeps_this_process_s_locks(tmp_path: Path) -> N
     driver = RunStore(state)
     run_id = _make_run(driver, tmp_path / "plan.yaml")
     RunStore(state).close()  # a second store of the same process, opened and closed
-    reader = [sys.executable, "-c",
-              f"from mission_control.store.runs import RunStore; RunStore({str(state)!r}).close()"]  # fmt: skip
-    subprocess.run(reader, check=True, timeout=60)
+    close = f"from mission_control.store.runs import RunStore; RunStore({str(state)!r}).close()"
+    subprocess.run([sys.executable, "-c", close], check=True, timeout=60)
     assert (state / "state.db-wal").exists()
     driver.claim_owner(run_id, os.getpid(), psutil.Process().create_time())
     seen = subprocess.run(

@@ -28,20 +28,51 @@ from .engine.backend import BACKENDS
 from .engine.branches import FLAGS as BRANCH_FLAGS
 from .engine.branches import ExistingBranches, commits, existing_branches, refuse_earlier_work
 from .engine.engine import Engine, RunOptions
+from .engine.events import Event, RunStarted
 from .engine.recovery import exit_file_for
 from .engine.states import ACTIVE, DONE_FOR_DEPENDENTS
 from .engine.tools import render_command
 from .errors import SetupError
+from .git.claims import (
+    ROLE_BACKGROUND,
+    ROLE_FOREGROUND,
+    BranchClaims,
+    holders,
+    inherit_env,
+    take_claims,
+    targets_of,
+)
 from .git.worktrees import OLD_REF_PREFIX, EarlierWork, earlier_work
-from .headless import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_headless
+from .headless import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TAKEN_OVER,
+    TAKE_OVER_SIGNAL,
+    run_headless,
+)
 from .plan.loader import load_plan_or_raise
 from .plan.model import BaseMode, Plan, Workstream
 from .report import format_duration, format_table
 from .store.logs import run_dir
 from .store.private import make_private_dir, open_private
-from .store.runs import AttemptRecord, RunRecord, RunStore, new_run_id, process_alive
+from .store.runs import (
+    AttemptRecord,
+    RunRecord,
+    RunStore,
+    new_run_id,
+    process_alive,
+    process_identity,
+)
 
 STATE_DIR_NAME = ".mission-control"
+
+PREDECESSOR_SECONDS = 60.0
+"""How long a background driver waits for the driver that started it to exit."""
+_BACKGROUND_ENV = "MISSION_CONTROL_BACKGROUND"
+"""Set for a driver started in the background (``attach`` takes it over without --force)."""
+_PREDECESSOR_ENV = "MISSION_CONTROL_PREDECESSOR"
+"""``pid:start time`` of the driver a background driver takes the run over from."""
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -152,6 +183,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     attach.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the latest)")
     attach.add_argument("--plan", type=Path, help="find the run beside this plan")
     attach.add_argument("--theme", metavar="NAME", help="the app's theme")
+    attach.add_argument(
+        "--force",
+        action="store_true",
+        help="also take the run from a driver in the foreground (it exits with code 3)",
+    )
     state_option(attach)
     attach.set_defaults(handler=_cmd_attach)
 
@@ -277,51 +313,174 @@ def _drive(
     json_lines: bool = False,
     theme: str | None = None,
 ) -> int:
-    """Run an engine under a view; the one place runs and resumes go through."""
+    """Run an engine under a view; the one place runs and resumes go through.
+
+    The run's branches and worktrees are claimed first (one driver each), so a second
+    driver is refused before it touches anything.
+    """
+    background, predecessor = _driver_role()
+    if predecessor is not None:
+        _wait_for_predecessor(*predecessor)
     if options.run_id is not None:
         _refuse_live_owner(state_dir, options.run_id)
-    if headless:
-        engine = Engine(plan, state_dir=state_dir, options=options)
-        engine.backend.connect()
-        return asyncio.run(run_headless(engine, json_lines=json_lines))
+    options = dataclasses.replace(options, run_id=options.run_id or new_run_id())
+    with _claim_branches(plan, state_dir, options, background=background) as claims:
+        if headless:
+            return _drive_headless(plan, state_dir, options, claims, json_lines=json_lines)
+        return _drive_app(plan, state_dir, options, claims, theme=theme)
+
+
+def _drive_headless(
+    plan: Plan, state_dir: Path, options: RunOptions, claims: BranchClaims, *, json_lines: bool
+) -> int:
+    engine = Engine(plan, state_dir=state_dir, options=options)
+    engine.backend.connect()
+    handed = _HandOver(plan, state_dir, options, claims)
+    engine.subscribe(handed.watch)
+    code = asyncio.run(run_headless(engine, json_lines=json_lines, hand_over=handed.start))
+    return EXIT_OK if handed.log is not None else code
+
+
+def _drive_app(
+    plan: Plan, state_dir: Path, options: RunOptions, claims: BranchClaims, *, theme: str | None
+) -> int:
     from .tui.app import build_app  # Textual only when the app opens
 
-    engine = Engine(
-        plan,
-        state_dir=state_dir,
-        options=dataclasses.replace(options, linger=True),
-    )
+    engine = Engine(plan, state_dir=state_dir, options=dataclasses.replace(options, linger=True))
     if options.backend != "local":
         print(f"connecting to the {options.backend} cluster…", flush=True)
     engine.backend.connect()
     app = build_app(engine, plan, theme=theme)
+    handed = _HandOver(plan, state_dir, options, claims)
+    engine.subscribe(handed.watch)
+    taken_over = False
 
     def on_hangup(_signum: int, _frame: object) -> None:
-        # The terminal is gone: leave like "leave it running" (handlers run on the
-        # main thread, which is the app's).
+        # The terminal is gone: start the background driver first (it waits for this
+        # process to let go), then leave; handlers run on the main thread, the app's.
+        with contextlib.suppress(Exception):  # else started once the app has ended
+            handed.start()
         app.exit("detach")
 
-    previous = signal.signal(signal.SIGHUP, on_hangup)
+    def on_take_over(_signum: int, _frame: object) -> None:
+        nonlocal taken_over
+        taken_over = True
+        app.exit("detach")
+
+    previous = {
+        signal.SIGHUP: signal.signal(signal.SIGHUP, on_hangup),
+        TAKE_OVER_SIGNAL: signal.signal(TAKE_OVER_SIGNAL, on_take_over),
+    }
     try:
         result = app.run()
     except OSError:  # the terminal vanished under the app
         result = None
     finally:
-        signal.signal(signal.SIGHUP, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     snapshot = engine.snapshot()
-    if result is None and not snapshot.finished:
+    if taken_over:
+        _say(
+            f"run {options.run_id} is taken over by another mission-control (`attach --force`):"
+            " this one lets go; the agents keep running under it"
+        )
+        return EXIT_TAKEN_OVER
+    if handed.log is None and result is None and not snapshot.finished:
         result = "detach"  # the app ended without a choice (terminal closed): keep going
-    if result == "detach":
-        log = _spawn_driver(state_dir, engine.run_id)
-        print(
-            f"run {engine.run_id} goes on in the background (its output: {log});"
-            f" `mission-control attach {engine.run_id} --state-dir {state_dir}` reopens it"
+    if handed.log is not None or result == "detach":
+        log = handed.start()
+        _say(
+            f"run {options.run_id} goes on in the background (its output: {log});"
+            f" `mission-control attach {options.run_id} --state-dir {state_dir}` reopens it"
         )
         return EXIT_OK
     if result == "stopped":
         return EXIT_INTERRUPTED
     ok = all(v.state in DONE_FOR_DEPENDENTS for v in snapshot.workstreams.values())
     return EXIT_OK if ok else EXIT_FAILED
+
+
+class _HandOver:
+    """Starts, once, the background driver that takes a run over from this process."""
+
+    def __init__(
+        self, plan: Plan, state_dir: Path, options: RunOptions, claims: BranchClaims
+    ) -> None:
+        self._plan = plan
+        self._state_dir = state_dir
+        self._options = options
+        self._claims = claims
+        self._recorded = False
+        self.log: Path | None = None
+
+    def watch(self, event: Event) -> None:
+        """Bus callback: from ``RunStarted`` on, the run is in the ledger (``resume`` it)."""
+        if isinstance(event, RunStarted):
+            self._recorded = True
+
+    def start(self) -> Path:
+        # Safe from a signal handler: no lock of this process is taken.
+        if self.log is None:
+            run_id = self._options.run_id
+            assert run_id is not None
+            self.log = _spawn_driver(
+                self._state_dir,
+                run_id,
+                plan=None if self._recorded else self._plan.path,
+                options=self._options,
+                claims=self._claims,
+                after_me=True,
+            )
+        return self.log
+
+
+def _say(line: str) -> None:
+    """Print a line the user may no longer be there to read (the terminal may be gone)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, flush=True)
+
+
+def _driver_role() -> tuple[bool, tuple[int, float] | None]:
+    """Whether this process is a background driver, and the driver it takes over from."""
+    background = os.environ.pop(_BACKGROUND_ENV, "") == "1"
+    raw = os.environ.pop(_PREDECESSOR_ENV, "")
+    pid, _, create_time = raw.partition(":")
+    try:
+        return background, (int(pid), float(create_time))
+    except ValueError:
+        return background, None
+
+
+def _wait_for_predecessor(pid: int, create_time: float) -> None:
+    """Wait for the driver that started this one to exit; end it if it hangs.
+
+    It has handed the run over (or its terminal died under it): its agents are
+    adopted from the ledger, so ending a driver stuck in its own shutdown loses
+    nothing, and its dead children are reaped once it is gone.
+    """
+    deadline = time.monotonic() + PREDECESSOR_SECONDS
+    while process_alive(pid, create_time):
+        if time.monotonic() >= deadline:
+            print(f"the driver before this one (pid {pid}) hangs: ending it", flush=True)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + PREDECESSOR_SECONDS
+        time.sleep(0.1)
+
+
+def _claim_branches(
+    plan: Plan, state_dir: Path, options: RunOptions, *, background: bool, wait: float = 0.0
+) -> BranchClaims:
+    scope = plan.phase(options.phase).workstreams if options.phase else plan.workstreams
+    assert options.run_id is not None
+    return take_claims(
+        targets_of(scope),
+        run_id=options.run_id,
+        plan=plan.path,
+        state_dir=state_dir,
+        role=ROLE_BACKGROUND if background else ROLE_FOREGROUND,
+        wait=wait,
+    )
 
 
 def _refuse_live_owner(state_dir: Path, run_id: str) -> None:
@@ -341,17 +500,33 @@ def _refuse_live_owner(state_dir: Path, run_id: str) -> None:
 
 
 def _spawn_driver(
-    state_dir: Path, run_id: str, *, plan: Path | None = None, extra: list[str] | None = None
+    state_dir: Path,
+    run_id: str,
+    *,
+    plan: Path | None = None,
+    options: RunOptions | None = None,
+    claims: BranchClaims | None = None,
+    after_me: bool = False,
 ) -> Path:
-    """Start a detached headless mission-control that drives the run on; returns its log."""
+    """Start a detached headless mission-control that drives the run on; returns its log.
+
+    With ``plan`` it runs (or continues) the run with ``options``, else it resumes the
+    run as recorded. ``claims`` are handed down as open files, so the branches are never
+    free in between; ``after_me`` makes it wait for this process to exit first.
+    """
     log = run_dir(state_dir, run_id) / "driver.log"
     make_private_dir(log.parent)
     argv = [sys.executable, "-m", "mission_control"]
     if plan is not None:
-        argv += ["run", str(plan), "--headless", "--run-id", run_id, *(extra or [])]
+        argv += ["run", str(plan), "--headless", "--run-id", run_id]
+        argv += _option_args(options or RunOptions())
     else:
         argv += ["resume", run_id, "--headless"]
     argv += ["--state-dir", str(state_dir)]
+    env = {**os.environ, _BACKGROUND_ENV: "1", **inherit_env(claims)}
+    if after_me:
+        pid, create_time = process_identity()
+        env[_PREDECESSOR_ENV] = f"{pid}:{create_time!r}"
     with os.fdopen(open_private(log, os.O_WRONLY | os.O_APPEND), "ab") as out:
         subprocess.Popen(
             argv,
@@ -360,21 +535,37 @@ def _spawn_driver(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            pass_fds=claims.fds if claims is not None else (),
+            env=env,
         )
     return log
 
 
+def _option_args(options: RunOptions) -> list[str]:
+    """``options`` as command-line arguments again, for a driver started in the background."""
+    extra = ["--backend", options.backend]
+    if options.ray_address is not None:
+        extra += ["--ray-address", options.ray_address]
+    if options.phase is not None:
+        extra += ["--phase", options.phase]
+    if options.max_parallel is not None:
+        extra += ["--max-parallel", str(options.max_parallel)]
+    if options.keep_going:
+        extra.append("--keep-going")
+    if (flag := BRANCH_FLAGS.get(options.existing_branches)) is not None:
+        extra.append(flag)
+    return extra
+
+
 def _wait_released(store: RunStore, run: RunRecord, timeout: float) -> None:
-    """Ask a live owner to let go of a run (SIGHUP detaches it) and wait until it has."""
-    if run.owner_pid is None or not store.owner_alive(run):
+    """Ask a live driver to let go of a run and wait until its process has ended."""
+    if run.owner_pid is None or run.owner_create_time is None or not store.owner_alive(run):
         return
-    os.kill(run.owner_pid, signal.SIGHUP)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(run.owner_pid, TAKE_OVER_SIGNAL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        current = store.get_run(run.run_id)
-        if current is None or current.owner_pid is None:
-            return
-        if not process_alive(current.owner_pid, current.owner_create_time or 0.0):
+        if not process_alive(run.owner_pid, run.owner_create_time):
             return
         time.sleep(0.1)
     raise SetupError(
@@ -430,15 +621,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.detach:
         if run_id is None and args.existing_branches == "refuse":  # say it here, not in a log
             refuse_earlier_work(_in_scope(plan, args.phase))
-        run_id = run_id or new_run_id()
-        log = (
-            _spawn_driver(state_dir, run_id)
-            if args.resume
-            else _spawn_driver(state_dir, run_id, plan=plan.path, extra=_backend_args(args))
-        )
-        print(f"run {run_id} started in the background; output: {log}")
-        print(f"  mission-control attach {run_id} --state-dir {state_dir}")
-        return EXIT_OK
+        return _detach(plan, state_dir, _run_options(args, run_id), resume=run_id is not None)
     headless = args.headless or args.json or not _is_terminal()
     return _drive(
         plan,
@@ -450,14 +633,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
-def _backend_args(args: argparse.Namespace) -> list[str]:
-    """The backend options again, for a driver started in the background."""
-    extra = ["--backend", args.backend]
-    if args.ray_address is not None:
-        extra += ["--ray-address", args.ray_address]
-    if (flag := BRANCH_FLAGS.get(args.existing_branches)) is not None:
-        extra.append(flag)
-    return extra
+def _detach(plan: Plan, state_dir: Path, options: RunOptions, *, resume: bool) -> int:
+    """Start the run's driver in the background, its branches claimed here first."""
+    if options.run_id is not None:
+        _refuse_live_owner(state_dir, options.run_id)
+    run_id = options.run_id or new_run_id()
+    options = dataclasses.replace(options, run_id=run_id)
+    with _claim_branches(plan, state_dir, options, background=True) as claims:
+        log = _spawn_driver(
+            state_dir, run_id, plan=None if resume else plan.path, options=options, claims=claims
+        )
+    print(f"run {run_id} started in the background; output: {log}")
+    print(f"  mission-control attach {run_id} --state-dir {state_dir}")
+    return EXIT_OK
 
 
 def _cmd_tui(args: argparse.Namespace) -> int:
@@ -575,13 +763,29 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 def _cmd_attach(args: argparse.Namespace) -> int:
     plan, state_dir, record = _resume_target(args)
     store = _open_store(state_dir)
-    _wait_released(store, record, timeout=30.0)
+    if not args.force and store.owner_alive(record):
+        _refuse_foreground(plan, record)
+    _require_terminal("attach", "`mission-control status` or `logs --follow` to watch the run")
+    _wait_released(store, record, timeout=PREDECESSOR_SECONDS)
     return _drive(
         plan,
         state_dir,
         _stored_options(record),
         headless=False,
         theme=args.theme,
+    )
+
+
+def _refuse_foreground(plan: Plan, record: RunRecord) -> None:
+    """A run driven in the foreground (a terminal, a CI job) is not taken without --force."""
+    roles = {h.role for h in holders(targets_of(plan.workstreams)) if h.run_id == record.run_id}
+    if ROLE_BACKGROUND in roles:
+        return
+    raise SetupError(
+        f"run {record.run_id} is driven in the foreground by mission-control pid"
+        f" {record.owner_pid} (a `run` in a terminal or a CI job): wait for it to end, or"
+        f" `mission-control attach {record.run_id} --force` takes it over (that one then"
+        f" exits with code {EXIT_TAKEN_OVER})"
     )
 
 

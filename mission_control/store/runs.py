@@ -253,7 +253,13 @@ def _make_private_state(state_dir: Path, db_path: Path) -> None:
     if not is_private(state_dir):
         make_tree_private(state_dir)
     with contextlib.suppress(OSError):  # SQLite says better why it cannot open the file
-        os.close(open_private(db_path, os.O_RDWR))
+        # Never open and close an existing ledger here: closing any descriptor of the file
+        # drops every POSIX lock this process holds on it, SQLite's included, and another
+        # process closing its connection would then delete the WAL under this one.
+        if not db_path.exists():
+            os.close(open_private(db_path, os.O_RDWR))
+        elif not is_private(db_path):
+            os.chmod(db_path, FILE_MODE)
         for suffix in ("-wal", "-shm"):
             sidecar = db_path.with_name(db_path.name + suffix)
             if sidecar.exists() and not is_private(sidecar):

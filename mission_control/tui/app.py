@@ -25,6 +25,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.driver import Driver
 from textual.events import Event, Key, Resize
 from textual.screen import Screen
 from textual.timer import Timer
@@ -124,6 +125,15 @@ class MissionControlApp(App[AppResult]):
         self._theme_errors: list[str] = []
         self._views_ready = False
         self._load_themes(theme)
+
+    def get_driver_class(self) -> type[Driver]:
+        # A closed terminal must never hang the app's shutdown (see ``terminal``).
+        chosen = super().get_driver_class()
+        if chosen.__module__ == "textual.drivers.linux_driver":
+            from .terminal import TerminalDriver  # termios: POSIX only
+
+            return TerminalDriver
+        return chosen
 
     # ------------------------------------------------------------ themes
 

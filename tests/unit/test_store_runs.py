@@ -593,3 +593,23 @@ def test_sigkill_mid_writes_leaves_a_store_that_opens_and_resumes(tmp_path: Path
         s.claim_owner(run_id, *process_identity())
         s.finish_run(run_id, "succeeded", time.time())
         assert (s.get_run(run_id) or run).finished
+
+
+def test_opening_the_store_again_keeps_this_process_s_locks(tmp_path: Path) -> None:
+    # A driver opens the ledger more than once (its command, then its engine). Another
+    # process closing its own connection must not then take the WAL from under it.
+    state = tmp_path / "state"
+    driver = RunStore(state)
+    run_id = _make_run(driver, tmp_path / "plan.yaml")
+    RunStore(state).close()  # a second store of the same process, opened and closed
+    close = f"from mission_control.store.runs import RunStore; RunStore({str(state)!r}).close()"
+    subprocess.run([sys.executable, "-c", close], check=True, timeout=60)
+    assert (state / "state.db-wal").exists()
+    driver.claim_owner(run_id, os.getpid(), psutil.Process().create_time())
+    seen = subprocess.run(
+        [sys.executable, "-c", "import sys; from mission_control.store.runs import RunStore;"
+         f" print(RunStore({str(state)!r}).get_run({run_id!r}).owner_pid)"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert seen.stdout.strip() == str(os.getpid())
+    driver.close()

@@ -147,17 +147,24 @@ def _is_git(proc: psutil.Process) -> bool:
         return False
 
 
-def _git_dir(path: Path) -> Path | None:
-    """The worktree's own git dir, read from its ``.git`` file (no git call: it may be locked)."""
+def git_file_target(path: Path) -> Path | None:
+    """Where the ``.git`` file of a worktree folder points (its git dir), if it says so.
+
+    Read from the file, no git call: git may be locked or the folder half-made."""
     try:
         text = (path / ".git").read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return None
     if not text.startswith("gitdir:"):
         return None
-    git_dir = Path(text.removeprefix("gitdir:").strip())
-    git_dir = git_dir if git_dir.is_absolute() else path / git_dir
-    return git_dir if git_dir.is_dir() else None
+    target = Path(text.removeprefix("gitdir:").strip())
+    return target if target.is_absolute() else path / target
+
+
+def _git_dir(path: Path) -> Path | None:
+    """The worktree's own git dir, when it exists."""
+    git_dir = git_file_target(path)
+    return git_dir if git_dir is not None and git_dir.is_dir() else None
 
 
 def _branch_lock(git_dir: Path) -> Path | None:

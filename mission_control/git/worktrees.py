@@ -28,7 +28,7 @@ from pathlib import Path
 from .. import crashpoints
 from ..errors import GitError
 from ..plan.model import Workstream
-from .locks import settle_worktree
+from .locks import git_file_target, settle_worktree
 from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
 from .repo import (
     DiffStat,
@@ -469,7 +469,7 @@ def _clear_cut_short_add(repo: Path, path: Path, entry: WorktreeEntry | None, re
         run_git(["worktree", "prune"], repo, check=False, retry_on_lock=True)
         return True
     if entry is None and path.is_dir() and _holds_only_git_file(path):
-        admin = _git_file_target(path)
+        admin = git_file_target(path)
         if admin is not None and not admin.exists() and _inside(admin, common_git_dir(repo)):
             shutil.rmtree(path, ignore_errors=True)
             return True
@@ -482,18 +482,6 @@ def _holds_only_git_file(path: Path) -> bool:
     except OSError:
         return False
     return names == [".git"] and (path / ".git").is_file()
-
-
-def _git_file_target(path: Path) -> Path | None:
-    """Where the ``.git`` file of a worktree folder points (its git dir), if it says."""
-    try:
-        text = (path / ".git").read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
-    if not text.startswith("gitdir:"):
-        return None
-    target = Path(text.removeprefix("gitdir:").strip())
-    return target if target.is_absolute() else (path / target)
 
 
 def _inside(path: Path, folder: Path) -> bool:

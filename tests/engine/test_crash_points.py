@@ -11,16 +11,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import yaml
 
 from mission_control.store.runs import RunStore
-from tests.helpers import agent_argv
+from tests.helpers import agent_argv, mc_argv, run_leftovers
 
 from .conftest import GitSandbox, git
 
@@ -46,9 +44,6 @@ POINTS = [
 
 WORK = {"A": [], "B": ["A"], "C": []}
 
-
-def _cli(*args: str, state: Path) -> list[str]:
-    return [sys.executable, "-m", "mission_control", *args, "--state-dir", str(state)]
 
 
 def _plan(sb: GitSandbox) -> Path:
@@ -81,16 +76,6 @@ def _plan(sb: GitSandbox) -> Path:
     return path
 
 
-def _leftovers(run_id: str) -> list[int]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("MC_RUN_ID") == run_id and proc.status() != "zombie":
-                found.append(proc.pid)
-        except psutil.Error:
-            continue
-    return found
-
 
 def _files(sb: GitSandbox, ref: str, cwd: Path) -> set[str]:
     return set(git(cwd, "ls-tree", "-r", "--name-only", ref).split())
@@ -109,7 +94,7 @@ def test_killed_at_a_step_then_resumed_loses_and_repeats_nothing(
 
     env = {**os.environ, "MC_CRASH_AT": f"{point}@{occurrence}"}
     crashed = subprocess.run(
-        _cli("run", str(plan), "--headless", state=state),
+        mc_argv("run", str(plan), "--headless", state=state),
         env=env,
         capture_output=True,
         text=True,
@@ -118,7 +103,7 @@ def test_killed_at_a_step_then_resumed_loses_and_repeats_nothing(
     assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stderr)
 
     resumed = subprocess.run(
-        _cli("run", str(plan), "--resume", "--headless", state=state),
+        mc_argv("run", str(plan), "--resume", "--headless", state=state),
         capture_output=True,
         text=True,
         timeout=120,
@@ -127,7 +112,7 @@ def test_killed_at_a_step_then_resumed_loses_and_repeats_nothing(
 
     status = json.loads(
         subprocess.run(
-            _cli("status", "--json", state=state), capture_output=True, text=True, check=True
+            mc_argv("status", "--json", state=state), capture_output=True, text=True, check=True
         ).stdout
     )
     run_id = status["run_id"]
@@ -152,7 +137,7 @@ def test_killed_at_a_step_then_resumed_loses_and_repeats_nothing(
     with RunStore(state) as store:
         open_rows = [(a.task_id, a.attempt) for a in store.open_attempts(run_id)]
     assert open_rows == []
-    assert _leftovers(run_id) == []
+    assert run_leftovers(run_id) == []
     # the user's checkout is as it was: still on main, nothing added
     assert git(sb.repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
     assert git(sb.repo, "status", "--porcelain") == ""

@@ -8,7 +8,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,10 @@ import pytest
 import yaml
 
 from tests.conftest import GitRepo
-from tests.helpers import agent_argv
+from tests.helpers import agent_argv, mc_argv, run_leftovers
 
 LINES = 40
 
-
-def _cli(*args: str, state: Path) -> list[str]:
-    return [sys.executable, "-m", "mission_control", *args, "--state-dir", str(state)]
 
 
 def _plan(folder: Path, repo: Path, count: int, rate: float) -> Path:
@@ -57,21 +53,11 @@ def _plan(folder: Path, repo: Path, count: int, rate: float) -> Path:
 
 def _status(state: Path) -> dict[str, object]:
     out = subprocess.run(
-        _cli("status", "--json", state=state), capture_output=True, text=True, check=True
+        mc_argv("status", "--json", state=state), capture_output=True, text=True, check=True
     ).stdout
     data: dict[str, object] = json.loads(out)
     return data
 
-
-def _leftovers(run_id: str) -> list[int]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("MC_RUN_ID") == run_id and proc.status() != "zombie":
-                found.append(proc.pid)
-        except psutil.Error:
-            continue
-    return found
 
 
 @pytest.mark.timeout(240)
@@ -84,7 +70,7 @@ def test_sigkill_at_random_moments_then_resume_loses_nothing(
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     kills = 0
     # `run --resume` continues the unfinished run, or starts one if the kill came first
-    command = _cli("run", str(plan), "--resume", "--headless", state=state)
+    command = mc_argv("run", str(plan), "--resume", "--headless", state=state)
     finished = False
     for _ in range(200):
         proc = subprocess.Popen(
@@ -120,7 +106,7 @@ def test_sigkill_at_random_moments_then_resume_loses_nothing(
         numbered = [line for line in log.splitlines() if line.startswith("line ")]
         assert numbered == [f"line {n} of {LINES}" for n in range(1, LINES + 1)], w["task_id"]
     time.sleep(0.2)
-    assert _leftovers(run_id) == []
+    assert run_leftovers(run_id) == []
 
 
 def test_second_owner_is_refused_and_a_dead_one_is_taken_over(
@@ -129,7 +115,7 @@ def test_second_owner_is_refused_and_a_dead_one_is_taken_over(
     state = tmp_path / "state"
     plan = _plan(tmp_path, git_repo.path, count=1, rate=2.0)
     first = subprocess.Popen(
-        _cli("run", str(plan), "--headless", state=state),
+        mc_argv("run", str(plan), "--headless", state=state),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -140,7 +126,7 @@ def test_second_owner_is_refused_and_a_dead_one_is_taken_over(
                 break
             time.sleep(0.1)
         second = subprocess.run(
-            _cli("resume", "--headless", state=state), capture_output=True, text=True
+            mc_argv("resume", "--headless", state=state), capture_output=True, text=True
         )
         assert second.returncode == 2
         assert f"driven by mission-control pid {first.pid}" in second.stderr
@@ -151,7 +137,7 @@ def test_second_owner_is_refused_and_a_dead_one_is_taken_over(
     status = _status(state)
     assert status["status"] == "running", status  # killed mid-run: the run is unfinished
     taken = subprocess.run(
-        _cli("resume", str(status["run_id"]), "--headless", state=state),
+        mc_argv("resume", str(status["run_id"]), "--headless", state=state),
         capture_output=True,
         text=True,
         timeout=60,
@@ -199,7 +185,7 @@ async def test_adopted_agent_can_be_paused_and_killed_by_the_resumed_run(
     plan_path = tmp_path / "plan.yaml"
     plan_path.write_text(yaml.safe_dump(doc))
     first = subprocess.Popen(
-        _cli("run", str(plan_path), "--headless", state=state),
+        mc_argv("run", str(plan_path), "--headless", state=state),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -223,12 +209,12 @@ async def test_adopted_agent_can_be_paused_and_killed_by_the_resumed_run(
     try:
         await _pause_and_kill_adopted(engine, rec, pids)
     finally:
-        for pid in _leftovers(run_id):  # a failed assertion must not leave the agent behind
+        for pid in run_leftovers(run_id):  # a failed assertion must not leave the agent behind
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     await engine.cancel()
     await run
-    assert _leftovers(run_id) == []
+    assert run_leftovers(run_id) == []
 
 
 async def _pause_and_kill_adopted(engine: Any, rec: Any, pids: dict[str, list[int]]) -> None:
@@ -309,7 +295,7 @@ def test_resume_waits_for_the_killed_drivers_checkout_and_finishes_the_worktree(
     plan.write_text(yaml.safe_dump(doc, sort_keys=False))
     slow.touch()
     driver = subprocess.Popen(
-        _cli("run", str(plan), "--headless", state=state),
+        mc_argv("run", str(plan), "--headless", state=state),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -324,7 +310,7 @@ def test_resume_waits_for_the_killed_drivers_checkout_and_finishes_the_worktree(
         slow.unlink()
 
     resumed = subprocess.run(
-        _cli("resume", "--headless", state=state), capture_output=True, text=True, timeout=200
+        mc_argv("resume", "--headless", state=state), capture_output=True, text=True, timeout=200
     )
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr

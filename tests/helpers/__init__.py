@@ -51,3 +51,22 @@ def wait_for_pids(
     if not wait_for(enough, timeout):
         raise AssertionError(f"agent recorded {read_pids(pid_file)}, expected at least {counts}")
     return read_pids(pid_file)
+
+
+def mc_argv(*args: str, state: Path) -> list[str]:
+    """``python -m mission_control ARGS --state-dir STATE``."""
+    return [sys.executable, "-m", "mission_control", *args, "--state-dir", str(state)]
+
+
+def run_leftovers(run_id: str) -> list[int]:
+    """Live processes a run started (found by their ``MC_RUN_ID``), zombies aside."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("MC_RUN_ID") == run_id and proc.status() != "zombie":
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found

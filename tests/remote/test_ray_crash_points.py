@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from mission_control.store.runs import RunStore
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import write_plan
+from tests.helpers import mc_argv
 
 POINTS = [
     ("ledger.write", 6),
@@ -30,9 +30,6 @@ POINTS = [
 
 WORK = {"A": [], "B": ["A"], "C": []}
 
-
-def _cli(*args: str, state: Path) -> list[str]:
-    return [sys.executable, "-m", "mission_control", *args, "--state-dir", str(state)]
 
 
 def _cluster_address() -> str:
@@ -68,7 +65,7 @@ def test_driver_killed_at_a_step_then_resumed_on_the_cluster(
     state = tmp_path / "state"
     backend = ["--backend", "ray", "--ray-address", _cluster_address()]
     crashed = subprocess.run(
-        _cli("run", str(plan.path), "--headless", *backend, state=state),
+        mc_argv("run", str(plan.path), "--headless", *backend, state=state),
         env={**os.environ, "MC_CRASH_AT": f"{point}@{occurrence}"},
         capture_output=True,
         text=True,
@@ -77,13 +74,13 @@ def test_driver_killed_at_a_step_then_resumed_on_the_cluster(
     assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stdout)
 
     resumed = subprocess.run(
-        _cli("resume", "--headless", state=state), capture_output=True, text=True, timeout=180
+        mc_argv("resume", "--headless", state=state), capture_output=True, text=True, timeout=180
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
 
     status = json.loads(
         subprocess.run(
-            _cli("status", "--json", state=state), capture_output=True, text=True, check=True
+            mc_argv("status", "--json", state=state), capture_output=True, text=True, check=True
         ).stdout
     )
     run_id = status["run_id"]

@@ -23,6 +23,8 @@ from .conftest import GitSandbox, git
 
 # (place, occurrence): each is reached by a run of the plan below, most of them by
 # every workstream, so an occurrence past the first dies with others half-way too.
+pytestmark = pytest.mark.slow
+
 POINTS = [
     ("worktree.added", 1),
     ("worktree.filled", 2),

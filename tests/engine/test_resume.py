@@ -60,6 +60,7 @@ def _status(state: Path) -> dict[str, object]:
 
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_sigkill_at_random_moments_then_resume_loses_nothing(
     git_repo: GitRepo, tmp_path: Path

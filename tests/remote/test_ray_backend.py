@@ -30,7 +30,7 @@ from tests.conftest import GitRepo
 from tests.engine.engine_helpers import Recorder, make_engine, write_plan, ws
 from tests.helpers import agent_argv, wait_for, wait_for_pids
 
-pytestmark = pytest.mark.usefixtures("ray_cluster")
+pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -19,6 +19,8 @@ from tests.conftest import GitRepo
 from tests.engine.engine_helpers import write_plan
 from tests.helpers import mc_argv
 
+pytestmark = pytest.mark.slow
+
 POINTS = [
     ("ledger.written", 14),
     ("remote.finished", 1),

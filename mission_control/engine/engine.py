@@ -784,7 +784,7 @@ class Engine:
             self._spawn(self._terminate(rt))
 
     async def _terminate(self, rt: _Runtime, grace: float | None = None) -> None:
-        proc = rt.proc
+        proc = rt.proc or rt.adopted
         if proc is None:
             return
         result = await proc.terminate(self._grace if grace is None else grace)
@@ -839,19 +839,22 @@ class Engine:
 
     async def _pause(self, task_id: str) -> None:
         rt = self._get(task_id)
-        if rt.state is not WsState.RUNNING or rt.proc is None:
+        # An adopted agent shows as running a moment before its supervisor takes it.
+        proc = rt.proc or rt.adopted
+        if rt.state is not WsState.RUNNING or proc is None:
             raise SetupError(f"{task_id} is {rt.state.value}: only a running workstream pauses")
-        await asyncio.to_thread(rt.proc.pause)
+        await asyncio.to_thread(proc.pause)
         self._disarm(rt)
         await self._set_state(task_id, WsState.PAUSED, "paused by the user")
 
     async def _resume(self, task_id: str) -> None:
         rt = self._get(task_id)
-        if rt.state is not WsState.PAUSED or rt.proc is None:
+        proc = rt.proc or rt.adopted
+        if rt.state is not WsState.PAUSED or proc is None:
             raise SetupError(f"{task_id} is {rt.state.value}: only a paused workstream resumes")
-        await asyncio.to_thread(rt.proc.resume)
+        await asyncio.to_thread(proc.resume)
         rt.last_output_at = self._clock()
-        await self._set_state(task_id, WsState.RUNNING, f"pid {rt.proc.pid}")
+        await self._set_state(task_id, WsState.RUNNING, f"pid {proc.pid}")
         self._arm(rt)
 
     async def _stop(self, task_id: str, as_state: WsState) -> None:
@@ -860,8 +863,7 @@ class Engine:
             raise SetupError(f"{task_id} is already {rt.state.value}")
         if rt.task is not None and not rt.task.done():
             _request_stop(rt, as_state)
-            if rt.proc is not None:
-                await self._terminate(rt)
+            await self._terminate(rt)
             return
         await self._set_state(task_id, as_state, _STOP_DETAIL[as_state])
         self._wake.set()
@@ -978,7 +980,6 @@ class Engine:
             rt.base_commit = r.base_commit
             rt.log_path = r.log_path
             rt.adopted = r.adopted
-            rt.proc = r.adopted  # pause and kill reach it from the moment it shows as running
             rt.attempt_open = r.adopted is not None
             rt.ended = r.ended
             if r.record is not None:

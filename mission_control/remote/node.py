@@ -462,7 +462,10 @@ class NodeAttempt:
                 os.close(self._watchdog)
             os._exit(0)  # closed and never killed: its mission-control died just before
         minutes = self.spec.orphan_seconds / 60
-        running = self._proc is None or self._proc.status is None
+        # With nobody waiting on it, an ended tool has no status here yet: its
+        # wrapper's exit file says whether it ended by itself.
+        ended = await asyncio.to_thread(read_exit_file, self.log_path.with_suffix(".exit"))
+        running = (self._proc is None or self._proc.status is None) and ended is None
         what = "attempt stopped" if running else "its tool had ended"
         note = (
             f"\n──── no mission-control for {minutes:g} min: {what};"

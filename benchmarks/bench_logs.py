@@ -133,13 +133,13 @@ async def _engine_round(folder: Path, agents: int, lines: int) -> float:
     def on_event(event: ev.Event) -> None:
         seen.append(event)
         match event:
-            case ev.WorkstreamStateChanged(ws_id=task_id, new=WsState.RUNNING):
+            case ev.WorkstreamStateChanged(task_id=task_id, new=WsState.RUNNING):
                 running.add(task_id)
                 if len(running) == agents:
                     all_running.set()
-            case ev.AttemptStarted(ws_id=task_id, log_path=log_path):
+            case ev.AttemptStarted(task_id=task_id, log_path=log_path):
                 logs[task_id] = log_path
-            case ev.AttemptEnded(ws_id=task_id, at=at):
+            case ev.AttemptEnded(task_id=task_id, at=at):
                 ended[task_id] = at
 
     engine.subscribe(on_event)

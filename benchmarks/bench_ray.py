@@ -52,9 +52,9 @@ def start_latencies(run: EngineRun) -> list[float]:
     for event in run.events:
         if isinstance(event, ev.WorkstreamStateChanged):
             if event.new is WsState.PREPARING:
-                preparing.setdefault(event.ws_id, event.at)
+                preparing.setdefault(event.task_id, event.at)
             elif event.new is WsState.RUNNING:
-                running.setdefault(event.ws_id, event.at)
+                running.setdefault(event.task_id, event.at)
     return [running[t] - preparing[t] for t in running if t in preparing]
 
 

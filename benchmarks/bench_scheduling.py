@@ -85,7 +85,7 @@ class _Timeline:
 def _timelines(events: list[ev.Event]) -> dict[str, _Timeline]:
     found: dict[str, _Timeline] = {}
     for e in events:
-        task = getattr(e, "ws_id", None)
+        task = getattr(e, "task_id", None)
         if task is None:
             continue
         t = found.setdefault(task.split("::")[-1], _Timeline())

@@ -152,7 +152,7 @@ class EngineRun:
         last: dict[str, ev.WorkstreamStateChanged] = {}
         for event in self.events:
             if isinstance(event, ev.WorkstreamStateChanged):
-                last[event.ws_id] = event
+                last[event.task_id] = event
         return "; ".join(
             f"{task} {e.new.value}: {e.detail}"
             for task, e in last.items()

@@ -49,19 +49,19 @@ class LineReporter:
 
     def _line(self, event: ev.Event) -> str | None:
         match event:
-            case ev.WorkstreamStateChanged(ws_id=task_id, new=new, at=at, detail=detail):
+            case ev.WorkstreamStateChanged(task_id=task_id, new=new, at=at, detail=detail):
                 state = self._paint(new)
                 tail = f"  {detail}" if detail else ""
                 return f"{_clock_text(at)}  {task_id:<24} {state}{tail}"
-            case ev.FinishStepDone(ws_id=task_id, step=step, ok=ok, detail=detail, at=at):
+            case ev.FinishStepDone(task_id=task_id, step=step, ok=ok, detail=detail, at=at):
                 mark = "ok" if ok else "failed"
                 return f"{_clock_text(at)}  {task_id:<24} {step} {mark}: {detail}"
-            case ev.WorkstreamStalled(ws_id=task_id, stalled=True, idle_seconds=idle, at=at):
+            case ev.WorkstreamStalled(task_id=task_id, stalled=True, idle_seconds=idle, at=at):
                 return (
                     f"{_clock_text(at)}  {task_id:<24} stalled: no output for "
                     f"{format_duration(idle)}"
                 )
-            case ev.ConflictsForecast(ws_id=task_id, conflicts=conflicts, at=at) if conflicts:
+            case ev.ConflictsForecast(task_id=task_id, conflicts=conflicts, at=at) if conflicts:
                 parts = "; ".join(f"{other}: {', '.join(files)}" for other, files in conflicts)
                 return f"{_clock_text(at)}  {task_id:<24} conflicts forecast with {parts}"
             case ev.PhaseStarted(phase_id=phase_id, at=at):

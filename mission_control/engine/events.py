@@ -45,7 +45,7 @@ class PhaseFinished:
 @dataclass(frozen=True, slots=True)
 class WorkstreamStateChanged:
     run_id: str
-    ws_id: str
+    task_id: str
     """Qualified id, ``PHASE::WS``."""
     old: WsState
     new: WsState
@@ -56,7 +56,7 @@ class WorkstreamStateChanged:
 @dataclass(frozen=True, slots=True)
 class AttemptStarted:
     run_id: str
-    ws_id: str
+    task_id: str
     attempt: int
     pid: int
     log_path: str
@@ -67,7 +67,7 @@ class AttemptStarted:
 @dataclass(frozen=True, slots=True)
 class AttemptEnded:
     run_id: str
-    ws_id: str
+    task_id: str
     attempt: int
     exit_code: int | None
     signal: int | None
@@ -79,7 +79,7 @@ class WorkstreamStalled:
     """An attempt wrote nothing for its ``stall_minutes`` (``stalled=True``) or wrote again."""
 
     run_id: str
-    ws_id: str
+    task_id: str
     stalled: bool
     idle_seconds: float
     at: float
@@ -90,7 +90,7 @@ class FinishStepDone:
     """One finishing step (check, commit, push, pr) ended."""
 
     run_id: str
-    ws_id: str
+    task_id: str
     step: str
     ok: bool
     detail: str
@@ -102,7 +102,7 @@ class WorkstreamResultUpdated:
     """What the workstream produced so far: head commit, diffstat, PR."""
 
     run_id: str
-    ws_id: str
+    task_id: str
     head: str | None
     files_changed: int
     insertions: int
@@ -116,9 +116,9 @@ class ConflictsForecast:
     """Pairs of branches (or a branch and its base) whose trial merge conflicts."""
 
     run_id: str
-    ws_id: str
+    task_id: str
     conflicts: tuple[tuple[str, tuple[str, ...]], ...]
-    """(other ws id or ``base:<branch>``, conflicting files) for each conflict."""
+    """(other task id or ``base:<branch>``, conflicting files) for each conflict."""
     at: float
 
 
@@ -143,7 +143,7 @@ class EngineWarned:
     """Something the user should know that is not a state change."""
 
     run_id: str
-    ws_id: str | None
+    task_id: str | None
     message: str
     at: float
 

@@ -118,7 +118,7 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
     from . import events as ev
 
     match event:
-        case ev.WorkstreamStateChanged(ws_id=task_id, new=new, at=at, detail=detail):
+        case ev.WorkstreamStateChanged(task_id=task_id, new=new, at=at, detail=detail):
             view = snapshot.workstreams.get(task_id)
             if view is None:
                 return
@@ -138,7 +138,7 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
                 view.stalled = False
             view.state = new
             view.detail = detail
-        case ev.AttemptStarted(ws_id=task_id, attempt=attempt, pid=pid, log_path=log, at=at):
+        case ev.AttemptStarted(task_id=task_id, attempt=attempt, pid=pid, log_path=log, at=at):
             view = snapshot.workstreams.get(task_id)
             if view is None:
                 return
@@ -154,7 +154,7 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
             view.last_output_at = at
             view.cpu_percent = 0.0
             view.rss_bytes = 0
-        case ev.AttemptEnded(ws_id=task_id, exit_code=code, signal=sig, at=at):
+        case ev.AttemptEnded(task_id=task_id, exit_code=code, signal=sig, at=at):
             view = snapshot.workstreams.get(task_id)
             if view is None:
                 return
@@ -164,12 +164,12 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
             view.pid = None
             view.cpu_percent = 0.0
             view.rss_bytes = 0
-        case ev.WorkstreamStalled(ws_id=task_id, stalled=stalled, at=at, idle_seconds=idle):
+        case ev.WorkstreamStalled(task_id=task_id, stalled=stalled, at=at, idle_seconds=idle):
             view = snapshot.workstreams.get(task_id)
             if view is not None:
                 view.stalled = stalled
                 view.last_output_at = at - idle
-        case ev.WorkstreamResultUpdated(ws_id=task_id):
+        case ev.WorkstreamResultUpdated(task_id=task_id):
             view = snapshot.workstreams.get(task_id)
             if view is not None:
                 view.head = event.head
@@ -177,7 +177,7 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
                 view.insertions = event.insertions
                 view.deletions = event.deletions
                 view.pr_url = event.pr_url
-        case ev.ConflictsForecast(ws_id=task_id, conflicts=conflicts):
+        case ev.ConflictsForecast(task_id=task_id, conflicts=conflicts):
             view = snapshot.workstreams.get(task_id)
             if view is not None:
                 view.conflicts = conflicts

@@ -282,7 +282,7 @@ class MissionControlApp(App[AppResult]):
 
     def _notify_about(self, event: ev.Event) -> None:
         match event:
-            case ev.WorkstreamStateChanged(ws_id=task_id, new=new, detail=detail) if new in (
+            case ev.WorkstreamStateChanged(task_id=task_id, new=new, detail=detail) if new in (
                 WsState.FAILED,
                 WsState.TIMED_OUT,
             ):
@@ -293,13 +293,13 @@ class MissionControlApp(App[AppResult]):
                     severity="error",
                     timeout=10,
                 )
-            case ev.WorkstreamStalled(ws_id=task_id, stalled=True, idle_seconds=idle):
+            case ev.WorkstreamStalled(task_id=task_id, stalled=True, idle_seconds=idle):
                 self.notify(
                     f"no output for {duration(idle)}",
                     title=f"{task_id} stalled",
                     severity="warning",
                 )
-            case ev.EngineWarned(ws_id=task_id, message=text):
+            case ev.EngineWarned(task_id=task_id, message=text):
                 self.notify(text, title=task_id or "mission-control", severity="warning")
             case ev.RunFinished(ok=ok, cancelled=cancelled):
                 views = self.run_snapshot.workstreams.values()

@@ -65,7 +65,7 @@ class Recorder:
     def _on_event(self, event: ev.Event) -> None:
         self.events.append(event)
         if isinstance(event, ev.WorkstreamStateChanged):
-            self.states[event.ws_id] = event.new
+            self.states[event.task_id] = event.new
         self._changed.set()
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -87,14 +87,14 @@ class Recorder:
         return [
             e.new
             for e in self.events
-            if isinstance(e, ev.WorkstreamStateChanged) and e.ws_id == task_id
+            if isinstance(e, ev.WorkstreamStateChanged) and e.task_id == task_id
         ]
 
     def details(self, task_id: str) -> list[str]:
         return [
             e.detail
             for e in self.events
-            if isinstance(e, ev.WorkstreamStateChanged) and e.ws_id == task_id
+            if isinstance(e, ev.WorkstreamStateChanged) and e.task_id == task_id
         ]
 
 

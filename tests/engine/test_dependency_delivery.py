@@ -28,14 +28,14 @@ def _hook(sb: GitSandbox, body: str) -> None:
 
 
 def _started(rec: Recorder, task_id: str) -> list[ev.AttemptStarted]:
-    return [e for e in rec.events if isinstance(e, ev.AttemptStarted) and e.ws_id == task_id]
+    return [e for e in rec.events if isinstance(e, ev.AttemptStarted) and e.task_id == task_id]
 
 
 def _state_at(rec: Recorder, task_id: str, state: WsState) -> float:
     return next(
         e.at
         for e in rec.events
-        if isinstance(e, ev.WorkstreamStateChanged) and e.ws_id == task_id and e.new is state
+        if isinstance(e, ev.WorkstreamStateChanged) and e.task_id == task_id and e.new is state
     )
 
 

@@ -52,7 +52,7 @@ async def test_diamond_runs_in_order_and_dependents_see_their_dependencies(
     rec = Recorder(engine)
     assert await engine.run() is True
     running_order = [
-        e.ws_id
+        e.task_id
         for e in rec.events
         if isinstance(e, ev.WorkstreamStateChanged) and e.new is WsState.RUNNING
     ]
@@ -90,12 +90,12 @@ async def test_peak_parallelism_reaches_the_limit_and_never_exceeds_it(
         nonlocal peak
         if isinstance(event, ev.WorkstreamStateChanged):
             if event.new in (WsState.PREPARING, WsState.RUNNING, WsState.FINISHING):
-                running.add(event.ws_id)
+                running.add(event.task_id)
             else:
-                running.discard(event.ws_id)
+                running.discard(event.task_id)
             peak = max(peak, len(running))
         elif isinstance(event, ev.FinishStepDone) and event.step == "commit":
-            running.discard(event.ws_id)
+            running.discard(event.task_id)
 
     engine.subscribe(on_event)
     assert await engine.run() is True

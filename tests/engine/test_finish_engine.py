@@ -47,7 +47,7 @@ def _steps(rec: Recorder, task_id: str, step: str) -> list[ev.FinishStepDone]:
     return [
         e
         for e in rec.events
-        if isinstance(e, ev.FinishStepDone) and e.ws_id == task_id and e.step == step
+        if isinstance(e, ev.FinishStepDone) and e.task_id == task_id and e.step == step
     ]
 
 

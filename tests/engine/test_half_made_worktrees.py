@@ -210,7 +210,7 @@ async def test_a_tool_that_deletes_every_file_is_refused_and_nothing_is_pushed(
     [commit] = [
         e
         for e in rec.events
-        if isinstance(e, ev.FinishStepDone) and e.ws_id == "P1::A" and e.step == "commit"
+        if isinstance(e, ev.FinishStepDone) and e.task_id == "P1::A" and e.step == "commit"
     ]
     assert not commit.ok
     assert "refusing to commit: the work deletes every tracked file of its base (3 files" in (

@@ -120,7 +120,7 @@ async def test_a_diamond_runs_through_ray_with_branches_on_the_remote_and_full_l
     assert "──── commit ok" in text and "──── push ok: origin/ws/P/a" in text
     log_d = Path(snapshot.workstreams["P::d"].log_path or "").read_text()
     assert "──── check ok: check 'deps merged' passed" in log_d
-    steps = [e for e in rec.events if isinstance(e, ev.FinishStepDone) and e.ws_id == "P::d"]
+    steps = [e for e in rec.events if isinstance(e, ev.FinishStepDone) and e.task_id == "P::d"]
     assert [s.step for s in steps] == ["check", "commit", "push", "pr"]
 
     # The user's checkout is untouched and no node process is left.
@@ -207,7 +207,7 @@ async def test_a_killed_actor_is_interrupted_then_started_again(
     assert await run is True, rec.details("P::x")
     details = rec.details("P::x")
     assert any("lost its Ray actor" in d and "starting it again (1/3)" in d for d in details)
-    ended = [e for e in rec.events if isinstance(e, ev.AttemptEnded) and e.ws_id == "P::x"]
+    ended = [e for e in rec.events if isinstance(e, ev.AttemptEnded) and e.task_id == "P::x"]
     assert [e.attempt for e in ended] == [1, 2]
     store = RunStore(tmp_path / "state")
     try:
@@ -494,7 +494,7 @@ async def test_an_attempt_that_keeps_losing_its_actor_fails_after_three_restarts
     details = rec.details("P::x")
     assert [d for d in details if "starting it again" in d][-1].endswith("(3/3)")
     assert details[-1].endswith("(4 times in a row): retry it by hand")
-    ended = [e for e in rec.events if isinstance(e, ev.AttemptEnded) and e.ws_id == "P::x"]
+    ended = [e for e in rec.events if isinstance(e, ev.AttemptEnded) and e.task_id == "P::x"]
     assert [e.attempt for e in ended] == [1, 2, 3, 4]
     assert _leftovers(engine.run_id) == []
 

@@ -96,7 +96,7 @@ def _timed(folder: Path, run: Callable[[dict[str, str]], None]) -> _Took:
 
 
 def _tool(kind: str, ws_id: str) -> str:
-    return f"echo done > shared.txt" if kind == "same-file" else f"echo {ws_id} > {ws_id}.txt"
+    return "echo done > shared.txt" if kind == "same-file" else f"echo {ws_id} > {ws_id}.txt"
 
 
 # ---------------------------------------------------------------- the loop

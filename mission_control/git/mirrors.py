@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GitError
+from .merges import merge_dependencies
 from .repo import (
     NETWORK_TIMEOUT,
     head_commit,
@@ -34,7 +35,6 @@ from .repo import (
     run_git,
     trim_message,
 )
-from .worktrees import merge_dependencies
 
 REMOTE = "origin"
 _SEED_REF = "refs/mission-control/seed/"

@@ -1,0 +1,136 @@
+"""Finishing a workstream's worktree: commit everything it left, push the branch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import GitError
+from ..plan.model import Workstream
+from .locks import settle_worktree
+from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
+from .repo import (
+    DiffStat,
+    PushRejectedError,
+    diffstat,
+    head_commit,
+    identity_config,
+    remote_env,
+    require_linked_worktree,
+    run_git,
+    set_upstream,
+    trim_message,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """What the workstream's branch holds after finishing: the head and its diff to base."""
+
+    head: str
+    committed: bool
+    """A commit was made of uncommitted changes."""
+    changed: bool
+    """The branch moved past its base (by our commit, the tool's own commits, or both)."""
+    files: int
+    insertions: int
+    deletions: int
+
+    @property
+    def diffstat(self) -> str:
+        if not self.changed:
+            return "no changes"
+        return str(DiffStat(self.files, self.insertions, self.deletions))
+
+
+def commit_message(ws: Workstream, run_id: str, attempt: int) -> tuple[str, str]:
+    """The subject ``[PHASE::WS] <name>`` and a body naming the run, attempt and tool."""
+    return (
+        f"[{ws.task_id}] {ws.name}",
+        f"mission-control run {run_id}, attempt {attempt}, tool {ws.tool}.",
+    )
+
+
+def commit_work(
+    path: Path, base_commit: str, message: str, body: str = "", *, verify: bool = True
+) -> CommitResult:
+    """Stage everything (honouring .gitignore) and commit it; keep the tool's own commits.
+
+    ``changed`` is False ("no changes") when nothing was left to commit and the
+    branch is still at ``base_commit``. A fallback identity is used only when
+    git has none configured. ``verify=False`` skips the repository's commit hooks.
+    """
+    path = Path(path)
+    require_linked_worktree(path, "a commit")
+    settle_worktree(path)  # a killed mission-control's commit may still run here
+    run_git(["add", "--all"], path, what="staging the changes", retry_on_lock=True)
+    _refuse_emptying(path, base_commit)
+    staged = run_git(["diff", "--cached", "--quiet"], path, check=False)
+    committed = staged.returncode == 1
+    if staged.returncode not in (0, 1):
+        raise GitError(f"{path}: reading staged changes failed: {trim_message(staged.stderr)}")
+    if committed:
+        args = ["commit", "--quiet", "--no-edit", "-m", message]
+        if body:
+            args += ["-m", body]
+        if not verify:
+            args.append("--no-verify")
+        run_git(
+            args,
+            path,
+            config=identity_config(path),
+            what="committing the work",
+            fix="see the message (a commit hook may have refused it), then retry",
+        )
+    head = head_commit(path)
+    stat = diffstat(path, base_commit, head) if head != base_commit else DiffStat(0, 0, 0)
+    return CommitResult(
+        head=head,
+        committed=committed,
+        changed=head != base_commit,
+        files=stat.files,
+        insertions=stat.insertions,
+        deletions=stat.deletions,
+    )
+
+
+def _refuse_emptying(path: Path, base_commit: str) -> None:
+    """Refuse work that deletes every tracked file of a base that had some.
+
+    That is what a worktree whose files were never checked out looks like, not
+    what a tool means to do: committed and pushed, it would erase the project.
+    """
+    tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
+    if (
+        run_git(["cat-file", "-s", tree], path, what="reading the staged files").stdout.strip()
+        != "0"
+    ):
+        return
+    listed = run_git(["ls-tree", "-r", "-z", "--name-only", base_commit], path, check=False)
+    count = listed.stdout.count("\0")
+    if count:
+        raise GitError(
+            f"{path}: refusing to commit: the work deletes every tracked file of its base"
+            f" ({count} files at {base_commit[:12]}), which is what a worktree whose files were"
+            " never checked out looks like — look at the worktree, then retry the workstream"
+            " fresh (or commit by hand if emptying the project is the work)"
+        )
+
+
+def push_branch(path: Path, remote: str, branch: str, *, force: bool = False) -> None:
+    """Push ``branch`` to ``remote`` and make it the branch's upstream.
+
+    Never prompts. A refusal raises ``PushRejectedError`` carrying git's own
+    message; the local branch is left as it is. ``force`` uses
+    ``--force-with-lease`` (for a branch rewritten by a fresh retry).
+    """
+    path = Path(path)
+    args = ["push"]
+    if force:
+        args.append("--force-with-lease")
+    args += [remote, f"refs/heads/{branch}:refs/heads/{branch}"]
+    out = run_git(args, path, check=False, timeout=_NETWORK_TIMEOUT, env=remote_env(path, remote))
+    if out.returncode != 0:
+        message = " ".join(trim_message(out.stderr, out.stdout).split())
+        raise PushRejectedError(path, remote, branch, message)
+    set_upstream(path, branch, remote)

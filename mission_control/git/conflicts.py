@@ -5,21 +5,37 @@ memory and writes only objects, so no worktree, index or ref is touched and the
 forecast can run at any time, for any pair, in parallel with the workstreams
 themselves. Exit code 1 means conflicts; with ``--name-only -z`` the output is
 the merged tree's id followed by the conflicted paths, NUL-separated.
+
+A phase's forecasts must not grow with the square of its size: a hundred
+branches that all touch one file would be 4,950 pairwise merges. So the
+branches that merged cleanly are folded, one by one as they are first seen, into
+one commit that merges them all (``_Combined``, kept per repository and base).
+A new branch is trial-merged once against that commit: when that merges clean,
+it conflicts with none of the branches in it (a conflict with one of them is a
+conflict with their merge, where that branch's change still sits), and only the
+branches that did not fold in are merged with it pair by pair. When it
+conflicts, pairs name who it conflicts with, exactly as without the combined
+commit. Each branch costs about two merges, plus one per real conflict.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GitError
-from .repo import rev_parse, run_git, trim_message
+from .repo import identity_config, rev_parse, run_git, trim_message
 
 
 def trial_merge(repo: Path, ours: str, theirs: str) -> list[str]:
     """The files that would conflict merging ``theirs`` into ``ours`` (empty: merges clean)."""
+    return _merge_tree(repo, ours, theirs)[1]
+
+
+def _merge_tree(repo: Path, ours: str, theirs: str) -> tuple[str, list[str]]:
+    """The merged tree's id and the conflicted files of merging ``theirs`` into ``ours``."""
     out = run_git(
         [
             "merge-tree",
@@ -34,19 +50,17 @@ def trial_merge(repo: Path, ours: str, theirs: str) -> list[str]:
         repo,
         check=False,
     )
-    if out.returncode == 0:
-        return []
     items = [item for item in out.stdout.split("\0") if item]
-    if out.returncode != 1 or not items:
+    if out.returncode not in (0, 1) or not items:
         raise GitError(
             f"{repo}: trial merge of {theirs} into {ours} failed:"
             f" {trim_message(out.stderr, out.stdout)} — check git is 2.38 or newer and both exist"
         )
     files: list[str] = []
-    for name in items[1:]:  # items[0] is the merged tree's id
+    for name in items[1:] if out.returncode == 1 else ():  # items[0] is the merged tree's id
         if name not in files:
             files.append(name)
-    return files
+    return items[0], files
 
 
 def forecast_conflicts(
@@ -61,9 +75,10 @@ def forecast_conflicts(
 
     Two branches can only conflict where both touched a path (or one touched a
     folder the other made a file, or one emptied a folder the other adds to), so
-    only such pairs are trial-merged; a branch ``branch`` already holds (a
-    dependency, in a chain) merges as a no-op and is skipped too. A phase of a
-    hundred branches costs a hundred cheap diffs, not a hundred merges.
+    only such pairs are considered; a branch (or base) ``branch`` already holds
+    (a dependency, in a chain) merges as a no-op and is skipped too. Those left
+    are merged through the combined commit of the module's docstring: a phase of
+    a hundred branches costs a hundred cheap diffs and about two merges a branch.
     """
     repo = Path(repo)
     names = [branch, base_ref, *others]
@@ -77,24 +92,88 @@ def forecast_conflicts(
     base_head, branch_head = heads[base_ref], heads[branch]
     assert base_head is not None and branch_head is not None
     ours = _touched(repo, base_head, branch_head)
-    held = _merged_into(repo, branch_head, [o for o in others if heads.get(o) is not None])
-    conflicts: list[tuple[str, list[str]]] = []
-    seen = {branch}
-    for other in [*others, base_ref]:
-        if other in seen:
-            continue
-        seen.add(other)
-        head = heads.get(other)
-        if head is None:
-            continue
-        if other != base_ref and (
-            other in held or not ours.may_conflict(_touched(repo, base_head, head))
-        ):
-            continue
-        files = trial_merge(repo, branch, other)
+    alive = [o for o in dict.fromkeys(others) if o not in (branch, base_ref) and heads.get(o)]
+    held = _merged_into(repo, branch_head, [*alive, base_ref])
+    candidates: dict[str, str] = {}
+    for other in alive:
+        head = heads[other]
+        assert head is not None
+        if other not in held and ours.may_conflict(_touched(repo, base_head, head)):
+            candidates[other] = head
+    found = _conflicts_with(repo, (branch, branch_head), candidates, base_ref)
+    conflicts = [(other, found[other]) for other in alive if found.get(other)]
+    if base_ref not in held:  # a base the branch holds merges as a no-op
+        files = trial_merge(repo, branch, base_ref)
         if files:
-            conflicts.append((other, files))
+            conflicts.append((base_ref, files))
     return conflicts
+
+
+@dataclass(slots=True)
+class _Combined:
+    """One commit merging every branch of ``members`` (branch -> head), all cleanly.
+
+    ``outsiders`` are the heads that conflicted with it: they are merged pair by pair.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    commit: str | None = None
+    members: dict[str, str] = field(default_factory=dict)
+    outsiders: dict[str, str] = field(default_factory=dict)
+
+    def forget(self) -> None:
+        self.commit = None
+        self.members.clear()
+        self.outsiders.clear()
+
+
+_combined: dict[tuple[str, str], _Combined] = {}
+
+
+def _conflicts_with(
+    repo: Path, branch: tuple[str, str], candidates: dict[str, str], base_ref: str
+) -> dict[str, list[str]]:
+    """The conflicting files of ``branch`` (name, head) with each of ``candidates``."""
+    if not candidates:
+        return {}
+    with _cache_lock:
+        combined = _combined.setdefault((str(repo), base_ref), _Combined())
+    name, head = branch
+    with combined.lock:
+        seen = {name: head, **candidates}
+        if any(combined.members.get(n, h) != h for n, h in seen.items()):
+            combined.forget()  # a branch moved on: its old head must not speak for it
+        for other, other_head in candidates.items():
+            if other not in combined.members and combined.outsiders.get(other) != other_head:
+                _fold(repo, combined, other, other_head)
+        if name in combined.members or _fold(repo, combined, name, head):
+            # Clean with the merge of the members: clean with each of them.
+            paired = [o for o in candidates if o in combined.outsiders]
+        else:
+            paired = list(candidates)
+    return {other: trial_merge(repo, name, other) for other in paired}
+
+
+def _fold(repo: Path, combined: _Combined, name: str, head: str) -> bool:
+    """Merge ``head`` into the combined commit if it merges cleanly; False if it conflicts."""
+    combined.outsiders.pop(name, None)
+    if combined.commit is None:
+        combined.commit = head
+        combined.members[name] = head
+        return True
+    tree, files = _merge_tree(repo, combined.commit, head)
+    if files:
+        combined.outsiders[name] = head
+        return False
+    out = run_git(
+        ["commit-tree", tree, "-p", combined.commit, "-p", head, "-m", "conflict forecast"],
+        repo,
+        config=identity_config(repo),
+        what="recording the merge of the finished branches",
+    )
+    combined.commit = out.stdout.strip()
+    combined.members[name] = head
+    return True
 
 
 def _heads(repo: Path, refs: Sequence[str]) -> dict[str, str | None]:

@@ -63,12 +63,13 @@ def commit_work(
     path = Path(path)
     require_linked_worktree(path, "a commit")
     settle_worktree(path)  # a killed mission-control's commit may still run here
+    before, before_tree = run_git(
+        ["rev-parse", "HEAD^{commit}", "HEAD^{tree}"], path, what="reading HEAD"
+    ).stdout.split()
     run_git(["add", "--all"], path, what="staging the changes", retry_on_lock=True)
-    _refuse_emptying(path, base_commit)
-    staged = run_git(["diff", "--cached", "--quiet"], path, check=False)
-    committed = staged.returncode == 1
-    if staged.returncode not in (0, 1):
-        raise GitError(f"{path}: reading staged changes failed: {trim_message(staged.stderr)}")
+    tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
+    _refuse_emptying(path, tree, base_commit)
+    committed = tree != before_tree
     if committed:
         args = ["commit", "--quiet", "--no-edit", "-m", message]
         if body:
@@ -82,7 +83,7 @@ def commit_work(
             what="committing the work",
             fix="see the message (a commit hook may have refused it), then retry",
         )
-    head = head_commit(path)
+    head = head_commit(path) if committed else before
     stat = diffstat(path, base_commit, head) if head != base_commit else DiffStat(0, 0, 0)
     return CommitResult(
         head=head,
@@ -94,17 +95,22 @@ def commit_work(
     )
 
 
-def _refuse_emptying(path: Path, base_commit: str) -> None:
-    """Refuse work that deletes every tracked file of a base that had some.
+EMPTY_TREES = frozenset(
+    (
+        "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+        "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
+    )
+)
+"""The id of the tree with no files, in SHA-1 and in SHA-256 repositories."""
+
+
+def _refuse_emptying(path: Path, tree: str, base_commit: str) -> None:
+    """Refuse work (staged as ``tree``) that deletes every tracked file of a base that had some.
 
     That is what a worktree whose files were never checked out looks like, not
     what a tool means to do: committed and pushed, it would erase the project.
     """
-    tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
-    if (
-        run_git(["cat-file", "-s", tree], path, what="reading the staged files").stdout.strip()
-        != "0"
-    ):
+    if tree not in EMPTY_TREES:
         return
     listed = run_git(["ls-tree", "-r", "-z", "--name-only", base_commit], path, check=False)
     count = listed.stdout.count("\0")

@@ -16,7 +16,6 @@ from .prepare import start_point_for
 from .repo import (
     WorktreePathError,
     current_branch,
-    git_path,
     identity_config,
     is_dirty,
     open_repo,
@@ -25,6 +24,7 @@ from .repo import (
     require_linked_worktree,
     rev_parse,
     run_git,
+    worktree_file,
 )
 from .worktree_list import WorktreeEntry, base_ref, list_worktrees, same_path
 
@@ -48,7 +48,7 @@ def reset_worktree(path: Path, base_commit: str, branch: str | None = None) -> N
             what=f"switching back to {branch}",
             fix=f"check that branch {branch} exists",
         )
-    if git_path(path, "rebase-merge").exists() or git_path(path, "rebase-apply").exists():
+    if worktree_file(path, "rebase-merge").exists() or worktree_file(path, "rebase-apply").exists():
         run_git(["rebase", "--quit"], path, check=False)
     run_git(
         ["reset", "--hard", "--quiet", base_commit],
@@ -135,7 +135,7 @@ def start_branch_afresh(ws: Workstream, keep_as: str) -> FreshStart | None:
     if tip is None:
         return None
     warnings: list[str] = []
-    start_point = start_point_for(repo, ws, warnings)
+    start_point = start_point_for(repo, ws, warnings)[0]
     start = rev_parse(repo, f"{start_point}^{{commit}}")
     assert start is not None  # _start_point found it
     path = Path(os.path.abspath(ws.worktree_path))
@@ -148,7 +148,7 @@ def start_branch_afresh(ws: Workstream, keep_as: str) -> FreshStart | None:
                 f" {path} — switch that checkout to another branch, then run again",
             )
     keep = tip
-    if holder is not None and git_path(path, "index").exists():  # no index: never filled
+    if holder is not None and worktree_file(path, "index").exists():  # no index: never filled
         keep = _commit_uncommitted(path, tip, branch) or tip
     kept = None
     if keep != start:

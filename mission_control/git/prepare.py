@@ -37,17 +37,18 @@ from .repo import (
     branch_exists,
     common_git_dir,
     fetch_branch,
-    git_path,
     has_remote,
     head_commit,
     is_ancestor,
     is_dirty,
     open_repo,
+    ref_commits,
     ref_exists,
     repo_lock,
     rev_parse,
     run_git,
     trim_message,
+    worktree_file,
 )
 from .worktree_list import WorktreeEntry, base_ref, is_empty_dir, list_worktrees, same_path
 
@@ -96,17 +97,25 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     branch = ws.branch
     warnings: list[str] = []
 
-    start_point = "" if branch_exists(repo, branch) else start_point_for(repo, ws, warnings)
+    first = f"refs/heads/{dependency_branches[0]}" if len(dependency_branches) == 1 else ""
+    # What the steps below ask about refs, in one git call.
+    refs = ref_commits(
+        repo, [f"refs/heads/{branch}", base_ref(branch), f"refs/heads/{ws.base_branch}", first]
+    )
+    start_point, start_commit = "", None
+    if f"refs/heads/{branch}" not in refs:
+        start_point, start_commit = start_point_for(repo, ws, warnings, refs)
     fast_forward: list[str] = []
-    if start_point and len(dependency_branches) == 1:
-        first = f"refs/heads/{dependency_branches[0]}"
-        # Merging the one dependency would be a fast-forward when it holds the start
-        # point: the branch starts there instead (same commit, no checkout then merge).
-        if ref_exists(repo, first) and is_ancestor(repo, start_point, first):
-            start_point, fast_forward = first, dependency_branches[:1]
+    # Merging the one dependency would be a fast-forward when it holds the start
+    # point: the branch starts there instead (same commit, no checkout then merge).
+    if start_point and first in refs and is_ancestor(repo, start_commit or start_point, first):
+        start_point, start_commit = first, refs[first]
+        fast_forward = dependency_branches[:1]
     # Step "register": the worktree is in git's list, on its branch.
     with repo_lock(repo):
-        created, reattached, start_point = _attach(repo, path, branch, start_point, ws, warnings)
+        created, reattached, start_point = _attach(
+            repo, path, branch, start_point, ws, warnings, start_commit or ""
+        )
     if created:
         _set_stage(path, STAGE_CREATING)
     crashpoints.reach("worktree.added")
@@ -123,8 +132,10 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
         _finish_checkout(path, stage)
 
     # Step "merge dependencies".
-    head = head_commit(path)
-    recorded = rev_parse(path, base_ref(branch))
+    # A new branch's head is the commit it was added at (asked of git only otherwise).
+    fresh = created and not reattached and start_commit is not None
+    head = start_commit if fresh and start_commit else head_commit(path)
+    recorded = refs.get(base_ref(branch))
     kept = reattached and recorded is not None and is_ancestor(path, recorded, head)
     base = recorded if kept and recorded else head
     # A branch that already holds work keeps its old base, so that work still shows;
@@ -180,14 +191,14 @@ def _stage(path: Path) -> tuple[str | None, str]:
     The stage is None for none (a worktree made before stages were recorded).
     """
     try:
-        words = git_path(path, STAGE_FILE).read_text(encoding="utf-8").split()
+        words = worktree_file(path, STAGE_FILE).read_text(encoding="utf-8").split()
     except OSError:
         return None, ""
     return (words[0], words[1] if len(words) > 1 else "") if words else (None, "")
 
 
 def _set_stage(path: Path, stage: str, commit: str = "") -> None:
-    file = git_path(path, STAGE_FILE)
+    file = worktree_file(path, STAGE_FILE)
     tmp = file.with_name(f"{file.name}.tmp")
     tmp.write_text(f"{stage} {commit}".strip() + "\n", encoding="utf-8")
     os.replace(tmp, file)  # whole or not at all, even if we are killed here
@@ -210,7 +221,7 @@ def _finish_checkout(path: Path, stage: str | None) -> None:
             fix="check the disk space and permissions, then retry",
         )
         return
-    if git_path(path, "index").exists():
+    if worktree_file(path, "index").exists():
         return
     run_git(["read-tree", "HEAD"], path, what="rebuilding the worktree's index")
     if stage is None:
@@ -231,7 +242,7 @@ def _our_merge_cut_short(path: Path) -> bool:
     if rev_parse(path, "MERGE_HEAD") is None:
         return False
     try:
-        message = git_path(path, "MERGE_MSG").read_text(encoding="utf-8", errors="replace")
+        message = worktree_file(path, "MERGE_MSG").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
     return message.startswith(MERGE_SUBJECT)
@@ -244,8 +255,16 @@ def _needs_merge(path: Path, dependencies: list[str]) -> bool:
     )
 
 
-def start_point_for(repo: Path, ws: Workstream, warnings: list[str]) -> str:
-    """The ref a new branch starts from: the remote's base branch if there is one."""
+def start_point_for(
+    repo: Path, ws: Workstream, warnings: list[str], known: dict[str, str] | None = None
+) -> tuple[str, str | None]:
+    """The ref a new branch starts from (the remote's base branch if there is one), and its
+    commit when that is known without asking git again.
+
+    ``known``: commits of refs read just before (``ref_commits``); it must cover
+    the local base branch, so its absence there means it does not exist.
+    """
+    local = f"refs/heads/{ws.base_branch}"
     if has_remote(repo, ws.remote):
         tracking = f"refs/remotes/{ws.remote}/{ws.base_branch}"
         try:
@@ -254,18 +273,21 @@ def start_point_for(repo: Path, ws: Workstream, warnings: list[str]) -> str:
             if not ref_exists(repo, tracking):
                 raise
             warnings.append(f"{exc} (starting from the last fetched copy instead)")
-            return tracking
+            return tracking, None
         if found:
-            return tracking
+            return tracking, None  # the fetch may just have moved it
         warnings.append(
             f"{repo}: remote '{ws.remote}' has no branch {ws.base_branch};"
             f" {ws.branch} starts from the local {ws.base_branch}"
         )
-    local = f"refs/heads/{ws.base_branch}"
-    if ref_exists(repo, local):
-        return local
-    if rev_parse(repo, ws.base_branch):
-        return ws.base_branch  # a tag or a commit
+    if known is not None:
+        if local in known:
+            return local, known[local]
+    elif ref_exists(repo, local):
+        return local, None
+    commit = rev_parse(repo, ws.base_branch)
+    if commit:
+        return ws.base_branch, commit  # a tag or a commit
     raise GitError(
         f"{repo}: base branch {ws.base_branch} does not exist (nor on '{ws.remote}')"
         f" — create it, or fix `base_branch:` for {ws.task_id}"
@@ -279,12 +301,16 @@ def _attach(
     start_point: str,
     ws: Workstream,
     warnings: list[str],
+    start_commit: str = "",
 ) -> tuple[bool, bool, str]:
     """Under the repository lock: find, re-make or add the worktree.
 
-    Returns (created, reattached, start_point).
+    A new branch is added at ``start_commit`` when given (the commit ``start_point``
+    was read at), so its head is known without asking. Returns (created,
+    reattached, start_point).
     """
-    if start_point and not os.path.lexists(path) and _add_new(repo, path, branch, start_point):
+    start_at = start_commit or start_point
+    if start_point and not os.path.lexists(path) and _add_new(repo, path, branch, start_at):
         return True, False, start_point
     ref = f"refs/heads/{branch}"
     entries = list_worktrees(repo)
@@ -333,7 +359,7 @@ def _attach(
         args = ["worktree", "add", "--quiet", "--no-checkout", str(path), branch]
     else:
         if not start_point:  # the branch vanished since we looked: start it now
-            start_point = start_point_for(repo, ws, warnings)
+            start_point = start_at = start_point_for(repo, ws, warnings)[0]
         args = [
             "worktree",
             "add",
@@ -343,7 +369,7 @@ def _attach(
             "-b",
             branch,
             str(path),
-            start_point,
+            start_at,
         ]
     try:
         run_git(

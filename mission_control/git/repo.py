@@ -21,6 +21,7 @@ Three rules hold for every call:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
@@ -279,6 +280,11 @@ def common_git_dir(path: Path) -> Path:
 
 @functools.lru_cache(maxsize=1024)
 def _common_git_dir(path: str) -> Path:
+    git_dir = linked_git_dir(Path(path))
+    if git_dir is not None:  # a linked worktree says where in two small files
+        with contextlib.suppress(OSError):
+            common = Path((git_dir / "commondir").read_text(encoding="utf-8").strip())
+            return (common if common.is_absolute() else git_dir / common).resolve()
     out = run_git(
         ["rev-parse", "--path-format=absolute", "--git-common-dir"],
         Path(path),
@@ -294,8 +300,39 @@ def git_path(path: Path, name: str) -> Path:
     return Path(out.stdout.strip())
 
 
+def linked_git_dir(path: Path) -> Path | None:
+    """The own git dir of the linked worktree whose top folder is ``path``, read from files.
+
+    A linked worktree's ``.git`` is a file naming its git dir, which holds a
+    ``commondir`` file; None for anything else (a main checkout, a submodule, a
+    subfolder, a half-made worktree), where callers ask git. No git process: the
+    worktree steps ask this many times per workstream.
+    """
+    try:
+        text = (path / ".git").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    target = Path(text.removeprefix("gitdir:").strip())
+    git_dir = target if target.is_absolute() else path / target
+    return git_dir if (git_dir / "commondir").is_file() else None
+
+
+def worktree_file(path: Path, name: str) -> Path:
+    """A file of the worktree's own state (``index``, ``MERGE_HEAD``, our stage marker).
+
+    Where ``git rev-parse --git-path`` would say, for the names git keeps per
+    worktree; read from the ``.git`` file when ``path`` is a linked worktree.
+    """
+    git_dir = linked_git_dir(Path(os.path.abspath(path)))
+    return git_dir / name if git_dir is not None else git_path(path, name)
+
+
 def is_linked_worktree(path: Path) -> bool:
     """True for a worktree made by ``git worktree add``; False for a main checkout."""
+    if linked_git_dir(Path(os.path.abspath(path))) is not None:
+        return True
     out = run_git(
         ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"],
         path,
@@ -316,8 +353,32 @@ def require_linked_worktree(path: Path, doing: str) -> None:
 
 
 def has_remote(repo: Path, remote: str) -> bool:
-    out = run_git(["remote"], repo, what="listing remotes")
-    return remote in out.stdout.split()
+    """The repository has a remote of that name (remembered while its config file is unchanged).
+
+    Asked for every workstream several times; ``git remote add`` or ``remove``
+    rewrites the config file, which changes what the answer is remembered under.
+    """
+    common = common_git_dir(repo)
+    try:
+        stat = (common / "config").stat()
+        key: tuple[Path, int, int, int] | None = (
+            common,
+            stat.st_mtime_ns,
+            stat.st_size,
+            stat.st_ino,
+        )
+    except OSError:
+        key = None
+    names = _remotes.get(key) if key is not None else None
+    if names is None:
+        out = run_git(["remote"], repo, what="listing remotes")
+        names = frozenset(out.stdout.split())
+        if key is not None:
+            _remotes[key] = names
+    return remote in names
+
+
+_remotes: dict[tuple[Path, int, int, int], frozenset[str]] = {}
 
 
 def head_commit(path: Path) -> str:
@@ -334,6 +395,24 @@ def rev_parse(repo: Path, rev: str) -> str | None:
 
 def ref_exists(repo: Path, ref: str) -> bool:
     return run_git(["show-ref", "--verify", "--quiet", ref], repo, check=False).returncode == 0
+
+
+def ref_commits(repo: Path, refs: Sequence[str]) -> dict[str, str]:
+    """The object each of ``refs`` (full names) points at, for those that exist, in one git call."""
+    wanted = [ref for ref in dict.fromkeys(refs) if ref]
+    if not wanted:
+        return {}
+    out = run_git(
+        ["for-each-ref", "--format=%(objectname) %(refname)", "--", *wanted],
+        repo,
+        what="reading the branches",
+    )
+    found: dict[str, str] = {}
+    for line in out.stdout.splitlines():
+        commit, _, ref = line.partition(" ")
+        if ref in wanted:  # a pattern also matches the refs below it
+            found[ref] = commit
+    return found
 
 
 def branch_exists(repo: Path, branch: str) -> bool:

@@ -147,7 +147,7 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
         _set_stage(path, STAGE_MERGING, base if follows else "")
     merged_now = merge_dependencies(path, branch, to_merge, before=head)
     if follows:
-        base = head_commit(path)
+        base = head_commit(path) if merged_now else head
     crashpoints.reach("worktree.merged")
     merged = [*fast_forward, *merged_now]
     # Step "record base", then the worktree is handed over.

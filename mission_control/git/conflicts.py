@@ -63,9 +63,17 @@ def _merge_tree(repo: Path, ours: str, theirs: str) -> tuple[str, list[str]]:
     return items[0], files
 
 
-def forecast_conflicts(
-    repo: Path, branch: str, others: Sequence[str], base_ref: str
-) -> list[tuple[str, list[str]]]:
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """What one forecast found, and the commit of the base it compared with."""
+
+    conflicts: list[tuple[str, list[str]]]
+    """``(other, files)`` for each branch (or the base, last) that would conflict."""
+    base_head: str
+    """The commit ``base_ref`` named: the engine forecasts again when the base moves."""
+
+
+def forecast(repo: Path, branch: str, others: Sequence[str], base_ref: str) -> Forecast:
     """Trial-merge ``branch`` with each of ``others`` and with ``base_ref``.
 
     Returns ``(other, files)`` for each one that conflicts, in the order given
@@ -91,22 +99,31 @@ def forecast_conflicts(
             )
     base_head, branch_head = heads[base_ref], heads[branch]
     assert base_head is not None and branch_head is not None
-    ours = _touched(repo, base_head, branch_head)
     alive = [o for o in dict.fromkeys(others) if o not in (branch, base_ref) and heads.get(o)]
     held = _merged_into(repo, branch_head, [*alive, base_ref])
+    unheld = [o for o in alive if o not in held]
     candidates: dict[str, str] = {}
-    for other in alive:
-        head = heads[other]
-        assert head is not None
-        if other not in held and ours.may_conflict(_touched(repo, base_head, head)):
-            candidates[other] = head
+    if unheld:  # in a chain every other is held: nothing to diff
+        ours = _touched(repo, base_head, branch_head)
+        for other in unheld:
+            head = heads[other]
+            assert head is not None
+            if ours.may_conflict(_touched(repo, base_head, head)):
+                candidates[other] = head
     found = _conflicts_with(repo, (branch, branch_head), candidates, base_ref)
     conflicts = [(other, found[other]) for other in alive if found.get(other)]
     if base_ref not in held:  # a base the branch holds merges as a no-op
         files = trial_merge(repo, branch, base_ref)
         if files:
             conflicts.append((base_ref, files))
-    return conflicts
+    return Forecast(conflicts, base_head)
+
+
+def forecast_conflicts(
+    repo: Path, branch: str, others: Sequence[str], base_ref: str
+) -> list[tuple[str, list[str]]]:
+    """``forecast(...).conflicts``: the conflicting ``(other, files)``, ``base_ref`` last."""
+    return forecast(repo, branch, others, base_ref).conflicts
 
 
 @dataclass(slots=True)

@@ -5,7 +5,9 @@ the CLI is what users have configured (credential helpers, hooks, ssh), it
 never leaks file handles the way a long-lived GitPython ``Repo`` does, and its
 own messages are what a user needs to see when something fails. GitPython is
 used only to open a repository briefly and name its top level (``open_repo``),
-with a short-lived ``with Repo(...)``; no other module imports it.
+with a short-lived ``with Repo(...)``, and imported there only when the ``.git``
+of the folder does not answer (its import alone costs a run's start-up a good
+part of a second); no other module imports it.
 
 Three rules hold for every call:
 
@@ -32,7 +34,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import git
 import psutil
 
 from ..errors import GitError
@@ -257,8 +258,14 @@ def open_repo(path: Path) -> Path:
     """The top-level folder of the repository at (or above) ``path``.
 
     Raises ``GitError`` naming the path when it is missing or not in a repository.
+    The usual answer (``path`` is a checkout's or a worktree's top folder) is read
+    from its ``.git``; GitPython, slow to import, is loaded only for the rest.
     """
     path = Path(path)
+    if _is_top_level(path):
+        return path.resolve()
+    import git  # GitPython: a folder below the top, a bare repository, the errors
+
     try:
         with git.Repo(path, search_parent_directories=True) as repo:
             top = repo.working_tree_dir or repo.git_dir
@@ -271,6 +278,15 @@ def open_repo(path: Path) -> Path:
         raise GitError(
             f"{path}: not a git repository — point `repo:` at a git checkout, or run `git init`"
         ) from exc
+
+
+def _is_top_level(path: Path) -> bool:
+    """``path/.git`` is a git dir, or a ``.git`` file naming one (a linked worktree)."""
+    dot_git = path / ".git"
+    if dot_git.is_dir():
+        return (dot_git / "HEAD").is_file()
+    git_dir = linked_git_dir(Path(os.path.abspath(path)))
+    return git_dir is not None and (git_dir / "HEAD").is_file()
 
 
 def common_git_dir(path: Path) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from mission_control.git.conflicts import forecast_conflicts
+from mission_control.git.conflicts import forecast
 from mission_control.git.repo import (
     common_git_dir,
     git_path,
@@ -56,15 +56,17 @@ def test_a_workstream_costs_a_handful_of_git_commands(
     sb.write(prepared.path / "b.txt", "b\n")
     commit_work(prepared.path, prepared.base_commit, "B")
     committed = _commands(trace)
-    forecast_conflicts(sb.repo, prepared.branch, [first.branch], "main")
-    forecast = _commands(trace)
+    found = forecast(sb.repo, prepared.branch, [first.branch], "main")
+    forecast_commands = _commands(trace)
 
     # for-each-ref, worktree add, reset (the checkout), update-ref (the base): was 12.
     assert len(made) <= 4, made
     # rev-parse, add, write-tree, commit, rev-parse, diff --numstat: was 9.
     assert len(committed) <= 6, committed
-    # rev-parse, diff --name-status, for-each-ref --merged (the base is held): was 4.
-    assert len(forecast) <= 4, forecast
+    # rev-parse (the heads), for-each-ref --merged (the base is held), a diff per branch.
+    assert len(forecast_commands) <= 4, forecast_commands
+    assert found.conflicts == []
+    assert found.base_head == sb.git(sb.repo, "rev-parse", "main")
 
 
 def test_a_chain_link_starts_at_its_dependency_with_one_more_command(
@@ -85,6 +87,12 @@ def test_a_chain_link_starts_at_its_dependency_with_one_more_command(
     assert prepared.merged == (first.branch,)
     assert (prepared.path / "a.txt").read_text() == "a\n"
     assert len(made) <= 5, made  # the four above and merge-base --is-ancestor; was 14
+    sb.write(prepared.path / "b.txt", "b\n")
+    commit_work(prepared.path, prepared.base_commit, "B")
+    _commands(trace)
+    found = forecast(sb.repo, prepared.branch, [first.branch], "main")
+    # B holds A and the base: nothing to diff, nothing to merge.
+    assert (found.conflicts, len(_commands(trace))) == ([], 2)
 
 
 def test_facts_read_from_files_say_what_git_says(local_git_sandbox: GitSandbox) -> None:

@@ -14,6 +14,7 @@ from .repo import (
     PushRejectedError,
     diffstat,
     head_commit,
+    head_from_files,
     identity_config,
     remote_env,
     require_linked_worktree,
@@ -83,7 +84,7 @@ def commit_work(
             what="committing the work",
             fix="see the message (a commit hook may have refused it), then retry",
         )
-    head = head_commit(path) if committed else before
+    head = (head_from_files(path) or head_commit(path)) if committed else before
     stat = diffstat(path, base_commit, head) if head != base_commit else DiffStat(0, 0, 0)
     return CommitResult(
         head=head,

@@ -403,6 +403,27 @@ def head_commit(path: Path) -> str:
     ).stdout.strip()
 
 
+def head_from_files(path: Path) -> str | None:
+    """The commit HEAD of the linked worktree ``path`` names, read from git's files.
+
+    Right after a commit the branch is a loose ref file, so no git process is
+    needed; None for anything else (a packed ref, another ref store, not a
+    linked worktree), where the caller asks git (``head_commit``).
+    """
+    git_dir = linked_git_dir(Path(os.path.abspath(path)))
+    if git_dir is None:
+        return None
+    try:
+        value = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        if value.startswith("ref: refs/heads/"):
+            ref = value.removeprefix("ref: ")
+            value = (common_git_dir(path) / ref).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    is_hex = len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value)
+    return value if is_hex else None
+
+
 def rev_parse(repo: Path, rev: str) -> str | None:
     """The commit ``rev`` names, or None if it names nothing."""
     out = run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], repo, check=False)

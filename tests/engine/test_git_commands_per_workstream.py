@@ -16,6 +16,7 @@ from mission_control.git.repo import (
     common_git_dir,
     git_path,
     has_remote,
+    head_from_files,
     is_linked_worktree,
     worktree_file,
 )
@@ -61,8 +62,8 @@ def test_a_workstream_costs_a_handful_of_git_commands(
 
     # for-each-ref, worktree add, reset (the checkout), update-ref (the base): was 12.
     assert len(made) <= 4, made
-    # rev-parse, add, write-tree, commit, rev-parse, diff --numstat: was 9.
-    assert len(committed) <= 6, committed
+    # rev-parse, add, write-tree, commit, diff --numstat: was 9.
+    assert len(committed) <= 5, committed
     # rev-parse (the heads), for-each-ref --merged (the base is held), a diff per branch.
     assert len(forecast_commands) <= 4, forecast_commands
     assert found.conflicts == []
@@ -105,6 +106,14 @@ def test_facts_read_from_files_say_what_git_says(local_git_sandbox: GitSandbox) 
     assert common_git_dir(prepared.path) == common_git_dir(sb.repo) == type(sb.repo)(asked)
     assert is_linked_worktree(prepared.path)
     assert not is_linked_worktree(sb.repo)
+    sb.write(prepared.path / "a.txt", "a\n")
+    done = commit_work(prepared.path, prepared.base_commit, "A")
+    assert head_from_files(prepared.path) == done.head == sb.git(prepared.path, "rev-parse", "HEAD")
+    sb.git(sb.repo, "pack-refs", "--all")  # no loose ref left: git is asked instead
+    assert head_from_files(prepared.path) is None
+    sb.git(prepared.path, "checkout", "-q", "--detach")
+    assert head_from_files(prepared.path) == done.head
+    assert head_from_files(sb.repo) is None  # the main checkout: git is asked
 
 
 def test_a_remote_added_during_a_run_is_seen(local_git_sandbox: GitSandbox) -> None:

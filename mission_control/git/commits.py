@@ -7,12 +7,13 @@ from pathlib import Path
 
 from ..errors import GitError
 from ..plan.model import Workstream
+from .conflicts import remember_changes
 from .locks import settle_worktree
 from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
 from .repo import (
     DiffStat,
     PushRejectedError,
-    diffstat,
+    diff_changes,
     head_commit,
     head_from_files,
     identity_config,
@@ -85,7 +86,11 @@ def commit_work(
             fix="see the message (a commit hook may have refused it), then retry",
         )
     head = (head_from_files(path) or head_commit(path)) if committed else before
-    stat = diffstat(path, base_commit, head) if head != base_commit else DiffStat(0, 0, 0)
+    stat = DiffStat(0, 0, 0)
+    if head != base_commit:
+        stat, changes = diff_changes(path, base_commit, head)
+        if before == base_commit:  # our commit sits on the base: this is the forecast's diff
+            remember_changes(path, base_commit, head, changes)
     return CommitResult(
         head=head,
         committed=committed,

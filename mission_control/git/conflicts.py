@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GitError
-from .repo import identity_config, rev_parse, run_git, trim_message
+from .repo import common_git_dir, identity_config, rev_parse, run_git, trim_message
 
 
 def trial_merge(repo: Path, ours: str, theirs: str) -> list[str]:
@@ -245,7 +245,7 @@ _cache_lock = threading.Lock()
 
 def _touched(repo: Path, base: str, head: str) -> _Touched:
     """Paths changed between the merge base of ``base`` and ``head``, and ``head``."""
-    key = (str(repo), base, head)
+    key = (str(common_git_dir(repo)), base, head)
     with _cache_lock:
         cached = _touched_cache.get(key)
     if cached is not None:
@@ -257,12 +257,24 @@ def _touched(repo: Path, base: str, head: str) -> _Touched:
         what="listing a branch's changed files",
     )
     items = out.stdout.split("\0")
+    changes = [(s, p) for s, p in zip(items[::2], items[1::2], strict=False) if p]
+    return _remember(key, changes)
+
+
+def remember_changes(repo: Path, base: str, head: str, changes: Sequence[tuple[str, str]]) -> None:
+    """Keep what ``head`` changed since its ancestor ``base`` (``(status, path)``, no renames).
+
+    The commit step diffs the work against its base anyway; a forecast against
+    that same base commit then needs no diff of its own.
+    """
+    _remember((str(common_git_dir(repo)), base, head), changes)
+
+
+def _remember(key: tuple[str, str, str], changes: Sequence[tuple[str, str]]) -> _Touched:
     paths: set[str] = set()
     folders: set[str] = set()
     emptied: set[str] = set()
-    for status, path in zip(items[::2], items[1::2], strict=False):
-        if not path:
-            continue
+    for status, path in changes:
         paths.add(path)
         above = _folders(path)
         folders.update(above)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from mission_control.git.conflicts import forecast
 from mission_control.git.repo import (
     common_git_dir,
+    diff_changes,
+    diffstat,
     git_path,
     has_remote,
     head_from_files,
@@ -64,8 +66,9 @@ def test_a_workstream_costs_a_handful_of_git_commands(
     assert len(made) <= 4, made
     # rev-parse, add, write-tree, commit, diff --numstat: was 9.
     assert len(committed) <= 5, committed
-    # rev-parse (the heads), for-each-ref --merged (the base is held), a diff per branch.
-    assert len(forecast_commands) <= 4, forecast_commands
+    # rev-parse (the heads), for-each-ref --merged (the base is held); the branches'
+    # changed paths come from their commits' own diffs.
+    assert len(forecast_commands) <= 2, forecast_commands
     assert found.conflicts == []
     assert found.base_head == sb.git(sb.repo, "rev-parse", "main")
 
@@ -125,3 +128,27 @@ def test_a_remote_added_during_a_run_is_seen(local_git_sandbox: GitSandbox) -> N
     assert has_remote(sb.repo, "origin")
     sb.git(sb.repo, "remote", "remove", "origin")
     assert not has_remote(sb.repo, "origin")
+
+
+def test_one_diff_gives_the_diffstat_and_the_changed_paths(local_git_sandbox: GitSandbox) -> None:
+    sb = local_git_sandbox
+    prepared = prepare_worktree(sb.ws("A"), [])
+    sb.edit_line(prepared.path / "f.txt", 2, "changed")
+    (prepared.path / "README.md").unlink()
+    (prepared.path / "data.bin").write_bytes(b"\0\1\2")
+    sb.write(prepared.path / "new" / "tab\tname.txt", "x\ny\n")
+    done = commit_work(prepared.path, prepared.base_commit, "A")
+
+    stat, changes = diff_changes(prepared.path, prepared.base_commit, done.head)
+
+    assert stat == diffstat(prepared.path, prepared.base_commit, done.head)
+    asked = sb.git(
+        prepared.path,
+        "diff",
+        "--name-status",
+        "--no-renames",
+        "-z",
+        prepared.base_commit,
+        done.head,
+    ).split("\0")
+    assert changes == list(zip(asked[::2], asked[1::2], strict=False))

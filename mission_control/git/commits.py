@@ -8,15 +8,14 @@ from pathlib import Path
 from ..errors import GitError
 from ..plan.model import Workstream
 from .conflicts import remember_changes
+from .diffs import DiffStat, diff_changes
+from .errors import PushRejectedError
+from .identity import identity_config
 from .locks import settle_worktree
 from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
 from .repo import (
-    DiffStat,
-    PushRejectedError,
-    diff_changes,
     head_commit,
     head_from_files,
-    identity_config,
     remote_env,
     require_linked_worktree,
     run_git,

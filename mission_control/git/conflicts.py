@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GitError
-from .repo import common_git_dir, identity_config, rev_parse, run_git, trim_message
+from .identity import identity_config
+from .repo import (
+    common_git_dir,
+    rev_parse,
+    run_git,
+    trim_message,
+)
 
 
 def trial_merge(repo: Path, ours: str, theirs: str) -> list[str]:

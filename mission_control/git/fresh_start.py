@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..plan.model import Workstream
+from .errors import WorktreePathError
+from .identity import identity_config
 from .locks import settle_worktree
 from .prepare import start_point_for
 from .repo import (
-    WorktreePathError,
     current_branch,
-    identity_config,
     is_dirty,
     open_repo,
     ref_exists,

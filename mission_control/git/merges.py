@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import GitError
+from .errors import MergeConflictError
+from .identity import identity_config
 from .repo import (
-    MergeConflictError,
     head_commit,
-    identity_config,
     is_ancestor,
     is_dirty,
     ref_exists,

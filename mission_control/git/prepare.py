@@ -30,10 +30,10 @@ from pathlib import Path
 from .. import crashpoints
 from ..errors import GitError
 from ..plan.model import Workstream
+from .errors import WorktreePathError
 from .locks import git_file_target, settle_worktree
 from .merges import MERGE_SUBJECT, merge_dependencies
 from .repo import (
-    WorktreePathError,
     branch_exists,
     common_git_dir,
     fetch_branch,

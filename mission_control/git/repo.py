@@ -38,8 +38,6 @@ import psutil
 
 from ..errors import GitError
 
-FALLBACK_NAME = "mission-control"
-FALLBACK_EMAIL = "mission-control@localhost"
 NETWORK_TIMEOUT = 300.0
 """Seconds a fetch or push may take before it is given up."""
 
@@ -53,75 +51,11 @@ _LOCK_RETRIES = 6
 _LOCK_MARKERS = (".lock': File exists", "could not lock config file", "Unable to create")
 
 
-class MergeConflictError(GitError):
-    """Merging a dependency's branch into a workstream's branch conflicted."""
-
-    def __init__(self, worktree: Path, branch: str, dependency: str, files: list[str]) -> None:
-        self.worktree = worktree
-        self.branch = branch
-        self.dependency = dependency
-        self.files = files
-        shown = ", ".join(files[:10]) + (f" and {len(files) - 10} more" if len(files) > 10 else "")
-        super().__init__(
-            f"{worktree}: merging dependency {dependency} into {branch} conflicts in {shown}"
-            " — resolve the conflict on the dependency's branch, or set `base: branch` for"
-            " this workstream, then retry"
-        )
-
-
-class WorktreePathError(GitError):
-    """Something that is not this workstream's worktree sits where it should go."""
-
-    def __init__(self, path: Path, message: str) -> None:
-        self.path = path
-        super().__init__(message)
-
-
-class PushRejectedError(GitError):
-    """A push failed: the remote refused it, or could not be reached.
-
-    The message quotes git's own words and names a cause only when git names
-    it (a non-fast-forward); anything else is left to git's message.
-    """
-
-    def __init__(self, worktree: Path, remote: str, branch: str, git_message: str) -> None:
-        self.worktree = worktree
-        self.remote = remote
-        self.branch = branch
-        self.git_message = git_message
-        lowered = git_message.lower()
-        if "non-fast-forward" in lowered or "fetch first" in lowered:
-            fix = (
-                f"the remote's {branch} has commits this branch lacks: merge them in"
-                f" {worktree}, or delete the remote branch, then retry"
-            )
-        else:
-            fix = (
-                f"see git's message; `git -C {worktree} push {remote} {branch}` shows it again"
-                " (or set `push: false` for this workstream)"
-            )
-        outcome = "was rejected" if "rejected" in lowered else "failed"
-        super().__init__(
-            f"{worktree}: pushing {branch} to {remote} {outcome}: {git_message} — {fix}"
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class GitOutput:
     returncode: int
     stdout: str
     stderr: str
-
-
-@dataclass(frozen=True, slots=True)
-class DiffStat:
-    files: int
-    insertions: int
-    deletions: int
-
-    def __str__(self) -> str:
-        noun = "file" if self.files == 1 else "files"
-        return f"{self.files} {noun} changed, +{self.insertions} -{self.deletions}"
 
 
 # ---------------------------------------------------------------- running git
@@ -477,97 +411,6 @@ def is_dirty(path: Path, *, untracked: bool = True) -> bool:
     args = ["status", "--porcelain", "--ignore-submodules=none"]
     args.append("--untracked-files=all" if untracked else "--untracked-files=no")
     return bool(run_git(args, path, what="reading the worktree status").stdout.strip())
-
-
-def diff_changes(path: Path, base: str, head: str) -> tuple[DiffStat, list[tuple[str, str]]]:
-    """``diffstat`` and each changed path with its status letter (A, M, D...), in one diff."""
-    out = run_git(
-        ["diff", "--raw", "--numstat", "--no-renames", "--no-ext-diff", "-z", base, head, "--"],
-        path,
-        what=f"diffing {head} against {base[:12]}",
-    )
-    items = out.stdout.split("\0")
-    changes: list[tuple[str, str]] = []
-    files = insertions = deletions = 0
-    i = 0
-    while i < len(items):
-        item = items[i]
-        if item.startswith(":"):  # ":<modes> <ids> <status>", then the path
-            if i + 1 < len(items):
-                changes.append((item.rsplit(" ", 1)[-1][:1], items[i + 1]))
-            i += 2
-            continue
-        parts = item.split("\t", 2)
-        if len(parts) == 3:  # "<added>\t<deleted>\t<path>"; binary files say "-"
-            files += 1
-            insertions += int(parts[0]) if parts[0].isdigit() else 0
-            deletions += int(parts[1]) if parts[1].isdigit() else 0
-        i += 1
-    return DiffStat(files, insertions, deletions), changes
-
-
-def diffstat(path: Path, base: str, head: str = "HEAD") -> DiffStat:
-    """Files, lines added and lines removed between two commits (binary files count 0 lines)."""
-    out = run_git(
-        ["diff", "--numstat", "--no-renames", "--no-ext-diff", base, head, "--"],
-        path,
-        what=f"diffing {head} against {base[:12]}",
-    )
-    files = insertions = deletions = 0
-    for line in out.stdout.splitlines():
-        parts = line.split("\t", 2)
-        if len(parts) != 3:
-            continue
-        files += 1
-        insertions += int(parts[0]) if parts[0].isdigit() else 0
-        deletions += int(parts[1]) if parts[1].isdigit() else 0
-    return DiffStat(files, insertions, deletions)
-
-
-_IDENTITY_VARS = (
-    "GIT_AUTHOR_NAME",
-    "GIT_AUTHOR_EMAIL",
-    "GIT_COMMITTER_NAME",
-    "GIT_COMMITTER_EMAIL",
-    "EMAIL",
-    "HOME",
-    "XDG_CONFIG_HOME",
-    "GIT_CONFIG_GLOBAL",
-    "GIT_CONFIG_SYSTEM",
-    "GIT_CONFIG_NOSYSTEM",
-)
-
-
-def identity_config(path: Path) -> list[str]:
-    """``-c`` items giving git a fallback identity, only where none is configured.
-
-    ``git var`` fails exactly when ``git commit`` would ("Please tell me who you
-    are"), so the user's own identity is always used when it exists. The answer
-    is remembered per repository and identity environment: it is asked on every
-    commit and merge, and a configuration does not change under a running plan.
-    """
-    key = (common_git_dir(path), tuple(os.environ.get(name) for name in _IDENTITY_VARS))
-    found = _identities.get(key)
-    if found is None:  # two threads may both ask: same answer, no harm
-        found = _identities[key] = _ask_identity(path)
-    return list(found)
-
-
-_identities: dict[tuple[Path, tuple[str | None, ...]], tuple[str, ...]] = {}
-
-
-def _ask_identity(path: Path) -> tuple[str, ...]:
-    ok = all(
-        run_git(["var", name], path, check=False).returncode == 0
-        for name in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT")
-    )
-    if ok:
-        return ()
-    items = []
-    for key, value in (("user.name", FALLBACK_NAME), ("user.email", FALLBACK_EMAIL)):
-        if run_git(["config", "--get", key], path, check=False).returncode != 0:
-            items.append(f"{key}={value}")
-    return tuple(items or [f"user.name={FALLBACK_NAME}", f"user.email={FALLBACK_EMAIL}"])
 
 
 # ---------------------------------------------------------------- per-repository locks

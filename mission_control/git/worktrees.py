@@ -11,6 +11,7 @@ This module gathers their public names, so callers say
 from __future__ import annotations
 
 from .commits import CommitResult, commit_message, commit_work, push_branch
+from .errors import MergeConflictError, PushRejectedError, WorktreePathError
 from .fresh_start import (
     OLD_REF_PREFIX,
     EarlierWork,
@@ -31,7 +32,6 @@ from .prepare import (
     prepare_worktree,
 )
 from .removal import CleanResult, remove_worktree
-from .repo import MergeConflictError, PushRejectedError, WorktreePathError
 from .worktree_list import BASE_REF_PREFIX, WorktreeEntry, base_ref, list_worktrees
 
 __all__ = [

@@ -12,10 +12,9 @@ import json
 from typing import TYPE_CHECKING
 
 from mission_control.git.conflicts import forecast
+from mission_control.git.diffs import diff_changes, diffstat
 from mission_control.git.repo import (
     common_git_dir,
-    diff_changes,
-    diffstat,
     git_path,
     has_remote,
     head_from_files,

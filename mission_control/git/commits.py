@@ -21,6 +21,7 @@ from .repo import (
     run_git,
     set_upstream,
     trim_message,
+    worktree_file,
 )
 
 
@@ -64,13 +65,15 @@ def commit_work(
     path = Path(path)
     require_linked_worktree(path, "a commit")
     settle_worktree(path)  # a killed mission-control's commit may still run here
-    before, before_tree = run_git(
-        ["rev-parse", "HEAD^{commit}", "HEAD^{tree}"], path, what="reading HEAD"
-    ).stdout.split()
+    before = head_from_files(path) or head_commit(path)
     run_git(["add", "--all"], path, what="staging the changes", retry_on_lock=True)
-    tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
-    _refuse_emptying(path, tree, base_commit)
-    committed = tree != before_tree
+    if not _index_entries(path):  # only then can the work be "every file deleted"
+        tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
+        _refuse_emptying(path, tree, base_commit)
+    staged = run_git(["diff", "--cached", "--quiet"], path, check=False)
+    if staged.returncode not in (0, 1):
+        raise GitError(f"{path}: reading staged changes failed: {trim_message(staged.stderr)}")
+    committed = staged.returncode == 1
     if committed:
         args = ["commit", "--quiet", "--no-edit", "-m", message]
         if body:
@@ -98,6 +101,22 @@ def commit_work(
         insertions=stat.insertions,
         deletions=stat.deletions,
     )
+
+
+def _index_entries(path: Path) -> int | None:
+    """How many entries the worktree's index file holds, from its header; None if unreadable.
+
+    The header is "DIRC", a version, then the count (big-endian). A split index
+    counts only its own part, so 0 still means "look closer", never "empty".
+    """
+    try:
+        with worktree_file(path, "index").open("rb") as index:
+            header = index.read(12)
+    except OSError:
+        return None
+    if len(header) < 12 or header[:4] != b"DIRC":
+        return None
+    return int.from_bytes(header[8:12], "big")
 
 
 EMPTY_TREES = frozenset(

@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+import pytest
+
+from mission_control.errors import GitError
 from mission_control.git.conflicts import forecast
 from mission_control.git.diffs import diff_changes, diffstat
 from mission_control.git.repo import (
@@ -26,7 +29,6 @@ from mission_control.git.worktrees import commit_work, prepare_worktree
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import pytest
     from conftest import GitSandbox
 
 
@@ -63,8 +65,8 @@ def test_a_workstream_costs_a_handful_of_git_commands(
 
     # for-each-ref, worktree add, reset (the checkout), update-ref (the base): was 12.
     assert len(made) <= 4, made
-    # rev-parse, add, write-tree, commit, diff --numstat: was 9.
-    assert len(committed) <= 5, committed
+    # add, diff --cached --quiet, commit, diff --raw --numstat: was 9.
+    assert len(committed) <= 4, committed
     # rev-parse (the heads), for-each-ref --merged (the base is held); the branches'
     # changed paths come from their commits' own diffs.
     assert len(forecast_commands) <= 2, forecast_commands
@@ -151,3 +153,18 @@ def test_one_diff_gives_the_diffstat_and_the_changed_paths(local_git_sandbox: Gi
         done.head,
     ).split("\0")
     assert changes == list(zip(asked[::2], asked[1::2], strict=False))
+
+
+@pytest.mark.parametrize("split_index", [False, True])
+def test_deleting_every_file_is_still_refused(
+    local_git_sandbox: GitSandbox, split_index: bool
+) -> None:
+    sb = local_git_sandbox
+    sb.git(sb.repo, "config", "core.splitIndex", "true" if split_index else "false")
+    prepared = prepare_worktree(sb.ws("A"), [])
+    sb.write(prepared.path / "kept.txt", "one file is enough\n")
+    assert commit_work(prepared.path, prepared.base_commit, "A").changed
+    for name in ("README.md", "f.txt", ".gitignore", "kept.txt"):
+        (prepared.path / name).unlink()
+    with pytest.raises(GitError, match="deletes every tracked file of its base"):
+        commit_work(prepared.path, prepared.base_commit, "A")

@@ -106,16 +106,24 @@ def forecast(repo: Path, branch: str, others: Sequence[str], base_ref: str) -> F
     base_head, branch_head = heads[base_ref], heads[branch]
     assert base_head is not None and branch_head is not None
     alive = [o for o in dict.fromkeys(others) if o not in (branch, base_ref) and heads.get(o)]
-    held = _merged_into(repo, branch_head, [*alive, base_ref])
-    unheld = [o for o in alive if o not in held]
-    candidates: dict[str, str] = {}
-    if unheld:  # in a chain every other is held: nothing to diff
+    if _sits_on(repo, base_head, branch_head):
+        # The work sits on the current base (the usual case): the base is held, and
+        # only the branches sharing a path need asking whether the work holds them.
         ours = _touched(repo, base_head, branch_head)
-        for other in unheld:
-            head = heads[other]
-            assert head is not None
-            if ours.may_conflict(_touched(repo, base_head, head)):
-                candidates[other] = head
+        sharing = [
+            o for o in alive if ours.may_conflict(_touched(repo, base_head, _head(heads, o)))
+        ]
+        held = {base_ref, *(_merged_into(repo, branch_head, sharing) if sharing else ())}
+        unheld = [o for o in sharing if o not in held]
+    else:
+        held = _merged_into(repo, branch_head, [*alive, base_ref])
+        unheld = [o for o in alive if o not in held]
+        if unheld:  # in a chain every other is held: nothing to diff
+            ours = _touched(repo, base_head, branch_head)
+            unheld = [
+                o for o in unheld if ours.may_conflict(_touched(repo, base_head, _head(heads, o)))
+            ]
+    candidates = {other: _head(heads, other) for other in unheld}
     found = _conflicts_with(repo, (branch, branch_head), candidates, base_ref)
     conflicts = [(other, found[other]) for other in alive if found.get(other)]
     if base_ref not in held:  # a base the branch holds merges as a no-op
@@ -271,9 +279,30 @@ def remember_changes(repo: Path, base: str, head: str, changes: Sequence[tuple[s
     """Keep what ``head`` changed since its ancestor ``base`` (``(status, path)``, no renames).
 
     The commit step diffs the work against its base anyway; a forecast against
-    that same base commit then needs no diff of its own.
+    that same base commit then needs no diff of its own, nor asks whether the
+    branch holds the base.
     """
-    _remember((str(common_git_dir(repo)), base, head), changes)
+    key = (str(common_git_dir(repo)), base, head)
+    _remember(key, changes)
+    with _cache_lock:
+        if len(_sitting) > 4096:
+            _sitting.clear()
+        _sitting.add(key)
+
+
+_sitting: set[tuple[str, str, str]] = set()
+"""(common git dir, base, head) where ``base`` is known to be an ancestor of ``head``."""
+
+
+def _sits_on(repo: Path, base: str, head: str) -> bool:
+    with _cache_lock:
+        return (str(common_git_dir(repo)), base, head) in _sitting
+
+
+def _head(heads: dict[str, str | None], ref: str) -> str:
+    head = heads[ref]
+    assert head is not None  # only refs that exist are asked for
+    return head
 
 
 def _remember(key: tuple[str, str, str], changes: Sequence[tuple[str, str]]) -> _Touched:

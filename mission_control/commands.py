@@ -29,6 +29,7 @@ from .engine.branches import FLAGS as BRANCH_FLAGS
 from .engine.branches import ExistingBranches, commits, existing_branches, refuse_earlier_work
 from .engine.engine import Engine, RunOptions
 from .engine.events import Event, RunStarted
+from .engine.projection import snapshot_from_ledger, snapshot_json
 from .engine.recovery import exit_file_for
 from .engine.states import ACTIVE, DONE_FOR_DEPENDENTS
 from .engine.tools import render_command
@@ -799,34 +800,33 @@ def _read_run(args: argparse.Namespace) -> tuple[RunStore, RunRecord]:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     store, record = _read_run(args)
-    ledger = store.to_ledger_json(record.run_id)
+    snapshot = snapshot_from_ledger(store, record.run_id)
     if args.json:
-        print(json.dumps(ledger, indent=2, default=str))
+        print(json.dumps(snapshot_json(snapshot), indent=2, default=str))
         return EXIT_OK
-    owner = ledger.get("owner")
-    driven = f", driven by pid {owner['pid']}" if owner and owner.get("alive") else ""
-    if not driven and not record.finished:  # its driver died (crash, full disk, kill)
-        driven = f", no driver: `mission-control resume {record.run_id}` continues it"
-    print(f"run {record.run_id} of {record.plan_name} ({record.status}{driven})")
+    owner = snapshot.owner
+    driven = f", driven by pid {owner.pid}" if owner is not None and owner.alive else ""
+    if not driven and not snapshot.finished:  # its driver died (crash, full disk, kill)
+        driven = f", no driver: `mission-control resume {snapshot.run_id}` continues it"
+    print(f"run {snapshot.run_id} of {snapshot.plan_name} ({snapshot.status}{driven})")
     rows = [("WORKSTREAM", "STATE", "TRY", "BRANCH", "CHANGES", "PR", "DETAIL")]
-    for ws in ledger["workstreams"]:
-        changes = f"+{ws['insertions']} -{ws['deletions']}" if ws["files_changed"] else "-"
+    for view in snapshot.workstreams.values():
+        changes = f"+{view.insertions} -{view.deletions}" if view.files_changed else "-"
         rows.append(
             (
-                ws["task_id"],
-                ws["state"],
-                str(ws["attempts"]),
-                ws["branch"],
+                view.task_id,
+                view.state.value,
+                str(view.attempt),
+                view.branch,
                 changes,
-                ws["pr_url"] or "-",
-                ws["detail"],
+                view.pr_url or "-",
+                view.detail,
             )
         )
     print("\n".join(format_table(rows)))
-    conflicted = [ws for ws in ledger["workstreams"] if ws["conflicts"]]
-    for ws in conflicted:
-        for c in ws["conflicts"]:
-            print(f"conflict forecast: {ws['task_id']} with {c['with']}: {', '.join(c['files'])}")
+    for view in snapshot.workstreams.values():
+        for other, files in view.conflicts:
+            print(f"conflict forecast: {view.task_id} with {other}: {', '.join(files)}")
     return EXIT_OK
 
 

@@ -20,13 +20,12 @@ from typing import Any, Final
 
 from ..plan.model import Plan
 from ..store.runs import AttemptRecord, RunLedger, RunStore, WorkstreamRecord
+from .scheduler import PhaseNode, PlanGraph, decide
 from .snapshot import AttemptView, OwnerView, PhaseView, RunSnapshot, WorkstreamView
 from .states import DONE_FOR_DEPENDENTS, TERMINAL, WsState
 
 _ENDED: Final = TERMINAL | {WsState.INTERRUPTED}
 _NEW_ATTEMPT_COMING: Final = frozenset({WsState.QUEUED, WsState.PREPARING})
-_NOT_REACHED: Final = frozenset({WsState.PENDING, WsState.BLOCKED, WsState.SKIPPED})
-"""States a workstream of a phase that never started can be in."""
 
 NOT_IN_LEDGER: Final = frozenset(
     {
@@ -91,7 +90,7 @@ def project(
         started_at=run.created_at,
         phases=_phases(ledger.workstreams, plan),
         workstreams=views,
-        current_phase=_current_phase(ledger.workstreams),
+        current_phase=_current_phase(ledger),
         finished=finished,
         ok=all(v.state in DONE_FOR_DEPENDENTS for v in views.values()) if finished else None,
         backend=str(run.options.get("backend") or "local"),
@@ -198,10 +197,19 @@ def _phases(workstreams: tuple[WorkstreamRecord, ...], plan: Plan | None) -> lis
     return phases
 
 
-def _current_phase(workstreams: tuple[WorkstreamRecord, ...]) -> str | None:
-    """The last phase the run reached: one whose workstreams did more than wait."""
-    reached = [ws.phase_id for ws in workstreams if ws.state not in _NOT_REACHED or ws.attempts]
-    return reached[-1] if reached else None
+def _current_phase(ledger: RunLedger) -> str | None:
+    """The phase running now, as the scheduler decides it from the recorded states
+    (None once every phase is done, or a failure stops the later ones)."""
+    phases: dict[str, list[str]] = {}
+    for ws in ledger.workstreams:
+        phases.setdefault(ws.phase_id, []).append(ws.task_id)
+    graph = PlanGraph(
+        tuple(PhaseNode(phase_id, 1, tuple(ids)) for phase_id, ids in phases.items()),
+        {ws.task_id: ws.depends_on for ws in ledger.workstreams},
+    )
+    states = {ws.task_id: ws.state for ws in ledger.workstreams}
+    keep_going = bool(ledger.run.options.get("keep_going", False))
+    return decide(graph, states, keep_going=keep_going).phase
 
 
 def snapshot_json(snapshot: RunSnapshot) -> dict[str, Any]:

@@ -249,7 +249,7 @@ def _held_until_released(tmp_path: Path, git_repo: GitRepo) -> tuple[Plan, Path]
 
 
 def _agent_pid(state: Path, run_id: str) -> int | None:
-    attempts = RunStore(state).workstreams(run_id)
+    attempts = RunStore(state).attempts(run_id)
     return attempts[0].pid if attempts else None
 
 
@@ -274,7 +274,7 @@ def test_attach_force_takes_a_foreground_run_which_says_so_and_exits_3(
             term.proc.wait(45)
     record = _finished(state, run_id)
     assert record.status == "succeeded", RunStore(state).workstreams(run_id)
-    [attempt] = RunStore(state).workstreams(run_id)
+    [attempt] = RunStore(state).attempts(run_id)
     assert attempt.pid == agent  # adopted, not started again
     assert git_repo.git("show", "ws/P1/A:a.txt") == "a"
 
@@ -305,7 +305,7 @@ def test_attach_takes_a_background_run_over_without_force(
         term.proc.wait(45)
     record = _finished(state, run_id)
     assert record.status == "succeeded", RunStore(state).workstreams(run_id)
-    assert len(RunStore(state).workstreams(run_id)) == 1
+    assert len(RunStore(state).attempts(run_id)) == 1
 
 
 # ------------------------------------------------------------ a closed terminal
@@ -384,7 +384,7 @@ def test_a_headless_run_whose_terminal_closes_goes_on_in_the_background(
     release.touch()
     record = _finished(state, run_id)
     assert record.status == "succeeded", RunStore(state).workstreams(run_id)
-    assert len(RunStore(state).workstreams(run_id)) == 1  # the agent was adopted
+    assert len(RunStore(state).attempts(run_id)) == 1  # the agent was adopted
 
 
 def _ended(pid: int) -> bool:

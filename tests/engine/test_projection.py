@@ -8,6 +8,11 @@ projection reads only the ledger. They must agree on everything the ledger knows
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +21,8 @@ from mission_control.engine.snapshot import RunSnapshot, WorkstreamView
 from mission_control.engine.states import WsState
 from mission_control.plan.model import Plan
 from mission_control.store.runs import RunStore
-from tests.engine.engine_helpers import Recorder, make_engine, write_plan
+from tests.engine.engine_helpers import Recorder, make_engine, write_plan, ws
+from tests.helpers import mc_argv, run_leftovers, wait_for_pids
 
 if TYPE_CHECKING:
     from tests.engine.conftest import GitSandbox
@@ -164,3 +170,56 @@ async def test_projection_equals_the_live_views_before_and_after_resume(
     assert by_id["P1::A"]["pr_url"] == views["P1::A"].pr_url
     assert by_id["P1::B"]["conflicts"] == [{"with": "P1::A", "files": ["f.txt"]}]
     assert by_id["P1::F"]["exit_code"] == 3 and by_id["P1::G"]["state"] == "blocked"
+
+
+async def test_projection_of_a_resumed_run_shows_the_adopted_agent_as_the_views_do(
+    git_sandbox: GitSandbox, tmp_path: Path
+) -> None:
+    """The driver is SIGKILLed while an agent runs; the resumed engine adopts it. Its
+    views and the projection agree on the live attempt: pid, log, start, state."""
+    sb = git_sandbox
+    pid_file = tmp_path / "pids.jsonl"
+    long = ws("A", "--pid-file", str(pid_file), "--lines", "-1", "--rate", "20")
+    plan = write_plan(
+        tmp_path,
+        sb.repo,
+        [("P1", 2, [long, ws("B", "--exit", "3", pr={"enabled": False})])],
+        pr={"enabled": False},
+    )
+    state = tmp_path / "state"
+    first = subprocess.Popen(
+        mc_argv("run", str(plan.path), "--headless", state=state),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_pids(pid_file, {"main": 1}, timeout=60)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    with RunStore(state) as store:
+        record = store.latest_run()
+    assert record is not None
+    run_id = record.run_id
+    engine = make_engine(plan, state, run_id=run_id, linger=True)
+    rec = Recorder(engine)
+    run = asyncio.create_task(engine.run())
+    try:
+        ended = (WsState.FAILED, WsState.SUCCEEDED)
+        await rec.until(
+            lambda: rec.states.get("P1::A") is WsState.RUNNING and rec.states.get("P1::B") in ended,
+            timeout=60,
+        )
+        live = engine.snapshot()
+        assert live.workstreams["P1::A"].pid is not None
+        assert "adopted" in rec.details("P1::A")[-1]
+        with RunStore(state) as store:
+            projected = snapshot_from_ledger(store, run_id, plan)
+        _assert_same(live, projected)
+        assert projected.owner is not None and projected.owner.alive
+    finally:
+        await engine.cancel(kill=True)
+        await run
+        for pid in run_leftovers(run_id):  # a failed assertion must not leave the agent behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -46,9 +46,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_conflicts(args: argparse.Namespace) -> int:
     store, record = read_run(args)
     pairs = [
-        {"workstream": ws.task_id, "with": other, "files": list(files)}
-        for ws in store.workstreams(record.run_id)
-        for other, files in ws.conflicts
+        {"workstream": view.task_id, "with": other, "files": list(files)}
+        for view in snapshot_from_ledger(store, record.run_id).workstreams.values()
+        for other, files in view.conflicts
     ]
     if args.json:
         print(json.dumps(pairs, indent=2))

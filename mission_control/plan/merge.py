@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .model import Workstream
-from .schema import RawSettings
+from .schema import SETTINGS_KEYS, RawSettings
 from .yaml_nodes import KeyPath
 
 Setting = tuple[Any, KeyPath]
@@ -31,7 +31,7 @@ DERIVED: frozenset[str] = frozenset({"worktree_root"})
 REQUIRED: tuple[str, ...] = tuple(
     name
     for name, info in Workstream.model_fields.items()
-    if info.is_required() and name in RawSettings.model_fields and name not in DERIVED
+    if info.is_required() and name in SETTINGS_KEYS and name not in DERIVED
 )
 """Settings a workstream must get from itself or ``defaults:``, in the model's order."""
 
@@ -40,7 +40,7 @@ def defaults_settings(defaults: RawSettings) -> dict[str, Setting]:
     """What ``defaults:`` gives every workstream: the start of each merge."""
     return {
         name: (_keys(value) if name in MERGED_BY_KEY else value, ("defaults", name))
-        for name in RawSettings.model_fields
+        for name in SETTINGS_KEYS
         if (value := getattr(defaults, name)) is not None
     }
 
@@ -50,7 +50,7 @@ def merge_settings(base: dict[str, Setting], own: RawSettings, path: KeyPath) ->
     merged = dict(base)
     for name in own.model_fields_set:
         value = getattr(own, name)
-        if value is None or name not in RawSettings.model_fields:
+        if value is None or name not in SETTINGS_KEYS:
             continue
         if name in MERGED_BY_KEY:
             value = {**(base[name][0] if name in base else {}), **_keys(value)}

@@ -126,7 +126,7 @@ def read_shapes(text: str, problems: Problems) -> Shapes | None:
     return reader.shapes
 
 
-def env_as_text(problems: Problems, data: dict[str, Any], path: KeyPath) -> dict[str, Any]:
+def _env_as_text(problems: Problems, data: dict[str, Any], path: KeyPath) -> dict[str, Any]:
     """Environment values as written (``PORT: 08`` stays "08", ``X: yes`` stays "yes")."""
     env = data.get("env")
     if not isinstance(env, dict):
@@ -166,7 +166,7 @@ class _Reader:
         if "defaults" not in raw_plan.model_fields_set:
             return
         path: KeyPath = ("defaults",)
-        data = env_as_text(self.problems, raw_plan.defaults, path)
+        data = _env_as_text(self.problems, raw_plan.defaults, path)
         self._check_resource_names(data, path)
         defaults, broken = self.problems.validate(RawDefaults, data, path, "defaults")
         if defaults is not None:
@@ -192,7 +192,7 @@ class _Reader:
                 )
                 self.shapes.broken_tools.add(name)
                 continue
-            data = env_as_text(self.problems, data, path)
+            data = _env_as_text(self.problems, data, path)
             raw, broken = self.problems.validate(RawTool, data, path, "tool")
             if raw is None or "argv" in broken:
                 self.shapes.broken_tools.add(name)
@@ -293,7 +293,7 @@ class _Reader:
                     usable = self._unique_workstream_id(phase, ident, (*path, "id"), folded)
             self._check_resource_names(item, path)
             raw, broken = self.problems.validate(
-                RawWorkstream, env_as_text(self.problems, item, path), path, "workstream"
+                RawWorkstream, _env_as_text(self.problems, item, path), path, "workstream"
             )
             if raw is None:
                 continue

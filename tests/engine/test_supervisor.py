@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mission_control.engine import supervisor
+from mission_control.engine import pidfds
 from mission_control.engine.process_tree import processes_with_env
 from mission_control.engine.supervisor import (
     TOKEN_VAR,
@@ -173,7 +173,7 @@ def watched_pidfds(
     ``wait()`` must arm a pidfd on the loop's selector and collect the status only once
     the kernel says the process ended: no thread blocks, no timer polls.
     """
-    if not supervisor._HAS_PIDFD:
+    if not pidfds._HAS_PIDFD:
         pytest.skip("no pidfds on this kernel")
     loop = asyncio.get_running_loop()
     watched: list[int | None] = []
@@ -720,7 +720,7 @@ async def test_without_pidfds_wait_and_terminate_still_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where the kernel has no pidfds: a thread blocks in waitpid, psutil waits for the tree."""
-    monkeypatch.setattr(supervisor, "_HAS_PIDFD", False)
+    monkeypatch.setattr(pidfds, "_HAS_PIDFD", False)
     pid_file = tmp_path / "pids"
     proc = await asyncio.to_thread(
         spawn, tmp_path, "--pid-file", str(pid_file), "--children", "1", "--ignore-term",

@@ -19,7 +19,7 @@ Why it has this shape:
   exit statuses are plain values (``exit_status.py``), waiting for a set of
   processes to end is one ``poll`` over pidfds (``pidfds.py``).
 
-Blocking methods (``pause``, ``resume``, ``tree``, ``poll``) are safe in worker
+Blocking methods (``pause``, ``resume``, ``members``, ``poll``) are safe in worker
 threads; ``wait`` and ``terminate`` are coroutines for the engine's loop.
 """
 
@@ -115,9 +115,6 @@ class AttemptProcess:
         """Serialises pause, resume and terminate."""
         self._stopped: list[psutil.Process] = []
         self._paused = False
-        self._paused_since = 0.0
-        self._paused_total = 0.0
-        self._started = time.monotonic()
         self._killed_root = False
         self._status: ExitStatus | None = None
         self._future: asyncio.Future[ExitStatus] | None = None
@@ -136,11 +133,6 @@ class AttemptProcess:
     # ------------------------------------------------------------------ facts
 
     @property
-    def is_child(self) -> bool:
-        """True if this process spawned the attempt (and so can reap it)."""
-        return self._popen is not None
-
-    @property
     def paused(self) -> bool:
         return self._paused
 
@@ -148,13 +140,6 @@ class AttemptProcess:
     def status(self) -> ExitStatus | None:
         """The exit status once known (after ``wait``, ``poll`` or ``terminate``)."""
         return self._status
-
-    def active_seconds(self) -> float:
-        """Seconds since this object was made, minus the time spent paused."""
-        paused = self._paused_total
-        if self._paused:
-            paused += time.monotonic() - self._paused_since
-        return time.monotonic() - self._started - paused
 
     # ------------------------------------------------------------------ status
 
@@ -258,10 +243,6 @@ class AttemptProcess:
 
     # ------------------------------------------------------------------- tree
 
-    def tree(self) -> list[psutil.Process]:
-        """Every live process of the attempt, parents before children (blocking)."""
-        return self._tree.scan(full=True)
-
     def members(self, our_children: Sequence[int] | None = None) -> list[psutil.Process]:
         """The tree as a cheap pass finds it, for once-a-second sampling (blocking).
 
@@ -290,9 +271,7 @@ class AttemptProcess:
                     if signal_all([proc], signal.SIGSTOP):
                         stopped[proc.pid] = proc
             self._stopped = list(stopped.values())
-            if not self._paused:
-                self._paused = True
-                self._paused_since = time.monotonic()
+            self._paused = True
             return [p.pid for p in self._stopped]
 
     def resume(self) -> list[int]:
@@ -304,9 +283,7 @@ class AttemptProcess:
             # Children first: a parent that wakes up finds its children running.
             sent = signal_all(reversed(list(procs.values())), signal.SIGCONT)
             self._stopped = []
-            if self._paused:
-                self._paused = False
-                self._paused_total += time.monotonic() - self._paused_since
+            self._paused = False
             return sent
 
     # --------------------------------------------------------------- terminate
@@ -335,9 +312,7 @@ class AttemptProcess:
             # A stopped process only handles its TERM once continued.
             signal_all(procs, signal.SIGCONT)
             self._stopped = []
-            if self._paused:
-                self._paused = False
-                self._paused_total += time.monotonic() - self._paused_since
+            self._paused = False
             if procs and grace > 0:
                 wait_gone(procs, grace)
             killed: list[int] = []

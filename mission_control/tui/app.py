@@ -52,7 +52,6 @@ LAG_TICK = 0.1
 KEY_HOLD = 0.5
 """Seconds after a key during which other panes hold their new lines."""
 MAX_PACE = 2.0
-PROBE_SECONDS = 1.0
 _PROBE_BYTES = 4096
 
 
@@ -147,7 +146,6 @@ class MissionControlApp(WorkstreamActions):
                 else ("textual-dark")
             )
         self.theme = name
-        self._explicit_theme = wanted is not None
 
     def watch_theme(self, theme: str) -> None:
         if self._views_ready:

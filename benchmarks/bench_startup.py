@@ -10,6 +10,9 @@ same rounds, interleaved so that every command sees the same load:
 * ``python -c pass`` — the interpreter starting and stopping, the floor for any
   Python command line;
 * ``git --version`` — one git process, the unit a run spends many of;
+* ``python -c "import mission_control.cli"`` — the command line module alone, before
+  ``build_parser`` imports the modules of the run commands (what ``--help`` would cost
+  if those imported their engine, git and store modules only when run);
 * ``python -m mission_control --help``;
 * ``python -m mission_control validate PLAN`` (a plan of one workstream, with its
   git and file checks);
@@ -89,6 +92,7 @@ def _measure(folder: Path, rounds: int) -> dict[str, list[float]]:
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "git --version": ["git", "--version"],
+            "import cli": [sys.executable, "-c", "import mission_control.cli"],
             "--help": [*_MC, "--help"],
             "validate": [*_MC, "validate", str(plan)],
             "run --headless": [*_MC, "run", str(runs[n]), "--headless",

@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,21 @@ import pytest
 from mission_control.engine.events import ProcessSample
 from mission_control.engine.metrics import LogActivity, MetricsSampler
 from mission_control.engine.supervisor import AttemptProcess, TerminateResult, spawn_attempt
-from tests.helpers import agent_argv, read_pids, wait_for, wait_for_pids
+from tests import helpers
+from tests.helpers import agent_argv, read_pids
+
+DEADLINE = 60.0
+"""Seconds a condition may take to come true: generous, a loaded machine is slow, not wrong."""
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = DEADLINE) -> bool:
+    return helpers.wait_for(predicate, timeout)
+
+
+def wait_for_pids(
+    pid_file: Path, counts: dict[str, int], timeout: float = DEADLINE
+) -> dict[str, list[int]]:
+    return helpers.wait_for_pids(pid_file, counts, timeout)
 
 
 @pytest.fixture
@@ -208,7 +222,7 @@ def test_a_terminate_in_progress_does_not_hold_up_sampling(
     stopper = threading.Thread(target=lambda: results.append(proc.terminate_blocking(600.0)))
     stopper.start()
     try:
-        assert wait_for(proc._control.locked, 60), "the terminate holds the attempt"
+        assert wait_for(proc._control.locked), "the terminate holds the attempt"
         samples, _ = sampler.sample()
         assert stopper.is_alive(), "sampled while the terminate still waits out its grace"
         assert samples["PH::S"].processes == 2

@@ -29,7 +29,22 @@ from mission_control.engine.supervisor import (
     reap_orphans,
     spawn_attempt,
 )
-from tests.helpers import agent_argv, read_pids, wait_for, wait_for_pids
+from tests import helpers
+from tests.helpers import agent_argv, read_pids
+
+DEADLINE = 60.0
+"""Seconds a condition may take to come true: generous, a loaded machine is slow, not wrong."""
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = DEADLINE) -> bool:
+    return helpers.wait_for(predicate, timeout)
+
+
+def wait_for_pids(
+    pid_file: Path, counts: dict[str, int], timeout: float = DEADLINE
+) -> dict[str, list[int]]:
+    return helpers.wait_for_pids(pid_file, counts, timeout)
+
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process model")
 
@@ -482,7 +497,7 @@ async def test_pause_stops_the_whole_tree_and_resume_continues_it(tmp_path: Path
     )  # fmt: skip
     try:
         roles = await asyncio.to_thread(wait_for_pids, pid_file, {"main": 1, "child": 1})
-        assert await asyncio.to_thread(wait_for, lambda: log.stat().st_size > 200, 60)
+        assert await asyncio.to_thread(wait_for, lambda: log.stat().st_size > 200)
 
         stopped = await asyncio.to_thread(proc.pause)
         assert set(stopped) == set(all_pids(roles)) | {proc.pid}
@@ -492,7 +507,7 @@ async def test_pause_stops_the_whole_tree_and_resume_continues_it(tmp_path: Path
         def all_stopped() -> bool:
             return {p.status() for p in tree} == {psutil.STATUS_STOPPED}
 
-        assert await asyncio.to_thread(wait_for, all_stopped, 60), "the signals landed"
+        assert await asyncio.to_thread(wait_for, all_stopped), "the signals landed"
         size, cpu = log.stat().st_size, cpu_time(tree)
         await asyncio.sleep(1.0)
         assert log.stat().st_size == size, "a paused agent writes nothing"
@@ -500,8 +515,8 @@ async def test_pause_stops_the_whole_tree_and_resume_continues_it(tmp_path: Path
 
         await asyncio.to_thread(proc.resume)
         assert not proc.paused
-        assert await asyncio.to_thread(wait_for, lambda: log.stat().st_size > size + 100, 60)
-        assert await asyncio.to_thread(wait_for, lambda: cpu_time(tree) > cpu + 0.05, 60)
+        assert await asyncio.to_thread(wait_for, lambda: log.stat().st_size > size + 100)
+        assert await asyncio.to_thread(wait_for, lambda: cpu_time(tree) > cpu + 0.05)
         assert psutil.STATUS_STOPPED not in {p.status() for p in tree}
     finally:
         result = await proc.terminate(GRACE)
@@ -647,7 +662,7 @@ async def test_orphans_reparented_to_us_are_reaped(tmp_path: Path, subreaper: bo
         except psutil.NoSuchProcess:
             return False
 
-    assert await asyncio.to_thread(wait_for, zombies_of_ours, 60)
+    assert await asyncio.to_thread(wait_for, zombies_of_ours)
     # A child of ours that someone else will wait for must keep its status.
     other = subprocess.Popen(["/bin/sh", "-c", "exit 5"])
     assert await asyncio.to_thread(

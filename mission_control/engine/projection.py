@@ -66,10 +66,10 @@ def snapshot_from_ledger(store: RunStore, run_id: str, plan: Plan | None = None)
             since=run.owner_since,
             alive=store.owner_alive(run),
         )
-    return project(ledger, plan=plan, owner=owner, state_dir=str(store.state_dir))
+    return _project(ledger, plan=plan, owner=owner, state_dir=str(store.state_dir))
 
 
-def project(
+def _project(
     ledger: RunLedger,
     *,
     plan: Plan | None = None,

@@ -3,8 +3,9 @@
 Each subcommand is a ``_cmd_<name>(args) -> int`` registered in
 ``build_parser``; ``main`` turns every ``MissionControlError`` into one line on
 stderr and exit code 2 (tracebacks only with ``--debug``), so user mistakes
-never print a traceback. The TUI, when a command needs it, is imported inside
-that command so ``validate`` and the headless commands start fast.
+never print a traceback. Whatever is heavy to import (the plan models with
+pydantic and yaml, the engine, the TUI) is imported inside the command that
+needs it, so ``--help`` and the headless commands start fast.
 
 Exit codes: 0 ok, 1 unexpected internal error, 2 plan or setup error (and
 usage errors, as argparse does), 130 interrupted.
@@ -22,16 +23,16 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import (
     __version__,
     crashpoints,  # noqa: F401  (takes MC_CRASH_AT out of the environment first)
 )
 from .errors import MissionControlError, PlanError
-from .plan import dag
-from .plan.loader import load_plan
-from .plan.model import Phase, Plan, ToolSpec
+
+if TYPE_CHECKING:
+    from .plan.model import Phase, Plan, ToolSpec
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -163,6 +164,8 @@ def _tolerate_unencodable(stream: TextIO) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from .plan.loader import load_plan  # pydantic and yaml: only for commands that read plans
+
     result = load_plan(args.plan)
     plan = result.plan
     if plan is None or result.problems:
@@ -212,6 +215,8 @@ def format_duration(seconds: float) -> str:
 
 
 def _layers_line(phase: Phase) -> str:
+    from .plan import dag
+
     parts = []
     for number, layer in enumerate(dag.layers(phase), start=1):
         shown = ", ".join(layer[:_MAX_SHOWN])
@@ -237,6 +242,8 @@ def _tool_line(name: str, spec: ToolSpec) -> str:
 
 
 def _print_plan(plan: Plan, phases: Sequence[Phase]) -> None:
+    from .plan import dag
+
     count = sum(len(p.workstreams) for p in phases)
     print(f"{plan.name} — {plan.path}")
     print(
@@ -272,6 +279,8 @@ def _print_plan(plan: Plan, phases: Sequence[Phase]) -> None:
 
 
 def _plan_json(plan: Plan, phases: Sequence[Phase]) -> dict[str, Any]:
+    from .plan import dag
+
     phase_items = []
     for phase in phases:
         seconds, path = dag.longest_path(phase)

@@ -135,3 +135,20 @@ def signal_all(procs: Iterable[psutil.Process], signum: int) -> list[int]:
             proc.send_signal(signum)
             sent.append(proc.pid)
     return sent
+
+
+CREATE_TIME_TOLERANCE = 1.0
+"""Seconds: psutil derives start times from the boot time, which the clock may nudge."""
+
+
+def start_time(proc: psutil.Process) -> float:
+    """When ``proc`` started (0.0 if it cannot be read): with the pid, its identity."""
+    try:
+        return proc.create_time()
+    except psutil.Error:
+        return 0.0
+
+
+def same_start(proc: psutil.Process, create_time: float) -> bool:
+    """``proc`` is the process that started at ``create_time``, not a later one with its pid."""
+    return abs(start_time(proc) - create_time) < CREATE_TIME_TOLERANCE

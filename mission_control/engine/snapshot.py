@@ -2,6 +2,8 @@
 
 A view (TUI, headless reporter) gets a ``RunSnapshot`` once, then applies
 events to keep it current; it never reaches into the engine's internals.
+The same shape is what the ledger projects a run to (``projection``), so a view
+that opens an existing run, ``status`` and ``status --json`` all see one thing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,37 @@ from typing import Protocol
 
 from .events import Event
 from .states import TERMINAL, WsState
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    """One attempt as the ledger recorded it: what ran, where, and how it ended."""
+
+    attempt: int
+    pid: int | None
+    status: str
+    started_at: float
+    ended_at: float | None
+    exit_code: int | None
+    signal: int | None
+    paused_seconds: float
+    log_path: str
+    worktree: str
+    branch: str
+    base_commit: str | None
+    head_commit: str | None
+    argv: tuple[str, ...]
+    env_names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerView:
+    """The process driving a run (pid and start time: pids are reused)."""
+
+    pid: int
+    create_time: float | None
+    since: float | None
+    alive: bool
 
 
 @dataclass(slots=True)
@@ -48,6 +81,12 @@ class WorkstreamView:
     conflicts: tuple[tuple[str, tuple[str, ...]], ...] = ()
     cpu_percent: float = 0.0
     rss_bytes: int = 0
+    state_at: float | None = None
+    """When the workstream entered its state."""
+    base_commit: str | None = None
+    """The commit its branch started from (the ledger's; events do not carry it)."""
+    last_attempt: AttemptView | None = None
+    """The ledger's record of the latest attempt (projected from the ledger only)."""
 
     def elapsed(self, now: float) -> float:
         """Seconds the current attempt has run, paused time excluded."""
@@ -81,6 +120,12 @@ class RunSnapshot:
     ok: bool | None = None
     backend: str = "local"
     """Where attempts run (``local``, ``ray``): worktrees elsewhere than here cannot be opened."""
+    status: str | None = None
+    """The ledger's status of the run (``running``, ``succeeded``, ``cancelled``…)."""
+    finished_at: float | None = None
+    owner: OwnerView | None = None
+    state_dir: str | None = None
+    """The folder of the ledger the run was read from."""
 
 
 class EngineControl(Protocol):
@@ -138,6 +183,7 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
                 view.stalled = False
             view.state = new
             view.detail = detail
+            view.state_at = at
         case ev.AttemptStarted(task_id=task_id, attempt=attempt, pid=pid, log_path=log, at=at):
             view = snapshot.workstreams.get(task_id)
             if view is None:

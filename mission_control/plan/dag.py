@@ -1,14 +1,16 @@
-"""The dependency graph of a plan: layers, the ready set, cycles, the critical path.
+"""The dependency graph of a plan: layers, cycles, the critical path, the makespan.
 
 All functions are pure: they read a ``Plan`` or ``Phase`` (or a plain mapping
-of node -> dependencies) and return new lists, so the loader, the scheduler,
-the CLI and the TUI can call them from any thread and tests can feed them
-random graphs. Two levels:
+of node -> dependencies) and return new lists, so the loader, the CLI and the
+TUI can call them from any thread and tests can feed them random graphs. The
+ordering itself is ``graphlib.TopologicalSorter``'s: ``prepare()`` finds a
+cycle, ``get_ready()``/``done()`` hand out layers. What is added here is what a
+person reading a message needs: every cycle, each told from its first node in
+plan order, and layers that keep plan order. Two levels:
 
 * graph level (``Graph``: node id -> the ids it depends on): ``find_cycles``,
   ``topological_layers``; used by the loader before a ``Plan`` exists;
-* plan level, over resolved models: ``layers``, ``ready``, ``descendants``,
-  ``longest_path``, ``makespan``.
+* plan level, over resolved models: ``layers``, ``longest_path``, ``makespan``.
 
 Phases run one after another: a workstream of a phase starts only once every
 workstream of the earlier phases has finished, so dependencies on earlier
@@ -18,9 +20,10 @@ phase's own workstream ids; everything else in task ids (``PHASE::WS``).
 
 from __future__ import annotations
 
+import graphlib
 import heapq
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence
 
 from .model import Phase, Plan, Workstream
 
@@ -39,72 +42,70 @@ class CycleError(ValueError):
 # ---------------------------------------------------------------- graph level
 
 
-def find_cycles(graph: Graph) -> list[list[str]]:
-    """One cycle per strongly connected component that has one.
+def _sorter(graph: Graph) -> graphlib.TopologicalSorter[str]:
+    """A sorter of ``graph`` (dependencies outside it left out), not yet prepared."""
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for node, deps in graph.items():
+        sorter.add(node, *(d for d in deps if d in graph))
+    return sorter
 
-    Each cycle is ``[a, b, ..., a]`` where every arrow reads "depends on"; it
-    starts at the component's first node in the mapping's order and is the
-    shortest cycle through that node. Iterative Tarjan, so long chains do not
-    hit the recursion limit.
+
+def _blocked(graph: Graph) -> dict[str, list[str]]:
+    """The part of ``graph`` that cycles keep from being ordered (empty when acyclic).
+
+    After ``prepare()`` finds a cycle, the sorter still hands out every node no
+    cycle holds back: what it never hands out is on a cycle or waits for one.
     """
-    order = {node: i for i, node in enumerate(graph)}
-    known = {node: [d for d in deps if d in order] for node, deps in graph.items()}
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    components: list[list[str]] = []
-    counter = 0
-    for root in graph:
-        if root in index:
-            continue
-        work: list[tuple[str, int]] = [(root, 0)]
-        while work:
-            node, pos = work.pop()
-            if pos == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            deps = known[node]
-            recursed = False
-            while pos < len(deps):
-                dep = deps[pos]
-                pos += 1
-                if dep not in index:
-                    work.append((node, pos))
-                    work.append((dep, 0))
-                    recursed = True
-                    break
-                if dep in on_stack:
-                    low[node] = min(low[node], index[dep])
-            if recursed:
-                continue
-            if low[node] == index[node]:
-                component: list[str] = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                components.append(component)
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
+    sorter = _sorter(graph)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError:
+        pass
+    else:
+        return {}
+    ordered: set[str] = set()
+    while ready := sorter.get_ready():
+        sorter.done(*ready)
+        ordered.update(ready)
+    return {
+        node: [d for d in deps if d in graph and d not in ordered]
+        for node, deps in graph.items()
+        if node not in ordered
+    }
+
+
+def _reversed(graph: Graph) -> dict[str, list[str]]:
+    users: dict[str, list[str]] = {node: [] for node in graph}
+    for node, deps in graph.items():
+        for dep in deps:
+            users[dep].append(node)
+    return users
+
+
+def find_cycles(graph: Graph) -> list[list[str]]:
+    """Cycles that share no node, each ``[a, b, ..., a]``, in plan order.
+
+    Every arrow reads "depends on". Each cycle starts at its first node in the
+    mapping's order and is the shortest cycle through that node that avoids the
+    cycles before it; every cycle of the graph shares a node with one of them.
+    The search runs only over the nodes graphlib cannot order either way
+    round: those on a cycle, or between two.
+    """
+    waiting = _blocked(graph)
+    tangle = _blocked(_reversed(waiting))
     cycles: list[list[str]] = []
-    for component in components:
-        members = set(component)
-        start = min(component, key=order.__getitem__)
-        if len(component) == 1 and start not in graph[start]:
-            continue
-        cycles.append(_cycle_through(graph, start, members))
-    cycles.sort(key=lambda cycle: order[cycle[0]])
+    taken: set[str] = set()
+    for node in graph:
+        if node in tangle and node not in taken:
+            cycle = _cycle_through(waiting, node, lambda n: n in tangle and n not in taken)
+            if cycle is not None:
+                cycles.append(cycle)
+                taken.update(cycle)
     return cycles
 
 
-def _cycle_through(graph: Graph, start: str, members: set[str]) -> list[str]:
-    """The shortest path start -> ... -> start inside one component (BFS)."""
+def _cycle_through(graph: Graph, start: str, allowed: Callable[[str], bool]) -> list[str] | None:
+    """The shortest path start -> ... -> start over ``allowed`` nodes (BFS), if any."""
     parent: dict[str, str] = {}
     queue: deque[str] = deque([start])
     seen = {start}
@@ -116,11 +117,21 @@ def _cycle_through(graph: Graph, start: str, members: set[str]) -> list[str]:
                 while path[-1] != start:
                     path.append(parent[path[-1]])
                 return [*reversed(path), start]
-            if dep in members and dep not in seen:
+            if dep not in seen and allowed(dep):
                 seen.add(dep)
                 parent[dep] = node
                 queue.append(dep)
-    raise AssertionError("a strongly connected component always has a cycle")  # pragma: no cover
+    return None
+
+
+def _prepared(graph: Graph) -> graphlib.TopologicalSorter[str]:
+    """A prepared sorter of ``graph``; our ``CycleError``, told from plan order, on a cycle."""
+    sorter = _sorter(graph)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError:
+        raise CycleError(find_cycles(graph)[0]) from None
+    return sorter
 
 
 def topological_layers(graph: Graph) -> list[list[str]]:
@@ -130,26 +141,11 @@ def topological_layers(graph: Graph) -> list[list[str]]:
     earliest layer it can. Raises ``CycleError`` when there is a cycle.
     """
     order = {node: i for i, node in enumerate(graph)}
-    waiting = {node: len({d for d in deps if d in order}) for node, deps in graph.items()}
-    users: dict[str, list[str]] = {node: [] for node in graph}
-    for node, deps in graph.items():
-        for dep in {d for d in deps if d in order}:
-            users[dep].append(node)
-    current = [node for node in graph if waiting[node] == 0]
+    sorter = _prepared(graph)
     result: list[list[str]] = []
-    placed = 0
-    while current:
-        result.append(current)
-        placed += len(current)
-        following: list[str] = []
-        for node in current:
-            for user in users[node]:
-                waiting[user] -= 1
-                if waiting[user] == 0:
-                    following.append(user)
-        current = sorted(following, key=order.__getitem__)
-    if placed != len(order):
-        raise CycleError(find_cycles(graph)[0])
+    while ready := sorter.get_ready():
+        result.append(sorted(ready, key=order.__getitem__))
+        sorter.done(*ready)
     return result
 
 
@@ -168,51 +164,6 @@ def phase_graph(phase: Phase) -> dict[str, list[str]]:
 def layers(phase: Phase) -> list[list[str]]:
     """The phase's workstream ids in dependency layers (see ``topological_layers``)."""
     return topological_layers(phase_graph(phase))
-
-
-def ready(
-    scope: Plan | Phase,
-    finished: Set[str],
-    started: Set[str] = frozenset(),
-) -> list[str]:
-    """Task ids that may start now, in plan order.
-
-    ``finished``: task ids whose work dependents may build on (succeeded or
-    skipped); ``started``: task ids already started or done otherwise (running,
-    failed...), never returned. For a ``Plan`` only the first phase with an
-    unfinished workstream is looked at (phases run in order); for a ``Phase``
-    dependencies on earlier phases count as met. The parallel limit is the
-    caller's business.
-    """
-    if isinstance(scope, Plan):
-        for phase in scope.phases:
-            if any(ws.task_id not in finished for ws in phase.workstreams):
-                return ready(phase, finished, started)
-        return []
-    prefix = f"{scope.id}::"
-    return [
-        ws.task_id
-        for ws in scope.workstreams
-        if ws.task_id not in finished
-        and ws.task_id not in started
-        and all(d in finished for d in ws.depends_on if d.startswith(prefix))
-    ]
-
-
-def descendants(plan: Plan, task_id: str) -> list[str]:
-    """Every task id that depends on ``task_id``, directly or not, in plan order."""
-    users: dict[str, list[str]] = {}
-    for ws in plan.workstreams:
-        for dep in ws.depends_on:
-            users.setdefault(dep, []).append(ws.task_id)
-    found: set[str] = set()
-    queue: deque[str] = deque([task_id])
-    while queue:
-        for user in users.get(queue.popleft(), []):
-            if user not in found:
-                found.add(user)
-                queue.append(user)
-    return [ws.task_id for ws in plan.workstreams if ws.task_id in found]
 
 
 def worst_case_seconds(ws: Workstream) -> float:
@@ -267,39 +218,27 @@ def makespan(scope: Plan | Phase, weight: Weight = worst_case_seconds) -> float:
     Simulates the scheduler: workstreams start in plan order as soon as their
     dependencies are done and one of the phase's ``max_parallel_workstreams``
     slots is free. With the default weight it is the worst case, every attempt
-    running to its timeout.
+    running to its timeout. Raises ``CycleError`` when there is a cycle.
     """
     if isinstance(scope, Plan):
         return sum(makespan(phase, weight) for phase in scope.phases)
-    order = {ws.id: i for i, ws in enumerate(scope.workstreams)}
-    graph = phase_graph(scope)
-    waiting = {ws_id: len(set(deps)) for ws_id, deps in graph.items()}
-    users: dict[str, list[str]] = {ws_id: [] for ws_id in graph}
-    for ws_id, deps in graph.items():
-        for dep in set(deps):
-            users[dep].append(ws_id)
-    queue = [order[ws_id] for ws_id, count in waiting.items() if count == 0]
+    workstreams = scope.workstreams
+    order = {ws.id: i for i, ws in enumerate(workstreams)}
+    sorter = _prepared(phase_graph(scope))
+    queue = [order[ws_id] for ws_id in sorter.get_ready()]
     heapq.heapify(queue)
     running: list[tuple[float, int]] = []
     now = 0.0
-    done = 0
     slots = scope.max_parallel_workstreams
     while queue or running:
         while queue and len(running) < slots:
             i = heapq.heappop(queue)
-            heapq.heappush(running, (now + weight(scope.workstreams[i]), i))
-        if not running:
-            break  # a cycle: what is left never becomes ready
+            heapq.heappush(running, (now + weight(workstreams[i]), i))
         now, i = heapq.heappop(running)
         finished = [i]
         while running and running[0][0] == now:
             finished.append(heapq.heappop(running)[1])
-        for j in finished:
-            done += 1
-            for user in users[scope.workstreams[j].id]:
-                waiting[user] -= 1
-                if waiting[user] == 0:
-                    heapq.heappush(queue, order[user])
-    if done != len(order):
-        raise CycleError(find_cycles(graph)[0])
+        sorter.done(*(workstreams[j].id for j in finished))
+        for ws_id in sorter.get_ready():
+            heapq.heappush(queue, order[ws_id])
     return now

@@ -36,6 +36,8 @@ _FORBIDDEN_CHARS = {
     "|": "'|' (Windows rejects it)",
 }
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_PLAIN = re.compile(r"[A-Za-z0-9._-]+")
+"""Ids most plans use: no character in them needs a look of its own."""
 
 
 def id_problem(value: str) -> str | None:
@@ -44,7 +46,7 @@ def id_problem(value: str) -> str | None:
         return "is empty"
     if len(value) > MAX_ID_LENGTH:
         return f"is longer than {MAX_ID_LENGTH} characters"
-    for char in value:
+    for char in value if _PLAIN.fullmatch(value) is None else "":
         if ord(char) < 0x20 or ord(char) == 0x7F:
             return "contains a control character"
         reason = _FORBIDDEN_CHARS.get(char)

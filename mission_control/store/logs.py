@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Final
 
 from ..errors import MissionControlError
-from .private import make_private_dir, open_private
 
 GROUP: Final = 64
 """Lines per index mark."""
@@ -83,13 +82,6 @@ def file_size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def ensure_log_file(path: Path) -> Path:
-    """Create the log file (0600, in 0700 folders) if missing, so it can be watched at once."""
-    make_private_dir(path.parent)
-    os.close(open_private(path, os.O_WRONLY | os.O_APPEND))
-    return path
 
 
 if hasattr(os, "pread"):
@@ -209,13 +201,6 @@ class LogTail:
 
     # -- reading
 
-    def get_line(self, index: int) -> str:
-        with self._lock:
-            if not 0 <= index < self.line_count:
-                raise IndexError(f"line {index} of {self.line_count}")
-            begin, end, idx = self._locate(index)
-            return self._group(begin, end, idx).lines[idx]
-
     def get_lines(self, start: int, count: int) -> list[str]:
         """Up to ``count`` lines from ``start`` (fewer at the end of the index)."""
         with self._lock:
@@ -304,13 +289,6 @@ class LogTail:
             added = count if first == 0 else count - extra
             self.prepended += added
             return added
-
-    def index_all(self) -> int:
-        """Extend the index to the start of the file; returns the lines prepended."""
-        total = 0
-        while not self.complete and self.exists:
-            total += self.extend_backwards(max(self._tail_bytes, 16 << 20))
-        return total
 
     # -- search
 

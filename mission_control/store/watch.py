@@ -149,10 +149,6 @@ class LogWatcher:
         self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
         self._thread.start()
 
-    @property
-    def uses_inotify(self) -> bool:
-        return self._inotify is not None
-
     # -- public
 
     def watch(self, path: Path | str, callback: Callable[[Path], None]) -> Callable[[], None]:

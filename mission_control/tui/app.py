@@ -4,67 +4,58 @@ Shape: the engine runs as a worker on the app's loop; the bridge turns its
 events into messages; the app folds each into its own snapshot (the same
 ``apply_event`` the engine uses) and pushes attributes down to the widgets,
 coalescing bursts into one refresh. Anything blocking (log probes, diffs, the
-shell) runs in threads. ``build_app`` is the one way to make the app, for the
-CLI and the tests alike.
+shell) runs in threads. What the keys do lives in ``actions.py``, the app's base
+class. ``build_app`` is the one way to make the app, for the CLI and the tests
+alike.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.driver import Driver
 from textual.events import Event, Key, Resize
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
 from textual.worker import Worker, get_current_worker
 
 from ..engine import events as ev
-from ..engine.snapshot import RunSnapshot, WorkstreamView, apply_event
+from ..engine.snapshot import RunSnapshot, apply_event
 from ..engine.states import ACTIVE, FAILED_STATES, WsState
 from ..errors import MissionControlError
 from ..plan.model import Plan
 from . import themes
+from .actions import MAX_PANES, AppResult, WorkstreamActions
 from .bridge import EngineBridge, TuiEngine
 from .format import duration
 from .messages import EngineEventPosted, EngineStopped, LogProbe, LogsProbed
-from .screens.confirm_screen import ConfirmScreen
-from .screens.diff_screen import DiffScreen
-from .screens.quit_screen import QuitChoice, QuitScreen
 from .widgets.dag_view import DagView
 from .widgets.log_pane import LogPane
 from .widgets.log_view import POLL_SECONDS, LogView
 from .widgets.run_header import RunHeader, RunSummary
-from .widgets.workstream_table import StatusFilter, WorkstreamTable
+from .widgets.workstream_table import WorkstreamTable
 
-AppResult = Literal["finished", "detach", "stopped"]
-
-MAX_PANES = 4
 FOLLOW_DELAY = 0.12
 """Seconds the cursor rests on a row before the following panes switch to it."""
 LAG_TICK = 0.1
 KEY_HOLD = 0.5
 """Seconds after a key during which other panes hold their new lines."""
 MAX_PACE = 2.0
-PROBE_SECONDS = 1.0
 _PROBE_BYTES = 4096
-_STATUS_CYCLE = list(StatusFilter)
 
 
-class MissionControlApp(App[AppResult]):
+class MissionControlApp(WorkstreamActions):
     CSS_PATH = "app.tcss"
     TITLE = "mission-control"
 
@@ -155,47 +146,12 @@ class MissionControlApp(App[AppResult]):
                 else ("textual-dark")
             )
         self.theme = name
-        self._explicit_theme = wanted is not None
 
     def watch_theme(self, theme: str) -> None:
         if self._views_ready:
             # after the stylesheet has the new theme's variables
             self.call_after_refresh(self.table.restyle)
             self.run_worker(partial(themes.remember_theme, theme), thread=True, group="config")
-
-    # ------------------------------------------------------------ accessors
-
-    @property
-    def header(self) -> RunHeader:
-        return self.query_one(RunHeader)
-
-    @property
-    def dag(self) -> DagView:
-        return self.query_one(DagView)
-
-    @property
-    def table(self) -> WorkstreamTable:
-        return self.query_one(WorkstreamTable)
-
-    @property
-    def panes(self) -> list[LogPane]:
-        return list(self.query(LogPane))
-
-    @property
-    def active_pane(self) -> LogPane | None:
-        panes = self.panes
-        if self._active_pane in panes:
-            return self._active_pane
-        return panes[0] if panes else None
-
-    @property
-    def selected_task(self) -> str | None:
-        """The workstream actions apply to: the table's cursor row.
-
-        Read from the table itself, not from its last ``Selected`` message, so a key
-        typed right after a cursor move acts on the row the user sees.
-        """
-        return self.table.selected_task or self._selected
 
     # ------------------------------------------------------------ compose
 
@@ -505,11 +461,6 @@ class MissionControlApp(App[AppResult]):
                 self._set_active_pane(node)
                 break
 
-    def _set_active_pane(self, pane: LogPane) -> None:
-        self._active_pane = pane
-        for other in self.panes:
-            other.set_class(other is pane, "-active")
-
     # ------------------------------------------------------------ layout
 
     async def on_event(self, event: Event) -> None:
@@ -524,248 +475,6 @@ class MissionControlApp(App[AppResult]):
 
     def on_resize(self, event: Resize) -> None:
         self._arrange(event.size.width)
-
-    def _arrange(self, width: int | None = None) -> None:
-        width = width if width is not None else self.size.width
-        count = max(1, len(self.panes))
-        self.screen.set_class(width < 110, "-narrow")
-        self.query_one("#logs").set_class(width // count < 45, "-stacked")
-
-    # ------------------------------------------------------------ actions
-
-    def _view_or_warn(self) -> WorkstreamView | None:
-        task_id = self.selected_task
-        view = self.run_snapshot.workstreams.get(task_id) if task_id else None
-        if view is None:
-            self.notify("select a workstream first", severity="warning")
-        return view
-
-    def _command(self, label: str, call: Callable[[], object]) -> None:
-        async def run() -> None:
-            try:
-                result = call()
-                if asyncio.iscoroutine(result):
-                    await result
-            except MissionControlError as exc:
-                self.notify(str(exc), title=f"{label} failed", severity="error")
-            except KeyError as exc:
-                self.notify(f"unknown workstream {exc}", title=f"{label} failed", severity="error")
-
-        self.run_worker(run(), group="command", exit_on_error=False)
-
-    def action_pause_resume(self) -> None:
-        view = self._view_or_warn()
-        if view is None:
-            return
-        if view.state is WsState.PAUSED:
-            self._command("Resume", partial(self.engine.resume, view.task_id))
-        elif view.state is WsState.RUNNING:
-            self._command("Pause", partial(self.engine.pause, view.task_id))
-        else:
-            self.notify(f"{view.task_id} is {view.state.value}: only a running workstream pauses")
-
-    def action_kill(self) -> None:
-        view = self._view_or_warn()
-        if view is None:
-            return
-        if view.state not in ACTIVE:
-            self.notify(f"{view.task_id} is {view.state.value}: nothing to kill")
-            return
-        task_id = view.task_id
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._command("Kill", partial(self.engine.kill, task_id))
-
-        self.push_screen(
-            ConfirmScreen(f"Kill [b]{task_id}[/b]? Its attempt stops now.", "Kill"), answered
-        )
-
-    def action_retry(self) -> None:
-        view = self._view_or_warn()
-        if view is not None:
-            self._command("Retry", partial(self.engine.retry, view.task_id, fresh=False))
-
-    def action_retry_fresh(self) -> None:
-        view = self._view_or_warn()
-        if view is None:
-            return
-        task_id = view.task_id
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._command("Retry fresh", partial(self.engine.retry, task_id, fresh=True))
-
-        self.push_screen(
-            ConfirmScreen(
-                f"Retry [b]{task_id}[/b] from a fresh worktree? Its uncommitted changes are lost.",
-                "Retry fresh",
-            ),
-            answered,
-        )
-
-    def action_skip(self) -> None:
-        view = self._view_or_warn()
-        if view is not None:
-            self._command("Skip", partial(self.engine.skip, view.task_id))
-
-    def action_diff(self) -> None:
-        view = self._view_or_warn()
-        if view is not None:
-            self.push_screen(DiffScreen(view.task_id, partial(self.engine.diff, view.task_id)))
-
-    def action_shell(self) -> None:
-        view = self._view_or_warn()
-        if view is not None:
-            self._open_shell(view.task_id, view.worktree)
-
-    @work(group="shell", exclusive=True, exit_on_error=False)
-    async def _open_shell(self, task_id: str, worktree: str) -> None:
-        backend = self.run_snapshot.backend
-        if backend != "local":
-            self.notify(
-                f"{task_id} runs on a {backend} cluster node, so its worktree is not on this"
-                " machine; `d` shows its diff once its work is back",
-                severity="warning",
-            )
-            return
-        if not await asyncio.to_thread(os.path.isdir, worktree):
-            self.notify(f"{task_id} has no worktree yet ({worktree})", severity="warning")
-            return
-        shell = os.environ.get("SHELL") or "/bin/sh"
-        try:
-            with self.suspend():
-                self._suspended = True
-                try:
-                    print(f"mission-control: shell in {worktree} — exit to return")
-                    await asyncio.to_thread(subprocess.run, [shell], cwd=worktree, check=False)
-                finally:
-                    self._suspended = False
-        except Exception as exc:  # SuspendNotSupported in a headless or web driver
-            self.notify(f"cannot open a shell here: {exc}", severity="error")
-        self._schedule_refresh()
-
-    def action_add_pane(self) -> None:
-        if len(self.panes) >= MAX_PANES:
-            self.notify(f"at most {MAX_PANES} log panes", severity="warning")
-            return
-        task_id = self.selected_task
-        self._pane_serial += 1
-        pane = LogPane(task_id, id=f"pane-{self._pane_serial}", pace=self._pace)
-        self._pinned.add(pane.id or "")
-        self.query_one("#logs").mount(pane)
-        if task_id is not None:
-            pane.show_workstream(task_id, self.run_snapshot.workstreams.get(task_id))
-        self._set_active_pane(pane)
-        self._arrange()
-
-    def action_close_pane(self) -> None:
-        pane = self.active_pane
-        panes = self.panes
-        if pane is None or len(panes) <= 1:
-            self.notify("the last pane stays open", severity="warning")
-            return
-        self._pinned.discard(pane.id or "")
-        index = panes.index(pane)
-        pane.remove()
-        rest = [p for p in panes if p is not pane]
-        self._set_active_pane(rest[min(index, len(rest) - 1)])
-        self.call_after_refresh(self._arrange)
-
-    def action_cycle_focus(self) -> None:
-        order: list[object] = [self.table, self.dag, *(p.log_view for p in self.panes)]
-        focused = self.focused
-        current = -1
-        for i, widget in enumerate(order):
-            if focused is widget:
-                current = i
-        target = order[(current + 1) % len(order)]
-        target.focus()  # type: ignore[attr-defined]
-
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.add_class("-shown")
-        box.focus()
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.set_filter(text=event.value)
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        if not event.value:
-            event.input.remove_class("-shown")
-        self.table.focus()
-
-    def on_key(self, event: object) -> None:
-        if getattr(event, "key", None) == "escape":
-            box = self.query_one("#filter", Input)
-            if box.has_focus:
-                box.value = ""
-                box.remove_class("-shown")
-                self.table.focus()
-
-    def action_sort(self) -> None:
-        self.table.action_cycle_sort()
-
-    def action_status_filter(self) -> None:
-        current = self.table.status_filter
-        status = _STATUS_CYCLE[(_STATUS_CYCLE.index(current) + 1) % len(_STATUS_CYCLE)]
-        self.table.set_filter(status=status)
-        self.table.border_subtitle = "" if status is StatusFilter.ALL else f"status: {status.value}"
-        self.notify(f"showing {status.value} workstreams", timeout=2)
-
-    async def action_quit(self) -> None:
-        active = [v for v in self.run_snapshot.workstreams.values() if v.state in ACTIVE]
-        if active and not self._engine_done:
-            self.push_screen(QuitScreen(len(active)), self._quit_answered)
-            return
-        await self._finish("finished")
-
-    def _quit_answered(self, choice: QuitChoice | None) -> None:
-        if choice == "detach":
-            self.run_worker(self._finish("detach"), group="quit", exclusive=True)
-        elif choice == "stop":
-            self.run_worker(self._finish("stopped"), group="quit", exclusive=True)
-
-    async def _finish(self, result: AppResult) -> None:
-        if not self._engine_done and self._run_engine:
-            if result == "detach":
-                self.notify("leaving the agents running…", timeout=3)
-            elif result == "stopped":
-                self.notify("stopping every workstream…", timeout=5)
-            await self._end_engine(detach=result == "detach")
-        self.exit(result)
-
-    async def _end_engine(self, *, detach: bool) -> None:
-        """Ask the engine to end its run and wait for ``run()`` to return.
-
-        The request is repeated while the run goes on: both commands are idempotent,
-        and a repeat wakes a main loop that went back to sleep just before the last
-        workstream's task finished.
-        """
-        for _ in range(3):
-            if self._engine_worker is None or self._engine_ended.is_set():
-                return
-            if detach:
-                await self.engine.detach()
-            else:
-                await self.engine.cancel(kill=False)  # returns once the attempts have ended
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._engine_ended.wait(), 1.0)
-        # Still running after its work was stopped: exiting cancels the worker, and the
-        # engine's own clean-up runs from there.
-
-    # ------------------------------------------------------------ palette
-
-    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        for binding in self.BINDINGS:
-            if not isinstance(binding, Binding) or binding.action in ("quit", "change_theme"):
-                continue
-            action = getattr(self, f"action_{binding.action}", None)
-            if action is not None:
-                yield SystemCommand(binding.tooltip, f"key: {binding.key}", action)
 
 
 def _last_line(path: str, size: int) -> str:
@@ -802,4 +511,4 @@ def build_app(
     )
 
 
-__all__ = ["AppResult", "MissionControlApp", "build_app"]
+__all__ = ["MAX_PANES", "AppResult", "MissionControlApp", "build_app"]

@@ -68,9 +68,6 @@ class DagLayout:
                 return node.node_id
         return None
 
-    def row_connectors(self, y: int) -> list[tuple[int, str]]:
-        return sorted((x, ch) for (x, row), ch in self.connectors.items() if row == y)
-
 
 def _layers(ids: Sequence[str], parents: Mapping[str, Sequence[str]]) -> dict[str, int]:
     layer: dict[str, int] = {}

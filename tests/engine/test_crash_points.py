@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mission_control.engine.projection import snapshot_from_ledger, snapshot_json
 from mission_control.store.runs import RunStore
 from tests.helpers import agent_argv, mc_argv, run_leftovers
 
@@ -108,7 +109,7 @@ def test_killed_at_a_step_then_resumed_loses_and_repeats_nothing(
     with RunStore(state) as store:
         run = store.latest_run()
         assert run is not None
-        status = store.to_ledger_json(run.run_id)
+        status = snapshot_json(snapshot_from_ledger(store, run.run_id))
     run_id = status["run_id"]
     assert status["status"] == "succeeded", status
     by_id = {w["ws_id"]: w for w in status["workstreams"]}
@@ -129,7 +130,7 @@ def test_killed_at_a_step_then_resumed_loses_and_repeats_nothing(
         assert len(commits) == 1, (ws_id, commits)
         assert git(sb.origin, "rev-parse", branch) == git(sb.repo, "rev-parse", branch)
     with RunStore(state) as store:
-        open_rows = [(a.task_id, a.attempt) for a in store.open_attempts(run_id)]
+        open_rows = [(a.task_id, a.attempt) for a in store.attempts(run_id) if a.ended_at is None]
     assert open_rows == []
     assert run_leftovers(run_id) == []
     # the user's checkout is as it was: still on main, nothing added

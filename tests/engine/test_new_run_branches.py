@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mission_control.cli import main
-from mission_control.commands import _stored_options
+from mission_control.commands.resume import stored_options
 from mission_control.engine import events as ev
 from mission_control.engine.states import WsState
 from mission_control.errors import SetupError
@@ -117,7 +117,7 @@ async def test_fresh_starts_from_the_base_and_keeps_the_old_tip_and_uncommitted_
     assert rec.states["P1::A"] is WsState.SUCCEEDED
     # Kept with the run: a resume or a background driver goes on the same way.
     record = RunStore(state).get_run(engine.run_id)
-    assert record is not None and _stored_options(record).existing_branches == "fresh"
+    assert record is not None and stored_options(record).existing_branches == "fresh"
 
 
 async def test_resuming_a_run_is_not_a_new_run(git_repo: GitRepo, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mission_control.engine.projection import snapshot_from_ledger, snapshot_json
 from mission_control.store.runs import RunStore
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import write_plan
@@ -80,7 +81,7 @@ def test_driver_killed_at_a_step_then_resumed_on_the_cluster(
     with RunStore(state) as store:
         run = store.latest_run()
         assert run is not None
-        status = store.to_ledger_json(run.run_id)
+        status = snapshot_json(snapshot_from_ledger(store, run.run_id))
     run_id = status["run_id"]
     assert status["status"] == "succeeded", status
     base_files = set(git_repo.git("ls-tree", "-r", "--name-only", "main").split())
@@ -98,7 +99,7 @@ def test_driver_killed_at_a_step_then_resumed_on_the_cluster(
         ).split()
         assert len(commits) == 1, (ws_id, commits)
     with RunStore(state) as store:
-        assert [(a.task_id, a.attempt) for a in store.open_attempts(run_id)] == []
+        assert [a for a in store.attempts(run_id) if a.ended_at is None] == []
     deadline = time.monotonic() + 60
     while _live_actors(run_id) and time.monotonic() < deadline:
         time.sleep(0.5)

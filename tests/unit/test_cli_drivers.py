@@ -82,7 +82,7 @@ def _finished(state: Path, run_id: str) -> RunRecord:
         record = RunStore(state).get_run(run_id)
         return record is not None and record.finished
 
-    assert wait_for(done, timeout=DEADLINE, step=0.2), RunStore(state).to_ledger_json(run_id)
+    assert wait_for(done, timeout=DEADLINE, step=0.2), RunStore(state).workstreams(run_id)
     record = RunStore(state).get_run(run_id)
     assert record is not None
     return record
@@ -273,7 +273,7 @@ def test_attach_force_takes_a_foreground_run_which_says_so_and_exits_3(
             term.close()  # leave the app: the run goes on in the background
             term.proc.wait(45)
     record = _finished(state, run_id)
-    assert record.status == "succeeded", RunStore(state).to_ledger_json(run_id)
+    assert record.status == "succeeded", RunStore(state).workstreams(run_id)
     [attempt] = RunStore(state).attempts(run_id)
     assert attempt.pid == agent  # adopted, not started again
     assert git_repo.git("show", "ws/P1/A:a.txt") == "a"
@@ -304,7 +304,7 @@ def test_attach_takes_a_background_run_over_without_force(
         term.close()
         term.proc.wait(45)
     record = _finished(state, run_id)
-    assert record.status == "succeeded", RunStore(state).to_ledger_json(run_id)
+    assert record.status == "succeeded", RunStore(state).workstreams(run_id)
     assert len(RunStore(state).attempts(run_id)) == 1
 
 
@@ -359,7 +359,7 @@ def test_a_closed_terminal_hands_the_run_to_a_background_driver(
         # The app exits by itself, well before a successor would end it as hung.
         term.proc.wait(45)
     record = _finished(state, run_id)
-    assert record.status == "succeeded", RunStore(state).to_ledger_json(run_id)
+    assert record.status == "succeeded", RunStore(state).workstreams(run_id)
     log = (state / "runs" / run_id / "driver.log").read_text()
     assert "2 succeeded" in log, log
     assert "hangs: ending it" not in log
@@ -383,7 +383,7 @@ def test_a_headless_run_whose_terminal_closes_goes_on_in_the_background(
     assert wait_for(lambda: _owner(state, run_id) not in (None, term.proc.pid), timeout=DEADLINE)
     release.touch()
     record = _finished(state, run_id)
-    assert record.status == "succeeded", RunStore(state).to_ledger_json(run_id)
+    assert record.status == "succeeded", RunStore(state).workstreams(run_id)
     assert len(RunStore(state).attempts(run_id)) == 1  # the agent was adopted
 
 

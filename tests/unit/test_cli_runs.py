@@ -29,10 +29,14 @@ NO_PR = {"enabled": False}
 LINES = "".join(f"line {i}\n" for i in range(1, 11))
 
 
-def _mc(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``python -m mission_control ARGS`` as a user would run it (no terminal)."""
+def _mc(
+    *args: str, timeout: float = 60, python_flags: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``python -m mission_control ARGS`` as a user would run it (no terminal);
+    ``python_flags``: the first two ARGS go to the interpreter (``-X importtime``)."""
+    flags, rest = (list(args[:2]), args[2:]) if python_flags else ([], args)
     return subprocess.run(
-        [sys.executable, "-m", "mission_control", *args],
+        [sys.executable, *flags, "-m", "mission_control", *rest],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -401,3 +405,23 @@ def test_plans_sharing_a_folder_keep_their_runs_apart(
         assert store.get_run("run-b").status == "running"  # type: ignore[union-attr]
         assert [w.state.value for w in store.workstreams("run-b")] == ["pending"]
     assert git_repo.git("ls-remote", "--heads", "origin").count("ws/P1/") == 1
+
+
+def test_headless_run_and_the_reading_commands_never_import_textual(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    plan = write_plan(tmp_path, git_repo.path, [("P1", 1, [ws("A", "--lines", "2")])], pr=NO_PR)
+    state = str(tmp_path / "state")
+    commands = [
+        ["run", str(plan.path), "--headless"],
+        ["status"],
+        ["status", "--json"],
+        ["logs", "P1::A"],
+        ["conflicts"],
+    ]
+    for command in commands:
+        done = _mc("-X", "importtime", *command, "--state-dir", state, python_flags=True)
+        assert done.returncode == 0, done.stderr
+        imported = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+        assert imported, done.stderr  # -X importtime did list the imports
+        assert not [line for line in imported if "textual" in line or ".tui" in line], command

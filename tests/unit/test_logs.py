@@ -20,7 +20,6 @@ from mission_control.store.logs import (
     LogTail,
     SearchPatternError,
     attempt_log_path,
-    ensure_log_file,
 )
 from mission_control.store.watch import LogWatcher
 
@@ -54,15 +53,6 @@ def test_attempt_numbers_start_at_one(tmp_path: Path) -> None:
         attempt_log_path(tmp_path, "r", "P", "W", 0)
 
 
-def test_ensure_log_file_creates_folders_and_keeps_content(tmp_path: Path) -> None:
-    path = attempt_log_path(tmp_path, "r", "P", "W", 1)
-    ensure_log_file(path)
-    assert path.exists() and path.read_bytes() == b""
-    path.write_bytes(b"kept\n")
-    ensure_log_file(path)
-    assert path.read_bytes() == b"kept\n"
-
-
 # --------------------------------------------------------------------------- LogTail
 
 
@@ -72,10 +62,9 @@ def test_small_file_lines_and_partial_line(tmp_path: Path) -> None:
     with LogTail(path) as tail:
         assert tail.complete and tail.line_count == 3
         assert tail.get_lines(0, 10) == ["one", "two", "three"]
-        assert tail.get_line(2) == "three"
+        assert tail.get_lines(2, 1) == ["three"]
         assert tail.partial_line() == "Continue? [y/n] "
-        with pytest.raises(IndexError):
-            tail.get_line(3)
+        assert tail.get_lines(3, 1) == []
         assert tail.refresh() == 0
         _append(path, "y\nfour\nfi")
         assert tail.refresh() == 2
@@ -83,7 +72,7 @@ def test_small_file_lines_and_partial_line(tmp_path: Path) -> None:
         assert tail.partial_line() == "fi"
         _append(path, "ve\n")
         assert tail.refresh() == 1
-        assert tail.get_line(5) == "five" and tail.partial_line() == ""
+        assert tail.get_lines(5, 1) == ["five"] and tail.partial_line() == ""
 
 
 def test_lines_keep_ansi_and_survive_bad_bytes(tmp_path: Path) -> None:
@@ -133,7 +122,7 @@ def test_truncation_and_replacement_restart_the_index(tmp_path: Path) -> None:
         _write(other, ["rotated"])
         os.replace(other, path)
         assert tail.refresh() == 1
-        assert tail.generation == gen + 3 and tail.get_line(0) == "rotated"
+        assert tail.generation == gen + 3 and tail.get_lines(0, 1) == ["rotated"]
 
 
 def test_extend_backwards_keeps_a_stable_numbering(tmp_path: Path) -> None:
@@ -148,12 +137,12 @@ def test_extend_backwards_keeps_a_stable_numbering(tmp_path: Path) -> None:
         stable = 0 - tail.prepended  # the first line we saw, in never-shifting numbers
         added = tail.extend_backwards(8_000)
         assert added > 0 and added % 64 == 0  # whole index groups until the start
-        assert tail.get_line(stable + tail.prepended) == expected[-shown]
+        assert tail.get_lines(stable + tail.prepended, 1) == [expected[-shown]]
         while not tail.complete:
             tail.extend_backwards(8_000)
         assert tail.line_count == 5000 and tail.prepended == 5000 - shown
         assert tail.get_lines(0, 5000) == expected
-        assert tail.get_line(stable + tail.prepended) == expected[-shown]
+        assert tail.get_lines(stable + tail.prepended, 1) == [expected[-shown]]
 
 
 def test_search_next_previous_regex_and_case(tmp_path: Path) -> None:
@@ -217,10 +206,11 @@ def test_big_log_opens_fast_with_bounded_memory(big_log: Path) -> None:
 
         # previous match far above the indexed window is not in the window yet
         assert tail.find("00001234 ", tail.line_count - 1, backwards=True) is None
-        tail.index_all()
+        while not tail.complete:
+            tail.extend_backwards(16 << 20)
         assert tail.complete and tail.line_count == _BIG_LINES
         assert tail.get_lines(0, 3) == [_big_line(i) for i in range(3)]
-        assert tail.get_line(1_234_567) == _big_line(1_234_567)
+        assert tail.get_lines(1_234_567, 1) == [_big_line(1_234_567)]
         assert tail.find("00001234 ", _BIG_LINES - 1, backwards=True) == 1234
         assert tail.find("02000000 ", 0) == 2_000_000
         assert tail.find("warn", 1001) == 2000
@@ -265,17 +255,20 @@ def watcher(request: pytest.FixtureRequest) -> Iterator[LogWatcher]:
     if request.param == "inotify":
         if not sys.platform.startswith("linux"):
             pytest.skip("inotify is Linux only")
-        w = LogWatcher(use_inotify=True)
-        assert w.uses_inotify
+        w = LogWatcher(use_inotify=True)  # refuses to start without inotify
     else:
         w = LogWatcher(use_inotify=False)
-        assert not w.uses_inotify
     yield w
     w.close()
 
 
+def _empty(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
 def test_watcher_fires_for_a_subprocess_appending(tmp_path: Path, watcher: LogWatcher) -> None:
-    path = ensure_log_file(tmp_path / "w.log")
+    path = _empty(tmp_path / "w.log")
     tail = LogTail(path)
     seen: list[int] = []
     lock = threading.Lock()
@@ -295,7 +288,7 @@ def test_watcher_fires_for_a_subprocess_appending(tmp_path: Path, watcher: LogWa
 
 
 def test_watcher_coalesces_a_flood(tmp_path: Path) -> None:
-    path = ensure_log_file(tmp_path / "flood.log")
+    path = _empty(tmp_path / "flood.log")
     calls: list[float] = []
     with LogWatcher() as watcher:
         watcher.watch(path, lambda _p: calls.append(time.monotonic()))
@@ -322,8 +315,8 @@ def test_watcher_waits_for_a_missing_file(tmp_path: Path, watcher: LogWatcher) -
 
 
 def test_unwatch_stops_callbacks(tmp_path: Path, watcher: LogWatcher) -> None:
-    kept_path = ensure_log_file(tmp_path / "kept.log")
-    dropped_path = ensure_log_file(tmp_path / "dropped.log")
+    kept_path = _empty(tmp_path / "kept.log")
+    dropped_path = _empty(tmp_path / "dropped.log")
     kept: list[Path] = []
     dropped: list[Path] = []
     watcher.watch(kept_path, kept.append)

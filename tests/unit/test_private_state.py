@@ -15,10 +15,17 @@ from pathlib import Path
 import pytest
 
 from mission_control.cli import main
-from mission_control.store.logs import ensure_log_file
+from mission_control.store.private import make_private_dir, open_private
 from mission_control.store.runs import RunStore, WorkstreamRow
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import write_plan, ws
+
+
+def _open_log(path: Path) -> Path:
+    """Create an attempt's log the way the supervisor does (0600, in 0700 folders)."""
+    make_private_dir(path.parent)
+    os.close(open_private(path, os.O_WRONLY | os.O_APPEND))
+    return path
 
 
 @pytest.fixture
@@ -113,7 +120,7 @@ def test_a_state_folder_from_before_is_made_private_when_opened(tmp_path: Path) 
             {},
             [WorkstreamRow("P1::A", "P1", "A", "a", "shell", "ws/P1/A", str(tmp_path / "wt"))],
         )
-    log = ensure_log_file(state / "runs" / "20260101-000000-abcd" / "P1" / "A" / "attempt-1.log")
+    log = _open_log(state / "runs" / "20260101-000000-abcd" / "P1" / "A" / "attempt-1.log")
     # What an older mission-control left: everything readable by everyone.
     for path in [state, *state.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
@@ -129,7 +136,7 @@ def test_a_state_folder_from_before_is_made_private_when_opened(tmp_path: Path) 
 def test_log_files_are_private_even_with_an_open_umask(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
-        log = ensure_log_file(tmp_path / "state" / "runs" / "r" / "P" / "W" / "attempt-1.log")
+        log = _open_log(tmp_path / "state" / "runs" / "r" / "P" / "W" / "attempt-1.log")
     finally:
         os.umask(old)
     assert stat.S_IMODE(log.stat().st_mode) == 0o600

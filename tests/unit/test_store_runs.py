@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mission_control.engine.projection import snapshot_from_ledger, snapshot_json
 from mission_control.engine.states import WsState
 from mission_control.errors import SetupError
 from mission_control.plan.model import Workstream
@@ -67,8 +68,7 @@ def _make_run(store: RunStore, plan: Path, run_id: str | None = None, at: float 
 
 def test_new_store_is_wal_and_versioned(tmp_path: Path) -> None:
     state = tmp_path / "deep" / "state"
-    with RunStore(state) as s:
-        assert s.schema_version() == SCHEMA_VERSION
+    RunStore(state).close()
     conn = sqlite3.connect(state / DB_NAME)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -136,7 +136,7 @@ def test_latest_and_list_runs(store: RunStore, tmp_path: Path) -> None:
     assert [r.run_id for r in store.list_runs(limit=2)] == [r3, r2]
     latest = store.latest_run()
     assert latest is not None and latest.run_id == r3
-    by_plan = store.latest_run(plan_path=p1, unfinished_only=True)
+    by_plan = store.resumable_run(plan_path=p1)
     assert by_plan is not None and by_plan.run_id == r1
     # a relative spelling of the same plan finds it too
     rel = os.path.relpath(p2)
@@ -144,7 +144,7 @@ def test_latest_and_list_runs(store: RunStore, tmp_path: Path) -> None:
     finished = store.get_run(r3)
     assert finished is not None and finished.finished and finished.status == "succeeded"
     store.reopen_run(r3, 400.0)
-    again = store.latest_run(unfinished_only=True)
+    again = store.resumable_run()
     assert again is not None and again.run_id == r3
     with pytest.raises(KeyError):
         store.finish_run("missing", "failed", 1.0)
@@ -261,7 +261,7 @@ def test_attempts_results_and_ledger(store: RunStore, tmp_path: Path) -> None:
     assert first.head_commit is None and first.base_commit == "aaa111"
     assert second.head_commit == "bbb222" and second.exit_code == 0
     assert store.attempts(rid) == atts  # the only attempts of the run
-    assert store.open_attempts(rid) == []
+    assert all(a.ended_at is not None for a in atts)
 
     ws = store.workstream(rid, task)
     assert ws is not None
@@ -274,7 +274,7 @@ def test_attempts_results_and_ledger(store: RunStore, tmp_path: Path) -> None:
     ws = store.workstream(rid, task)
     assert ws is not None and ws.pr_url is None and ws.head_commit == "bbb222"
 
-    ledger = store.to_ledger_json(rid)
+    ledger = snapshot_json(snapshot_from_ledger(store, rid))
     json.dumps(ledger)  # plain data only
     assert ledger["run_id"] == rid and ledger["status"] == "running"
     entry = {w["task_id"]: w for w in ledger["workstreams"]}[task]
@@ -336,7 +336,7 @@ def test_env_values_never_reach_the_database(tmp_path: Path) -> None:
             env_names=["OPENAI_API_KEY"],
             started_at=2.0,
         )
-        ledger = json.dumps(s.to_ledger_json("r1"))
+        ledger = json.dumps(snapshot_json(snapshot_from_ledger(s, "r1")))
         assert "OPENAI_API_KEY" in ledger and secret not in ledger
         files = list(state.iterdir())
         assert any(f.name.endswith("-wal") for f in files)
@@ -368,19 +368,22 @@ def test_workstream_row_from_plan_model(tmp_path: Path) -> None:
 def test_threads_share_one_store(store: RunStore, tmp_path: Path) -> None:
     rid = _make_run(store, tmp_path / "p.yaml")
 
-    def writer(n: int) -> None:
-        for i in range(50):
-            store.record_event(rid, "tick", None, {"thread": n, "i": i}, float(i))
+    tasks = [row.task_id for row in _rows()]
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    def writer(task_id: str) -> None:
+        for i in range(50):
+            store.update_result(rid, task_id, files_changed=i, at=float(i))
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in tasks]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    ticks = [e for e in store.events(rid) if e.kind == "tick"]
-    assert len(ticks) == 200
-    for n in range(4):
-        assert [e.payload["i"] for e in ticks if e.payload["thread"] == n] == list(range(50))
+    results = [e for e in store.events(rid) if e.kind == "result"]
+    assert len(results) == 50 * len(tasks)
+    for task_id in tasks:
+        mine = [e.payload["files_changed"] for e in results if e.task_id == task_id]
+        assert mine == list(range(50))
 
 
 # --------------------------------------------------------------------------- ownership
@@ -404,7 +407,7 @@ def test_live_owner_is_refused_and_dead_owner_taken_over(store: RunStore, tmp_pa
         assert "stop it or wait for it" in message
         run = store.get_run(rid)
         assert run is not None and store.owner_alive(run)
-        assert store.to_ledger_json(rid)["owner"]["alive"] is True
+        assert snapshot_json(snapshot_from_ledger(store, rid))["owner"]["alive"] is True
     finally:
         child.kill()
         child.wait()
@@ -584,7 +587,7 @@ def test_sigkill_mid_writes_leaves_a_store_that_opens_and_resumes(tmp_path: Path
         progress = total
     # The run resumes: the dead writer's claim is stale, so we take it over.
     with RunStore(state) as s:
-        run = s.latest_run(unfinished_only=True)
+        run = s.resumable_run()
         assert run is not None and run.run_id == run_id
         assert run.owner_pid == child.pid and not s.owner_alive(run)
         assert not psutil.pid_exists(child.pid) or not process_alive(

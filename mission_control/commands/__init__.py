@@ -1,0 +1,197 @@
+"""The commands that run plans and read runs: run, tui, resume, attach, status, logs,
+conflicts, clean and demo, one module per family.
+
+They share one path: load the plan, open the store, build an ``Engine`` and hand it
+to a view (the Textual app on a terminal, the line reporter otherwise; ``drive``).
+This module only declares the commands: a command's module is imported when that
+command runs, and the app only inside the commands that open it, so headless runs
+never load Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from ..engine.backend import BACKENDS
+from .common import STATE_DIR_NAME
+
+
+def _handler(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """The command ``name`` of ``commands.<module>``, imported when it runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        command = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        return cast(Callable[[argparse.Namespace], int], command)(args)
+
+    return run
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add this module's commands to the CLI's subparsers."""
+
+    def state_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--state-dir",
+            type=Path,
+            metavar="DIR",
+            help=f"where runs and logs live (default: {STATE_DIR_NAME}/ beside the plan)",
+        )
+
+    def run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--phase", metavar="ID", help="run only this phase")
+        p.add_argument("--max-parallel", type=int, metavar="N", help="global parallel limit")
+        p.add_argument(
+            "--keep-going", action="store_true", help="start later phases despite failures"
+        )
+        p.add_argument("--theme", metavar="NAME", help="the app's theme")
+        branch_options(p)
+        backend_options(p)
+        state_option(p)
+
+    def branch_options(p: argparse.ArgumentParser) -> None:
+        # A new run stops when its branches hold earlier runs' commits, unless told.
+        group = p.add_mutually_exclusive_group()
+        group.add_argument(
+            "--continue-branches",
+            dest="existing_branches",
+            action="store_const",
+            const="continue",
+            help="a new run builds on the commits earlier runs left on its branches",
+        )
+        group.add_argument(
+            "--fresh",
+            dest="existing_branches",
+            action="store_const",
+            const="fresh",
+            help="a new run starts every branch from its base (old tips are kept under"
+            " refs/mission-control/old/)",
+        )
+        p.set_defaults(existing_branches="refuse")
+
+    def backend_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--backend",
+            choices=BACKENDS,
+            default="local",
+            help="where attempts run: this machine (local) or a Ray cluster (ray)",
+        )
+        p.add_argument(
+            "--ray-address",
+            metavar="ADDRESS",
+            help="the Ray cluster (host:port or ray://host:10001); default auto: a running"
+            " local cluster, else one started for the run",
+        )
+
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run a plan (the app on a terminal, plain lines otherwise)",
+        description="Run a plan. On a terminal the app opens; without one (or with"
+        " --headless) one line per state change and a summary. Exit 0 if every workstream"
+        " succeeded, 1 if one did not, 2 on a plan or setup error, 130 on Ctrl-C.",
+    )
+    run.add_argument("plan", type=Path, metavar="PLAN")
+    run_options(run)
+    run.add_argument("--headless", action="store_true", help="plain output, no app")
+    run.add_argument("--json", action="store_true", help="headless: one JSON event per line")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print worktrees, branches and argv; touch nothing"
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the plan's unfinished or stopped (Ctrl-C, stop all) run",
+    )
+    run.add_argument(
+        "--detach", action="store_true", help="run in the background; `attach` opens it"
+    )
+    run.add_argument("--run-id", help=argparse.SUPPRESS)
+    run.set_defaults(handler=_handler("run", "cmd_run"))
+
+    tui = commands.add_parser("tui", parents=[common], help="run a plan in the app")
+    tui.add_argument("plan", type=Path, metavar="PLAN")
+    run_options(tui)
+    tui.set_defaults(handler=_handler("run", "cmd_tui"))
+
+    resume = commands.add_parser(
+        "resume",
+        parents=[common],
+        help="continue an unfinished or stopped run: adopt live agents, restart lost ones",
+    )
+    resume.add_argument(
+        "run", nargs="?", metavar="RUN", help="run id (default: the latest unfinished or stopped)"
+    )
+    resume.add_argument("--plan", type=Path, help="find the run beside this plan")
+    resume.add_argument("--headless", action="store_true", help="plain output, no app")
+    resume.add_argument("--json", action="store_true", help="headless: one JSON event per line")
+    resume.add_argument("--theme", metavar="NAME", help="the app's theme")
+    state_option(resume)
+    resume.set_defaults(handler=_handler("resume", "cmd_resume"))
+
+    attach = commands.add_parser(
+        "attach", parents=[common], help="open the app on a run left running"
+    )
+    attach.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the latest)")
+    attach.add_argument("--plan", type=Path, help="find the run beside this plan")
+    attach.add_argument("--theme", metavar="NAME", help="the app's theme")
+    attach.add_argument(
+        "--force",
+        action="store_true",
+        help="also take the run from a driver in the foreground (it exits with code 3)",
+    )
+    state_option(attach)
+    attach.set_defaults(handler=_handler("resume", "cmd_attach"))
+
+    status = commands.add_parser("status", parents=[common], help="what a run did")
+    status.add_argument("--run", metavar="ID", help="run id (default: the latest)")
+    status.add_argument("--plan", type=Path, help="find the run beside this plan")
+    status.add_argument("--json", action="store_true", help="the run ledger as JSON")
+    state_option(status)
+    status.set_defaults(handler=_handler("status", "cmd_status"))
+
+    logs = commands.add_parser("logs", parents=[common], help="print a workstream's log")
+    logs.add_argument("task", metavar="PHASE::WS")
+    logs.add_argument("--attempt", type=int, metavar="N", help="attempt (default: the last)")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    logs.add_argument("--run", metavar="ID", help="run id (default: the latest)")
+    logs.add_argument("--plan", type=Path, help="find the run beside this plan")
+    state_option(logs)
+    logs.set_defaults(handler=_handler("logs", "cmd_logs"))
+
+    conflicts = commands.add_parser(
+        "conflicts", parents=[common], help="branches forecast to conflict"
+    )
+    conflicts.add_argument("--run", metavar="ID", help="run id (default: the latest)")
+    conflicts.add_argument("--plan", type=Path, help="find the run beside this plan")
+    conflicts.add_argument("--json", action="store_true")
+    state_option(conflicts)
+    conflicts.set_defaults(handler=_handler("status", "cmd_conflicts"))
+
+    clean = commands.add_parser(
+        "clean", parents=[common], help="remove finished workstreams' worktrees"
+    )
+    clean.add_argument("--run", metavar="ID", help="run id (default: the latest)")
+    clean.add_argument("--plan", type=Path, help="find the run beside this plan")
+    clean.add_argument("--branches", action="store_true", help="delete the branches too")
+    clean.add_argument(
+        "--force", action="store_true", help="also uncommitted work and unpushed branches"
+    )
+    state_option(clean)
+    clean.set_defaults(handler=_handler("clean", "cmd_clean"))
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="a realistic run with simulated agents, offline"
+    )
+    demo.add_argument("--dir", type=Path, help="where to build the demo (default: a new temp dir)")
+    demo.add_argument("--headless", action="store_true", help="plain output, no app")
+    demo.add_argument("--speed", type=float, default=1.0, help=argparse.SUPPRESS)
+    demo.add_argument("--theme", metavar="NAME", help="the app's theme")
+    backend_options(demo)
+    demo.set_defaults(handler=_handler("run", "cmd_demo"))
+
+
+__all__ = ["register"]

@@ -1,0 +1,127 @@
+"""The ledger's tables and the steps that bring an older file up to them.
+
+Kept apart from the code that reads and writes rows so the file format has one home:
+a new column is a new migration step here (``from_version -> step``), never an edit of
+the version-1 DDL, so state folders written by any earlier mission-control still open.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from ..errors import SetupError
+
+SCHEMA_VERSION: Final = 1
+DB_NAME: Final = "state.db"
+
+TABLES: Final = ("runs", "workstreams", "attempts", "events")
+"""Every table the ledger needs; a file missing one was changed by hand."""
+
+_SCHEMA_V1 = """
+CREATE TABLE runs (
+    run_id            TEXT PRIMARY KEY,
+    plan_path         TEXT NOT NULL,
+    plan_name         TEXT NOT NULL,
+    options           TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    created_at        REAL NOT NULL,
+    finished_at       REAL,
+    owner_pid         INTEGER,
+    owner_create_time REAL,
+    owner_since       REAL
+);
+CREATE INDEX runs_by_time ON runs(created_at, run_id);
+CREATE INDEX runs_by_plan ON runs(plan_path, created_at);
+
+CREATE TABLE workstreams (
+    run_id        TEXT NOT NULL REFERENCES runs(run_id),
+    task_id       TEXT NOT NULL,
+    position      INTEGER NOT NULL,
+    phase_id      TEXT NOT NULL,
+    ws_id         TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    tool          TEXT NOT NULL,
+    depends_on    TEXT NOT NULL,
+    branch        TEXT NOT NULL,
+    worktree_path TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    detail        TEXT NOT NULL,
+    state_at      REAL NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    base_commit   TEXT,
+    head_commit   TEXT,
+    files_changed INTEGER NOT NULL DEFAULT 0,
+    insertions    INTEGER NOT NULL DEFAULT 0,
+    deletions     INTEGER NOT NULL DEFAULT 0,
+    pr_url        TEXT,
+    conflicts     TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (run_id, task_id)
+);
+
+CREATE TABLE attempts (
+    run_id          TEXT NOT NULL,
+    task_id         TEXT NOT NULL,
+    attempt         INTEGER NOT NULL,
+    pid             INTEGER,
+    pid_create_time REAL,
+    log_path        TEXT NOT NULL,
+    worktree        TEXT NOT NULL,
+    branch          TEXT NOT NULL,
+    base_commit     TEXT,
+    head_commit     TEXT,
+    argv            TEXT NOT NULL,
+    env_names       TEXT NOT NULL,
+    started_at      REAL NOT NULL,
+    ended_at        REAL,
+    status          TEXT NOT NULL,
+    exit_code       INTEGER,
+    signal          INTEGER,
+    paused_seconds  REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, task_id, attempt),
+    FOREIGN KEY (run_id, task_id) REFERENCES workstreams(run_id, task_id)
+);
+
+CREATE TABLE events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id  TEXT NOT NULL REFERENCES runs(run_id),
+    at      REAL NOT NULL,
+    kind    TEXT NOT NULL,
+    task_id TEXT,
+    payload TEXT NOT NULL
+);
+CREATE INDEX events_by_run ON events(run_id, id);
+"""
+
+
+def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_V1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1}
+"""``from_version -> step``; each step moves the schema up by one version."""
+
+
+def migrate(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Bring the file up to ``SCHEMA_VERSION``; the caller holds a write transaction."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise SetupError(
+            f"{db_path} was written by a newer mission-control (schema {version}, "
+            f"this one knows {SCHEMA_VERSION}): upgrade mission-control or pass "
+            "--state-dir"
+        )
+    while version < SCHEMA_VERSION:
+        _MIGRATIONS[version](conn)
+        version += 1
+        conn.execute(f"PRAGMA user_version={version}")
+
+
+def missing_tables(conn: sqlite3.Connection) -> list[str]:
+    """The ledger's tables the file lacks (dropped by hand), sorted."""
+    found = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return sorted(set(TABLES) - found)

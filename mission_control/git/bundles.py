@@ -24,7 +24,7 @@ from .repo import (
     run_git,
     trim_message,
 )
-from .worktrees import base_ref, list_worktrees
+from .worktree_list import base_ref, list_worktrees
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,21 +5,43 @@ memory and writes only objects, so no worktree, index or ref is touched and the
 forecast can run at any time, for any pair, in parallel with the workstreams
 themselves. Exit code 1 means conflicts; with ``--name-only -z`` the output is
 the merged tree's id followed by the conflicted paths, NUL-separated.
+
+A phase's forecasts must not grow with the square of its size: a hundred
+branches that all touch one file would be 4,950 pairwise merges. So the
+branches that merged cleanly are folded, one by one as they are first seen, into
+one commit that merges them all (``_Combined``, kept per repository and base).
+A new branch is trial-merged once against that commit: when that merges clean,
+it conflicts with none of the branches in it (a conflict with one of them is a
+conflict with their merge, where that branch's change still sits), and only the
+branches that did not fold in are merged with it pair by pair. When it
+conflicts, pairs name who it conflicts with, exactly as without the combined
+commit. Each branch costs about two merges, plus one per real conflict.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GitError
-from .repo import rev_parse, run_git, trim_message
+from .identity import identity_config
+from .repo import (
+    common_git_dir,
+    rev_parse,
+    run_git,
+    trim_message,
+)
 
 
 def trial_merge(repo: Path, ours: str, theirs: str) -> list[str]:
     """The files that would conflict merging ``theirs`` into ``ours`` (empty: merges clean)."""
+    return _merge_tree(repo, ours, theirs)[1]
+
+
+def _merge_tree(repo: Path, ours: str, theirs: str) -> tuple[str, list[str]]:
+    """The merged tree's id and the conflicted files of merging ``theirs`` into ``ours``."""
     out = run_git(
         [
             "merge-tree",
@@ -34,24 +56,30 @@ def trial_merge(repo: Path, ours: str, theirs: str) -> list[str]:
         repo,
         check=False,
     )
-    if out.returncode == 0:
-        return []
     items = [item for item in out.stdout.split("\0") if item]
-    if out.returncode != 1 or not items:
+    if out.returncode not in (0, 1) or not items:
         raise GitError(
             f"{repo}: trial merge of {theirs} into {ours} failed:"
             f" {trim_message(out.stderr, out.stdout)} — check git is 2.38 or newer and both exist"
         )
     files: list[str] = []
-    for name in items[1:]:  # items[0] is the merged tree's id
+    for name in items[1:] if out.returncode == 1 else ():  # items[0] is the merged tree's id
         if name not in files:
             files.append(name)
-    return files
+    return items[0], files
 
 
-def forecast_conflicts(
-    repo: Path, branch: str, others: Sequence[str], base_ref: str
-) -> list[tuple[str, list[str]]]:
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """What one forecast found, and the commit of the base it compared with."""
+
+    conflicts: list[tuple[str, list[str]]]
+    """``(other, files)`` for each branch (or the base, last) that would conflict."""
+    base_head: str
+    """The commit ``base_ref`` named: the engine forecasts again when the base moves."""
+
+
+def forecast(repo: Path, branch: str, others: Sequence[str], base_ref: str) -> Forecast:
     """Trial-merge ``branch`` with each of ``others`` and with ``base_ref``.
 
     Returns ``(other, files)`` for each one that conflicts, in the order given
@@ -61,9 +89,10 @@ def forecast_conflicts(
 
     Two branches can only conflict where both touched a path (or one touched a
     folder the other made a file, or one emptied a folder the other adds to), so
-    only such pairs are trial-merged; a branch ``branch`` already holds (a
-    dependency, in a chain) merges as a no-op and is skipped too. A phase of a
-    hundred branches costs a hundred cheap diffs, not a hundred merges.
+    only such pairs are considered; a branch (or base) ``branch`` already holds
+    (a dependency, in a chain) merges as a no-op and is skipped too. Those left
+    are merged through the combined commit of the module's docstring: a phase of
+    a hundred branches costs a hundred cheap diffs and about two merges a branch.
     """
     repo = Path(repo)
     names = [branch, base_ref, *others]
@@ -76,25 +105,106 @@ def forecast_conflicts(
             )
     base_head, branch_head = heads[base_ref], heads[branch]
     assert base_head is not None and branch_head is not None
-    ours = _touched(repo, base_head, branch_head)
-    held = _merged_into(repo, branch_head, [o for o in others if heads.get(o) is not None])
-    conflicts: list[tuple[str, list[str]]] = []
-    seen = {branch}
-    for other in [*others, base_ref]:
-        if other in seen:
-            continue
-        seen.add(other)
-        head = heads.get(other)
-        if head is None:
-            continue
-        if other != base_ref and (
-            other in held or not ours.may_conflict(_touched(repo, base_head, head))
-        ):
-            continue
-        files = trial_merge(repo, branch, other)
+    alive = [o for o in dict.fromkeys(others) if o not in (branch, base_ref) and heads.get(o)]
+    if _sits_on(repo, base_head, branch_head):
+        # The work sits on the current base (the usual case): the base is held, and
+        # only the branches sharing a path need asking whether the work holds them.
+        ours = _touched(repo, base_head, branch_head)
+        sharing = [
+            o for o in alive if ours.may_conflict(_touched(repo, base_head, _head(heads, o)))
+        ]
+        held = {base_ref, *(_merged_into(repo, branch_head, sharing) if sharing else ())}
+        unheld = [o for o in sharing if o not in held]
+    else:
+        held = _merged_into(repo, branch_head, [*alive, base_ref])
+        unheld = [o for o in alive if o not in held]
+        if unheld:  # in a chain every other is held: nothing to diff
+            ours = _touched(repo, base_head, branch_head)
+            unheld = [
+                o for o in unheld if ours.may_conflict(_touched(repo, base_head, _head(heads, o)))
+            ]
+    candidates = {other: _head(heads, other) for other in unheld}
+    found = _conflicts_with(repo, (branch, branch_head), candidates, base_ref)
+    conflicts = [(other, found[other]) for other in alive if found.get(other)]
+    if base_ref not in held:  # a base the branch holds merges as a no-op
+        files = trial_merge(repo, branch, base_ref)
         if files:
-            conflicts.append((other, files))
-    return conflicts
+            conflicts.append((base_ref, files))
+    return Forecast(conflicts, base_head)
+
+
+def forecast_conflicts(
+    repo: Path, branch: str, others: Sequence[str], base_ref: str
+) -> list[tuple[str, list[str]]]:
+    """``forecast(...).conflicts``: the conflicting ``(other, files)``, ``base_ref`` last."""
+    return forecast(repo, branch, others, base_ref).conflicts
+
+
+@dataclass(slots=True)
+class _Combined:
+    """One commit merging every branch of ``members`` (branch -> head), all cleanly.
+
+    ``outsiders`` are the heads that conflicted with it: they are merged pair by pair.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    commit: str | None = None
+    members: dict[str, str] = field(default_factory=dict)
+    outsiders: dict[str, str] = field(default_factory=dict)
+
+    def forget(self) -> None:
+        self.commit = None
+        self.members.clear()
+        self.outsiders.clear()
+
+
+_combined: dict[tuple[str, str], _Combined] = {}
+
+
+def _conflicts_with(
+    repo: Path, branch: tuple[str, str], candidates: dict[str, str], base_ref: str
+) -> dict[str, list[str]]:
+    """The conflicting files of ``branch`` (name, head) with each of ``candidates``."""
+    if not candidates:
+        return {}
+    with _cache_lock:
+        combined = _combined.setdefault((str(repo), base_ref), _Combined())
+    name, head = branch
+    with combined.lock:
+        seen = {name: head, **candidates}
+        if any(combined.members.get(n, h) != h for n, h in seen.items()):
+            combined.forget()  # a branch moved on: its old head must not speak for it
+        for other, other_head in candidates.items():
+            if other not in combined.members and combined.outsiders.get(other) != other_head:
+                _fold(repo, combined, other, other_head)
+        if name in combined.members or _fold(repo, combined, name, head):
+            # Clean with the merge of the members: clean with each of them.
+            paired = [o for o in candidates if o in combined.outsiders]
+        else:
+            paired = list(candidates)
+    return {other: trial_merge(repo, name, other) for other in paired}
+
+
+def _fold(repo: Path, combined: _Combined, name: str, head: str) -> bool:
+    """Merge ``head`` into the combined commit if it merges cleanly; False if it conflicts."""
+    combined.outsiders.pop(name, None)
+    if combined.commit is None:
+        combined.commit = head
+        combined.members[name] = head
+        return True
+    tree, files = _merge_tree(repo, combined.commit, head)
+    if files:
+        combined.outsiders[name] = head
+        return False
+    out = run_git(
+        ["commit-tree", tree, "-p", combined.commit, "-p", head, "-m", "conflict forecast"],
+        repo,
+        config=identity_config(repo),
+        what="recording the merge of the finished branches",
+    )
+    combined.commit = out.stdout.strip()
+    combined.members[name] = head
+    return True
 
 
 def _heads(repo: Path, refs: Sequence[str]) -> dict[str, str | None]:
@@ -149,7 +259,7 @@ _cache_lock = threading.Lock()
 
 def _touched(repo: Path, base: str, head: str) -> _Touched:
     """Paths changed between the merge base of ``base`` and ``head``, and ``head``."""
-    key = (str(repo), base, head)
+    key = (str(common_git_dir(repo)), base, head)
     with _cache_lock:
         cached = _touched_cache.get(key)
     if cached is not None:
@@ -161,12 +271,45 @@ def _touched(repo: Path, base: str, head: str) -> _Touched:
         what="listing a branch's changed files",
     )
     items = out.stdout.split("\0")
+    changes = [(s, p) for s, p in zip(items[::2], items[1::2], strict=False) if p]
+    return _remember(key, changes)
+
+
+def remember_changes(repo: Path, base: str, head: str, changes: Sequence[tuple[str, str]]) -> None:
+    """Keep what ``head`` changed since its ancestor ``base`` (``(status, path)``, no renames).
+
+    The commit step diffs the work against its base anyway; a forecast against
+    that same base commit then needs no diff of its own, nor asks whether the
+    branch holds the base.
+    """
+    key = (str(common_git_dir(repo)), base, head)
+    _remember(key, changes)
+    with _cache_lock:
+        if len(_sitting) > 4096:
+            _sitting.clear()
+        _sitting.add(key)
+
+
+_sitting: set[tuple[str, str, str]] = set()
+"""(common git dir, base, head) where ``base`` is known to be an ancestor of ``head``."""
+
+
+def _sits_on(repo: Path, base: str, head: str) -> bool:
+    with _cache_lock:
+        return (str(common_git_dir(repo)), base, head) in _sitting
+
+
+def _head(heads: dict[str, str | None], ref: str) -> str:
+    head = heads[ref]
+    assert head is not None  # only refs that exist are asked for
+    return head
+
+
+def _remember(key: tuple[str, str, str], changes: Sequence[tuple[str, str]]) -> _Touched:
     paths: set[str] = set()
     folders: set[str] = set()
     emptied: set[str] = set()
-    for status, path in zip(items[::2], items[1::2], strict=False):
-        if not path:
-            continue
+    for status, path in changes:
         paths.add(path)
         above = _folders(path)
         folders.update(above)

@@ -2,9 +2,66 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .repo import run_git
+
+
+@dataclass(frozen=True, slots=True)
+class DiffStat:
+    files: int
+    insertions: int
+    deletions: int
+
+    def __str__(self) -> str:
+        noun = "file" if self.files == 1 else "files"
+        return f"{self.files} {noun} changed, +{self.insertions} -{self.deletions}"
+
+
+def diff_changes(path: Path, base: str, head: str) -> tuple[DiffStat, list[tuple[str, str]]]:
+    """``diffstat`` and each changed path with its status letter (A, M, D...), in one diff."""
+    out = run_git(
+        ["diff", "--raw", "--numstat", "--no-renames", "--no-ext-diff", "-z", base, head, "--"],
+        path,
+        what=f"diffing {head} against {base[:12]}",
+    )
+    items = out.stdout.split("\0")
+    changes: list[tuple[str, str]] = []
+    files = insertions = deletions = 0
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item.startswith(":"):  # ":<modes> <ids> <status>", then the path
+            if i + 1 < len(items):
+                changes.append((item.rsplit(" ", 1)[-1][:1], items[i + 1]))
+            i += 2
+            continue
+        parts = item.split("\t", 2)
+        if len(parts) == 3:  # "<added>\t<deleted>\t<path>"; binary files say "-"
+            files += 1
+            insertions += int(parts[0]) if parts[0].isdigit() else 0
+            deletions += int(parts[1]) if parts[1].isdigit() else 0
+        i += 1
+    return DiffStat(files, insertions, deletions), changes
+
+
+def diffstat(path: Path, base: str, head: str = "HEAD") -> DiffStat:
+    """Files, lines added and lines removed between two commits (binary files count 0 lines)."""
+    out = run_git(
+        ["diff", "--numstat", "--no-renames", "--no-ext-diff", base, head, "--"],
+        path,
+        what=f"diffing {head} against {base[:12]}",
+    )
+    files = insertions = deletions = 0
+    for line in out.stdout.splitlines():
+        parts = line.split("\t", 2)
+        if len(parts) != 3:
+            continue
+        files += 1
+        insertions += int(parts[0]) if parts[0].isdigit() else 0
+        deletions += int(parts[1]) if parts[1].isdigit() else 0
+    return DiffStat(files, insertions, deletions)
 
 
 def diff_against(worktree: Path, base_commit: str, *, max_bytes: int = 2_000_000) -> str:

@@ -25,16 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GitError
+from .identity import identity_config
+from .merges import merge_dependencies
 from .repo import (
     NETWORK_TIMEOUT,
     head_commit,
-    identity_config,
     is_dirty,
     rev_parse,
     run_git,
     trim_message,
 )
-from .worktrees import merge_dependencies
 
 REMOTE = "origin"
 _SEED_REF = "refs/mission-control/seed/"

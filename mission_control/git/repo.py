@@ -5,7 +5,9 @@ the CLI is what users have configured (credential helpers, hooks, ssh), it
 never leaks file handles the way a long-lived GitPython ``Repo`` does, and its
 own messages are what a user needs to see when something fails. GitPython is
 used only to open a repository briefly and name its top level (``open_repo``),
-with a short-lived ``with Repo(...)``; no other module imports it.
+with a short-lived ``with Repo(...)``, and imported there only when the ``.git``
+of the folder does not answer (its import alone costs a run's start-up a good
+part of a second); no other module imports it.
 
 Three rules hold for every call:
 
@@ -21,6 +23,7 @@ Three rules hold for every call:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
@@ -31,13 +34,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import git
 import psutil
 
 from ..errors import GitError
 
-FALLBACK_NAME = "mission-control"
-FALLBACK_EMAIL = "mission-control@localhost"
 NETWORK_TIMEOUT = 300.0
 """Seconds a fetch or push may take before it is given up."""
 
@@ -51,75 +51,11 @@ _LOCK_RETRIES = 6
 _LOCK_MARKERS = (".lock': File exists", "could not lock config file", "Unable to create")
 
 
-class MergeConflictError(GitError):
-    """Merging a dependency's branch into a workstream's branch conflicted."""
-
-    def __init__(self, worktree: Path, branch: str, dependency: str, files: list[str]) -> None:
-        self.worktree = worktree
-        self.branch = branch
-        self.dependency = dependency
-        self.files = files
-        shown = ", ".join(files[:10]) + (f" and {len(files) - 10} more" if len(files) > 10 else "")
-        super().__init__(
-            f"{worktree}: merging dependency {dependency} into {branch} conflicts in {shown}"
-            " — resolve the conflict on the dependency's branch, or set `base: branch` for"
-            " this workstream, then retry"
-        )
-
-
-class WorktreePathError(GitError):
-    """Something that is not this workstream's worktree sits where it should go."""
-
-    def __init__(self, path: Path, message: str) -> None:
-        self.path = path
-        super().__init__(message)
-
-
-class PushRejectedError(GitError):
-    """A push failed: the remote refused it, or could not be reached.
-
-    The message quotes git's own words and names a cause only when git names
-    it (a non-fast-forward); anything else is left to git's message.
-    """
-
-    def __init__(self, worktree: Path, remote: str, branch: str, git_message: str) -> None:
-        self.worktree = worktree
-        self.remote = remote
-        self.branch = branch
-        self.git_message = git_message
-        lowered = git_message.lower()
-        if "non-fast-forward" in lowered or "fetch first" in lowered:
-            fix = (
-                f"the remote's {branch} has commits this branch lacks: merge them in"
-                f" {worktree}, or delete the remote branch, then retry"
-            )
-        else:
-            fix = (
-                f"see git's message; `git -C {worktree} push {remote} {branch}` shows it again"
-                " (or set `push: false` for this workstream)"
-            )
-        outcome = "was rejected" if "rejected" in lowered else "failed"
-        super().__init__(
-            f"{worktree}: pushing {branch} to {remote} {outcome}: {git_message} — {fix}"
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class GitOutput:
     returncode: int
     stdout: str
     stderr: str
-
-
-@dataclass(frozen=True, slots=True)
-class DiffStat:
-    files: int
-    insertions: int
-    deletions: int
-
-    def __str__(self) -> str:
-        noun = "file" if self.files == 1 else "files"
-        return f"{self.files} {noun} changed, +{self.insertions} -{self.deletions}"
 
 
 # ---------------------------------------------------------------- running git
@@ -256,8 +192,14 @@ def open_repo(path: Path) -> Path:
     """The top-level folder of the repository at (or above) ``path``.
 
     Raises ``GitError`` naming the path when it is missing or not in a repository.
+    The usual answer (``path`` is a checkout's or a worktree's top folder) is read
+    from its ``.git``; GitPython, slow to import, is loaded only for the rest.
     """
     path = Path(path)
+    if _is_top_level(path):
+        return path.resolve()
+    import git  # GitPython: a folder below the top, a bare repository, the errors
+
     try:
         with git.Repo(path, search_parent_directories=True) as repo:
             top = repo.working_tree_dir or repo.git_dir
@@ -272,6 +214,15 @@ def open_repo(path: Path) -> Path:
         ) from exc
 
 
+def _is_top_level(path: Path) -> bool:
+    """``path/.git`` is a git dir, or a ``.git`` file naming one (a linked worktree)."""
+    dot_git = path / ".git"
+    if dot_git.is_dir():
+        return (dot_git / "HEAD").is_file()
+    git_dir = linked_git_dir(Path(os.path.abspath(path)))
+    return git_dir is not None and (git_dir / "HEAD").is_file()
+
+
 def common_git_dir(path: Path) -> Path:
     """The git dir shared by a repository and all its worktrees (remembered per folder)."""
     return _common_git_dir(os.path.abspath(path))
@@ -279,6 +230,11 @@ def common_git_dir(path: Path) -> Path:
 
 @functools.lru_cache(maxsize=1024)
 def _common_git_dir(path: str) -> Path:
+    git_dir = linked_git_dir(Path(path))
+    if git_dir is not None:  # a linked worktree says where in two small files
+        with contextlib.suppress(OSError):
+            common = Path((git_dir / "commondir").read_text(encoding="utf-8").strip())
+            return (common if common.is_absolute() else git_dir / common).resolve()
     out = run_git(
         ["rev-parse", "--path-format=absolute", "--git-common-dir"],
         Path(path),
@@ -294,8 +250,39 @@ def git_path(path: Path, name: str) -> Path:
     return Path(out.stdout.strip())
 
 
+def linked_git_dir(path: Path) -> Path | None:
+    """The own git dir of the linked worktree whose top folder is ``path``, read from files.
+
+    A linked worktree's ``.git`` is a file naming its git dir, which holds a
+    ``commondir`` file; None for anything else (a main checkout, a submodule, a
+    subfolder, a half-made worktree), where callers ask git. No git process: the
+    worktree steps ask this many times per workstream.
+    """
+    try:
+        text = (path / ".git").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    target = Path(text.removeprefix("gitdir:").strip())
+    git_dir = target if target.is_absolute() else path / target
+    return git_dir if (git_dir / "commondir").is_file() else None
+
+
+def worktree_file(path: Path, name: str) -> Path:
+    """A file of the worktree's own state (``index``, ``MERGE_HEAD``, our stage marker).
+
+    Where ``git rev-parse --git-path`` would say, for the names git keeps per
+    worktree; read from the ``.git`` file when ``path`` is a linked worktree.
+    """
+    git_dir = linked_git_dir(Path(os.path.abspath(path)))
+    return git_dir / name if git_dir is not None else git_path(path, name)
+
+
 def is_linked_worktree(path: Path) -> bool:
     """True for a worktree made by ``git worktree add``; False for a main checkout."""
+    if linked_git_dir(Path(os.path.abspath(path))) is not None:
+        return True
     out = run_git(
         ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"],
         path,
@@ -316,14 +303,59 @@ def require_linked_worktree(path: Path, doing: str) -> None:
 
 
 def has_remote(repo: Path, remote: str) -> bool:
-    out = run_git(["remote"], repo, what="listing remotes")
-    return remote in out.stdout.split()
+    """The repository has a remote of that name (remembered while its config file is unchanged).
+
+    Asked for every workstream several times; ``git remote add`` or ``remove``
+    rewrites the config file, which changes what the answer is remembered under.
+    """
+    common = common_git_dir(repo)
+    try:
+        stat = (common / "config").stat()
+        key: tuple[Path, int, int, int] | None = (
+            common,
+            stat.st_mtime_ns,
+            stat.st_size,
+            stat.st_ino,
+        )
+    except OSError:
+        key = None
+    names = _remotes.get(key) if key is not None else None
+    if names is None:
+        out = run_git(["remote"], repo, what="listing remotes")
+        names = frozenset(out.stdout.split())
+        if key is not None:
+            _remotes[key] = names
+    return remote in names
+
+
+_remotes: dict[tuple[Path, int, int, int], frozenset[str]] = {}
 
 
 def head_commit(path: Path) -> str:
     return run_git(
         ["rev-parse", "--verify", "HEAD^{commit}"], path, what="reading HEAD"
     ).stdout.strip()
+
+
+def head_from_files(path: Path) -> str | None:
+    """The commit HEAD of the linked worktree ``path`` names, read from git's files.
+
+    Right after a commit the branch is a loose ref file, so no git process is
+    needed; None for anything else (a packed ref, another ref store, not a
+    linked worktree), where the caller asks git (``head_commit``).
+    """
+    git_dir = linked_git_dir(Path(os.path.abspath(path)))
+    if git_dir is None:
+        return None
+    try:
+        value = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        if value.startswith("ref: refs/heads/"):
+            ref = value.removeprefix("ref: ")
+            value = (common_git_dir(path) / ref).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    is_hex = len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value)
+    return value if is_hex else None
 
 
 def rev_parse(repo: Path, rev: str) -> str | None:
@@ -334,6 +366,24 @@ def rev_parse(repo: Path, rev: str) -> str | None:
 
 def ref_exists(repo: Path, ref: str) -> bool:
     return run_git(["show-ref", "--verify", "--quiet", ref], repo, check=False).returncode == 0
+
+
+def ref_commits(repo: Path, refs: Sequence[str]) -> dict[str, str]:
+    """The object each of ``refs`` (full names) points at, for those that exist, in one git call."""
+    wanted = [ref for ref in dict.fromkeys(refs) if ref]
+    if not wanted:
+        return {}
+    out = run_git(
+        ["for-each-ref", "--format=%(objectname) %(refname)", "--", *wanted],
+        repo,
+        what="reading the branches",
+    )
+    found: dict[str, str] = {}
+    for line in out.stdout.splitlines():
+        commit, _, ref = line.partition(" ")
+        if ref in wanted:  # a pattern also matches the refs below it
+            found[ref] = commit
+    return found
 
 
 def branch_exists(repo: Path, branch: str) -> bool:
@@ -361,70 +411,6 @@ def is_dirty(path: Path, *, untracked: bool = True) -> bool:
     args = ["status", "--porcelain", "--ignore-submodules=none"]
     args.append("--untracked-files=all" if untracked else "--untracked-files=no")
     return bool(run_git(args, path, what="reading the worktree status").stdout.strip())
-
-
-def diffstat(path: Path, base: str, head: str = "HEAD") -> DiffStat:
-    """Files, lines added and lines removed between two commits (binary files count 0 lines)."""
-    out = run_git(
-        ["diff", "--numstat", "--no-renames", "--no-ext-diff", base, head, "--"],
-        path,
-        what=f"diffing {head} against {base[:12]}",
-    )
-    files = insertions = deletions = 0
-    for line in out.stdout.splitlines():
-        parts = line.split("\t", 2)
-        if len(parts) != 3:
-            continue
-        files += 1
-        insertions += int(parts[0]) if parts[0].isdigit() else 0
-        deletions += int(parts[1]) if parts[1].isdigit() else 0
-    return DiffStat(files, insertions, deletions)
-
-
-_IDENTITY_VARS = (
-    "GIT_AUTHOR_NAME",
-    "GIT_AUTHOR_EMAIL",
-    "GIT_COMMITTER_NAME",
-    "GIT_COMMITTER_EMAIL",
-    "EMAIL",
-    "HOME",
-    "XDG_CONFIG_HOME",
-    "GIT_CONFIG_GLOBAL",
-    "GIT_CONFIG_SYSTEM",
-    "GIT_CONFIG_NOSYSTEM",
-)
-
-
-def identity_config(path: Path) -> list[str]:
-    """``-c`` items giving git a fallback identity, only where none is configured.
-
-    ``git var`` fails exactly when ``git commit`` would ("Please tell me who you
-    are"), so the user's own identity is always used when it exists. The answer
-    is remembered per repository and identity environment: it is asked on every
-    commit and merge, and a configuration does not change under a running plan.
-    """
-    key = (common_git_dir(path), tuple(os.environ.get(name) for name in _IDENTITY_VARS))
-    found = _identities.get(key)
-    if found is None:  # two threads may both ask: same answer, no harm
-        found = _identities[key] = _ask_identity(path)
-    return list(found)
-
-
-_identities: dict[tuple[Path, tuple[str | None, ...]], tuple[str, ...]] = {}
-
-
-def _ask_identity(path: Path) -> tuple[str, ...]:
-    ok = all(
-        run_git(["var", name], path, check=False).returncode == 0
-        for name in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT")
-    )
-    if ok:
-        return ()
-    items = []
-    for key, value in (("user.name", FALLBACK_NAME), ("user.email", FALLBACK_EMAIL)):
-        if run_git(["config", "--get", key], path, check=False).returncode != 0:
-            items.append(f"{key}={value}")
-    return tuple(items or [f"user.name={FALLBACK_NAME}", f"user.email={FALLBACK_EMAIL}"])
 
 
 # ---------------------------------------------------------------- per-repository locks

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mission_control.errors import GitError
-from mission_control.git.repo import PushRejectedError, fetch_branch, is_dirty
+from mission_control.git.errors import PushRejectedError
+from mission_control.git.repo import fetch_branch, is_dirty
 from mission_control.git.worktrees import (
     commit_message,
     commit_work,

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mission_control.errors import GitError
-from mission_control.git.repo import MergeConflictError, WorktreePathError, is_dirty
+from mission_control.git.errors import MergeConflictError, WorktreePathError
+from mission_control.git.repo import is_dirty
 from mission_control.git.worktrees import (
     STAGE_FILE,
     PreparedWorktree,

@@ -1,0 +1,166 @@
+"""Finishing a workstream's worktree: commit everything it left, push the branch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import GitError
+from ..plan.model import Workstream
+from .conflicts import remember_changes
+from .diffs import DiffStat, diff_changes
+from .errors import PushRejectedError
+from .identity import identity_config
+from .locks import settle_worktree
+from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
+from .repo import (
+    head_commit,
+    head_from_files,
+    remote_env,
+    require_linked_worktree,
+    run_git,
+    set_upstream,
+    trim_message,
+    worktree_file,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """What the workstream's branch holds after finishing: the head and its diff to base."""
+
+    head: str
+    committed: bool
+    """A commit was made of uncommitted changes."""
+    changed: bool
+    """The branch moved past its base (by our commit, the tool's own commits, or both)."""
+    files: int
+    insertions: int
+    deletions: int
+
+    @property
+    def diffstat(self) -> str:
+        if not self.changed:
+            return "no changes"
+        return str(DiffStat(self.files, self.insertions, self.deletions))
+
+
+def commit_message(ws: Workstream, run_id: str, attempt: int) -> tuple[str, str]:
+    """The subject ``[PHASE::WS] <name>`` and a body naming the run, attempt and tool."""
+    return (
+        f"[{ws.task_id}] {ws.name}",
+        f"mission-control run {run_id}, attempt {attempt}, tool {ws.tool}.",
+    )
+
+
+def commit_work(
+    path: Path, base_commit: str, message: str, body: str = "", *, verify: bool = True
+) -> CommitResult:
+    """Stage everything (honouring .gitignore) and commit it; keep the tool's own commits.
+
+    ``changed`` is False ("no changes") when nothing was left to commit and the
+    branch is still at ``base_commit``. A fallback identity is used only when
+    git has none configured. ``verify=False`` skips the repository's commit hooks.
+    """
+    path = Path(path)
+    require_linked_worktree(path, "a commit")
+    settle_worktree(path)  # a killed mission-control's commit may still run here
+    before = head_from_files(path) or head_commit(path)
+    run_git(["add", "--all"], path, what="staging the changes", retry_on_lock=True)
+    if not _index_entries(path):  # only then can the work be "every file deleted"
+        tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
+        _refuse_emptying(path, tree, base_commit)
+    staged = run_git(["diff", "--cached", "--quiet"], path, check=False)
+    if staged.returncode not in (0, 1):
+        raise GitError(f"{path}: reading staged changes failed: {trim_message(staged.stderr)}")
+    committed = staged.returncode == 1
+    if committed:
+        args = ["commit", "--quiet", "--no-edit", "-m", message]
+        if body:
+            args += ["-m", body]
+        if not verify:
+            args.append("--no-verify")
+        run_git(
+            args,
+            path,
+            config=identity_config(path),
+            what="committing the work",
+            fix="see the message (a commit hook may have refused it), then retry",
+        )
+    head = (head_from_files(path) or head_commit(path)) if committed else before
+    stat = DiffStat(0, 0, 0)
+    if head != base_commit:
+        stat, changes = diff_changes(path, base_commit, head)
+        if before == base_commit:  # our commit sits on the base: this is the forecast's diff
+            remember_changes(path, base_commit, head, changes)
+    return CommitResult(
+        head=head,
+        committed=committed,
+        changed=head != base_commit,
+        files=stat.files,
+        insertions=stat.insertions,
+        deletions=stat.deletions,
+    )
+
+
+def _index_entries(path: Path) -> int | None:
+    """How many entries the worktree's index file holds, from its header; None if unreadable.
+
+    The header is "DIRC", a version, then the count (big-endian). A split index
+    counts only its own part, so 0 still means "look closer", never "empty".
+    """
+    try:
+        with worktree_file(path, "index").open("rb") as index:
+            header = index.read(12)
+    except OSError:
+        return None
+    if len(header) < 12 or header[:4] != b"DIRC":
+        return None
+    return int.from_bytes(header[8:12], "big")
+
+
+EMPTY_TREES = frozenset(
+    (
+        "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+        "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
+    )
+)
+"""The id of the tree with no files, in SHA-1 and in SHA-256 repositories."""
+
+
+def _refuse_emptying(path: Path, tree: str, base_commit: str) -> None:
+    """Refuse work (staged as ``tree``) that deletes every tracked file of a base that had some.
+
+    That is what a worktree whose files were never checked out looks like, not
+    what a tool means to do: committed and pushed, it would erase the project.
+    """
+    if tree not in EMPTY_TREES:
+        return
+    listed = run_git(["ls-tree", "-r", "-z", "--name-only", base_commit], path, check=False)
+    count = listed.stdout.count("\0")
+    if count:
+        raise GitError(
+            f"{path}: refusing to commit: the work deletes every tracked file of its base"
+            f" ({count} files at {base_commit[:12]}), which is what a worktree whose files were"
+            " never checked out looks like — look at the worktree, then retry the workstream"
+            " fresh (or commit by hand if emptying the project is the work)"
+        )
+
+
+def push_branch(path: Path, remote: str, branch: str, *, force: bool = False) -> None:
+    """Push ``branch`` to ``remote`` and make it the branch's upstream.
+
+    Never prompts. A refusal raises ``PushRejectedError`` carrying git's own
+    message; the local branch is left as it is. ``force`` uses
+    ``--force-with-lease`` (for a branch rewritten by a fresh retry).
+    """
+    path = Path(path)
+    args = ["push"]
+    if force:
+        args.append("--force-with-lease")
+    args += [remote, f"refs/heads/{branch}:refs/heads/{branch}"]
+    out = run_git(args, path, check=False, timeout=_NETWORK_TIMEOUT, env=remote_env(path, remote))
+    if out.returncode != 0:
+        message = " ".join(trim_message(out.stderr, out.stdout).split())
+        raise PushRejectedError(path, remote, branch, message)
+    set_upstream(path, branch, remote)

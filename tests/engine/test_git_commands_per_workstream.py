@@ -1,0 +1,170 @@
+"""How many git commands a workstream's worktree costs, and the facts read without git.
+
+The fast path runs a handful of git commands per workstream where a shell loop
+runs three; these pin the count, so a new step that asks git again shows up.
+The facts read from files instead (a linked worktree's git dir, its common dir,
+the remotes) must say what git says.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from mission_control.errors import GitError
+from mission_control.git.conflicts import forecast
+from mission_control.git.diffs import diff_changes, diffstat
+from mission_control.git.repo import (
+    common_git_dir,
+    git_path,
+    has_remote,
+    head_from_files,
+    is_linked_worktree,
+    worktree_file,
+)
+from mission_control.git.worktrees import commit_work, prepare_worktree
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conftest import GitSandbox
+
+
+def _commands(trace: Path) -> list[str]:
+    """The git commands (not git's own helpers) traced so far, oldest first; clears the trace."""
+    started: list[tuple[str, str]] = []
+    for file in trace.iterdir():
+        for line in file.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("event") == "start" and "/" not in event["sid"]:
+                started.append((event["time"], " ".join(event["argv"][1:3])))
+        file.unlink()
+    return [argv for _, argv in sorted(started)]
+
+
+def test_a_workstream_costs_a_handful_of_git_commands(
+    local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = local_git_sandbox
+    first = prepare_worktree(sb.ws("A"), [])  # what is asked once per repository is asked now
+    sb.write(first.path / "a.txt", "a\n")
+    commit_work(first.path, first.base_commit, "A")
+    trace = tmp_path / "trace2"
+    trace.mkdir()
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+
+    prepared = prepare_worktree(sb.ws("B"), [])
+    made = _commands(trace)
+    sb.write(prepared.path / "b.txt", "b\n")
+    commit_work(prepared.path, prepared.base_commit, "B")
+    committed = _commands(trace)
+    found = forecast(sb.repo, prepared.branch, [first.branch], "main")
+    forecast_commands = _commands(trace)
+
+    # for-each-ref, worktree add, reset (the checkout), update-ref (the base): was 12.
+    assert len(made) <= 4, made
+    # add, diff --cached --quiet, commit, diff --raw --numstat: was 9.
+    assert len(committed) <= 4, committed
+    # rev-parse (the heads): the branches' changed paths come from their commits' own
+    # diffs, which also say each sits on the base, and they share no path.
+    assert len(forecast_commands) <= 1, forecast_commands
+    assert found.conflicts == []
+    assert found.base_head == sb.git(sb.repo, "rev-parse", "main")
+
+
+def test_a_chain_link_starts_at_its_dependency_with_one_more_command(
+    local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = local_git_sandbox
+    first = prepare_worktree(sb.ws("A"), [])
+    sb.write(first.path / "a.txt", "a\n")
+    done = commit_work(first.path, first.base_commit, "A")
+    trace = tmp_path / "trace2"
+    trace.mkdir()
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+
+    prepared = prepare_worktree(sb.ws("B"), [first.branch])
+    made = _commands(trace)
+
+    assert prepared.base_commit == done.head == sb.git(prepared.path, "rev-parse", "HEAD")
+    assert prepared.merged == (first.branch,)
+    assert (prepared.path / "a.txt").read_text() == "a\n"
+    assert len(made) <= 5, made  # the four above and merge-base --is-ancestor; was 14
+    sb.write(prepared.path / "b.txt", "b\n")
+    commit_work(prepared.path, prepared.base_commit, "B")
+    _commands(trace)
+    found = forecast(sb.repo, prepared.branch, [first.branch], "main")
+    # B holds A and the base: nothing to diff, nothing to merge.
+    assert (found.conflicts, len(_commands(trace))) == ([], 2)
+
+
+def test_facts_read_from_files_say_what_git_says(local_git_sandbox: GitSandbox) -> None:
+    sb = local_git_sandbox
+    prepared = prepare_worktree(sb.ws("A"), [])
+
+    for name in ("index", "MERGE_HEAD", "mission-control-stage", "rebase-merge"):
+        assert worktree_file(prepared.path, name) == git_path(prepared.path, name)
+    asked = sb.git(prepared.path, "rev-parse", "--path-format=absolute", "--git-common-dir")
+    assert common_git_dir(prepared.path) == common_git_dir(sb.repo) == type(sb.repo)(asked)
+    assert is_linked_worktree(prepared.path)
+    assert not is_linked_worktree(sb.repo)
+    sb.write(prepared.path / "a.txt", "a\n")
+    done = commit_work(prepared.path, prepared.base_commit, "A")
+    assert head_from_files(prepared.path) == done.head == sb.git(prepared.path, "rev-parse", "HEAD")
+    sb.git(sb.repo, "pack-refs", "--all")  # no loose ref left: git is asked instead
+    assert head_from_files(prepared.path) is None
+    sb.git(prepared.path, "checkout", "-q", "--detach")
+    assert head_from_files(prepared.path) == done.head
+    assert head_from_files(sb.repo) is None  # the main checkout: git is asked
+
+
+def test_a_remote_added_during_a_run_is_seen(local_git_sandbox: GitSandbox) -> None:
+    sb = local_git_sandbox
+    assert not has_remote(sb.repo, "origin")
+    bare = sb.tmp / "origin.git"
+    sb.git(sb.tmp, "init", "-q", "--bare", str(bare))
+    sb.git(sb.repo, "remote", "add", "origin", str(bare))
+    assert has_remote(sb.repo, "origin")
+    sb.git(sb.repo, "remote", "remove", "origin")
+    assert not has_remote(sb.repo, "origin")
+
+
+def test_one_diff_gives_the_diffstat_and_the_changed_paths(local_git_sandbox: GitSandbox) -> None:
+    sb = local_git_sandbox
+    prepared = prepare_worktree(sb.ws("A"), [])
+    sb.edit_line(prepared.path / "f.txt", 2, "changed")
+    (prepared.path / "README.md").unlink()
+    (prepared.path / "data.bin").write_bytes(b"\0\1\2")
+    sb.write(prepared.path / "new" / "tab\tname.txt", "x\ny\n")
+    done = commit_work(prepared.path, prepared.base_commit, "A")
+
+    stat, changes = diff_changes(prepared.path, prepared.base_commit, done.head)
+
+    assert stat == diffstat(prepared.path, prepared.base_commit, done.head)
+    asked = sb.git(
+        prepared.path,
+        "diff",
+        "--name-status",
+        "--no-renames",
+        "-z",
+        prepared.base_commit,
+        done.head,
+    ).split("\0")
+    assert changes == list(zip(asked[::2], asked[1::2], strict=False))
+
+
+@pytest.mark.parametrize("split_index", [False, True])
+def test_deleting_every_file_is_still_refused(
+    local_git_sandbox: GitSandbox, split_index: bool
+) -> None:
+    sb = local_git_sandbox
+    sb.git(sb.repo, "config", "core.splitIndex", "true" if split_index else "false")
+    prepared = prepare_worktree(sb.ws("A"), [])
+    sb.write(prepared.path / "kept.txt", "one file is enough\n")
+    assert commit_work(prepared.path, prepared.base_commit, "A").changed
+    for name in ("README.md", "f.txt", ".gitignore", "kept.txt"):
+        (prepared.path / name).unlink()
+    with pytest.raises(GitError, match="deletes every tracked file of its base"):
+        commit_work(prepared.path, prepared.base_commit, "A")

@@ -36,7 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import events as ev
-from ..engine.finish import FinishContext, Pushed, append_log, check_and_commit, push_work
+from ..engine.finish import (
+    Committed,
+    FinishItem,
+    FinishRequest,
+    Pushed,
+    StepDone,
+    append_log,
+    check_and_commit,
+    push_work,
+)
 from ..engine.metrics import LogActivity, MetricsSampler
 from ..engine.supervisor import (
     AttemptProcess,
@@ -296,7 +305,7 @@ class NodeAttempt:
     async def finish(self, force_push: bool) -> NodeFinished:
         """Checks and commit in the worktree, then the push; the work comes back as a bundle."""
         spec = self.spec
-        ctx = FinishContext(
+        req = FinishRequest(
             ws=self.ws,
             run_id=spec.run_id,
             attempt=spec.attempt,
@@ -304,20 +313,27 @@ class NodeAttempt:
             base_commit=self._base_commit,
             log_path=self.log_path,
             grace_seconds=spec.grace_seconds,
-            publish=self._publish,
-            record_result=_ignore_record,
-            finished_branches=lambda _ws: [],
-            on_conflicts=_ignore_conflicts,
-            stop_requested=self._stop_finishing,
-            clock=time.time,
+            stop=self._stop_finishing,
             force_push=force_push,
         )
-        committed = await check_and_commit(ctx)
+        committed: Committed | None = None
+        async for item in check_and_commit(req):
+            if isinstance(item, Committed):
+                committed = item
+            else:
+                self._report(spec, item)
+        assert committed is not None
         done = committed.outcome
         # Work that changed nothing is pushed too (its branch sits at the base, plus any
         # dependency merges): dependents on other nodes take it from the remote.
         unchanged_ok = done is not None and done.ok and committed.commit is not None
-        pushed = await push_work(ctx) if done is None or unchanged_ok else None
+        pushed: Pushed | None = None
+        if done is None or unchanged_ok:
+            async for step in push_work(req):
+                if isinstance(step, Pushed):
+                    pushed = step
+                else:
+                    self._report(spec, step)
         bundle = None
         if committed.commit is not None:
             exclude = [f"^refs/remotes/{mirrors.REMOTE}/{self.ws.base_branch}"]
@@ -505,6 +521,16 @@ class NodeAttempt:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._changed.set)
 
+    def _report(self, spec: NodeSpec, item: FinishItem) -> None:
+        """A finishing step's end, as an event in the attempt's stream. The driver
+        records the commit from what ``finish`` returns; forecasts run there too."""
+        if isinstance(item, StepDone):
+            self._publish(
+                ev.FinishStepDone(
+                    spec.run_id, self.ws.task_id, item.step, item.ok, item.detail, time.time()
+                )
+            )
+
     def _publish(self, event: ev.Event) -> None:
         self._events.append(event)
         self._events_made += 1
@@ -523,14 +549,6 @@ class NodeAttempt:
     def _take_sample(self, sample: ev.ProcessSample, activity: LogActivity) -> None:
         self._sample = (sample, activity)
         self._changed.set()
-
-
-async def _ignore_record(_ws: Any, _fields: dict[str, Any]) -> None:
-    """The driver records results from what ``finish`` returns."""
-
-
-async def _ignore_conflicts(_ws: Any, _pairs: Any) -> None:
-    """Conflict forecasts run on the driver, which has every branch."""
 
 
 def _node_name() -> str:

@@ -202,6 +202,8 @@ class Attempts(FinishReport):
         assert rt.run is not None
         rt.run.handle = handle
         rt.output.reset(self._clock.now())
+        if rt.stop is not None:  # stopped while it was being started: it had no handle yet
+            self._spawn(self._terminate(rt))
         if rt.state is not WsState.PAUSED:
             await self._set_state(rt.task_id, WsState.RUNNING, f"pid {handle.pid}")
             self._arm(rt)

@@ -216,7 +216,7 @@ def register_backend(name: str, factory: BackendFactory) -> None:
 
 def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
     """The backend called ``name``; SetupError naming the fix when it cannot be had."""
-    if name not in BACKEND_MODULES:
+    if name not in BACKEND_MODULES and name not in _FACTORIES:
         raise SetupError(f"unknown backend '{name}': use one of {', '.join(BACKENDS)}")
     if name not in _FACTORIES:
         try:

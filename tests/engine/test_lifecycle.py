@@ -9,6 +9,7 @@ each adoption answer. The store is real; time moves only when a test says so.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from mission_control.engine.lifecycle import ALLOWED, BranchRewrite, IllegalTran
 from mission_control.engine.states import TERMINAL, WsState
 from mission_control.engine.supervisor import ExitStatus
 from mission_control.errors import SetupError
+from mission_control.plan.model import Plan
 from tests.engine.engine_helpers import Recorder, write_plan, ws
 from tests.engine.fake_backend import FakeAttempt, FakeBackend, FakeClock, install
 
@@ -35,12 +37,26 @@ D = "P::D"
 
 @pytest.fixture(scope="module")
 def plan_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("repo")
+    repo = tmp_path_factory.mktemp("plans") / "repo"
+    repo.mkdir()
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t"}
     env["GIT_COMMITTER_EMAIL"] = "t@t"
     for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "base"]):
         subprocess.run(["git", *args], cwd=repo, check=True, env={**env, "PATH": "/usr/bin:/bin"})
     return repo
+
+
+_PLANS: dict[str, Plan] = {}
+
+
+def _plan(repo: Path, workstreams: list[dict[str, Any]], limit: int) -> Plan:
+    """Loading a plan reads its repository with git: each shape is loaded once."""
+    key = json.dumps([workstreams, limit], sort_keys=True)
+    if key not in _PLANS:
+        folder = repo.parent / f"plan{len(_PLANS)}"
+        folder.mkdir()
+        _PLANS[key] = write_plan(folder, repo, [("P", limit, workstreams)])
+    return _PLANS[key]
 
 
 class Run:
@@ -51,7 +67,7 @@ class Run:
         self.backend = FakeBackend(tmp / "worktrees")
         self.clock = FakeClock()
         limit = options.pop("limit", 4)
-        self.plan = write_plan(tmp, repo, [("P", limit, workstreams)])
+        self.plan = _plan(repo, workstreams, limit)
         opts: dict[str, Any] = {
             "backend": install(self.backend),
             "existing_branches": "continue",
@@ -76,7 +92,8 @@ class Run:
         await self.rec.until(lambda: task_id in self.backend.attempts, timeout=10)
 
     def now(self, task_id: str) -> WsState:
-        return self.engine.snapshot().workstreams[task_id].state
+        """The state the views were last told of."""
+        return self.rec.states.get(task_id, S.PENDING)
 
     async def end(self) -> bool:
         assert self.task is not None

@@ -350,6 +350,7 @@ class Attempts(FinishReport):
             rt.request_stop(reason)
             await self._terminate(rt)
             return
+        rt.held_until = 0.0  # a retry backing off is not retried any more
         state = reason.ends_as
         await self._set_state(rt.task_id, state, STOP_DETAIL.get(state, ""))
         self._wake.set()

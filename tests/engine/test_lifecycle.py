@@ -267,6 +267,19 @@ async def test_a_failure_is_retried_after_its_backoff_on_the_clock(make: Any) ->
     await run.end()
 
 
+async def test_killing_a_retry_that_backs_off_ends_it_at_once(make: Any) -> None:
+    run = make([ws("T", retries=1)], linger=False)
+    run.start()
+    await run.running(T)
+    run.backend.exit(T, 1)
+    await run.state(T, S.QUEUED)
+    await run.engine.kill(T)
+    await run.state(T, S.KILLED)
+    # The run ends without the backoff's timer: nothing is held any more.
+    assert await asyncio.wait_for(asyncio.shield(run.task), 10) is False  # type: ignore[arg-type]
+    assert len(run.backend.requests[T]) == 1
+
+
 async def test_a_timeout_holds_still_while_paused(make: Any) -> None:
     run = make([ws("T")])  # timeout_minutes: 2
     run.start()

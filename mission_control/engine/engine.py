@@ -210,18 +210,22 @@ class Engine(Resume):
     def _decide(self) -> Decision:
         now = self._clock.now()
         states: dict[str, WsState] = {}
+        ready: set[str] = set()
         for task_id, rt in self._rt.items():
             state = rt.state
-            if rt.held_until > now:
-                state = WsState.PREPARING  # backing off: neither startable nor finished
-            elif rt.busy and state not in ACTIVE:
+            if state in ACTIVE:
+                if state is WsState.FINISHING and rt.work_ready:
+                    ready.add(task_id)
+            elif rt.held_until > now or rt.busy:
+                # Backing off, or set back while its task winds down: neither startable
+                # nor finished.
                 state = WsState.PREPARING
             states[task_id] = state
         states.update(self._outside)
         return decide(
             self.graph,
             states,
-            ready_for_dependents=frozenset(t for t, rt in self._rt.items() if rt.work_ready),
+            ready_for_dependents=frozenset(ready),
             max_parallel=self.options.max_parallel,
             keep_going=self.options.keep_going,
         )

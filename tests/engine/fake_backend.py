@@ -137,6 +137,8 @@ class FakeBackend:
         self.requests: dict[str, list[AttemptRequest]] = {}
         self.released: list[str] = []
         self.closed_keeping: bool | None = None
+        self.exit_at_once: int | None = None
+        """Every attempt ends with this exit code as soon as it starts (a plan's worth)."""
         self._pids = itertools.count(1000)
 
     async def open(self, plan: Plan, workstreams: list[Workstream], sink: AttemptSink) -> None:
@@ -162,6 +164,8 @@ class FakeBackend:
     async def start(self, request: AttemptRequest, prepared: Prepared) -> Started:
         attempt = FakeAttempt(next(self._pids))
         self.attempts[request.ws.task_id] = attempt
+        if self.exit_at_once is not None:
+            attempt.end(ExitStatus(self.exit_at_once, None))
         return Started(attempt, None)
 
     async def adopt(self, request: AttemptRequest, left: LeftBehind) -> Adoption | None:

@@ -29,16 +29,19 @@ class Clock(Protocol):
 
 
 class LoopClock:
-    """Readings from ``wall`` (the wall clock); timers on the running event loop."""
+    """Readings from ``wall`` (the wall clock); timers on ``loop``, else the running loop."""
 
-    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, wall: Callable[[], float] = time.time, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self._wall = wall
+        self._loop = loop
 
     def now(self) -> float:
         return self._wall()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
-        return asyncio.get_running_loop().call_later(delay, callback)
+        return (self._loop or asyncio.get_running_loop()).call_later(delay, callback)
 
 
 def as_clock(clock: Clock | Callable[[], float]) -> Clock:

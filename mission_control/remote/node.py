@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import events as ev
+from ..engine.clock import Clock, LoopClock, Timer
 from ..engine.finish import (
     Committed,
     FinishItem,
@@ -94,8 +95,10 @@ def node_dir() -> Path:
 class NodeAttempt:
     """The node's side of one attempt; every public method is called remotely."""
 
-    def __init__(self, spec: NodeSpec) -> None:
+    def __init__(self, spec: NodeSpec, clock: Clock | None = None) -> None:
         self.spec = spec
+        self._clock = clock
+        """Where the no-driver timers run (the actor's loop unless a test gives one)."""
         self.mark = uuid.uuid4().hex
         # Before the subreaper flag: the watchdog must not end up as our child.
         self._watchdog = start_watchdog(MARK_VAR, self.mark, spec.grace_seconds)
@@ -134,7 +137,8 @@ class NodeAttempt:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: LogWatcher | None = None
         self._sampler: MetricsSampler | None = None
-        self._orphan_timer: asyncio.TimerHandle | None = None
+        self._orphan_timer: Timer | None = None
+        self._orphaning: asyncio.Future[None] | None = None
         # Until ``prepare`` arms the loop's timer: an actor placed after its
         # mission-control died (it waited for room) is never called at all.
         self._unclaimed = threading.Timer(spec.orphan_seconds, self._never_claimed)
@@ -353,16 +357,22 @@ class NodeAttempt:
         """A mission-control still watches: push the orphan deadline back."""
         self._touch()
 
+    def _timers(self) -> Clock:
+        """The clock of the no-driver timers: the given one, else the actor's loop."""
+        if self._clock is None:
+            self._loop = self._loop or asyncio.get_running_loop()
+            return LoopClock(loop=self._loop)
+        return self._clock
+
+    def _orphan(self) -> None:
+        self._orphaning = asyncio.ensure_future(self._orphaned())  # kept: not collected
+
     def _touch(self) -> None:
         if self._closed:
             return  # a closed attempt keeps its short timer: nothing to wait for
-        loop = self._loop or asyncio.get_running_loop()
-        self._loop = loop
         if self._orphan_timer is not None:
             self._orphan_timer.cancel()
-        self._orphan_timer = loop.call_later(
-            self.spec.orphan_seconds, lambda: asyncio.ensure_future(self._orphaned())
-        )
+        self._orphan_timer = self._timers().call_later(self.spec.orphan_seconds, self._orphan)
 
     async def describe(self) -> NodeStatus:
         """What a mission-control taking the attempt over needs to know."""
@@ -426,14 +436,10 @@ class NodeAttempt:
         """
         self._closed = True
         self._changed.set()
-        loop = self._loop or asyncio.get_running_loop()
-        self._loop = loop
         if self._orphan_timer is not None:
             self._orphan_timer.cancel()
-        self._orphan_timer = loop.call_later(
-            min(self.spec.orphan_seconds, CLOSED_EXIT_SECONDS),
-            lambda: asyncio.ensure_future(self._orphaned()),
-        )
+        wait = min(self.spec.orphan_seconds, CLOSED_EXIT_SECONDS)
+        self._orphan_timer = self._timers().call_later(wait, self._orphan)
         if self._sampler is not None:
             self._sampler.stop()
         if self._watcher is not None:

@@ -2,42 +2,45 @@
 
 The engine decides what runs and when, records every change and publishes
 events; a backend makes an attempt's workspace, starts its tool, hands back a
-handle to pause, resume, stop and wait for it, and does the finishing steps
-that must happen where the worktree is. ``local`` runs everything on this
-machine (worktrees beside the repository); ``ray`` (in ``mission_control.remote``)
-runs each attempt in an actor on a cluster node. The scheduler, the store, the
-events and the views are the same for both.
+handle to pause, resume, stop and wait for it, takes back attempts an earlier
+mission-control left running, and does the finishing steps that must happen
+where the worktree is. Each of these returns a result (finishing yields its
+steps one by one) that the engine records and publishes: a backend never calls
+into the engine, and the engine never asks which backend it has.
+
+Backends are found by name (``make_backend``): ``local`` runs everything on
+this machine (``engine.local_backend``); others live in their own modules and
+register themselves when imported (``ray``: ``mission_control.remote``), so
+the engine never imports them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import importlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from ..errors import MissionControlError, SetupError
-from ..git import diffs, worktrees
 from ..plan.model import Plan, ToolSpec, Workstream
 from .events import Event, ProcessSample
-from .finish import FinishContext, FinishOutcome, finish_workstream
+from .finish import FinishItem, FinishRequest
 from .metrics import LogActivity
-from .supervisor import ExitStatus, TerminateResult, spawn_attempt
-from .tools import RenderedCommand, render_command, resolve_executable
+from .supervisor import ExitStatus, TerminateResult
+from .tools import RenderedCommand
 
 SampleSink = Callable[[dict[str, ProcessSample], dict[str, LogActivity]], None]
 
 
 @dataclass(frozen=True, slots=True)
 class AttemptSink:
-    """Where a backend that watches its own attempts sends what it sees (on the engine's loop)."""
+    """Where a backend streams what it sees of running attempts (on the engine's loop):
+    process samples and log activity, and the events an attempt elsewhere made."""
 
     on_sample: SampleSink
     publish: Callable[[Event], None]
-
-
-BACKENDS = ("local", "ray")
 
 
 class AttemptLost(MissionControlError):
@@ -82,6 +85,51 @@ class Workspace:
 
 
 @dataclass(frozen=True, slots=True)
+class Prepared:
+    """A prepared attempt: its workspace and the command its tool will run."""
+
+    workspace: Workspace
+    command: RenderedCommand
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A started attempt: its handle, and how the ledger knows its process."""
+
+    handle: AttemptHandle
+    local_pid: tuple[int, float] | None
+    """(pid, start time) a later mission-control on this machine adopts it by; None
+    when the process is not this machine's."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeftBehind:
+    """What the ledger knows of an attempt an earlier mission-control started."""
+
+    pid: int | None
+    pid_create_time: float | None
+    ended: bool
+    """Its end is recorded: only what it still holds elsewhere is looked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class StillRunning:
+    """Adopted: the attempt's tool still runs and is watched again."""
+
+    handle: AttemptHandle
+
+
+@dataclass(frozen=True, slots=True)
+class EndedUnwatched:
+    """The attempt's tool ended while nobody watched; ``status`` is how."""
+
+    status: ExitStatus
+
+
+Adoption = StillRunning | EndedUnwatched
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptRequest:
     """What the engine asks a backend to start: one attempt of one workstream."""
 
@@ -97,48 +145,35 @@ class AttemptRequest:
     grace_seconds: float = 10.0
     """After SIGTERM, how long a stopped process gets before SIGKILL."""
     stop: asyncio.Event | None = None
-    """Set when the workstream is killed or skipped: a backend waiting for room gives up."""
+    """Set when the workstream is stopped or the run detached: a backend waiting for
+    room gives up (``prepare`` raises)."""
 
 
 class Backend(Protocol):
     name: str
-    runs_here: bool
-    """Attempts are processes of this machine: a later mission-control adopts them by pid."""
 
-    def preparing(self, ws: Workstream) -> str:
-        """What the views say while an attempt of ``ws`` is being set up."""
-        ...
-
-    def connect(self) -> None:
-        """Reach the machines (blocking); a view calls it before it takes the screen."""
-        ...
-
-    async def open(self, plan: Plan, workstreams: list[Workstream]) -> None:
-        """Connect and check what the run needs, before anything starts."""
+    async def open(self, plan: Plan, workstreams: list[Workstream], sink: AttemptSink) -> None:
+        """Reach the machines and check what the run needs, before anything starts.
+        Idempotent: a view may open it before it takes the screen."""
         ...
 
     async def close(self, *, keep: bool = False) -> None:
         """Let go of the backend; ``keep`` leaves running attempts running (detach)."""
         ...
 
-    async def adopt(self, request: AttemptRequest, sink: AttemptSink) -> AttemptHandle | None:
-        """Take back an attempt a previous mission-control started elsewhere; None if gone."""
+    async def prepare(self, request: AttemptRequest) -> Prepared:
+        """The attempt's workspace (worktree, branch, merges) and its rendered command."""
         ...
 
-    async def prepare(self, request: AttemptRequest) -> Workspace: ...
+    async def start(self, request: AttemptRequest, prepared: Prepared) -> Started: ...
 
-    async def render(self, request: AttemptRequest, workspace: Workspace) -> RenderedCommand: ...
+    async def adopt(self, request: AttemptRequest, left: LeftBehind) -> Adoption | None:
+        """Take back an attempt an earlier mission-control started; None if nothing is left."""
+        ...
 
-    async def spawn(
-        self,
-        request: AttemptRequest,
-        workspace: Workspace,
-        command: RenderedCommand,
-        sink: AttemptSink,
-    ) -> AttemptHandle: ...
-
-    async def finish(self, ctx: FinishContext) -> FinishOutcome:
-        """Checks, commit, push, pull request and forecast of the attempt in ``ctx``."""
+    def finish(self, request: FinishRequest) -> AsyncIterator[FinishItem]:
+        """Checks, commit, push, pull request and forecast: each result as it comes,
+        the last one a ``FinishOutcome``."""
         ...
 
     async def release(self, task_id: str) -> None:
@@ -150,114 +185,63 @@ class Backend(Protocol):
         ...
 
 
-class LocalBackend:
-    """Attempts in worktrees beside the repository, run by this machine's supervisor."""
-
-    name = "local"
-    runs_here = True
-
-    def preparing(self, ws: Workstream) -> str:
-        return "creating worktree"
-
-    def connect(self) -> None:
-        return None
-
-    async def open(self, plan: Plan, workstreams: list[Workstream]) -> None:
-        return None
-
-    async def close(self, *, keep: bool = False) -> None:
-        return None
-
-    async def adopt(self, request: AttemptRequest, sink: AttemptSink) -> AttemptHandle | None:
-        return None  # local attempts are adopted by pid (engine.recovery)
-
-    async def prepare(self, request: AttemptRequest) -> Workspace:
-        ws = request.ws
-        await asyncio.to_thread(_check_inputs, ws, request.tool)
-        prepared = await asyncio.to_thread(
-            worktrees.prepare_worktree, ws, list(request.dependencies)
-        )
-        if request.fresh:
-            await asyncio.to_thread(
-                worktrees.reset_worktree, prepared.path, prepared.base_commit, ws.branch
-            )
-        return Workspace(prepared.path, prepared.branch, prepared.base_commit)
-
-    async def render(self, request: AttemptRequest, workspace: Workspace) -> RenderedCommand:
-        return await asyncio.to_thread(  # writes an inline prompt to its file
-            render_command,
-            request.tool,
-            request.ws,
-            run_id=request.run_id,
-            attempt=request.attempt,
-            attempt_dir=request.log_path.parent,
-            worktree=workspace.path,
-        )
-
-    async def spawn(
-        self,
-        request: AttemptRequest,
-        workspace: Workspace,
-        command: RenderedCommand,
-        sink: AttemptSink,
-    ) -> AttemptHandle:
-        return await asyncio.to_thread(
-            spawn_attempt,
-            command.argv,
-            cwd=workspace.path,
-            env=command.env,
-            log_path=request.log_path,
-            stdin_path=command.stdin_path,
-            exit_file=request.exit_file,
-        )
-
-    async def finish(self, ctx: FinishContext) -> FinishOutcome:
-        return await finish_workstream(ctx)
-
-    async def release(self, task_id: str) -> None:
-        return None
-
-    def diff(self, ws: Workstream, workspace: Workspace) -> str:
-        if not workspace.path.exists():
-            return f"{ws.task_id} has no worktree yet"
-        return diffs.diff_against(workspace.path, workspace.base_commit)
+@dataclass(frozen=True, slots=True)
+class BackendOptions:
+    ray_address: str | None = None
+    sample_interval: float = 1.0
 
 
-def make_backend(name: str, ray_address: str | None = None) -> Backend:
+BackendFactory = Callable[[BackendOptions], Backend]
+
+_FACTORIES: dict[str, BackendFactory] = {}
+
+BACKEND_MODULES: dict[str, str] = {
+    "local": "mission_control.engine.local_backend",
+    "ray": "mission_control.remote.ray_backend",
+}
+"""Where each backend lives, like an entry point: importing the module registers it."""
+
+BACKENDS = tuple(BACKEND_MODULES)
+
+_NOT_INSTALLED = {
+    "ray": "--backend ray needs Ray, which is not installed ({missing}):"
+    " install it with `pip install 'mission-control[ray]'`"
+    " (or `uv sync --extra ray` in a checkout)",
+}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    _FACTORIES[name] = factory
+
+
+def make_backend(name: str, options: BackendOptions | None = None) -> Backend:
     """The backend called ``name``; SetupError naming the fix when it cannot be had."""
-    if name == "local":
-        return LocalBackend()
-    if name == "ray":
+    if name not in BACKEND_MODULES and name not in _FACTORIES:
+        raise SetupError(f"unknown backend '{name}': use one of {', '.join(BACKENDS)}")
+    if name not in _FACTORIES:
         try:
-            from ..remote.ray_backend import RayBackend
+            importlib.import_module(BACKEND_MODULES[name])
         except ImportError as err:
-            raise SetupError(
-                f"--backend ray needs Ray, which is not installed ({err.name or err}):"
-                " install it with `pip install 'mission-control[ray]'`"
-                " (or `uv sync --extra ray` in a checkout)"
-            ) from None
-        return RayBackend(ray_address or "auto")
-    raise SetupError(f"unknown backend '{name}': use one of {', '.join(BACKENDS)}")
-
-
-def _check_inputs(ws: Workstream, tool: ToolSpec) -> None:
-    """What must exist before a worktree is made (blocking: PATH lookup, a stat)."""
-    resolve_executable(ws, tool)
-    if ws.prompt_file is not None and not ws.prompt_file.is_file():
-        raise SetupError(
-            f"{ws.task_id}: prompt file {ws.prompt_file} not found: "
-            "create it or fix prompt_file in the plan"
-        )
+            text = _NOT_INSTALLED.get(name, "--backend {name} cannot be loaded ({missing})")
+            raise SetupError(text.format(name=name, missing=err.name or err)) from None
+    return _FACTORIES[name](options or BackendOptions())
 
 
 __all__ = [
     "BACKENDS",
+    "Adoption",
     "AttemptHandle",
     "AttemptLost",
     "AttemptRequest",
     "AttemptSink",
     "Backend",
-    "LocalBackend",
+    "BackendOptions",
+    "EndedUnwatched",
+    "LeftBehind",
+    "Prepared",
+    "Started",
+    "StillRunning",
     "Workspace",
     "make_backend",
+    "register_backend",
 ]

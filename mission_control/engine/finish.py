@@ -4,8 +4,11 @@ The order protects the user's work: a failing check still commits (nothing is
 lost) but never pushes; a PR step that cannot run (no ``gh``, no login) is
 skipped with the command to run by hand, and a PR that GitHub refuses is
 reported without failing work that is already pushed. Each step's outcome is
-published as a ``FinishStepDone`` event and appended to the attempt's log, so
-``mission-control logs`` tells the whole story of an attempt.
+appended to the attempt's log, so ``mission-control logs`` tells the whole story
+of an attempt, and handed back to the engine as it comes (``FinishItem``): the
+engine records and publishes it. Finishing never calls into the engine; it is an
+async iterator of results the engine consumes one by one, so each result is
+recorded before finishing goes on (the crash points rely on that order).
 
 The conflict forecast runs whenever the branch gets a new head (also when a
 check failed: the commit is there) and compares it with the other finished
@@ -20,32 +23,22 @@ import contextlib
 import shlex
 import time
 from asyncio import FIRST_COMPLETED
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .. import crashpoints
 from ..errors import GitError
 from ..git import conflicts, pull_requests, repo, worktrees
 from ..plan.model import Check, Workstream
 from ..store.private import append_private
-from . import events as ev
 from .supervisor import spawn_attempt
-
-"""How often a running check looks whether the workstream was stopped."""
-
-
-async def _nothing() -> None:
-    return None
-
-
-async def _ignore_base(_ws: Workstream, _base_ref: str, _base_head: str) -> None:
-    return None
 
 
 @dataclass(frozen=True, slots=True)
-class FinishContext:
+class FinishRequest:
+    """What finishing one attempt needs; finishing answers with ``FinishItem`` results."""
+
     ws: Workstream
     run_id: str
     attempt: int
@@ -53,18 +46,9 @@ class FinishContext:
     base_commit: str
     log_path: Path
     grace_seconds: float
-    publish: Callable[[ev.Event], None]
-    record_result: Callable[[Workstream, dict[str, Any]], Awaitable[None]]
-    finished_branches: Callable[[Workstream], list[tuple[str, str]]]
-    on_conflicts: Callable[[Workstream, tuple[tuple[str, tuple[str, ...]], ...]], Awaitable[None]]
-    stop_requested: asyncio.Event
+    stop: asyncio.Event
     """Set when the workstream is killed, skipped or the run cancelled."""
-    clock: Callable[[], float]
     force_push: bool = False
-    work_ready: Callable[[], Awaitable[None]] = _nothing
-    on_base_forecast: Callable[[Workstream, str, str], Awaitable[None]] = _ignore_base
-    """Told the base ref and commit a forecast used: the engine forecasts again the
-    phase's finished branches that were forecast against an older base."""
     """The attempt rewrote the branch (a fresh retry): push with ``--force-with-lease``."""
 
 
@@ -72,6 +56,61 @@ class FinishContext:
 class FinishOutcome:
     ok: bool
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepDone:
+    """A finishing step ended (already appended to the attempt's log)."""
+
+    step: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeadCommitted:
+    """The branch has a new head: what it changed against the base."""
+
+    head: str
+    files: int
+    insertions: int
+    deletions: int
+
+    @classmethod
+    def of(cls, commit: worktrees.CommitResult) -> HeadCommitted:
+        return cls(commit.head, commit.files, commit.insertions, commit.deletions)
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequestOpened:
+    url: str
+    head: HeadCommitted
+
+
+@dataclass(frozen=True, slots=True)
+class WorkReady:
+    """Checked and committed: dependents may prepare while the rest of finishing runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastDue:
+    """The branch has a new head: the engine forecasts its conflicts now, against the
+    phase's branches finished by then (``forecast``), before finishing goes on."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictsFound:
+    """A forecast: (task id or ``base:BRANCH``, files) per branch the work would conflict
+    with, and the base ref and commit it used (the engine forecasts again the branches
+    that last saw an older base)."""
+
+    pairs: tuple[tuple[str, tuple[str, ...]], ...]
+    base_ref: str
+    base_head: str | None
+
+
+FinishItem = StepDone | HeadCommitted | PullRequestOpened | WorkReady | ForecastDue | FinishOutcome
+"""What finishing hands back, in order; the last one is the ``FinishOutcome``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,48 +152,60 @@ class Pushed:
     error: str | None = None
 
 
-async def finish_workstream(ctx: FinishContext) -> FinishOutcome:
+async def finish_workstream(req: FinishRequest) -> AsyncIterator[FinishItem]:
     """Run the finishing steps of one attempt; never raises for git or gh trouble."""
-    done = await check_and_commit(ctx)
-    return await deliver(ctx, done, lambda: push_work(ctx))
+    done: Committed | None = None
+    async for item in check_and_commit(req):
+        if isinstance(item, Committed):
+            done = item
+        else:
+            yield item
+    assert done is not None
+    async for result in deliver(req, done, push_work(req)):
+        yield result
 
 
-async def check_and_commit(ctx: FinishContext) -> Committed:
-    """Run the checks, then commit whatever the tool left (also when a check failed)."""
-    ws = ctx.ws
+async def check_and_commit(req: FinishRequest) -> AsyncIterator[FinishItem | Committed]:
+    """Run the checks, then commit whatever the tool left (also when a check failed).
+
+    Yields each step as it ends; the last item is the ``Committed`` state."""
+    ws = req.ws
     results: list[CheckResult] = []
     for check in ws.checks:
-        if ctx.stop_requested.is_set():
-            return Committed(None, (), FinishOutcome(False, "stopped during checks"))
-        result = await _run_check(ctx, check)
+        if req.stop.is_set():
+            yield Committed(None, (), FinishOutcome(False, "stopped during checks"))
+            return
+        result = await _run_check(req, check)
         if result.stopped:
-            return Committed(None, (), FinishOutcome(False, "stopped during checks"))
+            yield Committed(None, (), FinishOutcome(False, "stopped during checks"))
+            return
         results.append(result)
-        await report_step(ctx, "check", result.ok, result.line)
+        yield await _step(req, "check", result.ok, result.line)
         if not result.ok:
             break
     failed = next((r for r in results if not r.ok), None)
     crashpoints.reach("finish.checked")
 
-    subject, body = worktrees.commit_message(ws, ctx.run_id, ctx.attempt)
+    subject, body = worktrees.commit_message(ws, req.run_id, req.attempt)
     try:
         commit = await asyncio.to_thread(
-            worktrees.commit_work, ctx.worktree, ctx.base_commit, subject, body
+            worktrees.commit_work, req.worktree, req.base_commit, subject, body
         )
     except GitError as err:
-        await report_step(ctx, "commit", False, str(err))
-        return Committed(None, tuple(results), FinishOutcome(False, str(err)))
+        yield await _step(req, "commit", False, str(err))
+        yield Committed(None, tuple(results), FinishOutcome(False, str(err)))
+        return
     crashpoints.reach("finish.committed")
     diffstat = commit.diffstat
-    await _record(ctx, commit, None)
+    yield HeadCommitted.of(commit)
     if commit.committed:
-        await report_step(ctx, "commit", True, f"{commit.head[:10]} ({diffstat})")
+        yield await _step(req, "commit", True, f"{commit.head[:10]} ({diffstat})")
     elif commit.changed:
-        await report_step(
-            ctx, "commit", True, f"{commit.head[:10]}, the tool's own commits ({diffstat})"
+        yield await _step(
+            req, "commit", True, f"{commit.head[:10]}, the tool's own commits ({diffstat})"
         )
     else:
-        await report_step(ctx, "commit", True, "no changes")
+        yield await _step(req, "commit", True, "no changes")
 
     outcome: FinishOutcome | None = None
     if failed is not None:
@@ -165,65 +216,85 @@ async def check_and_commit(ctx: FinishContext) -> Committed:
             outcome = FinishOutcome(False, "the tool changed nothing, and require_changes is set")
         else:
             outcome = FinishOutcome(True, "succeeded (no changes)")
-    return Committed(commit, tuple(results), outcome)
+    yield Committed(commit, tuple(results), outcome)
 
 
-async def push_work(ctx: FinishContext) -> Pushed:
-    """Push the branch from its worktree when the plan asks for it and a remote exists."""
-    ws = ctx.ws
+async def push_work(req: FinishRequest) -> AsyncIterator[StepDone | Pushed]:
+    """Push the branch from its worktree when the plan asks for it and a remote exists.
+
+    The last item is what the push did (``Pushed``)."""
+    ws = req.ws
     if not ws.push:
-        return Pushed(False)
-    if not await asyncio.to_thread(repo.has_remote, ctx.worktree, ws.remote):
-        await report_step(ctx, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
-        return Pushed(False)
+        yield Pushed(False)
+        return
+    if not await asyncio.to_thread(repo.has_remote, req.worktree, ws.remote):
+        yield await _step(req, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
+        yield Pushed(False)
+        return
     try:
         await asyncio.to_thread(
-            worktrees.push_branch, ctx.worktree, ws.remote, ws.branch, force=ctx.force_push
+            worktrees.push_branch, req.worktree, ws.remote, ws.branch, force=req.force_push
         )
     except GitError as err:
-        await report_step(ctx, "push", False, str(err))
-        return Pushed(False, str(err))
+        yield await _step(req, "push", False, str(err))
+        yield Pushed(False, str(err))
+        return
     crashpoints.reach("finish.pushed")
-    await report_step(ctx, "push", True, f"{ws.remote}/{ws.branch}")
-    return Pushed(True)
+    yield await _step(req, "push", True, f"{ws.remote}/{ws.branch}")
+    yield Pushed(True)
+
+
+async def already_pushed(pushed: Pushed) -> AsyncIterator[StepDone | Pushed]:
+    """A push made elsewhere (on a node), for ``deliver``."""
+    yield pushed
 
 
 async def deliver(
-    ctx: FinishContext, done: Committed, push: Callable[[], Awaitable[Pushed]]
-) -> FinishOutcome:
+    req: FinishRequest, done: Committed, push: AsyncIterator[StepDone | Pushed]
+) -> AsyncIterator[FinishItem]:
     """After the commit: tell dependents, forecast conflicts, push, open the pull request."""
-    ws = ctx.ws
+    ws = req.ws
     if done.outcome is not None:
         if done.changed and not done.outcome.ok:
-            await _forecast(ctx)  # work that failed a check is still committed
-        return done.outcome
+            yield ForecastDue()  # work that failed a check is still committed
+        yield done.outcome
+        return
     assert done.commit is not None
     commit = done.commit
     # Checked and committed: dependents merge the local branch, so they may prepare
     # during the push, the pull request and the forecast (their tools wait for success).
-    await ctx.work_ready()
-    await _forecast(ctx)
-    result = await push()
+    yield WorkReady()
+    yield ForecastDue()
+    result = Pushed(False)
+    async for item in push:
+        if isinstance(item, Pushed):
+            result = item
+        else:
+            yield item
     if result.error is not None:
-        return FinishOutcome(False, result.error)
+        yield FinishOutcome(False, result.error)
+        return
     where = f"pushed to {ws.remote}" if result.pushed else f"committed on {ws.branch}"
     detail = f"{where}: {commit.diffstat}"
     if ws.pr.enabled is False:
-        return FinishOutcome(True, detail)
+        yield FinishOutcome(True, detail)
+        return
     if not result.pushed:
         if ws.pr.enabled:
-            await report_step(
-                ctx, "pr", True, "skipped: the branch was not pushed, so no pull request"
+            yield await _step(
+                req, "pr", True, "skipped: the branch was not pushed, so no pull request"
             )
-        return FinishOutcome(True, detail)
-    return FinishOutcome(True, detail + await _pull_request(ctx, commit, list(done.results)))
+        yield FinishOutcome(True, detail)
+        return
+    async for opened in _pull_request(req, commit, list(done.results), detail):
+        yield opened
 
 
 async def _pull_request(
-    ctx: FinishContext, commit: worktrees.CommitResult, results: list[CheckResult]
-) -> str:
-    """Open or update the PR; returns what the workstream's detail says of it."""
-    ws = ctx.ws
+    req: FinishRequest, commit: worktrees.CommitResult, results: list[CheckResult], detail: str
+) -> AsyncIterator[FinishItem]:
+    """Open or update the PR; the outcome's detail says what came of it."""
+    ws = req.ws
     if ws.pr.body is not None:
         # The reviewer always sees what changed and what was checked.
         body = ws.pr.body.rstrip("\n")
@@ -235,64 +306,39 @@ async def _pull_request(
     result = await asyncio.to_thread(
         pull_requests.open_pull_request,
         ws,
-        worktree=ctx.worktree,
-        run_id=ctx.run_id,
+        worktree=req.worktree,
+        run_id=req.run_id,
         diffstat=commit.diffstat,
         checks="\n".join(r.summary for r in results) or "no checks configured",
     )
     if result.status == "skipped":
-        await report_step(
-            ctx, "pr", True, f"skipped: {result.reason}; to open it by hand: {result.command}"
+        yield await _step(
+            req, "pr", True, f"skipped: {result.reason}; to open it by hand: {result.command}"
         )
-        return f"; PR skipped ({result.reason})"
+        yield FinishOutcome(True, f"{detail}; PR skipped ({result.reason})")
+        return
     if result.status == "failed":
-        await report_step(ctx, "pr", False, f"{result.reason}; by hand: {result.command}")
-        return f"; PR failed: {result.reason}"
+        yield await _step(req, "pr", False, f"{result.reason}; by hand: {result.command}")
+        yield FinishOutcome(True, f"{detail}; PR failed: {result.reason}")
+        return
     crashpoints.reach("finish.pr_opened")
-    await report_step(ctx, "pr", True, f"{result.status} {result.url or '(no URL printed by gh)'}")
+    yield await _step(req, "pr", True, f"{result.status} {result.url or '(no URL printed by gh)'}")
     if result.url is None:
-        return f"; PR {result.status}"
-    await ctx.record_result(ctx.ws, {"pr_url": result.url})
-    await _record(ctx, commit, result.url, store=False)
-    return f"; PR {result.url}"
+        yield FinishOutcome(True, f"{detail}; PR {result.status}")
+        return
+    yield PullRequestOpened(result.url, HeadCommitted.of(commit))
+    yield FinishOutcome(True, f"{detail}; PR {result.url}")
 
 
-async def _record(
-    ctx: FinishContext, commit: worktrees.CommitResult, pr_url: str | None, *, store: bool = True
-) -> None:
-    """Store and publish the branch's head and its diffstat against the base."""
-    if store:
-        await ctx.record_result(
-            ctx.ws,
-            {
-                "head_commit": commit.head,
-                "files_changed": commit.files,
-                "insertions": commit.insertions,
-                "deletions": commit.deletions,
-            },
-        )
-    ctx.publish(
-        ev.WorkstreamResultUpdated(
-            ctx.run_id,
-            ctx.ws.task_id,
-            commit.head,
-            commit.files,
-            commit.insertions,
-            commit.deletions,
-            pr_url,
-            ctx.clock(),
-        )
-    )
-
-
-async def _forecast(ctx: FinishContext) -> None:
-    """Trial-merge the new head with the phase's finished branches and the current base."""
-    ws = ctx.ws
-    others = ctx.finished_branches(ws)
+async def forecast(
+    ws: Workstream, log_path: Path, others: tuple[tuple[str, str], ...]
+) -> StepDone | ConflictsFound:
+    """Trial-merge the branch's head with ``others`` ((task id, branch) of the phase's
+    finished branches) and the current base; a failed forecast is a failed step."""
     try:
         base_ref, warning = await asyncio.to_thread(_current_base, ws)
         if warning:
-            await _log(ctx, f"──── forecast: {warning}\n")
+            await asyncio.to_thread(append_log, log_path, f"──── forecast: {warning}\n")
         base_head = await asyncio.to_thread(repo.rev_parse, ws.repo, base_ref)
         found = await asyncio.to_thread(
             conflicts.forecast_conflicts,
@@ -302,18 +348,16 @@ async def _forecast(ctx: FinishContext) -> None:
             base_ref,
         )
     except GitError as err:
-        await report_step(ctx, "forecast", False, str(err))
-        return
+        return await _step_to(log_path, "forecast", False, str(err))
     by_branch = {branch: task_id for task_id, branch in others}
     pairs = tuple(
         (by_branch.get(other, f"base:{ws.base_branch}"), tuple(files)) for other, files in found
     )
-    await ctx.on_conflicts(ws, pairs)
     if pairs:  # the event reaches the views; the log keeps it with the attempt
         shown = "; ".join(f"{other}: {', '.join(files)}" for other, files in pairs)
-        await _log(ctx, f"──── forecast: would conflict with {shown}\n")
-    if base_head is not None:
-        await ctx.on_base_forecast(ws, base_ref, base_head)
+        text = f"──── forecast: would conflict with {shown}\n"
+        await asyncio.to_thread(append_log, log_path, text)
+    return ConflictsFound(pairs, base_ref, base_head)
 
 
 def _current_base(ws: Workstream) -> tuple[str, str | None]:
@@ -335,13 +379,13 @@ def _current_base(ws: Workstream) -> tuple[str, str | None]:
     return ws.base_branch, warning
 
 
-async def _run_check(ctx: FinishContext, check: Check) -> CheckResult:
+async def _run_check(req: FinishRequest, check: Check) -> CheckResult:
     """Run one check in the worktree, its output appended to the attempt's log."""
     argv = ["/bin/sh", "-c", check.argv[0]] if check.shell else list(check.argv)
     shown = check.argv[0] if check.shell else shlex.join(check.argv)
     limit = check.timeout_minutes * 60
-    await _log(ctx, f"\n──── check '{check.name}': {shown} (timeout {_seconds(limit)}) ────\n")
-    exit_file = ctx.log_path.with_name(f"{ctx.log_path.stem}.check.exit")
+    await _log(req, f"\n──── check '{check.name}': {shown} (timeout {_seconds(limit)}) ────\n")
+    exit_file = req.log_path.with_name(f"{req.log_path.stem}.check.exit")
     started = time.monotonic()
 
     def result(ok: bool, line: str, *, stopped: bool = False) -> CheckResult:
@@ -351,9 +395,9 @@ async def _run_check(ctx: FinishContext, check: Check) -> CheckResult:
         proc = await asyncio.to_thread(
             spawn_attempt,
             argv,
-            cwd=ctx.worktree,
-            env=ctx.ws.env,
-            log_path=ctx.log_path,
+            cwd=req.worktree,
+            env=req.ws.env,
+            log_path=req.log_path,
             stdin_path=None,
             exit_file=exit_file,
         )
@@ -361,15 +405,15 @@ async def _run_check(ctx: FinishContext, check: Check) -> CheckResult:
         return result(False, f"check '{check.name}' could not start: {err.strerror or err}")
     # Whichever comes first: the check's exit, a stop, or its timeout.
     waiting = asyncio.ensure_future(proc.wait())
-    stopping = asyncio.ensure_future(ctx.stop_requested.wait())
+    stopping = asyncio.ensure_future(req.stop.wait())
     try:
         await asyncio.wait({waiting, stopping}, timeout=limit, return_when=FIRST_COMPLETED)
     finally:
         stopping.cancel()
     if not waiting.done():
-        await proc.terminate(ctx.grace_seconds)
+        await proc.terminate(req.grace_seconds)
         waiting.cancel()
-        if ctx.stop_requested.is_set():
+        if req.stop.is_set():
             return result(False, f"check '{check.name}' stopped", stopped=True)
         return result(False, f"check '{check.name}' timed out after {_seconds(limit)}")
     status = waiting.result()
@@ -378,14 +422,24 @@ async def _run_check(ctx: FinishContext, check: Check) -> CheckResult:
     return result(False, f"check '{check.name}' {status.describe()}")
 
 
-async def report_step(ctx: FinishContext, step: str, ok: bool, detail: str) -> None:
-    """Publish a finishing step's end and append it to the attempt's log."""
-    ctx.publish(ev.FinishStepDone(ctx.run_id, ctx.ws.task_id, step, ok, detail, ctx.clock()))
-    await _log(ctx, f"──── {step} {'ok' if ok else 'FAILED'}: {detail}\n")
+async def _step(req: FinishRequest, step: str, ok: bool, detail: str) -> StepDone:
+    """A finishing step's end, appended to the attempt's log."""
+    return await _step_to(req.log_path, step, ok, detail)
 
 
-async def _log(ctx: FinishContext, text: str) -> None:
-    await asyncio.to_thread(append_log, ctx.log_path, text)
+async def _step_to(log_path: Path, step: str, ok: bool, detail: str) -> StepDone:
+    text = f"──── {step} {'ok' if ok else 'FAILED'}: {detail}\n"
+    await asyncio.to_thread(append_log, log_path, text)
+    return StepDone(step, ok, detail)
+
+
+async def report_step(req: FinishRequest, step: str, ok: bool, detail: str) -> StepDone:
+    """``_step`` for a backend that finishes partly elsewhere."""
+    return await _step(req, step, ok, detail)
+
+
+async def _log(req: FinishRequest, text: str) -> None:
+    await asyncio.to_thread(append_log, req.log_path, text)
 
 
 def append_log(log_path: Path, text: str) -> None:

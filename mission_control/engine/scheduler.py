@@ -87,10 +87,8 @@ def decide(
 
     # Past its checks and commit, a finishing workstream only pushes and opens its
     # pull request: it no longer holds one of the agents' parallel slots.
-    def holds_slot(task_id: str, state: WsState) -> bool:
-        return state in ACTIVE and task_id not in ready_for_dependents
-
-    active_total = sum(1 for t, s in local.items() if holds_slot(t, s))
+    holding = {t for t, s in local.items() if s in ACTIVE and t not in ready_for_dependents}
+    active_total = len(holding)
     phase_id: str | None = None
     start: list[str] = []
     queue: list[str] = []
@@ -103,7 +101,7 @@ def decide(
         if earlier_failed and not keep_going:
             break
         phase_id = phase.phase_id
-        active_here = sum(1 for t in phase.task_ids if holds_slot(t, local.get(t, WsState.PENDING)))
+        active_here = sum(1 for t in phase.task_ids if t in holding)
         slots = phase.max_parallel - active_here
         if max_parallel is not None:
             slots = min(slots, max_parallel - active_total)

@@ -1,7 +1,6 @@
-"""Workstream states and the transitions the engine allows between them.
+"""Workstream states and the groups of them the scheduler, the store and the views share.
 
-The table is the one place that says which state may follow which, so the
-engine, the store and the views agree on what a state means.
+Which state may follow which is said in one place, ``lifecycle.ALLOWED``.
 """
 
 from __future__ import annotations

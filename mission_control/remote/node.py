@@ -36,7 +36,17 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import events as ev
-from ..engine.finish import FinishContext, Pushed, append_log, check_and_commit, push_work
+from ..engine.clock import Clock, LoopClock, Timer
+from ..engine.finish import (
+    Committed,
+    FinishItem,
+    FinishRequest,
+    Pushed,
+    StepDone,
+    append_log,
+    check_and_commit,
+    push_work,
+)
 from ..engine.metrics import LogActivity, MetricsSampler
 from ..engine.supervisor import (
     AttemptProcess,
@@ -85,8 +95,10 @@ def node_dir() -> Path:
 class NodeAttempt:
     """The node's side of one attempt; every public method is called remotely."""
 
-    def __init__(self, spec: NodeSpec) -> None:
+    def __init__(self, spec: NodeSpec, clock: Clock | None = None) -> None:
         self.spec = spec
+        self._clock = clock
+        """Where the no-driver timers run (the actor's loop unless a test gives one)."""
         self.mark = uuid.uuid4().hex
         # Before the subreaper flag: the watchdog must not end up as our child.
         self._watchdog = start_watchdog(MARK_VAR, self.mark, spec.grace_seconds)
@@ -125,7 +137,8 @@ class NodeAttempt:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: LogWatcher | None = None
         self._sampler: MetricsSampler | None = None
-        self._orphan_timer: asyncio.TimerHandle | None = None
+        self._orphan_timer: Timer | None = None
+        self._orphaning: asyncio.Future[None] | None = None
         # Until ``prepare`` arms the loop's timer: an actor placed after its
         # mission-control died (it waited for room) is never called at all.
         self._unclaimed = threading.Timer(spec.orphan_seconds, self._never_claimed)
@@ -296,7 +309,7 @@ class NodeAttempt:
     async def finish(self, force_push: bool) -> NodeFinished:
         """Checks and commit in the worktree, then the push; the work comes back as a bundle."""
         spec = self.spec
-        ctx = FinishContext(
+        req = FinishRequest(
             ws=self.ws,
             run_id=spec.run_id,
             attempt=spec.attempt,
@@ -304,20 +317,27 @@ class NodeAttempt:
             base_commit=self._base_commit,
             log_path=self.log_path,
             grace_seconds=spec.grace_seconds,
-            publish=self._publish,
-            record_result=_ignore_record,
-            finished_branches=lambda _ws: [],
-            on_conflicts=_ignore_conflicts,
-            stop_requested=self._stop_finishing,
-            clock=time.time,
+            stop=self._stop_finishing,
             force_push=force_push,
         )
-        committed = await check_and_commit(ctx)
+        committed: Committed | None = None
+        async for item in check_and_commit(req):
+            if isinstance(item, Committed):
+                committed = item
+            else:
+                self._report(spec, item)
+        assert committed is not None
         done = committed.outcome
         # Work that changed nothing is pushed too (its branch sits at the base, plus any
         # dependency merges): dependents on other nodes take it from the remote.
         unchanged_ok = done is not None and done.ok and committed.commit is not None
-        pushed = await push_work(ctx) if done is None or unchanged_ok else None
+        pushed: Pushed | None = None
+        if done is None or unchanged_ok:
+            async for step in push_work(req):
+                if isinstance(step, Pushed):
+                    pushed = step
+                else:
+                    self._report(spec, step)
         bundle = None
         if committed.commit is not None:
             exclude = [f"^refs/remotes/{mirrors.REMOTE}/{self.ws.base_branch}"]
@@ -337,16 +357,22 @@ class NodeAttempt:
         """A mission-control still watches: push the orphan deadline back."""
         self._touch()
 
+    def _timers(self) -> Clock:
+        """The clock of the no-driver timers: the given one, else the actor's loop."""
+        if self._clock is None:
+            self._loop = self._loop or asyncio.get_running_loop()
+            return LoopClock(loop=self._loop)
+        return self._clock
+
+    def _orphan(self) -> None:
+        self._orphaning = asyncio.ensure_future(self._orphaned())  # kept: not collected
+
     def _touch(self) -> None:
         if self._closed:
             return  # a closed attempt keeps its short timer: nothing to wait for
-        loop = self._loop or asyncio.get_running_loop()
-        self._loop = loop
         if self._orphan_timer is not None:
             self._orphan_timer.cancel()
-        self._orphan_timer = loop.call_later(
-            self.spec.orphan_seconds, lambda: asyncio.ensure_future(self._orphaned())
-        )
+        self._orphan_timer = self._timers().call_later(self.spec.orphan_seconds, self._orphan)
 
     async def describe(self) -> NodeStatus:
         """What a mission-control taking the attempt over needs to know."""
@@ -410,14 +436,10 @@ class NodeAttempt:
         """
         self._closed = True
         self._changed.set()
-        loop = self._loop or asyncio.get_running_loop()
-        self._loop = loop
         if self._orphan_timer is not None:
             self._orphan_timer.cancel()
-        self._orphan_timer = loop.call_later(
-            min(self.spec.orphan_seconds, CLOSED_EXIT_SECONDS),
-            lambda: asyncio.ensure_future(self._orphaned()),
-        )
+        wait = min(self.spec.orphan_seconds, CLOSED_EXIT_SECONDS)
+        self._orphan_timer = self._timers().call_later(wait, self._orphan)
         if self._sampler is not None:
             self._sampler.stop()
         if self._watcher is not None:
@@ -505,6 +527,16 @@ class NodeAttempt:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._changed.set)
 
+    def _report(self, spec: NodeSpec, item: FinishItem) -> None:
+        """A finishing step's end, as an event in the attempt's stream. The driver
+        records the commit from what ``finish`` returns; forecasts run there too."""
+        if isinstance(item, StepDone):
+            self._publish(
+                ev.FinishStepDone(
+                    spec.run_id, self.ws.task_id, item.step, item.ok, item.detail, time.time()
+                )
+            )
+
     def _publish(self, event: ev.Event) -> None:
         self._events.append(event)
         self._events_made += 1
@@ -523,14 +555,6 @@ class NodeAttempt:
     def _take_sample(self, sample: ev.ProcessSample, activity: LogActivity) -> None:
         self._sample = (sample, activity)
         self._changed.set()
-
-
-async def _ignore_record(_ws: Any, _fields: dict[str, Any]) -> None:
-    """The driver records results from what ``finish`` returns."""
-
-
-async def _ignore_conflicts(_ws: Any, _pairs: Any) -> None:
-    """Conflict forecasts run on the driver, which has every branch."""
 
 
 def _node_name() -> str:

@@ -29,10 +29,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
-import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,34 +40,51 @@ from typing import Any
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
+from ray.exceptions import GetTimeoutError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from .. import crashpoints
-from ..engine.backend import AttemptLost, AttemptRequest, AttemptSink, Workspace
-from ..engine.finish import FinishContext, FinishOutcome, Pushed, deliver, report_step
-from ..engine.metrics import LogActivity
-from ..engine.supervisor import ExitStatus, TerminateResult
+from ..engine.backend import (
+    Adoption,
+    AttemptLost,
+    AttemptRequest,
+    AttemptSink,
+    BackendOptions,
+    LeftBehind,
+    Prepared,
+    Started,
+    StillRunning,
+    Workspace,
+    register_backend,
+)
+from ..engine.finish import (
+    FinishItem,
+    FinishOutcome,
+    FinishRequest,
+    HeadCommitted,
+    already_pushed,
+    deliver,
+    report_step,
+)
 from ..engine.tools import RenderedCommand, read_prompt
 from ..errors import GitError, MissionControlError, SetupError
 from ..git import bundles, diffs, repo
-from ..git.worktrees import list_worktrees
 from ..plan.model import Plan, Workstream
 from ..store.logs import file_size
-from ..store.private import append_private, write_private_text
+from ..store.private import write_private_text
 from .node import NodeAttempt
 from .protocol import (
-    Chunk,
-    NodeEnded,
     NodeFinished,
     NodePrepared,
     NodeSpec,
     NodeStarted,
     NodeStatus,
 )
+from .ray_attempt import LOST as _LOST
+from .ray_attempt import RayAttempt
+from .ray_attempt import awaitable as _awaitable
+from .ray_cluster import NAMESPACE, check_fits, kill_named, real_std_streams, remote_urls
 
-_LOST = (RayActorError, WorkerCrashedError)
-NAMESPACE = "mission-control"
 ORPHAN_MINUTES_VAR = "MC_RAY_ORPHAN_MINUTES"
 
 
@@ -108,13 +122,10 @@ class RayBackend:
     """Runs attempts as Ray actors; see the module docstring."""
 
     name = "ray"
-    runs_here = False
-
-    def preparing(self, ws: Workstream) -> str:
-        return f"starting on the ray cluster (cpus {ws.resources.cpus:g})"
 
     def __init__(self, address: str = "auto") -> None:
         self.address = address
+        self._sink: AttemptSink | None = None
         self._remotes: dict[str, _Remote] = {}
         self._urls: dict[tuple[Path, str], str] = {}
         self._started_ray = False
@@ -124,12 +135,15 @@ class RayBackend:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def open(self, plan: Plan, workstreams: list[Workstream]) -> None:
-        self._urls = await asyncio.to_thread(_remote_urls, plan, workstreams)
-        await asyncio.to_thread(self.connect)
-        await asyncio.to_thread(_check_fits, workstreams)
+    async def open(self, plan: Plan, workstreams: list[Workstream], sink: AttemptSink) -> None:
+        self._sink = sink
+        self._urls = await asyncio.to_thread(remote_urls, plan, workstreams)
+        await asyncio.to_thread(self._connect)
+        await asyncio.to_thread(check_fits, workstreams)
         self._orphan_seconds = orphan_seconds()
         self._actor_class = ray.remote(max_restarts=0, max_task_retries=0)(NodeAttempt)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()  # opened before, maybe on another loop (``connect``)
         self._heartbeat = asyncio.ensure_future(self._beat())
 
     async def _beat(self) -> None:
@@ -140,8 +154,8 @@ class RayBackend:
             for remote in list(self._remotes.values()):
                 remote.actor.touch.remote()  # fire and forget: a lost actor shows elsewhere
 
-    def connect(self) -> None:
-        """Reach the cluster (blocking). Call it before a view takes the screen: Ray's
+    def _connect(self) -> None:
+        """Reach the cluster (blocking). Opened before a view takes the screen: Ray's
         own messages while it tries go straight to the terminal."""
         if ray.is_initialized():
             return
@@ -151,7 +165,7 @@ class RayBackend:
             "logging_level": logging.ERROR,
         }
         try:
-            with _real_std_streams():
+            with real_std_streams():
                 self._init(quiet)
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise SetupError(
@@ -188,7 +202,7 @@ class RayBackend:
 
     # ------------------------------------------------------------- attempts
 
-    async def prepare(self, request: AttemptRequest) -> Workspace:
+    async def prepare(self, request: AttemptRequest) -> Prepared:
         ws = request.ws
         await self.release(ws.task_id)  # an earlier attempt's actor, if any
         seed = None
@@ -227,14 +241,14 @@ class RayBackend:
         if res.custom:
             options["resources"] = dict(res.custom)
         # A crash between making an actor and starting its tool leaves one by this name.
-        await asyncio.to_thread(_kill_named, options["name"])
+        await asyncio.to_thread(kill_named, options["name"])
         # Registering a named actor is a synchronous call to the cluster (and pickles the
         # seed bundle): off the loop.
         actor = await asyncio.to_thread(lambda: self._actor_class.options(**options).remote(spec))
         remote = _Remote(actor, dependencies=deps, ws=ws, log_path=request.log_path)
         self._remotes[ws.task_id] = remote
         # The actor may wait for room on the cluster: a kill must not wait with it.
-        call = asyncio.ensure_future(self._call(ws.task_id, actor.prepare.remote()))
+        call = asyncio.ensure_future(self.call(ws.task_id, actor.prepare.remote()))
         if request.stop is not None:
             stopping = asyncio.ensure_future(request.stop.wait())
             await asyncio.wait({call, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -252,11 +266,14 @@ class RayBackend:
         await asyncio.to_thread(write_private_text, node_file(request.log_path), prepared.node_id)
         if prepared.wip_applied:  # the work is in the new worktree now
             await asyncio.to_thread(bundles.drop_wip, ws.repo, ws.branch)
-        return Workspace(prepared.path, ws.branch, prepared.base_commit, node=prepared.node)
+        command: RenderedCommand = await self.call(ws.task_id, actor.render.remote())
+        workspace = Workspace(prepared.path, ws.branch, prepared.base_commit, node=prepared.node)
+        return Prepared(workspace, command)
 
-    async def adopt(self, request: AttemptRequest, sink: AttemptSink) -> RayAttempt | None:
+    async def adopt(self, request: AttemptRequest, left: LeftBehind) -> Adoption | None:
         """Find the attempt's actor by name, or take the attempt up from what its node kept;
-        None when neither is there (it starts again)."""
+        None when neither is there (it starts again). Also for an attempt that ended: its
+        actor may still hold a node (let go of), or its work (finished through it)."""
         ws = request.ws
         name = actor_name(request.run_id, ws.task_id, request.attempt)
         try:
@@ -272,7 +289,7 @@ class RayBackend:
         self._remotes[ws.task_id] = remote
         try:  # bounded: an actor pinned to a node that just went would wait for it forever
             status: NodeStatus | None = await asyncio.wait_for(
-                self._call(ws.task_id, describe.remote()), 120
+                self.call(ws.task_id, describe.remote()), 120
             )
         except (TimeoutError, AttemptLost, MissionControlError):
             status = None
@@ -292,11 +309,18 @@ class RayBackend:
                 " (its uncommitted work is kept for the next attempt)"
             )
         handle = RayAttempt(
-            self, ws.task_id, remote, started, request.log_path, sink, offset, lost=lost
+            self,
+            ws.task_id,
+            remote.actor,
+            started,
+            request.log_path,
+            self._sink_(),
+            offset,
+            lost=lost,
         )
         handle.set_paused(status.paused)
         remote.attempt = handle
-        return handle
+        return StillRunning(handle)
 
     def _reopen_actor(self, request: AttemptRequest) -> Any:
         """An actor on the node that kept the attempt's leftovers (blocking); None if none.
@@ -331,39 +355,28 @@ class RayBackend:
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
         ).remote(spec)
 
-    async def render(self, request: AttemptRequest, workspace: Workspace) -> RenderedCommand:
-        remote = self._remote(request.ws.task_id)
-        command: RenderedCommand = await self._call(
-            request.ws.task_id, remote.actor.render.remote()
-        )
-        return command
-
-    async def spawn(
-        self,
-        request: AttemptRequest,
-        workspace: Workspace,
-        command: RenderedCommand,
-        sink: AttemptSink,
-    ) -> RayAttempt:
+    async def start(self, request: AttemptRequest, prepared: Prepared) -> Started:
         task_id = request.ws.task_id
         remote = self._remote(task_id)
-        started: NodeStarted = await self._call(task_id, remote.actor.start.remote(command))
-        attempt = RayAttempt(self, task_id, remote, started, request.log_path, sink, 0)
+        started: NodeStarted = await self.call(task_id, remote.actor.start.remote(prepared.command))
+        attempt = RayAttempt(
+            self, task_id, remote.actor, started, request.log_path, self._sink_(), 0
+        )
         remote.attempt = attempt
-        return attempt
+        return Started(attempt, None)  # its pid is the node's, not this machine's
 
-    async def finish(self, ctx: FinishContext) -> FinishOutcome:
-        ws = ctx.ws
+    async def finish(self, request: FinishRequest) -> AsyncIterator[FinishItem]:
+        ws = request.ws
         remote = self._remotes.get(ws.task_id)
         if remote is None or remote.attempt is None:
             raise AttemptLost(
                 f"{ws.task_id}: its worktree was on a node of the last mission-control's"
                 " cluster session"
             )
-        stopper = asyncio.ensure_future(_forward_stop(ctx.stop_requested, remote.actor))
+        stopper = asyncio.ensure_future(_forward_stop(request.stop, remote.actor))
         try:
-            done: NodeFinished = await self._call(
-                ws.task_id, remote.actor.finish.remote(ctx.force_push)
+            done: NodeFinished = await self.call(
+                ws.task_id, remote.actor.finish.remote(request.force_push)
             )
         finally:
             stopper.cancel()
@@ -371,24 +384,16 @@ class RayBackend:
         await remote.attempt.drained(done.log_size, done.events)
         committed = done.committed
         if committed.commit is not None:
-            c = committed.commit
-            await ctx.record_result(
-                ws,
-                {
-                    "head_commit": c.head,
-                    "files_changed": c.files,
-                    "insertions": c.insertions,
-                    "deletions": c.deletions,
-                },
-            )
+            yield HeadCommitted.of(committed.commit)
         if done.bundle is not None:
             try:
                 await asyncio.to_thread(
-                    _take_work, ws, remote.dependencies, done.bundle, ctx.force_push
+                    _take_work, ws, remote.dependencies, done.bundle, request.force_push
                 )
             except GitError as err:
-                await report_step(ctx, "fetch", False, str(err))
-                return FinishOutcome(False, str(err))
+                yield await report_step(request, "fetch", False, str(err))
+                yield FinishOutcome(False, str(err))
+                return
         elif committed.commit is not None:
             # Nothing new, but the branch exists here as it would locally (a later
             # `--phase` run looks for it).
@@ -400,12 +405,9 @@ class RayBackend:
             )
         crashpoints.reach("remote.work_returned")
         # Forecast and pull request run here, on the branch as it came back.
-        local = replace(ctx, worktree=ws.repo)
-
-        async def pushed() -> Pushed:
-            return done.pushed
-
-        return await deliver(local, committed, pushed)
+        local = replace(request, worktree=ws.repo)
+        async for item in deliver(local, committed, already_pushed(done.pushed)):
+            yield item
 
     async def release(self, task_id: str) -> None:
         remote = self._remotes.pop(task_id, None)
@@ -432,7 +434,7 @@ class RayBackend:
             return
         with contextlib.suppress(MissionControlError, GitError, asyncio.TimeoutError):
             data = await asyncio.wait_for(
-                self._call(task_id, remote.actor.keep_uncommitted.remote()), 60
+                self.call(task_id, remote.actor.keep_uncommitted.remote()), 60
             )
             if data is not None:
                 await asyncio.to_thread(bundles.keep_wip, ws.repo, data, ws.branch)
@@ -448,13 +450,18 @@ class RayBackend:
 
     # ------------------------------------------------------------- plumbing
 
+    def _sink_(self) -> AttemptSink:
+        if self._sink is None:
+            raise MissionControlError("the ray backend was not opened")
+        return self._sink
+
     def _remote(self, task_id: str) -> _Remote:
         remote = self._remotes.get(task_id)
         if remote is None:
             raise AttemptLost(f"{task_id}: its actor is gone")
         return remote
 
-    async def _call(self, task_id: str, ref: Any) -> Any:
+    async def call(self, task_id: str, ref: Any) -> Any:
         """Await a remote call; a lost actor becomes ``AttemptLost``, a node's error ours."""
         try:
             return await _awaitable(ref)
@@ -490,131 +497,6 @@ class RayBackend:
         return AttemptLost(f"{task_id}: lost its Ray actor on node {node} ({_first_line(err)})")
 
 
-class RayAttempt:
-    """The engine's handle on an attempt running in an actor; its log streams in as it grows."""
-
-    def __init__(
-        self,
-        backend: RayBackend,
-        task_id: str,
-        remote: _Remote,
-        started: NodeStarted,
-        log_path: Path,
-        sink: AttemptSink,
-        offset: int,
-        *,
-        lost: str | None = None,
-    ) -> None:
-        self.pid = started.pid
-        self.create_time = started.create_time
-        self._backend = backend
-        self._task_id = task_id
-        self._actor = remote.actor
-        self._log_path = log_path
-        self._sink = sink
-        self._paused = False
-        self._position = offset
-        """How far into the node's log this machine's copy goes."""
-        self._events = 0
-        self._progress = asyncio.Event()
-        self._pump_ended = False
-        self._lost = lost
-        """Set for an attempt whose tool its node stopped: ``wait`` reports it lost."""
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mc-ray-log")
-        self._pump = asyncio.ensure_future(self._run_pump())
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    def set_paused(self, paused: bool) -> None:
-        self._paused = paused
-
-    async def wait(self) -> ExitStatus:
-        ended: NodeEnded = await self._backend._call(self._task_id, self._actor.wait.remote())
-        await self.drained(ended.log_size, None)
-        if self._lost is not None:
-            raise AttemptLost(self._lost)
-        return ended.status
-
-    def pause(self) -> list[int]:
-        pids: list[int] = self._backend.call_blocking(self._task_id, self._actor.pause.remote())
-        self._paused = True
-        return pids
-
-    def resume(self) -> list[int]:
-        pids: list[int] = self._backend.call_blocking(self._task_id, self._actor.resume.remote())
-        self._paused = False
-        return pids
-
-    async def terminate(self, grace: float) -> TerminateResult:
-        try:
-            result: TerminateResult = await self._backend._call(
-                self._task_id, self._actor.terminate.remote(grace)
-            )
-        except AttemptLost:
-            return TerminateResult((), (), (), None)  # the actor and its tree are gone
-        self._paused = False
-        return result
-
-    async def drained(self, log_size: int, events: int | None) -> None:
-        """Wait until the local log holds ``log_size`` bytes and ``events`` events came."""
-        while not self._pump_ended and (
-            self._position < log_size or (events is not None and self._events < events)
-        ):
-            self._progress.clear()
-            await self._progress.wait()
-
-    def stop_pump(self) -> None:
-        self._pump.cancel()
-        self._writer.shutdown(wait=False)
-
-    async def _run_pump(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            async for ref in self._actor.stream.remote(self._position):
-                chunk: Chunk = await ref
-                if chunk.data:
-                    await loop.run_in_executor(self._writer, _append, self._log_path, chunk.data)
-                    self._position = chunk.offset + len(chunk.data)
-                for event in chunk.events:
-                    self._sink.publish(event)
-                self._events = chunk.events_total
-                if chunk.sample is not None:
-                    activity = LogActivity(chunk.log_size, None)
-                    self._sink.on_sample({self._task_id: chunk.sample}, {self._task_id: activity})
-                self._progress.set()
-        except (*_LOST, RayTaskError):
-            pass  # ``wait`` reports the loss
-        finally:
-            self._pump_ended = True
-            self._progress.set()
-
-
-@contextlib.contextmanager
-def _real_std_streams() -> Iterator[None]:
-    """Give Ray's start-up standard streams with file descriptors.
-
-    Ray hands ``sys.stdout.fileno()`` to the processes it starts, and an app
-    that captures output (Textual) replaces the streams with objects that have
-    none. Ray's start-up chatter goes to /dev/null rather than onto the screen.
-    """
-    try:
-        usable = sys.stdout.fileno() >= 0 and sys.stderr.fileno() >= 0
-    except (AttributeError, OSError, ValueError):
-        usable = False
-    if usable:
-        yield
-        return
-    with open(os.devnull, "w") as null:
-        saved = sys.stdout, sys.stderr
-        sys.stdout = sys.stderr = null
-        try:
-            yield
-        finally:
-            sys.stdout, sys.stderr = saved
-
-
 def node_file(log_path: Path) -> Path:
     """Beside an attempt's local log: the id of the node that ran it (``attempt-N.node``)."""
     return log_path.with_suffix(".node")
@@ -623,14 +505,6 @@ def node_file(log_path: Path) -> Path:
 def _unlink(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
-
-
-def _append(path: Path, data: bytes) -> None:
-    append_private(path, data)
-
-
-async def _awaitable(ref: Any) -> Any:
-    return await ref
 
 
 async def _forward_stop(stop: asyncio.Event, actor: Any) -> None:
@@ -676,91 +550,6 @@ def _take_work(ws: Workstream, dependencies: tuple[str, ...], data: bytes, force
     bundles.import_branch(ws.repo, data, ws.branch, force=force)
 
 
-def _kill_named(name: str) -> None:
-    """Kill the actor called ``name`` if there is one, and wait until the name is free."""
-    try:
-        ray.kill(ray.get_actor(name, namespace=NAMESPACE))
-    except ValueError:
-        return  # none: the usual case
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # rare (after a crash), and bounded
-        try:
-            ray.get_actor(name, namespace=NAMESPACE)
-        except ValueError:
-            return
-        time.sleep(0.1)
-
-
-def _remote_urls(plan: Plan, workstreams: list[Workstream]) -> dict[tuple[Path, str], str]:
-    """The URL each repository's remote has, as the nodes will clone it (blocking).
-
-    Also refuses what would fail only after a node did its work: a merged
-    dependency that never pushes, and a branch checked out in a worktree here
-    (the work that comes back could not be put on it).
-    """
-    urls: dict[tuple[Path, str], str] = {}
-    in_run = {ws.task_id for ws in workstreams}
-    checked_out: dict[Path, dict[str, Path]] = {}
-    for ws in workstreams:
-        if ws.repo not in checked_out:
-            checked_out[ws.repo] = {
-                e.branch.removeprefix("refs/heads/"): e.path
-                for e in list_worktrees(ws.repo)
-                if e.branch
-            }
-        where = checked_out[ws.repo].get(ws.branch)
-        if where is not None:
-            raise SetupError(
-                f"{ws.task_id}: {ws.branch} is checked out in {where}, and the work made on the"
-                " cluster comes back onto that branch — remove the worktree (`mission-control"
-                " clean`, or `git worktree remove`) or run with --backend local"
-            )
-        key = (ws.repo, ws.remote)
-        if key not in urls:
-            out = repo.run_git(["remote", "get-url", ws.remote], ws.repo, check=False)
-            url = out.stdout.strip()
-            if out.returncode != 0 or not url:
-                raise SetupError(
-                    f"{ws.task_id}: {ws.repo} has no remote '{ws.remote}', and the ray backend's"
-                    f" nodes clone from it — add one (`git -C {ws.repo} remote add {ws.remote}"
-                    " URL`) or run with --backend local"
-                )
-            urls[key] = _absolute(url, ws.repo)
-        for dep in ws.depends_on:
-            other = plan.workstream(dep)
-            if other.task_id in in_run and not other.push and ws.base.value == "deps":
-                raise SetupError(
-                    f"{ws.task_id} merges {dep}, which has push: false; with the ray backend"
-                    f" dependencies reach the nodes through '{other.remote}' — set push: true"
-                    f" on {dep}, or `base: branch` on {ws.task_id}"
-                )
-    return urls
-
-
-def _absolute(url: str, base: Path) -> str:
-    """A remote given as a relative path means the same folder from anywhere."""
-    if "://" in url or (":" in url and not url.startswith((".", "/"))):
-        return url
-    return os.path.abspath(base / url)
-
-
-def _check_fits(workstreams: list[Workstream]) -> None:
-    """Refuse a workstream that no node of the cluster could ever run (it would wait forever)."""
-    alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
-    nodes = [n.get("Resources", {}) for n in alive]
-    for ws in workstreams:
-        res = ws.resources
-        needs: dict[str, float] = {"CPU": res.cpus, **res.custom}
-        if res.memory_bytes is not None:
-            needs["memory"] = float(res.memory_bytes)
-        if not any(all(node.get(k, 0.0) >= v for k, v in needs.items()) for node in nodes):
-            wanted = ", ".join(f"{k} {v:g}" for k, v in needs.items())
-            raise SetupError(
-                f"{ws.task_id} needs {wanted}, which no node of the Ray cluster has"
-                " — lower `resources:` in the plan, or add such a node"
-            )
-
-
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -770,5 +559,11 @@ def _last_line(err: BaseException) -> str:
     lines = [line for line in str(err).strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else type(err).__name__
 
+
+def _make(options: BackendOptions) -> RayBackend:
+    return RayBackend(options.ray_address or "auto")
+
+
+register_backend("ray", _make)
 
 __all__ = ["NAMESPACE", "RayAttempt", "RayBackend"]

@@ -41,7 +41,6 @@ POINTS = [
 WORK = {"A": [], "B": ["A"], "C": []}
 
 
-
 def _plan(sb: GitSandbox) -> Path:
     workstreams = [
         {
@@ -70,7 +69,6 @@ def _plan(sb: GitSandbox) -> Path:
     path = sb.tmp / "plan.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
-
 
 
 def _files(sb: GitSandbox, ref: str, cwd: Path) -> set[str]:

@@ -22,7 +22,6 @@ from tests.helpers import agent_argv, mc_argv, run_leftovers
 LINES = 40
 
 
-
 def _plan(folder: Path, repo: Path, count: int, rate: float) -> Path:
     workstreams = []
     for i in range(count):
@@ -57,7 +56,6 @@ def _status(state: Path) -> dict[str, object]:
     ).stdout
     data: dict[str, object] = json.loads(out)
     return data
-
 
 
 @pytest.mark.slow

@@ -1,0 +1,188 @@
+"""Resume: each workstream goes on from where the store says it was.
+
+``recovery.restore_run`` reads the store; the backend's ``adopt`` says what
+became of each attempt nobody watched (still running, ended, or gone); this
+module puts the answer into each workstream's ``Lifecycle`` and restarts the
+watching of attempts that are still running or ended unwatched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..errors import MissionControlError
+from . import events as ev
+from .backend import AttemptRequest, EndedUnwatched, StillRunning
+from .control import Control
+from .lifecycle import AttemptRun, Countdown, Lifecycle
+from .recovery import Restored, exit_file_for, restore_run
+from .states import WsState
+from .supervisor import ExitStatus
+
+
+class Resume(Control):
+    async def _resume_run(self) -> None:
+        """Restore every workstream of a stored run, and take back its attempts."""
+        restored = await asyncio.to_thread(restore_run, self.store, self.run_id)
+        for task_id, r in restored.items():
+            rt = self._rt.get(task_id)
+            if rt is None:
+                continue
+            if r.left is not None:
+                await self._adopt(rt, r)
+            self._replay_history(rt, r)
+            self._restore(rt, r)
+            if r.state is not rt.state:
+                old = rt.restore(r.state)
+                await self._announce(task_id, old, r.state, r.detail)
+
+    async def _adopt(self, rt: Lifecycle, r: Restored) -> None:
+        """Ask the backend what became of an attempt nobody watched; note it in ``r``."""
+        assert r.left is not None and r.log_path is not None
+        request = AttemptRequest(
+            ws=rt.ws,
+            tool=self.plan.tools[rt.ws.tool],
+            run_id=self.run_id,
+            attempt=r.attempt,
+            dependencies=tuple(self._dependency_branches(rt.ws)),
+            fresh=False,
+            log_path=r.log_path,
+            exit_file=exit_file_for(r.log_path),
+            grace_seconds=self._grace,
+        )
+        try:
+            found = await self.backend.adopt(request, r.left)
+        except MissionControlError as err:
+            self._publish(ev.EngineWarned(self.run_id, rt.task_id, str(err), self._clock.now()))
+            found = None
+        last = r.last_attempt
+        if r.left.ended:
+            # Ended or finishing: only what it may still hold elsewhere was looked for;
+            # finishing again goes through it, an ended workstream lets it go.
+            if r.finish_again:
+                rt.carry_on = EndedUnwatched(_EXITED)
+                return
+            if isinstance(found, StillRunning):
+                await self.backend.release(rt.task_id)
+            if last is not None and last.ended_at is None:
+                await self._end_row(rt.task_id, r.attempt, r.state)
+            return
+        if isinstance(found, StillRunning):
+            rt.carry_on = found
+            paused = found.handle.paused or r.state is WsState.PAUSED
+            r.state = WsState.PAUSED if paused else WsState.RUNNING
+            r.detail = f"adopted pid {found.handle.pid}"
+        elif isinstance(found, EndedUnwatched):
+            rt.carry_on = found
+            r.detail = "ended while mission-control was away"
+        else:
+            if last is not None:
+                await self._end_row(rt.task_id, r.attempt, WsState.INTERRUPTED)
+            r.state = WsState.INTERRUPTED
+            r.detail = "its process was lost with mission-control: starting it again"
+
+    def _restore(self, rt: Lifecycle, r: Restored) -> None:
+        rt.attempts = r.attempt
+        rt.worktree = r.worktree
+        rt.base_commit = r.base_commit
+        if r.record is not None:
+            rt.conflicts = dict(r.record.conflicts)
+        if rt.carry_on is None:
+            return
+        rt.run = AttemptRun(r.attempt, log_path=r.log_path)
+        if isinstance(rt.carry_on, StillRunning):
+            rt.run.recorded = True
+            started = r.started_at or self._clock.now()
+            left = max(0.0, rt.ws.timeout_seconds - (self._clock.now() - started))
+            rt.countdown = Countdown(self._clock, left, lambda: self._on_timeout(rt))
+
+    def _replay_history(self, rt: Lifecycle, r: Restored) -> None:
+        """Publish what the store holds of the workstream so the views rebuild it.
+
+        # replaced by the ledger projection
+        The views are built from events; until they are built from the ledger's
+        projection of the run, resume tells them the last attempt and the results again.
+        """
+        now = self._clock.now()
+        task_id = rt.task_id
+        if r.record is not None:
+            rec = r.record
+            if rec.head_commit is not None:
+                self._publish(
+                    ev.WorkstreamResultUpdated(
+                        self.run_id,
+                        task_id,
+                        rec.head_commit,
+                        rec.files_changed,
+                        rec.insertions,
+                        rec.deletions,
+                        rec.pr_url,
+                        now,
+                    )
+                )
+            if rec.conflicts:
+                self._publish(ev.ConflictsForecast(self.run_id, task_id, rec.conflicts, now))
+        carry = rt.carry_on
+        if isinstance(carry, StillRunning) and r.log_path is not None:
+            self._publish(
+                ev.AttemptStarted(
+                    self.run_id,
+                    task_id,
+                    r.attempt,
+                    carry.handle.pid,
+                    str(r.log_path),
+                    (),
+                    r.started_at or now,
+                )
+            )
+            return
+        last = r.last_attempt
+        if last is None:
+            return
+        # Finished attempts: the views show their number, time and log.
+        self._publish(
+            ev.AttemptStarted(
+                self.run_id,
+                task_id,
+                last.attempt,
+                last.pid or 0,
+                last.log_path,
+                tuple(last.argv),
+                last.started_at,
+            )
+        )
+        if last.ended_at is not None:
+            self._publish(
+                ev.AttemptEnded(
+                    self.run_id,
+                    task_id,
+                    last.attempt,
+                    last.exit_code,
+                    last.signal,
+                    last.ended_at,
+                )
+            )
+
+    async def _end_row(self, task_id: str, attempt: int, state: WsState) -> None:
+        """End the ledger row of an attempt that ended while no mission-control watched."""
+        await self._db(
+            self.store.end_attempt,
+            self.run_id,
+            task_id,
+            attempt,
+            exit_code=None,
+            signal=None,
+            status=state.value,
+            ended_at=self._clock.now(),
+        )
+
+    def _watch_restored(self) -> None:
+        """Start watching the attempts resume took back (and finish those that ended)."""
+        for rt in self._rt.values():
+            if rt.carry_on is not None:
+                rt.task = asyncio.create_task(self._run_workstream(rt), name=rt.task_id)
+
+
+_EXITED = ExitStatus(0, None)
+
+__all__ = ["Resume"]

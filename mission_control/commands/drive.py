@@ -80,7 +80,7 @@ def _drive_headless(
     plan: Plan, state_dir: Path, options: RunOptions, claims: BranchClaims, *, json_lines: bool
 ) -> int:
     engine = Engine(plan, state_dir=state_dir, options=options)
-    engine.backend.connect()
+    engine.connect()
     handed = _HandOver(plan, state_dir, options, claims)
     engine.subscribe(handed.watch)
     code = asyncio.run(run_headless(engine, json_lines=json_lines, hand_over=handed.start))
@@ -95,7 +95,7 @@ def _drive_app(
     engine = Engine(plan, state_dir=state_dir, options=dataclasses.replace(options, linger=True))
     if options.backend != "local":
         print(f"connecting to the {options.backend} cluster…", flush=True)
-    engine.backend.connect()
+    engine.connect()
     app = build_app(engine, plan, theme=theme)
     handed = _HandOver(plan, state_dir, options, claims)
     engine.subscribe(handed.watch)

@@ -37,8 +37,10 @@ from .bus import EventBus
 from .clock import Clock, as_clock
 from .core import RunOptions
 from .lifecycle import BranchRewrite, Lifecycle
+from .projection import snapshot_from_ledger
 from .resume import Resume
 from .scheduler import Decision, PlanGraph, decide
+from .snapshot import RunSnapshot
 from .states import ACTIVE, DONE_FOR_DEPENDENTS, WsState
 from .supervisor import enable_subreaper
 
@@ -82,7 +84,11 @@ class Engine(Resume):
         )
         self.store = RunStore(self.state_dir)
         self.run_id = self.options.run_id or new_run_id()
-        self.bus = EventBus(self._initial_snapshot())
+        existing = self.store.get_run(self.run_id)
+        # A stored run's views start from the ledger's projection, as status and attach see it.
+        self.bus = EventBus(
+            self._initial_snapshot() if existing is None else self._projected_snapshot()
+        )
         self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mc-store")
         self._wake = asyncio.Event()
         self._loop = None
@@ -96,13 +102,20 @@ class Engine(Resume):
             if self.options.grace_seconds is not None
             else plan.grace_seconds
         )
-        self._new_run = self.store.get_run(self.run_id) is None
+        self._new_run = existing is None
         if self._new_run and self.options.existing_branches == "refuse":
             try:  # before any view opens: a refused run leaves nothing behind
                 branches.refuse_earlier_work([rt.ws for rt in self._rt.values()])
             except BaseException:
                 self.store.close()
                 raise
+
+    def _projected_snapshot(self) -> RunSnapshot:
+        snapshot = snapshot_from_ledger(self.store, self.run_id, self.plan)
+        snapshot.workstreams = {
+            t: view for t, view in snapshot.workstreams.items() if t in self._rt
+        }
+        return snapshot
 
     def connect(self) -> None:
         """Reach the backend's machines now (blocking): a view calls it before it takes

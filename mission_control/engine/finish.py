@@ -339,14 +339,10 @@ async def forecast(
         base_ref, warning = await asyncio.to_thread(_current_base, ws)
         if warning:
             await asyncio.to_thread(append_log, log_path, f"──── forecast: {warning}\n")
-        base_head = await asyncio.to_thread(repo.rev_parse, ws.repo, base_ref)
-        found = await asyncio.to_thread(
-            conflicts.forecast_conflicts,
-            ws.repo,
-            ws.branch,
-            [branch for _, branch in others],
-            base_ref,
+        result = await asyncio.to_thread(
+            conflicts.forecast, ws.repo, ws.branch, [branch for _, branch in others], base_ref
         )
+        found, base_head = result.conflicts, result.base_head
     except GitError as err:
         return await _step_to(log_path, "forecast", False, str(err))
     by_branch = {branch: task_id for task_id, branch in others}

@@ -30,7 +30,6 @@ class Resume(Control):
                 continue
             if r.left is not None:
                 await self._adopt(rt, r)
-            self._replay_history(rt, r)
             self._restore(rt, r)
             if r.state is not rt.state:
                 old = rt.restore(r.state)
@@ -96,75 +95,9 @@ class Resume(Control):
             left = max(0.0, rt.ws.timeout_seconds - (self._clock.now() - started))
             rt.countdown = Countdown(self._clock, left, lambda: self._on_timeout(rt))
 
-    def _replay_history(self, rt: Lifecycle, r: Restored) -> None:
-        """Publish what the store holds of the workstream so the views rebuild it.
-
-        # replaced by the ledger projection
-        The views are built from events; until they are built from the ledger's
-        projection of the run, resume tells them the last attempt and the results again.
-        """
-        now = self._clock.now()
-        task_id = rt.task_id
-        if r.record is not None:
-            rec = r.record
-            if rec.head_commit is not None:
-                self._publish(
-                    ev.WorkstreamResultUpdated(
-                        self.run_id,
-                        task_id,
-                        rec.head_commit,
-                        rec.files_changed,
-                        rec.insertions,
-                        rec.deletions,
-                        rec.pr_url,
-                        now,
-                    )
-                )
-            if rec.conflicts:
-                self._publish(ev.ConflictsForecast(self.run_id, task_id, rec.conflicts, now))
-        carry = rt.carry_on
-        if isinstance(carry, StillRunning) and r.log_path is not None:
-            self._publish(
-                ev.AttemptStarted(
-                    self.run_id,
-                    task_id,
-                    r.attempt,
-                    carry.handle.pid,
-                    str(r.log_path),
-                    (),
-                    r.started_at or now,
-                )
-            )
-            return
-        last = r.last_attempt
-        if last is None:
-            return
-        # Finished attempts: the views show their number, time and log.
-        self._publish(
-            ev.AttemptStarted(
-                self.run_id,
-                task_id,
-                last.attempt,
-                last.pid or 0,
-                last.log_path,
-                tuple(last.argv),
-                last.started_at,
-            )
-        )
-        if last.ended_at is not None:
-            self._publish(
-                ev.AttemptEnded(
-                    self.run_id,
-                    task_id,
-                    last.attempt,
-                    last.exit_code,
-                    last.signal,
-                    last.ended_at,
-                )
-            )
-
     async def _end_row(self, task_id: str, attempt: int, state: WsState) -> None:
         """End the ledger row of an attempt that ended while no mission-control watched."""
+        now = self._clock.now()
         await self._db(
             self.store.end_attempt,
             self.run_id,
@@ -173,8 +106,9 @@ class Resume(Control):
             exit_code=None,
             signal=None,
             status=state.value,
-            ended_at=self._clock.now(),
+            ended_at=now,
         )
+        self._publish(ev.AttemptEnded(self.run_id, task_id, attempt, None, None, now))
 
     def _watch_restored(self) -> None:
         """Start watching the attempts resume took back (and finish those that ended)."""

@@ -177,7 +177,9 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
                 WsState.PREPARING,
             ):
                 view.ended_at = None
-            if new in _ENDED and view.ended_at is None:
+            if view.attempt == 0:  # never ran: it ended when it last reached an end state
+                view.ended_at = at if new in _ENDED else None
+            elif new in _ENDED and view.ended_at is None:
                 view.ended_at = at
             if new is not WsState.RUNNING and new is not WsState.PAUSED:
                 view.stalled = False

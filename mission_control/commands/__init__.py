@@ -16,8 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from ..engine.backend import BACKENDS
-from .common import STATE_DIR_NAME
+from ..engine.backend_names import BACKENDS
+
+STATE_DIR_NAME = ".mission-control"
+"""Where runs and logs live, beside the plan, unless ``--state-dir`` says otherwise."""
 
 
 def _handler(module: str, name: str) -> Callable[[argparse.Namespace], int]:

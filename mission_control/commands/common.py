@@ -9,8 +9,7 @@ from pathlib import Path
 
 from ..errors import SetupError
 from ..store.runs import RunRecord, RunStore
-
-STATE_DIR_NAME = ".mission-control"
+from . import STATE_DIR_NAME
 
 
 def state_dir_of(args: argparse.Namespace) -> Path:

@@ -20,7 +20,8 @@ from ..plan.loader import load_plan_or_raise
 from ..plan.model import BaseMode, Plan, Workstream
 from ..report import format_duration
 from ..store.runs import RunStore, new_run_id
-from .common import STATE_DIR_NAME, is_terminal, require_terminal, state_dir_of
+from . import STATE_DIR_NAME
+from .common import is_terminal, require_terminal, state_dir_of
 from .drive import claim_branches, drive, refuse_live_owner, spawn_driver
 
 

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from ..errors import MissionControlError, SetupError
 from ..plan.model import Plan, ToolSpec, Workstream
+from .backend_names import BACKEND_MODULES, BACKENDS
 from .events import Event, ProcessSample
 from .finish import FinishItem, FinishRequest
 from .metrics import LogActivity
@@ -195,13 +196,7 @@ BackendFactory = Callable[[BackendOptions], Backend]
 
 _FACTORIES: dict[str, BackendFactory] = {}
 
-BACKEND_MODULES: dict[str, str] = {
-    "local": "mission_control.engine.local_backend",
-    "ray": "mission_control.remote.ray_backend",
-}
-"""Where each backend lives, like an entry point: importing the module registers it."""
 
-BACKENDS = tuple(BACKEND_MODULES)
 
 _NOT_INSTALLED = {
     "ray": "--backend ray needs Ray, which is not installed ({missing}):"

@@ -42,3 +42,12 @@ def test_the_supervisor_and_sampler_need_no_plan_git_or_tui() -> None:
         ("mission_control.plan", "mission_control.git", "mission_control.tui"),
     )
     assert loaded == ["psutil"]
+
+
+def test_help_builds_every_command_without_the_engine_store_or_models() -> None:
+    loaded = _loaded_after(
+        "from mission_control.cli import build_parser; build_parser()",
+        ("mission_control.plan", "mission_control.store", "mission_control.git",
+         "mission_control.tui", "mission_control.engine"),
+    )  # fmt: skip
+    assert loaded == ["mission_control.engine", "mission_control.engine.backend_names"]

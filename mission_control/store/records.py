@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Final, TypeVar
 
 from ..engine.states import WsState
 from ..plan.model import Workstream
@@ -125,79 +125,46 @@ ATTEMPT_SELECT: Final = "SELECT a.* FROM attempts a"
 EVENT_SELECT: Final = "SELECT * FROM events"
 
 
+R = TypeVar("R")
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text)
+
+
+def _json_tuple(text: str) -> tuple[Any, ...]:
+    return tuple(json.loads(text))
+
+
+def _conflicts(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((str(o), tuple(files)) for o, files in json.loads(text))
+
+
+def _record(cls: type[R], row: sqlite3.Row, decode: Mapping[str, Callable[[Any], Any]]) -> R:
+    """The record ``cls`` of ``row``: each field from the column of its name, decoded where
+    ``decode`` says how (JSON columns, the state enum)."""
+    values = {
+        f.name: decode[f.name](row[f.name]) if f.name in decode else row[f.name]
+        for f in fields(cls)  # type: ignore[arg-type]
+    }
+    return cls(**values)
+
+
 def run_record(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"],
-        plan_path=row["plan_path"],
-        plan_name=row["plan_name"],
-        options=json.loads(row["options"]),
-        status=row["status"],
-        created_at=row["created_at"],
-        finished_at=row["finished_at"],
-        owner_pid=row["owner_pid"],
-        owner_create_time=row["owner_create_time"],
-        owner_since=row["owner_since"],
-    )
+    return _record(RunRecord, row, {"options": _loads})
 
 
 def workstream_record(row: sqlite3.Row) -> WorkstreamRecord:
-    return WorkstreamRecord(
-        run_id=row["run_id"],
-        task_id=row["task_id"],
-        position=row["position"],
-        phase_id=row["phase_id"],
-        ws_id=row["ws_id"],
-        name=row["name"],
-        tool=row["tool"],
-        depends_on=tuple(json.loads(row["depends_on"])),
-        branch=row["branch"],
-        worktree_path=row["worktree_path"],
-        state=WsState(row["state"]),
-        detail=row["detail"],
-        state_at=row["state_at"],
-        attempts=row["attempts"],
-        base_commit=row["base_commit"],
-        head_commit=row["head_commit"],
-        files_changed=row["files_changed"],
-        insertions=row["insertions"],
-        deletions=row["deletions"],
-        pr_url=row["pr_url"],
-        conflicts=tuple((str(o), tuple(files)) for o, files in json.loads(row["conflicts"])),
-    )
+    decode = {"depends_on": _json_tuple, "state": WsState, "conflicts": _conflicts}
+    return _record(WorkstreamRecord, row, decode)
 
 
 def attempt_record(row: sqlite3.Row) -> AttemptRecord:
-    return AttemptRecord(
-        run_id=row["run_id"],
-        task_id=row["task_id"],
-        attempt=row["attempt"],
-        pid=row["pid"],
-        pid_create_time=row["pid_create_time"],
-        log_path=row["log_path"],
-        worktree=row["worktree"],
-        branch=row["branch"],
-        base_commit=row["base_commit"],
-        head_commit=row["head_commit"],
-        argv=tuple(json.loads(row["argv"])),
-        env_names=tuple(json.loads(row["env_names"])),
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        status=row["status"],
-        exit_code=row["exit_code"],
-        signal=row["signal"],
-        paused_seconds=row["paused_seconds"],
-    )
+    return _record(AttemptRecord, row, {"argv": _json_tuple, "env_names": _json_tuple})
 
 
 def event_record(row: sqlite3.Row) -> EventRecord:
-    return EventRecord(
-        id=row["id"],
-        run_id=row["run_id"],
-        at=row["at"],
-        kind=row["kind"],
-        task_id=row["task_id"],
-        payload=json.loads(row["payload"]),
-    )
+    return _record(EventRecord, row, {"payload": _loads})
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ from ..engine.finish import (
     push_work,
 )
 from ..engine.metrics import LogActivity, MetricsSampler
+from ..engine.recovery import exit_file_for
 from ..engine.supervisor import (
     AttemptProcess,
     ExitStatus,
@@ -211,7 +212,7 @@ class NodeAttempt:
         self._mirror = mirror
         self._base_commit = str(state["base_commit"])
         stopped = bool(state.get("stopped", False))
-        status = await asyncio.to_thread(read_exit_file, self.log_path.with_suffix(".exit"))
+        status = await asyncio.to_thread(read_exit_file, exit_file_for(self.log_path))
         if status is None:  # killed with its actor before its wrapper could say how
             status, stopped = ExitStatus(None, None), True
         self._kept = NodeStatus(
@@ -263,7 +264,7 @@ class NodeAttempt:
             env=command.env,
             log_path=self.log_path,
             stdin_path=command.stdin_path,
-            exit_file=self.log_path.with_suffix(".exit"),
+            exit_file=exit_file_for(self.log_path),
         )
         self._proc = proc
         state = {
@@ -486,7 +487,7 @@ class NodeAttempt:
         minutes = self.spec.orphan_seconds / 60
         # With nobody waiting on it, an ended tool has no status here yet: its
         # wrapper's exit file says whether it ended by itself.
-        ended = await asyncio.to_thread(read_exit_file, self.log_path.with_suffix(".exit"))
+        ended = await asyncio.to_thread(read_exit_file, exit_file_for(self.log_path))
         running = (self._proc is None or self._proc.status is None) and ended is None
         what = "attempt stopped" if running else "its tool had ended"
         note = (

@@ -98,7 +98,7 @@ class Relay:
         self.args = args
         self.out = out
         self.adapter: LineAdapter = ADAPTERS[args.events](
-            pricing=_pricing(args.pricing), model=args.model
+            pricing=_pricing(args.pricing), model=args.model, cost_before=args.session_cost_before
         )
         self.stream = Path(args.stream)
         self.report_path = Path(args.report)
@@ -226,9 +226,11 @@ class Relay:
     def _check_budget(self) -> None:
         summary = self.adapter.summary
         if self.over_budget is None:
-            self.over_budget = _over_budget(
-                self.args, summary.cost_usd, summary.input_tokens + summary.output_tokens
-            )
+            cost = summary.cost_usd
+            if cost is not None:
+                cost += self.args.spent_before_usd
+            tokens = summary.input_tokens + summary.output_tokens + self.args.spent_before_tokens
+            self.over_budget = _over_budget(self.args, cost, tokens)
             if self.over_budget is not None:
                 self._say(f"✗ {self.over_budget}: stopping the agent", "31;1")
                 self._write_report(ended=False)
@@ -323,8 +325,12 @@ def relay_argv(
     max_cost_usd: float | None,
     max_tokens: int | None,
     pricing: Pricing | None,
+    spent_before: tuple[int, float] = (0, 0.0),
+    session_cost_before: float = 0.0,
 ) -> list[str]:
-    """The command line that runs ``argv`` under the relay."""
+    """The command line that runs ``argv`` under the relay. ``spent_before``: tokens and USD
+    the workstream's earlier attempts used (its budget covers them all);
+    ``session_cost_before``: what the continued session had cost."""
     out = [python, "-m", "mission_control.agents.relay", "--events", events]
     out += ["--stream", str(stream), "--report", str(report)]
     if inbox is not None:
@@ -335,6 +341,11 @@ def relay_argv(
         out += ["--max-cost-usd", repr(max_cost_usd)]
     if max_tokens is not None:
         out += ["--max-tokens", str(max_tokens)]
+    if spent_before != (0, 0.0):
+        out += ["--spent-before-tokens", str(spent_before[0])]
+        out += ["--spent-before-usd", repr(spent_before[1])]
+    if session_cost_before:
+        out += ["--session-cost-before", repr(session_cost_before)]
     if pricing:
         rows = {
             model: {"input": p.input, "output": p.output, "cached": p.cached}
@@ -355,6 +366,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int)
     p.add_argument("--pricing")
     p.add_argument("--model")
+    p.add_argument("--session-cost-before", type=float, default=0.0)
+    p.add_argument("--spent-before-usd", type=float, default=0.0)
+    p.add_argument("--spent-before-tokens", type=int, default=0)
     p.add_argument("argv", nargs="+")
     return p
 

@@ -90,6 +90,7 @@ class Attempts(Conversation):
             grace_seconds=self._grace,
             stop=run.give_up,
             follow_up=rt.agent.follow_up,
+            spent_before=rt.agent.spent(),
         )
         run.request = request
         prepared = await self.backend.prepare(request)

@@ -150,6 +150,8 @@ class AttemptRequest:
     room gives up (``prepare`` raises)."""
     follow_up: FollowUp | None = None
     """The user's message that this attempt continues the agent's conversation with."""
+    spent_before: tuple[int, float] = (0, 0.0)
+    """Tokens and USD the workstream's earlier attempts used: its budget covers them all."""
 
 
 class Backend(Protocol):

@@ -162,7 +162,8 @@ class Conversation(FinishReport):
         if rt.busy or rt.state not in ANSWERABLE:
             return "it goes to the agent once its current attempt ends"
         text = "\n\n".join(m.text for m in mine)
-        rt.agent.follow_up = FollowUp(text, rt.agent.session_id)
+        session = rt.agent.session_id
+        rt.agent.follow_up = FollowUp(text, session, rt.agent.session_cost(session))
         rt.agent.follow_up_ids = tuple(m.id for m in mine)
         rt.held_until = 0.0
         rt.clear_stop()

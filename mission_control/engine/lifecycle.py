@@ -196,6 +196,19 @@ class AgentUse:
                 return session
         return None
 
+    def spent(self) -> tuple[int, float]:
+        """Tokens and USD used so far, as a budget counts them."""
+        tokens, cost = self.totals()
+        return tokens.total, cost or 0.0
+
+    def session_cost(self, session_id: str | None) -> float:
+        """What the attempts of ``session_id`` cost together."""
+        return sum(
+            r.cost_usd or 0.0
+            for r in self.reports.values()
+            if session_id is not None and r.session_id == session_id
+        )
+
     def totals(self) -> tuple[Tokens, float | None]:
         tokens = Tokens()
         costs = []

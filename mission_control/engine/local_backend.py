@@ -94,6 +94,7 @@ class LocalBackend:
             worktree=workspace.path,
             follow_up=request.follow_up,
             pricing=self._pricing,
+            spent_before=request.spent_before,
         )
         return Prepared(workspace, command)
 

@@ -142,13 +142,13 @@ def _workstream_view(
         view.paused_seconds = attempt.paused_seconds
         view.exit_code = attempt.exit_code
         view.signal = attempt.signal
-        view.attempts = tuple(_attempt_view(a) for a in history)
-        view.last_attempt = view.attempts[-1]
+        view.history = tuple(_attempt_view(a) for a in history)
+        view.last_attempt = view.history[-1]
         view.session_id = attempt.session_id
         view.model = attempt.model
         view.doing = attempt.doing
         view.needs_input = attempt.needs_input
-        view.tokens, view.cost_usd = spent(view.attempts)
+        view.tokens, view.cost_usd = spent(view.history)
     view.ended_at = _ended_at(ws, attempt)
     return view
 

@@ -94,7 +94,7 @@ class WorkstreamView:
     """The commit its branch started from (the ledger's; events do not carry it)."""
     last_attempt: AttemptView | None = None
     """The ledger's record of the latest attempt (projected from the ledger only)."""
-    attempts: tuple[AttemptView, ...] = ()
+    history: tuple[AttemptView, ...] = ()
     """The ledger's record of every attempt, oldest first (projected from the ledger only)."""
     doing: str | None = None
     """The agent's last action, e.g. ``Write src/x.py``."""

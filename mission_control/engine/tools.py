@@ -51,6 +51,8 @@ class FollowUp:
 
     message: str
     session_id: str | None = None
+    session_cost: float = 0.0
+    """What the session had cost so far (a CLI may report the whole session's cost)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ def render_command(
     worktree: Path,
     follow_up: FollowUp | None = None,
     pricing: Mapping[str, Price] | None = None,
+    spent_before: tuple[int, float] = (0, 0.0),
 ) -> RenderedCommand:
     """The argv, stdin and env for attempt ``attempt`` of ``ws`` run with ``tool``.
 
@@ -140,6 +143,8 @@ def render_command(
             pricing={
                 m: ModelPrice(p.input, p.output, p.cached) for m, p in (pricing or {}).items()
             },
+            spent_before=spent_before,
+            session_cost_before=follow_up.session_cost if follow_up and continues else 0.0,
         )
     env = {k: _substitute(v, values, ws, quote=False) for k, v in tool.env.items()}
     env.update({k: _substitute(v, values, ws, quote=False) for k, v in ws.env.items()})

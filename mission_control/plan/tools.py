@@ -28,6 +28,7 @@ _GEMINI = [
 _AIDER = [
     "aider",
     "--yes-always",
+    "--no-stream",  # the provider's own token counts, not aider's estimate
     "--no-pretty",
     "--no-fancy-input",
     "--no-check-update",

@@ -13,7 +13,7 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.binding import BindingType
+from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -27,8 +27,8 @@ from .status_style import STATE_CLASSES, state_class, state_css
 
 class DagView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
-        ("up", "move(-1)", "Up"),
-        ("down", "move(1)", "Down"),
+        Binding("up,k", "move(-1)", "Up", tooltip="Previous workstream", show=False),
+        Binding("down,j", "move(1)", "Down", tooltip="Next workstream", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = set(STATE_CLASSES) | {

@@ -22,6 +22,7 @@ from textual.widgets import Input
 
 from ...engine.snapshot import WorkstreamView
 from .log_view import LogView
+from .search_box import SearchBox
 from .status_style import state_markup
 
 _ATTEMPT_FILE = re.compile(r"attempt-(\d+)\.log$")
@@ -43,18 +44,17 @@ class _PaneTitle(Widget):
 
 class LogPane(Vertical, can_focus=False):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "start_search", "Search", tooltip="Search in this log"),
-        Binding("n", "search_next", "Next match", show=False),
-        Binding("N", "search_previous", "Previous match", show=False),
-        Binding("left_square_bracket", "attempt(-1)", "Prev attempt", show=False),
-        Binding("right_square_bracket", "attempt(1)", "Next attempt", show=False),
+        Binding("n", "search_next", "Next match", tooltip="Next match of the search"),
+        Binding("N", "search_previous", "Prev match", tooltip="Previous match", show=False),
+        Binding("left_square_bracket", "attempt(-1)", "Older attempt", tooltip="Older attempt"),
+        Binding("right_square_bracket", "attempt(1)", "Newer attempt", tooltip="Newer attempt"),
     ]
 
     DEFAULT_CSS = """
     LogPane { width: 1fr; height: 1fr; border-left: vkey $panel; }
     LogPane > .log-pane--title { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
     LogPane.-active > .log-pane--title { background: $primary 30%; color: $foreground; }
-    LogPane > Input { dock: bottom; height: 1; border: none; padding: 0 1; display: none; }
+    LogPane > Input { dock: bottom; height: 1; padding: 0 1; display: none; background: $panel; }
     LogPane.-searching > Input { display: block; }
     """
 
@@ -81,7 +81,7 @@ class LogPane(Vertical, can_focus=False):
         if self._pace is not None:
             view.poll_interval = self._pace
         yield view
-        yield Input(placeholder="search (enter; n/N next/previous; esc closes)")
+        yield SearchBox("search (enter; n/N next/previous; esc closes)")
 
     @property
     def log_view(self) -> LogView:
@@ -173,7 +173,9 @@ class LogPane(Vertical, can_focus=False):
 
     def action_start_search(self) -> None:
         self.add_class("-searching")
-        self.query_one(Input).focus()
+        # At once, not at the next idle moment as ``focus()`` would: the keys typed
+        # right after ``/`` are already queued, and they belong to the box.
+        self.screen.set_focus(self.query_one(Input))
 
     def action_search_next(self) -> None:
         if self._pattern:

@@ -188,8 +188,10 @@ class _Reader(threading.Thread):
 
 class LogView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("end", "follow", "Follow", show=False),
-        Binding("home", "top", "Top", show=False),
+        Binding("end", "follow", "Follow", tooltip="Go to the end and follow new lines"),
+        Binding("home", "top", "Top", tooltip="Go to the first line", show=False),
+        Binding("j", "scroll_down", "Down", tooltip="Scroll down", show=False),
+        Binding("k", "scroll_up", "Up", tooltip="Scroll up (stops following)", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"log-view--match", "log-view--note"}

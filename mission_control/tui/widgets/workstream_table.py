@@ -89,7 +89,9 @@ _PR_NUMBER = re.compile(r"/pull/(\d+)")
 
 class WorkstreamTable(DataTable[Text]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "cycle_sort", "Sort", tooltip="Sort by the next column", show=False),
+        Binding("enter", "select_cursor", "Open", tooltip="Show the workstream in the log pane"),
+        Binding("j", "cursor_down", "Down", tooltip="Next workstream", show=False),
+        Binding("k", "cursor_up", "Up", tooltip="Previous workstream", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = (

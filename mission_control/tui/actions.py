@@ -22,6 +22,7 @@ from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.events import Key
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Input
 from textual.worker import Worker
@@ -34,7 +35,7 @@ from .screens.confirm_screen import ConfirmScreen
 from .screens.diff_screen import DiffScreen
 from .screens.help_screen import HelpScreen, HelpSection
 from .screens.quit_screen import QuitChoice, QuitScreen
-from .untrusted import markup_escape
+from .untrusted import markup_escape, plain
 from .widgets.dag_view import DagView
 from .widgets.log_pane import LogPane
 from .widgets.log_view import LogView
@@ -68,6 +69,21 @@ class WorkstreamActions(App[AppResult]):
     def _schedule_refresh(self) -> None:
         """Repaint the views soon; the app coalesces bursts into one refresh."""
         raise NotImplementedError
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast is plain text: messages carry agents' words (exit details, warnings),
+        which must neither reach the terminal as control codes nor be read as markup."""
+        super().notify(
+            plain(message), title=plain(title), severity=severity, timeout=timeout, markup=False
+        )
 
     # ------------------------------------------------------------ accessors
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -39,6 +38,7 @@ from .actions import MAX_PANES, AppResult, WorkstreamActions
 from .bridge import EngineBridge, TuiEngine
 from .format import duration
 from .messages import EngineEventPosted, EngineStopped, LogProbe, LogsProbed
+from .untrusted import plain
 from .widgets.dag_view import DagView
 from .widgets.key_bar import KeyBar
 from .widgets.log_pane import LogPane
@@ -503,7 +503,7 @@ def _last_line(path: str, size: int) -> str:
     finally:
         os.close(fd)
     for raw in reversed(data.splitlines()):
-        text = Text.from_ansi(raw.decode("utf-8", errors="replace")).plain.strip()
+        text = plain(raw.decode("utf-8", errors="replace")).strip()
         if text:
             return text[:300]
     return ""

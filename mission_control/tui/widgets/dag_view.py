@@ -22,6 +22,7 @@ from textual.strip import Strip
 
 from ...engine.states import ICONS, WsState
 from ..dag_layout import DagLayout, layout_dag
+from ..untrusted import plain
 from .status_style import STATE_CLASSES, state_class, state_css
 
 
@@ -82,7 +83,7 @@ class DagView(ScrollView, can_focus=True):
             return
         self._ids = key
         self._labels = dict(labels)
-        self._layout = layout_dag(ids, parents, labels)
+        self._layout = layout_dag(ids, parents, {k: plain(v) for k, v in labels.items()})
         self.virtual_size = Size(self._layout.width, self._layout.height)
         self._invalidate()
 

@@ -21,6 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Input
 
 from ...engine.snapshot import WorkstreamView
+from ..untrusted import markup_escape
 from .log_view import LogView
 from .search_box import SearchBox
 from .status_style import state_markup
@@ -118,12 +119,17 @@ class LogPane(Vertical, can_focus=False):
         if not self._composed:
             return
         if view is None:
-            markup = f" {_escape(self.task_id or 'no workstream')}"
+            markup = f" {markup_escape(self.task_id or 'no workstream')}"
         else:
             shown = self.attempt or view.attempt
             attempt = f"attempt {shown}/{view.attempt}" if view.attempt else "not started"
             follow = "following" if self.log_view.follow else "scrolled (end: follow)"
-            parts = [f"[b]{_escape(view.ws_id)}[/b]", state_markup(view.state), attempt, follow]
+            parts = [
+                f"[b]{markup_escape(view.ws_id)}[/b]",
+                state_markup(view.state),
+                attempt,
+                follow,
+            ]
             if self._note:
                 parts.append(self._note)
             markup = "  ".join(parts)
@@ -136,16 +142,16 @@ class LogPane(Vertical, can_focus=False):
     @on(LogView.Found)
     def _found(self, message: LogView.Found) -> None:
         if message.error:
-            self._note = f"[$error]{_escape(message.error)}[/]"
+            self._note = f"[$error]{markup_escape(message.error)}[/]"
         elif message.line is None:
-            self._note = f"[$warning]no match for {_escape(repr(message.pattern))}[/]"
+            self._note = f"[$warning]no match for {markup_escape(repr(message.pattern))}[/]"
         else:
             self._note = f"match: line {message.line + 1}"
         self._title()
 
     @on(LogView.Failed)
     def _failed(self, message: LogView.Failed) -> None:
-        self._note = f"[$error]cannot read log: {_escape(message.error)}[/]"
+        self._note = f"[$error]cannot read log: {markup_escape(message.error)}[/]"
         self._title()
 
     def watch_task_id(self) -> None:
@@ -194,7 +200,3 @@ class LogPane(Vertical, can_focus=False):
         self.attempt = None if shown == view.attempt else shown
         self._note = ""
         self.update_view(view)
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", "\\[")

@@ -35,6 +35,7 @@ from textual.timer import Timer
 
 from ...errors import MissionControlError
 from ...store.logs import LogTail
+from ..untrusted import styled
 
 POLL_SECONDS = 0.25
 """How often the reader looks for new bytes; a user's scroll or search wakes it at once.
@@ -531,7 +532,6 @@ class LogView(ScrollView, can_focus=True):
             raw = window.partial
         else:
             return None
-        text = Text.from_ansi(raw[: MAX_RENDER_CELLS * 2], end="", no_wrap=True)
-        text.expand_tabs()
+        text = styled(raw[: MAX_RENDER_CELLS * 2])  # colours kept, control codes dropped
         text.truncate(MAX_RENDER_CELLS)
         return text

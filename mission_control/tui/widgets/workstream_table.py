@@ -25,6 +25,7 @@ from ...engine.snapshot import WorkstreamView
 from ...engine.states import ACTIVE, FAILED_STATES, ICONS, TERMINAL, WsState
 from ..format import clock, duration, limit, percent, size
 from ..messages import LogProbe
+from ..untrusted import plain
 from .status_style import STATE_CLASSES, state_class, state_css
 
 
@@ -261,6 +262,7 @@ class WorkstreamTable(DataTable[Text]):
             self.columns[column.key].label = Text(label)  # type: ignore[index]
 
     def _styled(self, text: str, cls: str) -> Text:
+        text = plain(text)  # names, details and last lines are agents' words
         if not cls:
             return Text(text, no_wrap=True, overflow="ellipsis")
         return Text(

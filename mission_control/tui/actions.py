@@ -45,6 +45,8 @@ from .widgets.workstream_table import StatusFilter, WorkstreamTable
 AppResult = Literal["finished", "detach", "stopped"]
 
 MAX_PANES = 4
+DAG_MIN_WIDTH = 100
+"""Below this many columns the DAG starts hidden (``g`` shows it): the table needs the room."""
 _STATUS_CYCLE = list(StatusFilter)
 
 
@@ -63,6 +65,8 @@ class WorkstreamActions(App[AppResult]):
     _pinned: set[str]
     """Ids of panes the user pointed at a workstream; the others follow the cursor."""
     _pane_serial: int
+    _dag_choice: bool | None
+    """The user's ``g``: show or hide the DAG; None until then (it follows the width)."""
     _selected: str | None
     _pace: float
 
@@ -131,6 +135,14 @@ class WorkstreamActions(App[AppResult]):
         count = max(1, len(self.panes))
         self.screen.set_class(width < 110, "-narrow")
         self.query_one("#logs").set_class(width // count < 45, "-stacked")
+        shown = self._dag_choice if self._dag_choice is not None else width >= DAG_MIN_WIDTH
+        self.dag.display = shown
+
+    def action_toggle_dag(self) -> None:
+        self._dag_choice = not self.dag.display
+        if not self._dag_choice and self.dag.has_focus:
+            self.table.focus()
+        self._arrange()
 
     # ------------------------------------------------------------ actions
 
@@ -298,7 +310,8 @@ class WorkstreamActions(App[AppResult]):
         self.call_after_refresh(self._arrange)
 
     def action_cycle_focus(self) -> None:
-        order: list[object] = [self.table, self.dag, *(p.log_view for p in self.panes)]
+        dag = [self.dag] if self.dag.display else []
+        order: list[object] = [self.table, *dag, *(p.log_view for p in self.panes)]
         focused = self.focused
         current = -1
         for i, widget in enumerate(order):

@@ -88,6 +88,13 @@ class MissionControlApp(WorkstreamActions):
             "v", "status_filter", "Status", tooltip="Cycle the table's status filter", show=False
         ),
         Binding("c", "sort", "Sort", tooltip="Sort the table by the next column", show=False),
+        Binding(
+            "g",
+            "toggle_dag",
+            "DAG",
+            tooltip="Show or hide the DAG (hidden below 100 columns)",
+            show=False,
+        ),
         Binding("tab", "cycle_focus", "Focus", tooltip="Move focus to the next panel", show=False),
         Binding("t", "change_theme", "Theme", tooltip="Switch theme", show=False),
     ]
@@ -122,6 +129,7 @@ class MissionControlApp(WorkstreamActions):
         self._pinned: set[str] = set()
         """Ids of panes the user pointed at a workstream; the others follow the cursor."""
         self._pane_serial = 0
+        self._dag_choice: bool | None = None
         self._selected: str | None = None
         self._follow_timer: Timer | None = None
         self._pace = POLL_SECONDS

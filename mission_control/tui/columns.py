@@ -173,8 +173,8 @@ def fit_columns(
     The columns whose minimum widths fit are candidates (by priority). While their
     wanted widths (content, within bounds; the flexible column's minimum) do not
     fit, the least useful is dropped, down to the ``CORE`` most useful. Then each
-    grows from its minimum toward its wanted width, by priority, and the flexible
-    column takes the rest. Nothing is wider than ``width``.
+    grows from its minimum toward its wanted width, those short of the least first,
+    and the flexible column takes the rest. Nothing is wider than ``width``.
     """
     pad = 2 * CELL_PADDING
 
@@ -195,7 +195,9 @@ def fit_columns(
         used -= dropped.min_width + pad
     widths = {spec.key: spec.min_width for spec in chosen}
     spare = width - used
-    for spec in chosen:
+    # the columns short of the least first: a time or a state is then whole, and the
+    # name takes what is left before the flexible column does
+    for spec in sorted(chosen, key=lambda s: want(s) - s.min_width):
         grow = min(spare, want(spec) - spec.min_width)
         widths[spec.key] += grow
         spare -= grow

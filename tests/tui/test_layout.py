@@ -84,3 +84,21 @@ async def test_resizing_drops_and_brings_back_columns(demo_logs: Path) -> None:
         await pilot.resize_terminal(200, 50)
         await pilot.pause(0.2)
         assert len(app.table.columns) == wide
+
+
+async def test_the_dag_starts_hidden_below_100_columns_and_g_toggles_it(demo_logs: Path) -> None:
+    app = build_app(
+        StaticEngine(demo_snapshot(demo_logs)), None, run_engine=False, clock=lambda: T0
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert not app.dag.display
+        await pilot.press("g")
+        await pilot.pause()
+        assert app.dag.display and app.dag.region.width > 0
+        await pilot.resize_terminal(120, 40)  # the user's choice outlasts a resize
+        await pilot.pause()
+        await pilot.press("g")
+        await pilot.pause()
+        assert not app.dag.display
+        assert {str(k.value) for k in app.table.columns} >= CORE_KEYS

@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) == 2 and args[0] == "--resume":
         return _answered(_Session(args[1], rng), prompt)
     script = _parse(prompt)
-    session = _Session(f"demo-{name}-{attempt}".lower(), rng)
+    run = os.environ.get("MC_RUN_ID", "run")[-4:]
+    session = _Session(f"demo-{run}-{name}-{attempt}".lower(), rng)
     session.start()
     steps = max(4, len(script.edits) * 2 + 3)
     pause = script.duration / steps

@@ -102,6 +102,7 @@ def _project(
         finished_at=run.finished_at,
         owner=owner,
         state_dir=state_dir,
+        notes=ledger.notes,
     )
 
 

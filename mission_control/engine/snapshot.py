@@ -145,6 +145,8 @@ class RunSnapshot:
     owner: OwnerView | None = None
     state_dir: str | None = None
     """The folder of the ledger the run was read from."""
+    notes: tuple[str, ...] = ()
+    """What was said of the whole run (a spent budget), from the ledger."""
 
 
 class EngineControl(Protocol):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .connection import LedgerError, ledger_error
+from .landings import LandingLedger, LandingMergeRecord, LandingRecord
 from .ledger import RUN_RUNNING, LedgerWriter, new_run_id
 from .owner import CREATE_TIME_TOLERANCE, process_alive, process_identity
 from .records import (
@@ -47,7 +48,7 @@ _ATTEMPTS_IN_ORDER: Final = (
 )
 
 
-class RunStore(LedgerWriter):
+class RunStore(LedgerWriter, LandingLedger):
     """The run ledger in ``<state_dir>/state.db``. Every method blocks: call it from a thread.
 
     Safe to share between threads. Several processes may open the same store (a ``status``
@@ -187,6 +188,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "AttemptRecord",
     "EventRecord",
+    "LandingMergeRecord",
+    "LandingRecord",
     "LedgerError",
     "RunLedger",
     "RunRecord",

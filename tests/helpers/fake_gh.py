@@ -3,7 +3,7 @@
 It keeps its pull requests in ``$FAKE_GH_DIR/prs.json`` and appends every call
 (argv, cwd and the text of any ``--body-file``) to ``$FAKE_GH_DIR/calls.jsonl``.
 Supported: ``auth status`` (fails when ``$FAKE_GH_LOGGED_OUT`` is set),
-``pr list --head B --json url``, ``pr create``, ``pr edit``; ``$FAKE_GH_FAIL``
+``pr list --head B --json url``, ``pr create``, ``pr edit``, ``pr close URL --comment C``; ``$FAKE_GH_FAIL``
 names one command (``pr create``) that fails like GitHub's API would.
 Anything else exits 2, so a test notices a call it did not expect.
 """
@@ -102,6 +102,19 @@ def main(argv: list[str]) -> int:
                 pr["labels"] = sorted({*pr["labels"], *opts.get("--add-label", [])})
                 prs_file.write_text(json.dumps(prs))
                 print(pr["url"])
+                return 0
+        print(f"no pull requests found for {rest[0]}", file=sys.stderr)
+        return 1
+    if command == ["pr", "close"] and rest:
+        for pr in prs:
+            if rest[0] in (pr["url"], pr["url"].rsplit("/", 1)[-1]):
+                if pr["state"] != "OPEN":
+                    print(f"! Pull request {pr['url']} is already closed", file=sys.stderr)
+                    return 0
+                pr["state"] = "CLOSED"
+                pr["comment"] = opts.get("--comment", [None])[0]
+                prs_file.write_text(json.dumps(prs))
+                print(f"✓ Closed pull request {pr['url']}", file=sys.stderr)
                 return 0
         print(f"no pull requests found for {rest[0]}", file=sys.stderr)
         return 1

@@ -1,0 +1,307 @@
+"""Landing a phase: real runs of real plans (shell tools writing files, a bare origin, the
+stand-in ``gh``), then ``mission-control land`` in a child process as a user runs it.
+
+Each test checks what the integration branch holds afterwards: which files, and how
+many merge commits each workstream's branch got (exactly one, however the landing
+was stopped, run again or killed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mission_control.store.runs import RunStore
+from tests.helpers import mc_argv
+
+from .conftest import GitSandbox, git
+
+RESOLVER = """\
+import pathlib, sys
+prompt = sys.stdin.read()
+print("resolver got:", " ".join(prompt.split()[:40]))
+path = pathlib.Path("f.txt")
+text = path.read_text()
+assert "<<<<<<<" in text, text
+path.write_text("line X and line Y\\n")
+"""
+
+
+def _writer(ws_id: str, path: str, text: str, deps: list[str], **extra: Any) -> dict[str, Any]:
+    line = f"mkdir -p $(dirname {path}) && printf '%s\\n' '{text}' > {path}"
+    return {
+        "id": ws_id,
+        "name": f"workstream {ws_id}",
+        "tool": "shell",
+        "shell": True,
+        "command": [line],
+        "depends_on": deps,
+        **extra,
+    }
+
+
+def _plan(sb: GitSandbox, workstreams: list[dict[str, Any]], checks: list[Any]) -> Path:
+    resolver = sb.tmp / "resolver.py"
+    resolver.write_text(RESOLVER)
+    doc: dict[str, Any] = {
+        "version": 1,
+        "name": "landing",
+        "defaults": {
+            "repo": str(sb.repo),
+            "base_branch": "main",
+            "timeout_minutes": 2,
+            "worktree_root": str(sb.worktree_root),
+            "checks": checks,
+        },
+        "tools": {"resolver": {"argv": [sys.executable, str(resolver)], "prompt_via": "stdin"}},
+        "phases": [
+            {"id": "P", "name": "one", "max_parallel_workstreams": 4, "workstreams": workstreams}
+        ],
+    }
+    path = sb.tmp / "plan.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _run(sb: GitSandbox, plan: Path) -> None:
+    done = subprocess.run(
+        mc_argv("run", str(plan), "--headless", state=sb.tmp / "state"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _land(
+    sb: GitSandbox, plan: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        mc_argv("land", "--plan", str(plan), "--phase", "P", *args, state=sb.tmp / "state"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+
+
+def _landed_order(sb: GitSandbox, branch: str = "mc/land/P") -> list[str]:
+    """The workstreams merged into ``branch``, oldest first, from its merge commits."""
+    subjects = git(sb.repo, "log", "--first-parent", "--reverse", "--format=%s", branch)
+    return [
+        s.removeprefix("Land ").split(": ")[0]
+        for s in subjects.splitlines()
+        if s.startswith("Land ")
+    ]
+
+
+def _files(sb: GitSandbox, ref: str) -> set[str]:
+    return set(git(sb.repo, "ls-tree", "-r", "--name-only", ref).split())
+
+
+DIAMOND = [  # listed dependents first: the order comes from the DAG, ties from the plan
+    ("D", ["B", "C"]),
+    ("C", ["A"]),
+    ("B", ["A"]),
+    ("A", []),
+]
+
+
+def _diamond(sb: GitSandbox, checks: list[Any] | None = None) -> Path:
+    workstreams = [_writer(w, f"out/{w}.txt", f"{w} was here", deps) for w, deps in DIAMOND]
+    return _plan(sb, workstreams, checks if checks is not None else ["test -f README.md"])
+
+
+def test_a_diamond_lands_in_dependency_order_and_opens_one_pr(
+    git_sandbox: GitSandbox, fake_gh: Path
+) -> None:
+    sb = git_sandbox
+    assert sb.origin is not None
+    plan = _diamond(sb)
+    _run(sb, plan)
+    before = sb.snapshot()
+
+    dry = _land(sb, plan, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert [line.split()[1] for line in dry.stdout.splitlines() if line.strip()[:2] in
+            ("1.", "2.", "3.", "4.")] == ["P::A", "P::C", "P::B", "P::D"]  # fmt: skip
+    assert "nothing merged" in dry.stdout
+    assert git(sb.repo, "branch", "--list", "mc/land/P") == ""
+
+    landed = _land(sb, plan, "--json", "--close-prs")
+    assert landed.returncode == 0, landed.stdout + landed.stderr
+    events = [json.loads(line) for line in landed.stdout.splitlines()]
+    merges = [e["task_id"] for e in events if e["event"] == "merge"]
+    assert merges == ["P::A", "P::C", "P::B", "P::D"]
+    assert [e["ok"] for e in events if e["event"] == "check"] == [True] * 4
+    assert _landed_order(sb) == ["P::A", "P::C", "P::B", "P::D"]
+    assert _files(sb, "mc/land/P") >= {f"out/{w}.txt" for w, _ in DIAMOND}
+    # pushed, one PR for the integration branch listing what it holds; the others closed
+    assert git(sb.origin, "rev-parse", "mc/land/P") == git(sb.repo, "rev-parse", "mc/land/P")
+    prs = json.loads((fake_gh / "prs.json").read_text())
+    land_pr = next(pr for pr in prs if pr["head"] == "mc/land/P")
+    assert land_pr["base"] == "main" and land_pr["state"] == "OPEN"
+    for w, _ in DIAMOND:
+        assert f"`P::{w}`" in land_pr["body"]
+    own = [pr for pr in prs if pr["head"].startswith("ws/P/")]
+    assert len(own) == 4 and all(pr["state"] == "CLOSED" for pr in own)
+    assert all(land_pr["url"] in pr["comment"] for pr in own)
+    finished = events[-1]
+    assert finished["event"] == "landing_finished" and finished["pr_url"] == land_pr["url"]
+    # the user's checkout is as it was
+    assert sb.snapshot() == before
+
+    # a rerun finds everything landed: nothing merged twice, the PR updated, not doubled
+    again = _land(sb, plan)
+    assert again.returncode == 0, again.stderr
+    assert _landed_order(sb) == ["P::A", "P::C", "P::B", "P::D"]
+    prs = json.loads((fake_gh / "prs.json").read_text())
+    assert len([pr for pr in prs if pr["head"] == "mc/land/P"]) == 1
+    with RunStore(sb.tmp / "state") as store:
+        run = store.latest_run()
+        assert run is not None
+        (landing,) = store.landings(run.run_id)
+        assert landing.status == "landed" and landing.into_branch == "mc/land/P"
+        rows = store.landing_merges(landing.landing_id)
+        assert [r.task_id for r in rows] == ["P::A", "P::C", "P::B", "P::D"]
+        assert all(r.state == "landed" and r.pr_closed for r in rows)
+
+
+def _conflicting(sb: GitSandbox) -> Path:
+    workstreams = [
+        _writer("X", "f.txt", "line X", []),
+        _writer("Y", "f.txt", "line Y", []),
+        _writer("Z", "out/Z.txt", "Z was here", []),
+    ]
+    return _plan(sb, workstreams, ["test -f README.md"])
+
+
+def test_a_same_line_conflict_stops_at_its_branch_and_a_rerun_with_a_resolver_goes_on(
+    git_sandbox: GitSandbox, fake_gh: Path
+) -> None:
+    sb = git_sandbox
+    plan = _conflicting(sb)
+    _run(sb, plan)
+
+    dry = _land(sb, plan, "--dry-run")
+    assert "expected conflict with P::Y in f.txt" in dry.stdout, dry.stdout
+
+    stopped = _land(sb, plan)
+    assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+    message = stopped.stderr.strip().splitlines()
+    assert len(message) == 1, stopped.stderr
+    assert "stopped at P::Y" in message[0] and "conflicts in f.txt" in message[0]
+    assert _landed_order(sb) == ["P::X"]  # what merged stays; Z never started
+    assert not (fake_gh / "prs.json").exists() or all(
+        pr["head"] != "mc/land/P" for pr in json.loads((fake_gh / "prs.json").read_text())
+    )
+
+    resolved = _land(sb, plan, "--resolve", "resolver", "--json")
+    assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+    events = [json.loads(line) for line in resolved.stdout.splitlines()]
+    assert any(e["event"] == "resolve" and e["ok"] for e in events)
+    assert _landed_order(sb) == ["P::X", "P::Y", "P::Z"]  # X not merged a second time
+    assert git(sb.repo, "show", "mc/land/P:f.txt") == "line X and line Y"
+    assert "out/Z.txt" in _files(sb, "mc/land/P")
+
+
+def test_a_resolver_that_leaves_markers_stops_the_landing(
+    git_sandbox: GitSandbox, fake_gh: Path
+) -> None:
+    sb = git_sandbox
+    plan = _conflicting(sb)
+    (sb.tmp / "resolver.py").write_text("print('doing nothing')\n")
+    _run(sb, plan)
+    stopped = _land(sb, plan, "--resolve", "resolver")
+    assert stopped.returncode == 1
+    assert "left conflict markers in f.txt" in stopped.stderr, stopped.stderr
+    assert _landed_order(sb) == ["P::X"]
+    worktree = sb.tmp / "state"
+    assert git(sb.repo, "status", "--porcelain") == ""
+    assert worktree.is_dir()
+
+
+def test_a_failing_check_stops_at_the_branch_that_breaks_it_and_a_rerun_stops_there_again(
+    git_sandbox: GitSandbox, fake_gh: Path
+) -> None:
+    sb = git_sandbox
+    workstreams = [
+        _writer("A", "out/A.txt", "A", []),
+        _writer("B", "out/B.txt", "B", ["A"]),
+        _writer("C", "out/C.txt", "C", ["A"]),
+    ]
+    # passes on each branch alone; fails once B and C are both in
+    check = {
+        "name": "not both",
+        "run": "echo checking; if test -f out/B.txt && test -f out/C.txt; then"
+        " echo 'B and C clash'; exit 3; fi",
+        "shell": True,
+    }
+    plan = _plan(sb, workstreams, [check])
+    _run(sb, plan)
+    for _ in range(2):
+        stopped = _land(sb, plan)
+        assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+        assert "stopped at P::C: check 'not both' exited with code 3" in stopped.stderr
+        assert "B and C clash" in stopped.stderr  # the check's last lines
+        assert _landed_order(sb) == ["P::A", "P::B"]
+    with RunStore(sb.tmp / "state") as store:
+        run = store.latest_run()
+        assert run is not None
+        (landing,) = store.landings(run.run_id)
+        assert landing.status == "stopped"
+        states = {r.task_id: r.state for r in store.landing_merges(landing.landing_id)}
+        assert states == {"P::A": "landed", "P::B": "landed", "P::C": "check_failed"}
+
+    # checks once at the end: everything merges, the end check stops it, the merges stay
+    at_end = _land(sb, plan, "--checks", "end")
+    assert at_end.returncode == 1
+    assert "after every branch merged" in at_end.stderr
+    assert _landed_order(sb) == ["P::A", "P::B", "P::C"]
+
+
+CRASH_POINTS = [
+    ("land.merging", 2),
+    ("land.merged", 2),
+    ("land.merged", 4),
+    ("ledger.written", 9),
+    ("land.pushed", 1),
+    ("land.pr_opened", 1),
+]
+
+
+@pytest.mark.parametrize(("point", "occurrence"), CRASH_POINTS,
+                         ids=[f"{p}@{n}" for p, n in CRASH_POINTS])  # fmt: skip
+def test_killed_mid_landing_a_rerun_loses_and_repeats_no_merge(
+    git_sandbox: GitSandbox, fake_gh: Path, point: str, occurrence: int
+) -> None:
+    sb = git_sandbox
+    assert sb.origin is not None
+    plan = _diamond(sb)
+    _run(sb, plan)
+    crashed = _land(sb, plan, env={**os.environ, "MC_CRASH_AT": f"{point}@{occurrence}"})
+    assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stderr)
+
+    resumed = _land(sb, plan)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert _landed_order(sb) == ["P::A", "P::C", "P::B", "P::D"]
+    assert _files(sb, "mc/land/P") >= {f"out/{w}.txt" for w, _ in DIAMOND}
+    assert git(sb.origin, "rev-parse", "mc/land/P") == git(sb.repo, "rev-parse", "mc/land/P")
+    prs = json.loads((fake_gh / "prs.json").read_text())
+    assert len([pr for pr in prs if pr["head"] == "mc/land/P"]) == 1
+    with RunStore(sb.tmp / "state") as store:
+        run = store.latest_run()
+        assert run is not None
+        (landing,) = store.landings(run.run_id)
+        assert landing.status == "landed"
+        assert {r.state for r in store.landing_merges(landing.landing_id)} == {"landed"}

@@ -58,6 +58,16 @@ class LandingScope:
         return self.first.base_branch
 
     @property
+    def push(self) -> bool:
+        """The plan pushes these branches (``push:``), so the landing pushes too."""
+        return all(ws.push for ws in self.order)
+
+    @property
+    def pull_request(self) -> bool:
+        """The plan opens pull requests for these branches (``pr:`` not false)."""
+        return all(ws.pr.enabled is not False for ws in self.order)
+
+    @property
     def what(self) -> str:
         return f"phase {self.scope}" if self.scope else "the whole run"
 

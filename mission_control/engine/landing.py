@@ -32,7 +32,7 @@ from .. import crashpoints
 from ..errors import GitError, SetupError
 from ..git import landing as git_landing
 from ..git.prepare import start_point_for
-from ..git.repo import head_commit, is_ancestor, is_dirty, rev_parse
+from ..git.repo import fetch_branch, has_remote, head_commit, is_ancestor, is_dirty, rev_parse
 from ..plan.model import Workstream
 from ..store.private import make_private_dir, open_private
 from ..store.runs import RunStore
@@ -62,12 +62,18 @@ from .landing_steps import (
 __all__ = ["LandingRequest", "LandingResult", "LandingStep", "land", "start_point"]
 
 
-def start_point(scope: LandingScope) -> tuple[str, str]:
+def start_point(scope: LandingScope, *, detached: bool = False) -> tuple[str, str]:
     """Where a new integration branch starts: the base, fetched now (ref, commit).
 
-    ``--into`` an existing branch builds on that branch as it is.
+    ``--into`` an existing branch builds on that branch as it is: on the remote's copy,
+    fetched now, when the branch is checked out elsewhere (``detached``).
     """
     if scope.into_given:
+        if detached and fetch_branch(scope.repo, scope.remote, scope.into, max_age=0.0):
+            tracking = f"refs/remotes/{scope.remote}/{scope.into}"
+            commit = rev_parse(scope.repo, tracking)
+            if commit:
+                return tracking, commit
         existing = rev_parse(scope.repo, f"refs/heads/{scope.into}")
         if existing:
             return f"refs/heads/{scope.into}", existing
@@ -83,6 +89,7 @@ def land(request: LandingRequest, store: RunStore, report: Report) -> LandingRes
     """Land ``request.scope``; a stop is a result (``ok`` False), never an exception."""
     scope = request.scope
     with _landing_lock(scope):
+        detached = _detached(scope)
         found = store.find_landing(scope.run_id, scope.scope, scope.into)
         if found is not None:
             base_ref, base_commit = found.base_ref, found.base_commit
@@ -93,8 +100,10 @@ def land(request: LandingRequest, store: RunStore, report: Report) -> LandingRes
                     f" {scope.run_id} made it — delete it (`git branch -D {scope.into}`), or"
                     " land into another branch (`--into NAME`)"
                 )
-            base_ref, base_commit = start_point(scope)
-        git_landing.open_integration_worktree(scope.repo, scope.worktree, scope.into, base_commit)
+            base_ref, base_commit = start_point(scope, detached=detached)
+        git_landing.open_integration_worktree(
+            scope.repo, scope.worktree, scope.into, base_commit, detached=detached
+        )
         landing_id = store.start_landing(
             scope.run_id,
             scope.scope,
@@ -106,7 +115,7 @@ def land(request: LandingRequest, store: RunStore, report: Report) -> LandingRes
             checks_mode=request.checks,
             branches=[(ws.task_id, ws.branch) for ws in scope.order],
         )
-        run = LandingRun(request, store, report, landing_id)
+        run = LandingRun(request, store, report, landing_id, detached)
         run.rows = {r.task_id: r for r in store.landing_merges(landing_id)}
         try:
             _settle(run)
@@ -121,6 +130,23 @@ def land(request: LandingRequest, store: RunStore, report: Report) -> LandingRes
             report(LandingStep("stopped", False, stop.text, task_id=stop.task_id))
             return LandingResult(False, stop.text, head, landed=landed_tasks(run))
         return result
+
+
+def _detached(scope: LandingScope) -> bool:
+    """``--into`` a branch checked out elsewhere: land on a detached HEAD, push to the remote."""
+    if not scope.into_given:
+        return False
+    elsewhere = git_landing.checked_out_elsewhere(scope.repo, scope.into, scope.worktree)
+    if elsewhere is None:
+        return False
+    if not scope.push or not has_remote(scope.repo, scope.remote):
+        raise SetupError(
+            f"{scope.repo}: {scope.into} is checked out in {elsewhere}, which a landing never"
+            f" changes, and there is no remote to land it on (no '{scope.remote}', or"
+            " `push: false`) — land into another branch (the default mc/land/...) and merge it"
+            " yourself"
+        )
+    return True
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import crashpoints
 from ..errors import GitError
+from ..git import landing as git_landing
 from ..git import pull_requests
 from ..git.commits import push_branch
 from ..git.repo import has_remote, head_commit
@@ -24,19 +25,21 @@ def deliver(run: LandingRun, base_ref: str) -> LandingResult:
         run.say("push", True, text, commit=head)
     else:
         try:
-            push_branch(path, scope.remote, scope.into)
+            if run.detached:
+                git_landing.push_head(path, scope.remote, scope.into)
+            else:
+                push_branch(path, scope.remote, scope.into)
         except GitError as err:
             raise LandingStopped(f"landing of {scope.into}: {err}") from None
         crashpoints.reach("land.pushed")
         run.say("push", True, f"pushed {scope.into} to {scope.remote}", commit=head)
-        if scope.into == scope.base_branch:
-            pass  # landed straight into the base: there is nothing to ask to merge
-        elif scope.pull_request:
+        # Landed straight into the base, there is nothing to ask to merge.
+        if scope.into != scope.base_branch and scope.pull_request:
             pr_url = _pull_request(run, base_ref)
-        else:
+        elif scope.into != scope.base_branch:
             run.say("pr", True, "no pull request: the plan sets `pr: false`")
-    if pr_url is not None and run.request.close_prs:
-        _close_prs(run, pr_url)
+        if run.request.close_prs and (pr_url or scope.into == scope.base_branch):
+            _close_prs(run, pr_url or f"{scope.into} at {head[:12]}")
     detail = f"{len(landed)} branch{'es' if len(landed) != 1 else ''} on {scope.into}"
     run.store.record_landing(
         run.landing_id, "landed", detail, head_commit=head, pr_url=pr_url, finished=True
@@ -81,14 +84,14 @@ def _pull_request(run: LandingRun, base_ref: str) -> str | None:
     return result.url
 
 
-def _close_prs(run: LandingRun, pr_url: str) -> None:
+def _close_prs(run: LandingRun, landed_in: str) -> None:
     scope = run.scope
     for ws in scope.order:
         row = run.rows[ws.task_id]
         own = scope.pr_urls.get(ws.task_id)
         if own is None or row.pr_closed or row.state not in (LANDED, HELD):
             continue
-        comment = f"Landed in {pr_url} (branch `{scope.into}`) by mission-control."
+        comment = f"Landed in {landed_in} (branch `{scope.into}`) by mission-control."
         result = pull_requests.close_pull_request(run.path, own, comment)
         ok = result.status == "updated"
         if ok:

@@ -95,6 +95,9 @@ class LandingRun:
     store: RunStore
     report: Report
     landing_id: int
+    detached: bool = False
+    """The integration branch is checked out elsewhere: the worktree works on a detached
+    HEAD and its result goes to the remote's branch only."""
     rows: dict[str, LandingMergeRecord] = field(default_factory=dict)
 
     @property

@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import GitError
+from .errors import PushRejectedError
 from .identity import identity_config
 from .locks import settle_worktree
 from .repo import (
+    NETWORK_TIMEOUT,
     branch_exists,
     head_commit,
     is_ancestor,
+    remote_env,
     repo_lock,
     rev_parse,
     run_git,
@@ -49,14 +52,26 @@ class MergeResult:
     files: tuple[str, ...] = ()
 
 
-def open_integration_worktree(repo: Path, path: Path, branch: str, start: str) -> str:
+def checked_out_elsewhere(repo: Path, branch: str, path: Path) -> Path | None:
+    """The worktree other than ``path`` that has ``branch`` checked out (the user's, often)."""
+    for entry in list_worktrees(repo):
+        if entry.branch == f"refs/heads/{branch}" and not same_path(entry.path, path):
+            return entry.path
+    return None
+
+
+def open_integration_worktree(
+    repo: Path, path: Path, branch: str, start: str, *, detached: bool = False
+) -> str:
     """Check out ``branch`` in the worktree at ``path``, made if missing; returns its HEAD.
 
     A new ``branch`` starts at ``start`` (a commit); an existing one is taken as it
-    is. A worktree already there (a landing run again) is reused after the git
-    processes a killed landing left in it are settled.
+    is. ``detached``: the branch is checked out elsewhere (the user's checkout), so
+    the worktree works on a detached HEAD from ``start`` and its result is pushed to
+    the remote's branch (``push_head``). A worktree already there (a landing run
+    again) is reused after the git processes a killed landing left in it are settled.
     """
-    ref = f"refs/heads/{branch}"
+    ref = None if detached else f"refs/heads/{branch}"
     with repo_lock(repo):
         entries = list_worktrees(repo)
         for entry in entries:
@@ -72,7 +87,7 @@ def open_integration_worktree(repo: Path, path: Path, branch: str, start: str) -
                     return head_commit(path)
                 run_git(["worktree", "prune"], repo, check=False)  # its folder was deleted
         for entry in entries:
-            if entry.branch == ref and not same_path(entry.path, path):
+            if ref is not None and entry.branch == ref and not same_path(entry.path, path):
                 raise GitError(
                     f"{repo}: {branch} is checked out in {entry.path}, and a landing never"
                     " changes another checkout — land into another branch (`--into NAME`, or"
@@ -86,12 +101,28 @@ def open_integration_worktree(repo: Path, path: Path, branch: str, start: str) -
                 )
             shutil.rmtree(path, ignore_errors=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if branch_exists(repo, branch):
+        if detached:
+            args = ["worktree", "add", "--quiet", "--detach", str(path), start]
+        elif branch_exists(repo, branch):
             args = ["worktree", "add", "--quiet", str(path), branch]
         else:
             args = ["worktree", "add", "--quiet", "--no-track", "-b", branch, str(path), start]
         run_git(args, repo, what=f"making the landing's worktree for {branch}", retry_on_lock=True)
     return head_commit(path)
+
+
+def push_head(path: Path, remote: str, branch: str) -> None:
+    """Push the worktree's HEAD to ``remote``'s ``branch`` (fast-forward only, never forced)."""
+    out = run_git(
+        ["push", remote, f"HEAD:refs/heads/{branch}"],
+        path,
+        check=False,
+        timeout=NETWORK_TIMEOUT,
+        env=remote_env(path, remote),
+    )
+    if out.returncode != 0:
+        message = " ".join(trim_message(out.stderr, out.stdout).split())
+        raise PushRejectedError(path, remote, branch, message)
 
 
 def _holds_only_git_file(path: Path) -> bool:

@@ -215,6 +215,67 @@ def test_a_same_line_conflict_stops_at_its_branch_and_a_rerun_with_a_resolver_go
     assert "out/Z.txt" in _files(sb, "mc/land/P")
 
 
+def test_a_conflict_resolved_by_hand_in_the_worktree_is_taken_by_the_rerun(
+    git_sandbox: GitSandbox, fake_gh: Path
+) -> None:
+    sb = git_sandbox
+    plan = _conflicting(sb)
+    _run(sb, plan)
+    assert _land(sb, plan).returncode == 1
+    with RunStore(sb.tmp / "state") as store:
+        run = store.latest_run()
+        assert run is not None
+        (landing,) = store.landings(run.run_id)
+    worktree = Path(landing.worktree)
+    assert "<<<<<<<" in (worktree / "f.txt").read_text()  # the conflict is left in place
+    (worktree / "f.txt").write_text("line X, then Y\n")
+
+    again = _land(sb, plan)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _landed_order(sb) == ["P::X", "P::Y", "P::Z"]
+    assert git(sb.repo, "show", "mc/land/P:f.txt") == "line X, then Y"
+
+
+def test_dry_run_json_gives_the_order_and_the_expected_conflicts(
+    git_sandbox: GitSandbox, fake_gh: Path
+) -> None:
+    sb = git_sandbox
+    plan = _conflicting(sb)
+    _run(sb, plan)
+    dry = _land(sb, plan, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    data = json.loads(dry.stdout)
+    assert data["into"] == "mc/land/P"
+    order = {item["task_id"]: item["conflicts"] for item in data["order"]}
+    assert list(order) == ["P::X", "P::Y", "P::Z"]
+    assert order["P::Y"] == [{"with": "P::X", "files": ["f.txt"]}]
+    assert order["P::Z"] == []
+    assert git(sb.repo, "branch", "--list", "mc/land/*") == ""
+
+
+def test_into_a_branch_checked_out_in_the_users_checkout_lands_on_the_remote_only(
+    git_sandbox: GitSandbox, fake_gh: Path
+) -> None:
+    sb = git_sandbox
+    assert sb.origin is not None
+    plan = _diamond(sb)
+    _run(sb, plan)
+    before = sb.snapshot()
+    landed = _land(sb, plan, "--into", "main", "--close-prs")
+    assert landed.returncode == 0, landed.stdout + landed.stderr
+    assert sb.snapshot() == before  # the local main and the checkout are as they were
+    subjects = git(sb.origin, "log", "--first-parent", "--reverse", "--format=%s", "main")
+    assert [s.removeprefix("Land ").split(": ")[0] for s in subjects.splitlines()[1:]] == [
+        "P::A",
+        "P::C",
+        "P::B",
+        "P::D",
+    ]
+    prs = json.loads((fake_gh / "prs.json").read_text())
+    assert all(pr["head"].startswith("ws/P/") for pr in prs)  # no PR into main from main
+    assert all(pr["state"] == "CLOSED" and "main at" in pr["comment"] for pr in prs)
+
+
 def test_a_resolver_that_leaves_markers_stops_the_landing(
     git_sandbox: GitSandbox, fake_gh: Path
 ) -> None:
@@ -226,9 +287,7 @@ def test_a_resolver_that_leaves_markers_stops_the_landing(
     assert stopped.returncode == 1
     assert "left conflict markers in f.txt" in stopped.stderr, stopped.stderr
     assert _landed_order(sb) == ["P::X"]
-    worktree = sb.tmp / "state"
     assert git(sb.repo, "status", "--porcelain") == ""
-    assert worktree.is_dir()
 
 
 def test_a_failing_check_stops_at_the_branch_that_breaks_it_and_a_rerun_stops_there_again(

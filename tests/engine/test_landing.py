@@ -363,4 +363,11 @@ def test_killed_mid_landing_a_rerun_loses_and_repeats_no_merge(
         assert run is not None
         (landing,) = store.landings(run.run_id)
         assert landing.status == "landed"
+        # every merge had its checks run: none is taken as merely "already there"
         assert {r.state for r in store.landing_merges(landing.landing_id)} == {"landed"}
+    # a merge committed before the kill is kept as it is, not undone and made again
+    reflog = git(Path(landing.worktree), "reflog", "show", "--format=%gs", "HEAD").splitlines()
+    undone = [
+        e for e in reflog if e.startswith("reset: moving to") and e != "reset: moving to HEAD"
+    ]
+    assert undone == [], reflog

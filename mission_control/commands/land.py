@@ -59,7 +59,7 @@ def cmd_land(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
         print(
-            f"land {scope.what} of run {scope.run_id} into {scope.into} (from {base_ref});"
+            f"land {scope.what} of run {scope.run_id} into {scope.into} (from {_short(base_ref)});"
             f" checks {args.checks}: {checks}"
         )
         for number, ws in enumerate(scope.order, start=1):
@@ -114,6 +114,13 @@ def cmd_land(args: argparse.Namespace) -> int:
         print(f"landed: {result.detail}" + (f"; PR {result.pr_url}" if result.pr_url else ""))
         _print_left_out(scope.left_out)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _short(ref: str) -> str:
+    for prefix in ("refs/remotes/", "refs/heads/"):
+        if ref.startswith(prefix):
+            return ref.removeprefix(prefix)
+    return ref
 
 
 def _print_left_out(left_out: tuple[tuple[str, str], ...]) -> None:

@@ -128,7 +128,9 @@ class LandingRun:
         self.report(LandingStep(kind, ok, text, task_id, branch, commit, files, tail))
 
     def env(self) -> dict[str, str]:
+        """What checks and a resolver run with: the plan's ``env:``, then ``MC_*``."""
         return {
+            **self.scope.first.env,
             "MC_RUN_ID": self.scope.run_id,
             "MC_LANDING": self.scope.into,
             "MC_WORKTREE": str(self.path),

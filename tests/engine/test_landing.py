@@ -329,6 +329,48 @@ def test_a_failing_check_stops_at_the_branch_that_breaks_it_and_a_rerun_stops_th
     assert _landed_order(sb) == ["P::A", "P::B", "P::C"]
 
 
+def test_a_whole_run_lands_across_phases_into_its_run_branch(
+    git_sandbox: GitSandbox, fake_gh: Path
+) -> None:
+    sb = git_sandbox
+    plan = _plan(
+        sb,
+        [_writer("B", "out/B.txt", "B", []), _writer("A", "out/A.txt", "A", [])],
+        ["test -f README.md"],
+    )
+    doc = yaml.safe_load(plan.read_text())
+    doc["phases"].append(
+        {
+            "id": "Q",
+            "max_parallel_workstreams": 1,
+            "workstreams": [_writer("C", "out/C.txt", "C", ["P::A"])],
+        }
+    )
+    plan.write_text(yaml.safe_dump(doc, sort_keys=False))
+    _run(sb, plan)
+    with RunStore(sb.tmp / "state") as store:
+        run = store.latest_run()
+        assert run is not None
+    landed = subprocess.run(
+        mc_argv("land", "--plan", str(plan), "--checks", "end", state=sb.tmp / "state"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+    assert landed.returncode == 0, landed.stdout + landed.stderr
+    branch = f"mc/land/{run.run_id}"
+    assert _landed_order(sb, branch) == ["P::B", "P::A", "Q::C"]
+    assert landed.stdout.count("check ok") == 1  # once, at the end
+    status = subprocess.run(
+        mc_argv("status", "--plan", str(plan), state=sb.tmp / "state"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert f"landing {branch}: landed, 3 of 3 branches, PR https://" in status.stdout
+
+
 CRASH_POINTS = [
     ("land.merging", 2),
     ("land.merged", 2),

@@ -197,6 +197,7 @@ BackendFactory = Callable[[BackendOptions], Backend]
 _FACTORIES: dict[str, BackendFactory] = {}
 
 
+
 _NOT_INSTALLED = {
     "ray": "--backend ray needs Ray, which is not installed ({missing}):"
     " install it with `pip install 'mission-control[ray]'`"

@@ -15,7 +15,8 @@ from enum import Enum
 from typing import IO, Any
 
 from .engine import events as ev
-from .engine.snapshot import RunSnapshot, WorkstreamView, apply_event
+from .engine.events import Tokens
+from .engine.snapshot import RunSnapshot, WorkstreamView, apply_event, run_totals
 from .engine.states import ICONS, WsState
 
 
@@ -96,23 +97,49 @@ _COLORS = {
     WsState.RUNNING: "34",
     WsState.PAUSED: "33",
     WsState.INTERRUPTED: "35",
+    WsState.NEEDS_INPUT: "33",
 }
 
 
 def format_summary(snapshot: RunSnapshot, now: float) -> str:
     """A fixed-width table of every workstream, then one line of totals."""
-    rows: list[tuple[str, ...]] = [
-        ("WORKSTREAM", "STATE", "TRY", "TIME", "CHANGES", "PR", "DETAIL")
-    ]
+    agents = any(v.tokens.total or v.cost_usd is not None for v in snapshot.workstreams.values())
+    head: tuple[str, ...] = ("WORKSTREAM", "STATE", "TRY", "TIME", "CHANGES", "PR", "DETAIL")
+    if agents:
+        head = (*head[:5], "USED", *head[5:])
+    rows: list[tuple[str, ...]] = [head]
     for view in snapshot.workstreams.values():
-        rows.append(_summary_row(view, now))
+        row = _summary_row(view, now)
+        rows.append((*row[:5], spent_text(view.tokens, view.cost_usd), *row[5:]) if agents else row)
     lines = format_table(rows)
     counts: dict[str, int] = {}
     for view in snapshot.workstreams.values():
         counts[view.state.value] = counts.get(view.state.value, 0) + 1
     total = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    tokens, cost = run_totals(snapshot)
+    if tokens.total or cost is not None:
+        total += f"; {spent_text(tokens, cost)}"
     lines.append(f"run {snapshot.run_id}: {total}")
+    lines += waiting_lines(snapshot)
     return "\n".join(lines)
+
+
+def spent_text(tokens: Tokens, cost: float | None) -> str:
+    """``12,345 tok $0.0123``, or ``-`` when nothing was used."""
+    if not tokens.total and cost is None:
+        return "-"
+    text = f"{tokens.total:,} tok"
+    return f"{text} ${cost:.4f}" if cost is not None else text
+
+
+def waiting_lines(snapshot: RunSnapshot) -> list[str]:
+    """What waits for the user: each agent's question, with the command that answers it."""
+    return [
+        f"{view.task_id} needs input: {view.detail or view.needs_input}"
+        f" (answer: mission-control continue {view.task_id} --message '...')"
+        for view in snapshot.workstreams.values()
+        if view.state is WsState.NEEDS_INPUT
+    ]
 
 
 def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:

@@ -13,6 +13,24 @@ from .states import WsState
 
 
 @dataclass(frozen=True, slots=True)
+class Tokens:
+    """Tokens an agent used: ``input`` counts cached input too, ``cached`` is that part."""
+
+    input: int = 0
+    output: int = 0
+    cached: int = 0
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(
+            self.input + other.input, self.output + other.output, self.cached + other.cached
+        )
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output
+
+
+@dataclass(frozen=True, slots=True)
 class RunStarted:
     run_id: str
     plan_path: str
@@ -82,6 +100,23 @@ class WorkstreamStalled:
     task_id: str
     stalled: bool
     idle_seconds: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReported:
+    """What the attempt's agent says it is doing and has used. ``tokens`` and ``cost_usd``
+    are the workstream's totals over all its attempts (``cost_usd`` None: no figure yet)."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+    session_id: str | None
+    model: str | None
+    doing: str | None
+    needs_input: str | None
+    tokens: Tokens
+    cost_usd: float | None
     at: float
 
 
@@ -157,6 +192,7 @@ Event = (
     | AttemptStarted
     | AttemptEnded
     | WorkstreamStalled
+    | AgentReported
     | FinishStepDone
     | WorkstreamResultUpdated
     | ConflictsForecast

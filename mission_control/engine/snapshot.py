@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .events import Event
+from .events import Event, Tokens
 from .states import TERMINAL, WsState
 
 
@@ -35,6 +35,13 @@ class AttemptView:
     head_commit: str | None
     argv: tuple[str, ...]
     env_names: tuple[str, ...]
+    session_id: str | None = None
+    model: str | None = None
+    tokens: Tokens = field(default_factory=Tokens)
+    cost_usd: float | None = None
+    doing: str | None = None
+    needs_input: str | None = None
+    over_budget: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,18 @@ class WorkstreamView:
     """The commit its branch started from (the ledger's; events do not carry it)."""
     last_attempt: AttemptView | None = None
     """The ledger's record of the latest attempt (projected from the ledger only)."""
+    history: tuple[AttemptView, ...] = ()
+    """The ledger's record of every attempt, oldest first (projected from the ledger only)."""
+    doing: str | None = None
+    """The agent's last action, e.g. ``Write src/x.py``."""
+    session_id: str | None = None
+    model: str | None = None
+    needs_input: str | None = None
+    """The agent's question (or refused permission) while it waits for the user."""
+    tokens: Tokens = field(default_factory=Tokens)
+    """Tokens used over all its attempts."""
+    cost_usd: float | None = None
+    """USD spent over all its attempts; None while no agent reported a cost."""
 
     def elapsed(self, now: float) -> float:
         """Seconds the current attempt has run, paused time excluded."""
@@ -217,6 +236,16 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
             if view is not None:
                 view.stalled = stalled
                 view.last_output_at = at - idle
+        case ev.AgentReported(task_id=task_id):
+            view = snapshot.workstreams.get(task_id)
+            if view is not None:
+                view.session_id = event.session_id
+                view.model = event.model
+                view.doing = event.doing
+                view.needs_input = event.needs_input
+                view.tokens = event.tokens
+                view.cost_usd = event.cost_usd
+                view.last_output_at = event.at
         case ev.WorkstreamResultUpdated(task_id=task_id):
             view = snapshot.workstreams.get(task_id)
             if view is not None:
@@ -245,6 +274,17 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
             snapshot.ok = None
         case _:
             pass
+
+
+def run_totals(snapshot: RunSnapshot) -> tuple[Tokens, float | None]:
+    """Tokens and USD over the whole run (None: no agent reported a cost)."""
+    tokens = Tokens()
+    costs = []
+    for view in snapshot.workstreams.values():
+        tokens += view.tokens
+        if view.cost_usd is not None:
+            costs.append(view.cost_usd)
+    return tokens, (sum(costs) if costs else None)
 
 
 _ENDED = TERMINAL | {WsState.INTERRUPTED}

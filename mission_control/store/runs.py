@@ -29,12 +29,14 @@ from .records import (
     WS_SELECT,
     AttemptRecord,
     EventRecord,
+    MessageRecord,
     RunLedger,
     RunRecord,
     WorkstreamRecord,
     WorkstreamRow,
     attempt_record,
     event_record,
+    message_record,
     run_record,
     workstream_record,
 )
@@ -165,6 +167,17 @@ class RunStore(LedgerWriter, LandingLedger):
         with self._reading() as conn:
             rows = conn.execute(f"{sql} ORDER BY w.position, a.attempt", args).fetchall()
         return [attempt_record(r) for r in rows]
+
+    # -- messages
+
+    def messages(self, run_id: str, *, waiting: bool = False) -> list[MessageRecord]:
+        """Follow-up messages of a run, oldest first; ``waiting``: only those not handed over."""
+        sql = "SELECT * FROM messages WHERE run_id = ?"
+        if waiting:
+            sql += " AND handled_at IS NULL"
+        with self._reading() as conn:
+            rows = conn.execute(f"{sql} ORDER BY id", (run_id,)).fetchall()
+        return [message_record(r) for r in rows]
 
     # -- events
 

@@ -53,6 +53,7 @@ EXPECTED = {
     "aider": [
         "aider",
         "--yes-always",
+        "--no-stream",
         "--no-pretty",
         "--no-fancy-input",
         "--no-check-update",
@@ -64,10 +65,23 @@ EXPECTED = {
         "--message-file",
         "<prompt_file>",
     ],
-    "codex": ["codex", "exec", "--sandbox", "workspace-write", "--color", "never", "-"],
-    "claude": ["claude", "-p", "--permission-mode", "acceptEdits"],
-    "gemini": ["gemini", "--skip-trust", "--approval-mode", "auto_edit"],
-    "opencode": ["opencode", "run"],
+    "codex": ["codex", "exec", "--json", "--sandbox", "workspace-write", "--color", "never", "-"],
+    "claude": [
+        *("claude", "-p", "--permission-mode", "acceptEdits"),
+        *("--output-format", "stream-json", "--verbose", "--input-format", "stream-json"),
+    ],
+    "gemini": [
+        *("gemini", "--skip-trust", "--approval-mode", "auto_edit"),
+        *("--output-format", "stream-json"),
+    ],
+    "opencode": ["opencode", "run", "--format", "json"],
+}
+ADAPTERS = {
+    "aider": "aider-text",
+    "codex": "codex-json",
+    "claude": "claude-stream-json",
+    "gemini": "gemini-stream-json",
+    "opencode": "opencode-json",
 }
 
 
@@ -77,7 +91,17 @@ def test_every_builtin_agent_renders_its_exact_argv(tmp_path: Path, name: str) -
     cmd = render(tmp_path, BUILTIN_TOOLS[name], ws)
     prompt_file = tmp_path / "attempt-1" / "prompt.txt"
     expected = [str(prompt_file) if a == "<prompt_file>" else a for a in EXPECTED[name]]
-    assert list(cmd.argv) == expected
+    # Each runs under the relay, which reads its structured output as it comes.
+    relay = list(cmd.argv[: cmd.argv.index("--")])
+    assert relay[:5] == [
+        sys.executable,
+        "-m",
+        "mission_control.agents.relay",
+        "--events",
+        ADAPTERS[name],
+    ]
+    assert ("--live-input" in relay) is (name == "claude")
+    assert list(cmd.argv[cmd.argv.index("--") + 1 :]) == expected
     assert prompt_file.read_text() == PROMPT
     assert cmd.prompt_file == prompt_file
     if BUILTIN_TOOLS[name].prompt_via is PromptVia.STDIN:

@@ -78,13 +78,13 @@ def test_new_store_is_wal_and_versioned(tmp_path: Path) -> None:
         assert s.list_runs() == []
 
 
-def test_a_version_1_ledger_gains_the_landing_tables_and_keeps_its_runs(tmp_path: Path) -> None:
+def test_a_version_2_ledger_gains_the_landing_tables_and_keeps_its_runs(tmp_path: Path) -> None:
     with RunStore(tmp_path) as s:
         rid = _make_run(s, tmp_path / "plan.yaml")
     conn = sqlite3.connect(tmp_path / DB_NAME)
     conn.execute("DROP TABLE landing_merges")
     conn.execute("DROP TABLE landings")
-    conn.execute("PRAGMA user_version=1")
+    conn.execute("PRAGMA user_version=2")
     conn.commit()
     conn.close()
     with RunStore(tmp_path) as s:
@@ -95,7 +95,7 @@ def test_a_version_1_ledger_gains_the_landing_tables_and_keeps_its_runs(tmp_path
         )  # fmt: skip
         assert [m.state for m in s.landing_merges(landing)] == ["pending"]
     conn = sqlite3.connect(tmp_path / DB_NAME)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     conn.close()
 
 

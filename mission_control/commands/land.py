@@ -35,6 +35,9 @@ def cmd_land(args: argparse.Namespace) -> int:
         found = store.find_landing(scope.run_id, scope.scope, scope.into)
         base_ref = found.base_ref if found is not None else start_point(scope)[0]
         forecast = expected_conflicts(scope, base_ref)
+        states: dict[str, str] = {}
+        if found is not None:  # a landing run before: where each branch stands
+            states = {m.task_id: m.state for m in store.landing_merges(found.landing_id)}
         if args.json:
             _print(
                 {
@@ -47,6 +50,7 @@ def cmd_land(args: argparse.Namespace) -> int:
                         {
                             "task_id": ws.task_id,
                             "branch": ws.branch,
+                            "state": states.get(ws.task_id, "pending"),
                             "conflicts": [
                                 {"with": other, "files": files}
                                 for other, files in forecast[ws.task_id]
@@ -63,7 +67,11 @@ def cmd_land(args: argparse.Namespace) -> int:
             f" checks {args.checks}: {checks}"
         )
         for number, ws in enumerate(scope.order, start=1):
-            print(f"  {number}. {ws.task_id}  {ws.branch}")
+            state = states.get(ws.task_id, "pending")
+            print(
+                f"  {number}. {ws.task_id}  {ws.branch}"
+                + ("" if state == "pending" else f"  ({state})")
+            )
             for other, files in forecast[ws.task_id]:
                 print(f"       expected conflict with {other} in {', '.join(files)}")
         _print_left_out(scope.left_out)

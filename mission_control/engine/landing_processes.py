@@ -106,6 +106,9 @@ def run_logged(
     except subprocess.TimeoutExpired:
         _stop_group(proc)
         line = f"{what} timed out after {timeout:.0f}s"
+    except BaseException:
+        _stop_group(proc)  # Ctrl-C: its own session would not hear it, and must not outlive us
+        raise
     else:
         if code == 0:
             line = f"{what} passed ({time.monotonic() - started:.1f}s)"

@@ -106,8 +106,7 @@ class Relay:
         self.offset = 0
         self.over_budget: str | None = None
         self.delivered: list[str] = []
-        self.sent = 0  # messages the agent was given (the prompt included)
-        self.answered = 0  # results it reported
+        self.answered = True  # the agent ended a turn since it was last given a message
         self.last_report: AgentReport | None = None
         self.reported_at = 0.0
         self.stop_sent_at: float | None = None
@@ -175,7 +174,7 @@ class Relay:
 
     def _show(self, event: AgentEvent) -> None:
         if isinstance(event, AgentFinished):
-            self.answered += 1
+            self.answered = True
         line = transcript_line(event)
         if line is not None:
             self.out.write(line + "\n")
@@ -193,13 +192,14 @@ class Relay:
         try:
             self.proc.stdin.write(user_message(text))
             self.proc.stdin.flush()
-            self.sent += 1
+            self.answered = False
         except OSError:
             self._close_input()
 
     def _deliver(self) -> None:
-        """Messages dropped in the inbox go to the agent; its stdin closes once it has
-        answered every one (the CLI then ends)."""
+        """Messages dropped in the inbox go to the agent; its stdin closes once it ends a
+        turn with none left to give (the CLI then ends). claude takes a message that comes
+        while it works into the turn under way, so one answer may cover several."""
         proc = self.proc
         if proc is None or proc.stdin is None or proc.stdin.closed:
             return
@@ -213,7 +213,7 @@ class Relay:
                 self._say(f"› you: {text}", "35")
                 self._give(text)
                 self.delivered.append(message.stem)
-        if self.answered >= self.sent:
+        if self.answered:
             self._close_input()
 
     def _close_input(self) -> None:

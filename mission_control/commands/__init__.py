@@ -1,5 +1,5 @@
 """The commands that run plans and read runs: run, tui, resume, attach, continue, status,
-logs, conflicts, land, clean and demo, one module per family.
+runs, logs, conflicts, land, clean and demo, one module per family.
 
 They share one path: load the plan, open the store, build an ``Engine`` and hand it
 to a view (the Textual app on a terminal, the line reporter otherwise; ``drive``).
@@ -178,6 +178,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     follow_up.add_argument("--theme", metavar="NAME", help="the app's theme")
     state_option(follow_up)
     follow_up.set_defaults(handler=_handler("message", "cmd_continue"))
+
+    runs = commands.add_parser("runs", parents=[common], help="the runs, newest first")
+    runs.add_argument("--plan", type=Path, help="only runs of this plan (and find them beside it)")
+    runs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (default 20)")
+    runs.add_argument("--json", action="store_true", help="the list as JSON")
+    state_option(runs)
+    runs.set_defaults(handler=_handler("runs", "cmd_runs"))
 
     logs = commands.add_parser("logs", parents=[common], help="print a workstream's log")
     logs.add_argument("task", metavar="PHASE::WS")

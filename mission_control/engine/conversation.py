@@ -124,8 +124,9 @@ class Conversation(FinishReport):
             return rebuilt or report
 
         report = await asyncio.to_thread(read)
-        if report is not None:
-            await self._agent_reported(rt, run.number, report)
+        if report is None:  # its files are elsewhere (a cluster node): its last word sent
+            return rt.agent.reports.get(run.number)
+        await self._agent_reported(rt, run.number, report)
         return report
 
     # ------------------------------------------------------------ messages

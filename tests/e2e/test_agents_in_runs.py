@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,35 @@ def test_each_agent_runs_reports_its_tokens_and_continues(
         later = server.main_requests()[-1].body
         assert "Add NOTES.md." in json.dumps(later)
         assert "Create HELLO.md." in json.dumps(later)  # the earlier conversation came along
+
+
+def test_a_message_reaches_a_running_claude_live(git_repo: GitRepo, tmp_path: Path) -> None:
+    """`continue` while claude works: the driver gets a signal, the relay puts the message on
+    claude's stdin, and claude takes it in the same attempt (no new one)."""
+    script = {
+        "model": MODEL,
+        "turns": [
+            {"write": {"path": "HELLO.md", "content": "hello\n"}, "delay": 8},
+            {"message": "done, and hi", "delay": 1},
+        ],
+    }
+    with serve(script) as server:
+        plan = _plan(tmp_path, git_repo, server, "claude")
+        started = _mc("run", plan, "--detach")
+        assert started.returncode == 0, started.stderr
+        deadline = time.monotonic() + 60
+        while not server.requests:  # claude is at work on its first call
+            assert time.monotonic() < deadline, "claude never called the model"
+            time.sleep(0.2)
+        said = _mc("continue", "PH::A", "-m", "also say hi", "--plan", plan)
+        assert said.returncode == 0, said.stderr
+        assert "hands it over" in said.stdout
+        while _status(plan)["finished_at"] is None:
+            assert time.monotonic() < deadline + 120, "the run did not end"
+            time.sleep(0.5)
+        ws = _workstream(plan)
+        assert ws["state"] == "succeeded", ws["detail"]
+        assert ws["attempt"] == 1  # taken in by the running agent
+        transcript, _ = _log(ws, 1)
+        assert "› you: also say hi" in transcript
+        assert any("also say hi" in json.dumps(r.body) for r in server.main_requests())

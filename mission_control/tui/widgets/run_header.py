@@ -13,6 +13,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from ..format import duration
+from ..untrusted import markup_escape
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +48,9 @@ class RunHeader(Widget):
     def render(self) -> RenderResult:
         s = self.summary
         parts = [
-            f"[b]{_escape(s.plan)}[/b]",
-            *([f"[$accent]on {_escape(s.backend)}[/]"] if s.backend != "local" else []),
-            f"[b]{_escape(s.phase or '-')}[/b]",
+            f"[b]{markup_escape(s.plan)}[/b]",
+            *([f"[$accent]on {markup_escape(s.backend)}[/]"] if s.backend != "local" else []),
+            f"[b]{markup_escape(s.phase or '-')}[/b]",
             f"[$success]✔ {s.succeeded}/{s.total}[/]",
         ]
         if s.running:
@@ -58,9 +59,5 @@ class RunHeader(Widget):
         parts.append(duration(s.elapsed))
         if s.finished:
             parts.append("[b $success]done[/]" if s.ok else "[b $error]ended with failures[/]")
-        parts.append(f"[$text-muted]run {_escape(s.run_id)}[/]")
+        parts.append(f"[$text-muted]run {markup_escape(s.run_id)}[/]")
         return Content.from_markup("  ".join(parts))
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", "\\[")

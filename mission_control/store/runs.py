@@ -7,6 +7,7 @@ The ledger is split by what each part holds, and ``RunStore`` is all of it:
   errors a user can fix (``LedgerError``); why WAL and one connection is said there;
 - ``ledger``: every write, each one transaction with the event that says so;
 - ``records``: the frozen records a row becomes, read by column name;
+- ``landings``: each landing of a phase or run (``land``) and each branch it merges;
 - this module: the reads, and the names callers import.
 
 A run has one owner, a process identified by pid *and* start time (``owner``);

@@ -18,7 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
+from mission_control.engine.landing_order import dependency_order
+from mission_control.plan.model import Workstream
 from mission_control.store.runs import RunStore
 from tests.helpers import mc_argv
 
@@ -107,6 +111,40 @@ def _landed_order(sb: GitSandbox, branch: str = "mc/land/P") -> list[str]:
 
 def _files(sb: GitSandbox, ref: str) -> set[str]:
     return set(git(sb.repo, "ls-tree", "-r", "--name-only", ref).split())
+
+
+def _bare_ws(ws_id: str, deps: list[str]) -> Workstream:
+    return Workstream(
+        id=ws_id, name=ws_id, phase_id="P", repo=Path("/r"), base_branch="main", tool="shell",
+        timeout_minutes=1, depends_on=[f"P::{d}" for d in deps], worktree_root=Path("/w"),
+    )  # fmt: skip
+
+
+@given(st.lists(st.lists(st.integers(0, 30), max_size=4), min_size=1, max_size=12))
+def test_the_order_puts_dependencies_first_and_otherwise_keeps_plan_order(
+    raw: list[list[int]],
+) -> None:
+    # workstream i may depend on any earlier one; listed in reverse, so plan order differs
+    deps = {i: sorted({d % i for d in wanted}) if i else [] for i, wanted in enumerate(raw)}
+    plan = [_bare_ws(f"W{i}", [f"W{d}" for d in deps[i]]) for i in reversed(range(len(raw)))]
+    order = [ws.id for ws in dependency_order(plan)]
+    assert sorted(order) == sorted(ws.id for ws in plan)
+    place = {ws_id: n for n, ws_id in enumerate(order)}
+    for i, wanted in deps.items():
+        assert all(place[f"W{d}"] < place[f"W{i}"] for d in wanted)
+    # each one comes as early as its dependencies let it, plan order breaking ties
+    placed: set[str] = set()
+    for ws_id in order:
+        ready = [w.id for w in plan if w.id not in placed and
+                 all(d.split("::")[1] in placed for d in w.depends_on)]  # fmt: skip
+        assert ws_id == ready[0]
+        placed.add(ws_id)
+
+
+def test_dependencies_outside_the_landing_do_not_hold_it() -> None:
+    plan = [_bare_ws("B", ["A"]), _bare_ws("C", [])]
+    plan[0] = plan[0].model_copy(update={"depends_on": ["EARLIER::A"]})
+    assert [ws.id for ws in dependency_order(plan)] == ["B", "C"]
 
 
 DIAMOND = [  # listed dependents first: the order comes from the DAG, ties from the plan

@@ -134,6 +134,8 @@ def merge_commit_into(path: Path, commit: str, message: str) -> MergeResult:
     before = head_commit(path)
     if is_ancestor(path, commit, before):
         return MergeResult("held", before)
+    # What the last checks left (not ignored) must not stop the merge or end up in it.
+    run_git(["clean", "-fdq"], path, check=False)
     out = run_git(
         ["merge", "--no-ff", "--no-edit", "--no-verify", "--quiet", "-m", message, commit],
         path,
@@ -189,7 +191,7 @@ def files_with_markers(path: Path, files: tuple[str, ...] | list[str]) -> list[s
 
 
 def commit_resolution(path: Path, commit: str, message: str, files: tuple[str, ...]) -> str:
-    """Commit a resolved merge of ``commit`` (every change in the worktree); returns HEAD.
+    """Commit a resolved merge of ``commit`` (the changes to tracked files); returns HEAD.
 
     Raises ``GitError`` while a file still holds conflict markers or stays unmerged.
     A resolution the tool committed itself is taken as it is.
@@ -202,7 +204,11 @@ def commit_resolution(path: Path, commit: str, message: str, files: tuple[str, .
         if is_ancestor(path, commit, head):
             return head  # committed by whoever resolved it
         raise GitError(f"{path}: the merge of {commit[:12]} is no longer in progress")
-    run_git(["add", "-A"], path, what="staging the resolution")
+    # The tracked files and the conflicted ones: not what checks left beside them.
+    run_git(["add", "-u"], path, what="staging the resolution")
+    present = [name for name in files if (path / name).exists()]
+    if present:
+        run_git(["add", "--", *present], path, what="staging the resolution")
     left = unmerged_files(path)
     if left:
         raise GitError(f"{path}: still unmerged: {', '.join(left)}")

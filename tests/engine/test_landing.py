@@ -221,7 +221,10 @@ def _conflicting(sb: GitSandbox) -> Path:
         _writer("Y", "f.txt", "line Y", []),
         _writer("Z", "out/Z.txt", "Z was here", []),
     ]
-    return _plan(sb, workstreams, ["test -f README.md"])
+    # in a landing, the check leaves a file beside the work (as builds do)
+    check = {"name": "readme", "run": 'test -z "$MC_LANDING" || date > check-ran.txt',
+             "shell": True}  # fmt: skip
+    return _plan(sb, workstreams, [check])
 
 
 def test_a_same_line_conflict_stops_at_its_branch_and_a_rerun_with_a_resolver_goes_on(
@@ -251,6 +254,7 @@ def test_a_same_line_conflict_stops_at_its_branch_and_a_rerun_with_a_resolver_go
     assert _landed_order(sb) == ["P::X", "P::Y", "P::Z"]  # X not merged a second time
     assert git(sb.repo, "show", "mc/land/P:f.txt") == "line X and line Y"
     assert "out/Z.txt" in _files(sb, "mc/land/P")
+    assert "check-ran.txt" not in _files(sb, "mc/land/P")  # only the resolution is committed
 
 
 def test_a_conflict_resolved_by_hand_in_the_worktree_is_taken_by_the_rerun(

@@ -238,7 +238,10 @@ class Attempts(Conversation):
             await self._set_state(ws.task_id, WsState.FAILED, report.over_budget)
             return
         if status.exit_code != 0:
-            await self._end_failed(rt, WsState.FAILED, f"tool '{ws.tool}' {status.describe()}")
+            why = f"tool '{ws.tool}' {status.describe()}"
+            if report is not None and report.final_message:  # the agent's own last word
+                why += f": {_first_line(report.final_message)}"
+            await self._end_failed(rt, WsState.FAILED, why)
             return
         if report is not None and report.needs_input is not None:
             await self._set_state(ws.task_id, WsState.NEEDS_INPUT, report.needs_input)
@@ -443,6 +446,11 @@ class Attempts(Conversation):
                     self._spawn(self._stop(rt, StopReason.STALL_KILL))
                 elif rt.ws.on_stall is OnStall.RETRY:
                     self._spawn(self._stop(rt, StopReason.STALL_RETRY))
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _minutes(minutes: float) -> str:

@@ -172,6 +172,10 @@ class EngineControl(Protocol):
 
     async def skip(self, task_id: str) -> None: ...
 
+    async def send_message(self, task_id: str, text: str) -> str:
+        """Give the workstream's agent a follow-up; what becomes of it, in words."""
+        ...
+
     async def cancel(self, kill: bool = False) -> None:
         """Stop starting work and stop running workstreams (gracefully, or now with ``kill``)."""
         ...

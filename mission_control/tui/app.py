@@ -29,7 +29,7 @@ from textual.timer import Timer
 from textual.worker import Worker, get_current_worker
 
 from ..engine import events as ev
-from ..engine.snapshot import RunSnapshot, apply_event
+from ..engine.snapshot import RunSnapshot, apply_event, run_totals
 from ..engine.states import ACTIVE, FAILED_STATES, WsState
 from ..errors import MissionControlError
 from ..plan.model import Plan
@@ -66,6 +66,9 @@ class MissionControlApp(WorkstreamActions):
         Binding("p", "pause_resume", "Pause", tooltip="Pause or resume the workstream"),
         Binding("K", "kill", "Kill", tooltip="Kill the workstream's attempt (asks first)"),
         Binding("r", "retry", "Retry", tooltip="Retry in the same worktree"),
+        Binding(
+            "m", "message", "Message", tooltip="Send the agent a message (answer its question)"
+        ),
         Binding("s", "skip", "Skip", tooltip="Skip the workstream (asks first if its agent runs)"),
         Binding("d", "diff", "Diff", tooltip="Show the worktree's diff against its base"),
         Binding("f", "filter", "Filter", tooltip="Filter the table by text"),
@@ -270,6 +273,13 @@ class MissionControlApp(WorkstreamActions):
                     severity="error",
                     timeout=10,
                 )
+            case ev.WorkstreamStateChanged(task_id=task_id, new=WsState.NEEDS_INPUT, detail=detail):
+                self.notify(
+                    f"{detail}  (m to answer)",
+                    title=f"{task_id} needs you",
+                    severity="warning",
+                    timeout=15,
+                )
             case ev.WorkstreamStalled(task_id=task_id, stalled=True, idle_seconds=idle):
                 self.notify(
                     f"no output for {duration(idle)}",
@@ -348,6 +358,7 @@ class MissionControlApp(WorkstreamActions):
     def _summary(self, now: float) -> RunSummary:
         snap = self.run_snapshot
         views = snap.workstreams.values()
+        tokens, cost = run_totals(snap)
         end = max((v.ended_at or 0.0 for v in views), default=0.0) if snap.finished else now
         return RunSummary(
             plan=snap.plan_name,
@@ -361,6 +372,9 @@ class MissionControlApp(WorkstreamActions):
             running=sum(1 for v in views if v.state in ACTIVE),
             finished=snap.finished,
             ok=snap.ok,
+            waiting=sum(1 for v in views if v.state is WsState.NEEDS_INPUT),
+            cost_usd=cost,
+            tokens=tokens.total,
         )
 
     def _dag_phase(self) -> str | None:

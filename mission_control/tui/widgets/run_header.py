@@ -12,7 +12,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ..format import duration
+from ..format import duration, tokens_text
 from ..untrusted import markup_escape
 
 
@@ -29,6 +29,10 @@ class RunSummary:
     running: int = 0
     finished: bool = False
     ok: bool | None = None
+    waiting: int = 0
+    """Workstreams whose agent waits for an answer."""
+    cost_usd: float | None = None
+    tokens: int = 0
 
 
 class RunHeader(Widget):
@@ -56,6 +60,12 @@ class RunHeader(Widget):
         if s.running:
             parts.append(f"[$primary]▶ {s.running}[/]")
         parts.append(f"[$error]✘ {s.failed}[/]" if s.failed else "[$text-muted]✘ 0[/]")
+        if s.waiting:
+            parts.append(f"[b $warning]? {s.waiting} need you[/]")
+        if s.cost_usd is not None:
+            parts.append(f"${s.cost_usd:.2f}")
+        elif s.tokens:
+            parts.append(f"{tokens_text(s.tokens)} tok")
         parts.append(duration(s.elapsed))
         if s.finished:
             parts.append("[b $success]done[/]" if s.ok else "[b $error]ended with failures[/]")

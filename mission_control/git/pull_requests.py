@@ -100,7 +100,7 @@ def open_pull_request(
     return submit_pull_request(
         worktree,
         head=ws.branch,
-        base=ws.pr.base or ws.base_branch,
+        base=ws.pr.base or ws.landed_from or ws.base_branch,
         title=render(ws.pr.title, values),
         body=render(ws.pr.body if ws.pr.body is not None else DEFAULT_BODY, values),
         # Named per workstream: PRs of several branches may be opened from one folder.

@@ -69,6 +69,9 @@ class LineReporter:
                 return f"{_clock_text(at)}  phase {phase_id} started"
             case ev.PhaseFinished(phase_id=phase_id, ok=ok, at=at):
                 return f"{_clock_text(at)}  phase {phase_id} {'finished' if ok else 'had failures'}"
+            case ev.PhaseLandingStep(phase_id=phase_id, kind=kind, ok=ok, text=text, at=at):
+                mark = "ok" if ok else "FAILED"
+                return f"{_clock_text(at)}  phase {phase_id} landing: {kind} {mark}: {text}"
             case ev.EngineWarned(message=message, at=at):
                 return f"{_clock_text(at)}  warning: {message}"
             case ev.RunStarted(run_id=run_id, at=at):

@@ -27,17 +27,18 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from .. import crashpoints
 from ..errors import GitError, SetupError
 from ..git import landing as git_landing
 from ..git.prepare import start_point_for
 from ..git.repo import fetch_branch, has_remote, head_commit, is_ancestor, is_dirty, rev_parse
-from ..plan.model import Workstream
+from ..plan.model import Plan, Workstream, landing_branch
 from ..store.private import make_private_dir, open_private
 from ..store.runs import RunStore
 from .landing_delivery import deliver
-from .landing_order import LandingScope, branch_ref
+from .landing_order import LandingScope, branch_ref, landing_scope
 from .landing_processes import ProcessEnd, run_check
 from .landing_resolve import run_resolver
 from .landing_steps import (
@@ -59,7 +60,35 @@ from .landing_steps import (
     landed_tasks,
 )
 
-__all__ = ["LandingRequest", "LandingResult", "LandingStep", "land", "start_point"]
+__all__ = [
+    "LandingRequest",
+    "LandingResult",
+    "LandingStep",
+    "land",
+    "land_phase",
+    "landed_phases",
+    "start_point",
+]
+
+
+def land_phase(
+    plan: Plan, store: RunStore, run_id: str, phase_id: str, state_dir: Path, report: Report
+) -> tuple[bool, str]:
+    """Land a ``land: auto`` phase into its default branch, checks after each merge."""
+    scope = landing_scope(plan, store, run_id, phase_id=phase_id, into=None, state_dir=state_dir)
+    result = land(LandingRequest(plan, scope), store, report)
+    return result.ok, result.detail
+
+
+def landed_phases(plan: Plan, store: RunStore, run_id: str) -> set[str]:
+    """The ``land: auto`` phases of ``plan`` that run ``run_id`` has landed."""
+    found = set()
+    for phase in plan.phases:
+        if phase.land_auto:
+            landing = store.find_landing(run_id, phase.id, landing_branch(phase.id))
+            if landing is not None and landing.status == "landed":
+                found.add(phase.id)
+    return found
 
 
 def start_point(scope: LandingScope, *, detached: bool = False) -> tuple[str, str]:

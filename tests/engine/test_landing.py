@@ -455,3 +455,69 @@ def test_killed_mid_landing_a_rerun_loses_and_repeats_no_merge(
         e for e in reflog if e.startswith("reset: moving to") and e != "reset: moving to HEAD"
     ]
     assert undone == [], reflog
+
+
+def _auto_plan(sb: GitSandbox, b_text: str) -> Path:
+    """P1 (``land: auto``) writes A and B; P2's C starts from P1's landing (``base: landed``)
+    and fails unless it finds both files there."""
+    plan = _plan(
+        sb,
+        [_writer("A", "out/A.txt", "A", []), _writer("B", "out/B.txt", b_text, [])],
+        ["test -f README.md"],
+    )
+    doc = yaml.safe_load(plan.read_text())
+    doc["phases"][0]["id"] = "P1"
+    doc["phases"][0]["land"] = "auto"
+    c = _writer("C", "out/C.txt", "C", [], base="landed")
+    c["command"] = ["test -f out/A.txt && test -f out/B.txt && echo C > out/C.txt"]
+    doc["phases"].append({"id": "P2", "max_parallel_workstreams": 1, "workstreams": [c]})
+    plan.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return plan
+
+
+def _run_headless(sb: GitSandbox, plan: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        mc_argv("run", str(plan), "--headless", state=sb.tmp / "state"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_land_auto_phase_lands_before_the_next_phase_starts_from_it(
+    git_sandbox: GitSandbox, fake_gh: Path
+) -> None:
+    sb = git_sandbox
+    plan = _auto_plan(sb, "B")
+    done = _run_headless(sb, plan)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _landed_order(sb, "mc/land/P1") == ["P1::A", "P1::B"]
+    assert "phase P1 landing: merge ok" in done.stdout
+    # C started from the landing: its branch holds P1's work, and its PR stacks on it
+    assert {"out/A.txt", "out/B.txt", "out/C.txt"} <= _files(sb, "ws/P2/C")
+    assert git(sb.repo, "merge-base", "--is-ancestor", "mc/land/P1", "ws/P2/C") == ""
+    prs = json.loads((fake_gh / "prs.json").read_text())
+    assert {pr["head"]: pr["base"] for pr in prs}["ws/P2/C"] == "mc/land/P1"
+    lines = done.stdout.splitlines()
+    landed_at = next(i for i, line in enumerate(lines) if "landing: push ok" in line)
+    started_at = next(i for i, line in enumerate(lines) if "P2::C" in line)
+    assert landed_at < started_at
+
+
+def test_a_land_auto_phase_that_cannot_land_stops_the_run_before_the_next_phase(
+    git_sandbox: GitSandbox, fake_gh: Path
+) -> None:
+    sb = git_sandbox
+    plan = _auto_plan(sb, "B")
+    doc = yaml.safe_load(plan.read_text())
+    doc["phases"][0]["workstreams"][1] = _writer("B", "out/A.txt", "not A", [])
+    plan.write_text(yaml.safe_dump(doc, sort_keys=False))
+    done = _run_headless(sb, plan)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "stopped at P1::B" in done.stdout
+    with RunStore(sb.tmp / "state") as store:
+        run = store.latest_run()
+        assert run is not None and run.status == "failed"
+        states = {w.task_id: w.state.value for w in store.workstreams(run.run_id)}
+    assert states == {"P1::A": "succeeded", "P1::B": "succeeded", "P2::C": "pending"}

@@ -679,3 +679,33 @@ def test_every_problem_is_reported_at_once_sorted_by_line(load: Any) -> None:
         load_plan_or_raise(Path(result.problems[0].path))
     assert caught.value.problems == result.problems
     assert str(caught.value).count("\n") == 3
+
+
+# ---------------------------------------------------------------- landing
+
+
+def test_base_landed_in_the_first_phase_is_named_with_its_line(load: Any) -> None:
+    text = HEAD + "      - id: WS-A\n        prompt: x\n        base: landed\n"
+    problem = only(load(text))
+    assert (problem.line, problem.key_path) == (12, "phases[PH-1].workstreams[WS-A].base")
+    assert "this is the first phase" in problem.message
+    assert "use `base: deps` here" in problem.hint
+
+
+def test_land_takes_auto_or_manual(load: Any) -> None:
+    text = HEAD.replace("    workstreams:", "    land: always\n    workstreams:")
+    problem = only(load(text + "      - id: WS-A\n        prompt: x\n"))
+    assert problem.line == 9 and "land" in problem.key_path
+    assert "`auto`" in problem.hint
+
+
+def test_a_later_phase_starts_from_the_landing_of_the_one_before(load: Any) -> None:
+    text = HEAD.replace("    workstreams:", "    land: auto\n    workstreams:")
+    text += "      - id: WS-A\n        prompt: x\n"
+    text += "  - id: PH-2\n    max_parallel_workstreams: 1\n    workstreams:\n"
+    text += "      - id: WS-B\n        prompt: y\n        base: landed\n"
+    plan = load(text).plan
+    assert plan is not None
+    assert plan.phases[0].land_auto and not plan.phases[1].land_auto
+    assert plan.workstream("PH-2::WS-B").landed_from == "mc/land/PH-1"
+    assert plan.workstream("PH-1::WS-A").landed_from is None

@@ -117,6 +117,7 @@ def start_point(scope: LandingScope, *, detached: bool = False) -> tuple[str, st
 def land(request: LandingRequest, store: RunStore, report: Report) -> LandingResult:
     """Land ``request.scope``; a stop is a result (``ok`` False), never an exception."""
     scope = request.scope
+    replaced: str | None = None
     with _landing_lock(scope):
         detached = _detached(scope)
         found = store.find_landing(scope.run_id, scope.scope, scope.into)
@@ -124,11 +125,7 @@ def land(request: LandingRequest, store: RunStore, report: Report) -> LandingRes
             base_ref, base_commit = found.base_ref, found.base_commit
         else:
             if not scope.into_given and rev_parse(scope.repo, f"refs/heads/{scope.into}"):
-                raise SetupError(
-                    f"{scope.repo}: the branch {scope.into} exists and no landing of run"
-                    f" {scope.run_id} made it — delete it (`git branch -D {scope.into}`), or"
-                    " land into another branch (`--into NAME`)"
-                )
+                replaced = _start_over(scope, store, report)
             base_ref, base_commit = start_point(scope, detached=detached)
         git_landing.open_integration_worktree(
             scope.repo, scope.worktree, scope.into, base_commit, detached=detached
@@ -143,6 +140,7 @@ def land(request: LandingRequest, store: RunStore, report: Report) -> LandingRes
             base_commit=base_commit,
             checks_mode=request.checks,
             branches=[(ws.task_id, ws.branch) for ws in scope.order],
+            replaced=replaced,
         )
         run = LandingRun(request, store, report, landing_id, detached)
         run.rows = {r.task_id: r for r in store.landing_merges(landing_id)}
@@ -159,6 +157,22 @@ def land(request: LandingRequest, store: RunStore, report: Report) -> LandingRes
             report(LandingStep("stopped", False, stop.text, task_id=stop.task_id))
             return LandingResult(False, stop.text, head, landed=landed_tasks(run))
         return result
+
+
+def _start_over(scope: LandingScope, store: RunStore, report: Report) -> str:
+    """The default branch holds an earlier run's landing: keep its tip, start it over."""
+    earlier = store.latest_landing_into(str(scope.repo), scope.into)
+    if earlier is None or earlier.run_id == scope.run_id:
+        raise SetupError(
+            f"{scope.repo}: the branch {scope.into} exists and no landing of run"
+            f" {scope.run_id} made it — delete it (`git branch -D {scope.into}`), or"
+            " land into another branch (`--into NAME`)"
+        )
+    tip = git_landing.retire_branch(scope.repo, scope.into, earlier.run_id, Path(earlier.worktree))
+    kept = f"{git_landing.OLD_REF_PREFIX}{scope.into}/{earlier.run_id}"
+    text = f"{scope.into} held the landing of run {earlier.run_id}: kept as {kept}, started over"
+    report(LandingStep("start", True, text, branch=scope.into, commit=tip))
+    return tip
 
 
 def _detached(scope: LandingScope) -> bool:

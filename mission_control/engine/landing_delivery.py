@@ -28,7 +28,8 @@ def deliver(run: LandingRun, base_ref: str) -> LandingResult:
             if run.detached:
                 git_landing.push_head(path, scope.remote, scope.into)
             else:
-                push_branch(path, scope.remote, scope.into)
+                force = git_landing.replaces_old_tip(scope.repo, scope.remote, scope.into, head)
+                push_branch(path, scope.remote, scope.into, force=force)
         except GitError as err:
             raise LandingStopped(f"landing of {scope.into}: {err}") from None
         crashpoints.reach("land.pushed")

@@ -111,6 +111,47 @@ def open_integration_worktree(
     return head_commit(path)
 
 
+OLD_REF_PREFIX = "refs/mission-control/old/"
+"""Where a branch's old tip is kept when it starts over (as ``--fresh`` keeps workstreams')."""
+
+
+def retire_branch(repo: Path, branch: str, run_id: str, worktree: Path | None) -> str:
+    """Keep ``branch``'s tip under ``refs/mission-control/old/<branch>/<run_id>``, remove the
+    earlier landing's ``worktree`` that holds it, and delete the branch; returns the tip."""
+    with repo_lock(repo):
+        tip = rev_parse(repo, f"refs/heads/{branch}")
+        if tip is None:
+            raise GitError(f"{repo}: {branch} does not exist — run land again")
+        run_git(
+            ["update-ref", f"{OLD_REF_PREFIX}{branch}/{run_id}", tip],
+            repo,
+            what=f"keeping the old tip of {branch}",
+        )
+        for entry in list_worktrees(repo):
+            if worktree is not None and same_path(entry.path, worktree):
+                run_git(
+                    ["worktree", "remove", "--force", str(entry.path)],
+                    repo,
+                    what=f"removing the earlier landing's worktree {entry.path}",
+                )
+        run_git(["branch", "-D", branch], repo, what=f"starting {branch} over")
+    return tip
+
+
+def replaces_old_tip(repo: Path, remote: str, branch: str, head: str) -> bool:
+    """The remote's ``branch`` is an old tip a landing started over from (kept by
+    ``retire_branch``), not an ancestor of ``head``: the push must replace it."""
+    tip = rev_parse(repo, f"refs/remotes/{remote}/{branch}")
+    if tip is None or is_ancestor(repo, tip, head):
+        return False
+    out = run_git(
+        ["for-each-ref", "--format=%(refname)", f"--points-at={tip}", f"{OLD_REF_PREFIX}{branch}/"],
+        repo,
+        what="looking for the old tips of the branch",
+    )
+    return bool(out.stdout.strip())
+
+
 def push_head(path: Path, remote: str, branch: str) -> None:
     """Push the worktree's HEAD to ``remote``'s ``branch`` (fast-forward only, never forced)."""
     out = run_git(

@@ -45,6 +45,9 @@ class LandingRecord:
     detail: str
     head_commit: str | None
     pr_url: str | None
+    replaced: str | None
+    """The tip of an earlier run's landing branch this one started over from (kept under
+    ``refs/mission-control/old/``): the push replaces the remote's copy."""
     started_at: float
     updated_at: float
     finished_at: float | None
@@ -90,6 +93,16 @@ class LandingLedger(LedgerConnection):
             ).fetchone()
         return None if row is None else _landing(row)
 
+    def latest_landing_into(self, repo: str, into_branch: str) -> LandingRecord | None:
+        """The most recent landing of any run into ``into_branch`` of ``repo``."""
+        with self._reading() as conn:
+            row = conn.execute(
+                f"{LANDING_SELECT} WHERE repo = ? AND into_branch = ?"
+                " ORDER BY started_at DESC, landing_id DESC LIMIT 1",
+                (repo, into_branch),
+            ).fetchone()
+        return None if row is None else _landing(row)
+
     def landings(self, run_id: str) -> list[LandingRecord]:
         with self._reading() as conn:
             rows = conn.execute(
@@ -117,6 +130,7 @@ class LandingLedger(LedgerConnection):
         base_commit: str,
         checks_mode: str,
         branches: Sequence[tuple[str, str]],
+        replaced: str | None = None,
         at: float | None = None,
     ) -> int:
         """Record a landing (or take up the one with these keys) with ``branches``
@@ -132,8 +146,8 @@ class LandingLedger(LedgerConnection):
             if row is None:
                 cur = conn.execute(
                     "INSERT INTO landings (run_id, scope, into_branch, repo, worktree, base_ref,"
-                    " base_commit, checks_mode, status, started_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'landing', ?, ?)",
+                    " base_commit, checks_mode, status, replaced, started_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'landing', ?, ?, ?)",
                     (
                         run_id,
                         scope,
@@ -143,6 +157,7 @@ class LandingLedger(LedgerConnection):
                         base_ref,
                         base_commit,
                         checks_mode,
+                        replaced,
                         now,
                         now,
                     ),

@@ -165,6 +165,7 @@ CREATE TABLE landings (
     detail       TEXT NOT NULL DEFAULT '',
     head_commit  TEXT,
     pr_url       TEXT,
+    replaced     TEXT,
     started_at   REAL NOT NULL,
     updated_at   REAL NOT NULL,
     finished_at  REAL,

@@ -521,3 +521,30 @@ def test_a_land_auto_phase_that_cannot_land_stops_the_run_before_the_next_phase(
         assert run is not None and run.status == "failed"
         states = {w.task_id: w.state.value for w in store.workstreams(run.run_id)}
     assert states == {"P1::A": "succeeded", "P1::B": "succeeded", "P2::C": "pending"}
+
+
+def test_a_second_run_starts_the_landing_branch_over_and_keeps_the_old_tip(
+    git_sandbox: GitSandbox, fake_gh: Path
+) -> None:
+    sb = git_sandbox
+    assert sb.origin is not None
+    plan = _auto_plan(sb, "B")
+    assert _run_headless(sb, plan).returncode == 0
+    with RunStore(sb.tmp / "state") as store:
+        first = store.latest_run()
+        assert first is not None
+    old_tip = git(sb.repo, "rev-parse", "mc/land/P1")
+    again = subprocess.run(
+        mc_argv("run", str(plan), "--headless", "--fresh", state=sb.tmp / "state"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "started over" in again.stdout
+    kept = git(sb.repo, "rev-parse", f"refs/mission-control/old/mc/land/P1/{first.run_id}")
+    assert kept == old_tip
+    new_tip = git(sb.repo, "rev-parse", "mc/land/P1")
+    assert new_tip != old_tip and _landed_order(sb, "mc/land/P1") == ["P1::A", "P1::B"]
+    assert git(sb.origin, "rev-parse", "mc/land/P1") == new_tip  # the remote's copy replaced

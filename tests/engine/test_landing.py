@@ -548,3 +548,5 @@ def test_a_second_run_starts_the_landing_branch_over_and_keeps_the_old_tip(
     new_tip = git(sb.repo, "rev-parse", "mc/land/P1")
     assert new_tip != old_tip and _landed_order(sb, "mc/land/P1") == ["P1::A", "P1::B"]
     assert git(sb.origin, "rev-parse", "mc/land/P1") == new_tip  # the remote's copy replaced
+    # the next phase was started over too, from the new landing, not the old one
+    assert git(sb.repo, "merge-base", "--is-ancestor", new_tip, "ws/P2/C") == ""

@@ -286,6 +286,12 @@ class MissionControlApp(WorkstreamActions):
                     title=f"{task_id} stalled",
                     severity="warning",
                 )
+            case ev.PhaseLandingStep(phase_id=phase_id, kind="stopped", text=text):
+                self.notify(
+                    text, title=f"phase {phase_id}: landing stopped", severity="error", timeout=20
+                )
+            case ev.PhaseLandingStep(phase_id=phase_id, kind="push", text=text):
+                self.notify(text, title=f"phase {phase_id} landed")
             case ev.EngineWarned(task_id=task_id, message=text):
                 self.notify(text, title=task_id or "mission-control", severity="warning")
             case ev.RunFinished(ok=ok, cancelled=cancelled):

@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 
 from ..git import repo
-from ..plan.model import Plan
+from ..plan.model import Plan, landing_branch
 from ..store.runs import RunStore, WorkstreamRow, new_run_id
 from . import branches
 from . import events as ev
@@ -260,8 +260,19 @@ class Engine(Resume):
     def _outside_deps(self) -> set[str]:
         return {d for rt in self._rt.values() for d in rt.ws.depends_on if d not in self._rt}
 
+    async def land(self, phase_id: str) -> str:
+        """Land the phase now (the app's ``L``), as ``land --phase`` does."""
+        if phase_id not in self._phases:
+            return f"phase {phase_id} is not in this run"
+        if self._landing is not None:
+            return "a landing is under way: wait for it to end"
+        self._landing = asyncio.create_task(self._land_phase(phase_id))
+        self._wake.set()
+        return f"landing phase {phase_id} into {landing_branch(phase_id)}"
+
     async def _land_phase(self, phase_id: str) -> None:
-        """Land a ``land: auto`` phase, its steps published as they end; the loop waits."""
+        """Land a phase, its steps published as they end; the loop waits for it. Only a
+        ``land: auto`` phase's outcome holds the phases after it."""
         loop = asyncio.get_running_loop()
 
         def report(step: LandingStep) -> None:
@@ -277,10 +288,11 @@ class Engine(Resume):
         except Exception as err:  # one that cannot start stops the run like one that stops
             ok, detail = False, str(err)
             report(LandingStep("stopped", False, detail))
-        if ok:
-            self._landed.add(phase_id)
-        else:
-            self._landing_failed[phase_id] = detail
+        if self.plan.phase(phase_id).land_auto:
+            if ok:
+                self._landed.add(phase_id)
+            else:
+                self._landing_failed[phase_id] = detail
         self._landing = None
         self._wake.set()
 

@@ -84,6 +84,13 @@ class MissionControlApp(WorkstreamActions):
         ),
         Binding("o", "shell", "Shell", tooltip="Open a shell in the worktree", show=False),
         Binding(
+            "L",
+            "land",
+            "Land",
+            tooltip="Land the workstream's phase: its succeeded branches into mc/land/PHASE",
+            show=False,
+        ),
+        Binding(
             "a", "add_pane", "+Pane", tooltip="Follow the workstream in a new log pane", show=False
         ),
         Binding("x", "close_pane", "-Pane", tooltip="Close the active log pane", show=False),

@@ -8,6 +8,7 @@ was stopped, run again or killed).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -21,12 +22,16 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mission_control.engine import events as ev
 from mission_control.engine.landing_order import dependency_order
+from mission_control.engine.states import WsState
 from mission_control.plan.model import Workstream
 from mission_control.store.runs import RunStore
 from tests.helpers import mc_argv
 
 from .conftest import GitSandbox, git
+from .engine_helpers import Recorder, make_engine, write_plan
+from .engine_helpers import ws as agent_ws
 
 RESOLVER = """\
 import pathlib, sys
@@ -550,3 +555,31 @@ def test_a_second_run_starts_the_landing_branch_over_and_keeps_the_old_tip(
     assert git(sb.origin, "rev-parse", "mc/land/P1") == new_tip  # the remote's copy replaced
     # the next phase was started over too, from the new landing, not the old one
     assert git(sb.repo, "merge-base", "--is-ancestor", new_tip, "ws/P2/C") == ""
+
+
+async def test_the_engine_lands_a_phase_when_asked_while_the_run_lingers(
+    git_sandbox: GitSandbox, tmp_path: Path
+) -> None:
+    sb = git_sandbox
+    plan = write_plan(
+        tmp_path,
+        sb.repo,
+        [("P", 2, [agent_ws("A", "--write", "a.txt=a"), agent_ws("B", "--write", "b.txt=b")])],
+        worktree_root=str(sb.worktree_root),
+        pr=False,
+    )
+    engine = make_engine(plan, tmp_path / "state", linger=True)
+    rec = Recorder(engine)
+    run = asyncio.create_task(engine.run())
+    await rec.state("P::A", WsState.SUCCEEDED)
+    await rec.state("P::B", WsState.SUCCEEDED)
+    assert await engine.land("Q") == "phase Q is not in this run"
+    assert await engine.land("P") == "landing phase P into mc/land/P"
+
+    def landed() -> bool:
+        return any(isinstance(e, ev.PhaseLandingStep) and e.kind == "push" for e in rec.events)
+
+    await rec.until(landed)
+    assert _landed_order(sb) == ["P::A", "P::B"]
+    await engine.cancel()
+    assert await run is True  # a manual landing never holds or fails the run

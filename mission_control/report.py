@@ -40,6 +40,8 @@ class LineReporter:
         self.snapshot = snapshot
         self._out = out
         self._color = color
+        self._run_notes: list[str] = []
+        """Warnings about the whole run (a spent budget): repeated under the summary."""
 
     def __call__(self, event: ev.Event) -> None:
         apply_event(self.snapshot, event)
@@ -68,11 +70,13 @@ class LineReporter:
             case ev.PhaseStarted(phase_id=phase_id, at=at):
                 return f"{_clock_text(at)}  phase {phase_id} started"
             case ev.PhaseFinished(phase_id=phase_id, ok=ok, at=at):
-                return f"{_clock_text(at)}  phase {phase_id} {'finished' if ok else 'had failures'}"
+                return f"{_clock_text(at)}  phase {phase_id} {self._phase_end(phase_id, ok)}"
             case ev.PhaseLandingStep(phase_id=phase_id, kind=kind, ok=ok, text=text, at=at):
                 mark = "ok" if ok else "FAILED"
                 return f"{_clock_text(at)}  phase {phase_id} landing: {kind} {mark}: {text}"
-            case ev.EngineWarned(message=message, at=at):
+            case ev.EngineWarned(task_id=task_id, message=message, at=at):
+                if task_id is None:
+                    self._run_notes.append(message)
                 return f"{_clock_text(at)}  warning: {message}"
             case ev.RunStarted(run_id=run_id, at=at):
                 return f"{_clock_text(at)}  run {run_id} started ({self.snapshot.plan_name})"
@@ -87,7 +91,16 @@ class LineReporter:
         return f"\x1b[{code}m{text:<13}\x1b[0m"
 
     def summary(self, now: float | None = None) -> str:
-        return format_summary(self.snapshot, now if now is not None else time.time())
+        text = format_summary(self.snapshot, now if now is not None else time.time())
+        return "\n".join([text, *self._run_notes])
+
+    def _phase_end(self, phase_id: str, ok: bool) -> str:
+        if ok:
+            return "finished"
+        views = [v for v in self.snapshot.workstreams.values() if v.phase_id == phase_id]
+        if any(v.state is WsState.NEEDS_INPUT for v in views):
+            return "waits for an answer"
+        return "had failures"
 
 
 _COLORS = {

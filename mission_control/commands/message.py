@@ -18,9 +18,8 @@ from ..errors import SetupError
 from ..headless import EXIT_OK, MESSAGES_SIGNAL
 from ..plan.files import FileReadError, read_regular_file
 from ..plan.loader import load_plan_or_raise
-from .common import find_run, is_terminal, open_store, state_dir_of
-from .drive import drive
-from .resume import stored_options
+from .common import find_run, open_store, state_dir_of
+from .resume import drive_again
 
 MAX_MESSAGE_BYTES = 1 << 20
 """A longer message is a mistake (a binary file, the wrong path)."""
@@ -59,15 +58,7 @@ def cmd_continue(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"message for {task_id} kept in run {record.run_id}; resuming the run to hand it over")
     sys.stdout.flush()
-    plan = load_plan_or_raise(Path(record.plan_path))
-    return drive(
-        plan,
-        state_dir,
-        stored_options(record),
-        headless=args.headless or args.json or not is_terminal(),
-        json_lines=args.json,
-        theme=args.theme,
-    )
+    return drive_again(load_plan_or_raise(Path(record.plan_path)), state_dir, record, args)
 
 
 def _message_text(args: argparse.Namespace) -> str:

@@ -60,7 +60,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("\n".join(format_table(rows)))
         tokens_total, cost_total = run_totals(snapshot)
         print(f"total: {spent_text(tokens_total, cost_total)}")
-    for line in waiting_lines(snapshot):
+    for line in [*waiting_lines(snapshot), *snapshot.notes]:
         print(line)
     for landing in store.landings(record.run_id):
         merges = store.landing_merges(landing.landing_id)

@@ -18,10 +18,12 @@ with a session: the prompt is then the user's answer, noted in ``ANSWERS.md``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,7 +142,15 @@ class _Session:
         self._message([{"type": "text", "text": text}])
 
     def result(self, text: str, *, ok: bool = True) -> None:
-        cost = (self.input * 3 + self.output * 15) / 1_000_000
+        # Like claude, the cost reported is the whole session's, earlier runs included.
+        ledger = Path(tempfile.gettempdir()) / f"mc-demo-{self.session_id}.cost"
+        try:
+            before = float(ledger.read_text())
+        except (OSError, ValueError):
+            before = 0.0
+        cost = before + (self.input * 3 + self.output * 15) / 1_000_000
+        with contextlib.suppress(OSError):
+            ledger.write_text(repr(cost))
         _emit(
             {
                 "type": "result",
@@ -181,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) == 2 and args[0] == "--resume":
         return _answered(_Session(args[1], rng), prompt)
     script = _parse(prompt)
-    session = _Session(f"demo-{name}-{attempt}".lower(), rng)
+    run = os.environ.get("MC_RUN_ID", "run")[-4:]
+    session = _Session(f"demo-{run}-{name}-{attempt}".lower(), rng)
     session.start()
     steps = max(4, len(script.edits) * 2 + 3)
     pause = script.duration / steps

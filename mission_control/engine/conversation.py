@@ -101,6 +101,7 @@ class Conversation(FinishReport):
         if reason is not None:
             self._run_over_budget = f"run {reason}"
             message = f"run {reason}: no new attempt starts"
+            self._spawn(self._db(self.store.add_note, self.run_id, message, self._clock.now()))
             self._publish(ev.EngineWarned(self.run_id, None, message, self._clock.now()))
             self._wake.set()
 

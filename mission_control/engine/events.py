@@ -7,6 +7,7 @@ they go from the agent straight to its log file.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .states import WsState
@@ -28,6 +29,17 @@ class Tokens:
     @property
     def total(self) -> int:
         return self.input + self.output
+
+
+def spent(uses: Iterable[tuple[Tokens, float | None]]) -> tuple[Tokens, float | None]:
+    """Tokens and USD over ``uses`` (USD None: none of them reported a cost)."""
+    tokens = Tokens()
+    costs: list[float] = []
+    for used, cost in uses:
+        tokens += used
+        if cost is not None:
+            costs.append(cost)
+    return tokens, (sum(costs) if costs else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from ..agents.report import AgentReport
 from ..plan.model import Workstream
 from .backend import AttemptHandle, AttemptRequest, EndedUnwatched, StillRunning, Workspace
 from .clock import Clock, Timer
-from .events import Tokens
+from .events import Tokens, spent
 from .states import WsState
 from .tools import FollowUp
 
@@ -210,13 +210,10 @@ class AgentUse:
         )
 
     def totals(self) -> tuple[Tokens, float | None]:
-        tokens = Tokens()
-        costs = []
-        for r in self.reports.values():
-            tokens += Tokens(r.input_tokens, r.output_tokens, r.cached_tokens)
-            if r.cost_usd is not None:
-                costs.append(r.cost_usd)
-        return tokens, (sum(costs) if costs else None)
+        return spent(
+            (Tokens(r.input_tokens, r.output_tokens, r.cached_tokens), r.cost_usd)
+            for r in self.reports.values()
+        )
 
 
 class Lifecycle:

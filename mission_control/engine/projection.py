@@ -15,13 +15,12 @@ leaves both kinds out (``NOT_IN_LEDGER``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from enum import Enum
 from typing import Any, Final
 
 from ..plan.model import Plan
 from ..store.runs import AttemptRecord, RunLedger, RunStore, WorkstreamRecord
-from .events import Tokens
+from .events import Tokens, spent
 from .scheduler import PhaseNode, PlanGraph, decide
 from .snapshot import AttemptView, OwnerView, PhaseView, RunSnapshot, WorkstreamView, run_totals
 from .states import DONE_FOR_DEPENDENTS, TERMINAL, WsState
@@ -103,6 +102,7 @@ def _project(
         finished_at=run.finished_at,
         owner=owner,
         state_dir=state_dir,
+        notes=ledger.notes,
     )
 
 
@@ -148,7 +148,7 @@ def _workstream_view(
         view.model = attempt.model
         view.doing = attempt.doing
         view.needs_input = attempt.needs_input
-        view.tokens, view.cost_usd = spent(view.history)
+        view.tokens, view.cost_usd = spent((a.tokens, a.cost_usd) for a in view.history)
     view.ended_at = _ended_at(ws, attempt)
     return view
 
@@ -187,17 +187,6 @@ def _attempt_view(a: AttemptRecord) -> AttemptView:
         needs_input=a.needs_input,
         over_budget=a.over_budget,
     )
-
-
-def spent(attempts: Iterable[AttemptView]) -> tuple[Tokens, float | None]:
-    """Tokens and USD over ``attempts`` (None: none of them reported a cost)."""
-    tokens = Tokens()
-    costs = []
-    for a in attempts:
-        tokens += a.tokens
-        if a.cost_usd is not None:
-            costs.append(a.cost_usd)
-    return tokens, (sum(costs) if costs else None)
 
 
 def _timeout(plan: Plan | None, task_id: str) -> float:

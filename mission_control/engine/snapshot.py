@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .events import Event, Tokens
+from .events import Event, Tokens, spent
 from .states import TERMINAL, WsState
 
 
@@ -145,6 +145,8 @@ class RunSnapshot:
     owner: OwnerView | None = None
     state_dir: str | None = None
     """The folder of the ledger the run was read from."""
+    notes: tuple[str, ...] = ()
+    """What was said of the whole run (a spent budget), from the ledger."""
 
 
 class EngineControl(Protocol):
@@ -287,13 +289,7 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
 
 def run_totals(snapshot: RunSnapshot) -> tuple[Tokens, float | None]:
     """Tokens and USD over the whole run (None: no agent reported a cost)."""
-    tokens = Tokens()
-    costs = []
-    for view in snapshot.workstreams.values():
-        tokens += view.tokens
-        if view.cost_usd is not None:
-            costs.append(view.cost_usd)
-    return tokens, (sum(costs) if costs else None)
+    return spent((v.tokens, v.cost_usd) for v in snapshot.workstreams.values())
 
 
 _ENDED = TERMINAL | {WsState.INTERRUPTED}

@@ -126,7 +126,7 @@ def render_command(
     stdin_path = prompt_file if tool.prompt_via is PromptVia.STDIN else None
     budget = ws.budget
     if budget.max_cost_usd is not None and tool.budget_argv:
-        cap = f"{budget.max_cost_usd:g}"
+        cap = f"{budget.max_cost_usd:.6f}".rstrip("0").rstrip(".") or "0"
         argv += [item.replace("{max_cost_usd}", cap) for item in tool.budget_argv]
     if tool.events != "text":
         log_path = attempt_dir / f"attempt-{attempt}.log"

@@ -8,8 +8,11 @@ be shared between threads without copies.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
@@ -218,15 +221,23 @@ class Plan(_Frozen):
     pricing: dict[str, Price] = Field(default_factory=dict)
     """USD per million tokens per model, for agents that report tokens but no cost."""
 
-    @property
+    @cached_property
     def workstreams(self) -> list[Workstream]:
         return [ws for phase in self.phases for ws in phase.workstreams]
 
+    @cached_property
+    def _by_task(self) -> dict[str, Workstream]:
+        return {ws.task_id: ws for ws in self.workstreams}
+
     def workstream(self, task_id: str) -> Workstream:
-        for ws in self.workstreams:
-            if ws.task_id == task_id:
-                return ws
-        raise KeyError(task_id)
+        """The workstream ``PHASE::WS``; KeyError if the plan has none (a dict lookup)."""
+        return self._by_task[task_id]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Plan:
+        copy = super().model_copy(update=update, deep=deep)
+        for cached in ("workstreams", "_by_task"):  # made again from the copy's phases
+            copy.__dict__.pop(cached, None)
+        return copy
 
     def phase(self, phase_id: str) -> Phase:
         for phase in self.phases:

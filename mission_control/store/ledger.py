@@ -36,6 +36,7 @@ EV_RESULT: Final = "result"
 EV_OWNER_CLAIMED: Final = "owner_claimed"
 EV_OWNER_RELEASED: Final = "owner_released"
 EV_MESSAGE: Final = "message"
+EV_NOTE: Final = "note"
 
 AGENT_FIELDS: Final = (
     "session_id",
@@ -429,6 +430,11 @@ class LedgerWriter(LedgerConnection):
                 " WHERE run_id = ? AND task_id = ? AND attempt = ?",
                 (*values, run_id, task_id, attempt),
             )
+
+    def add_note(self, run_id: str, message: str, at: float) -> None:
+        """Something said of the whole run (its budget spent): ``status`` repeats it."""
+        with self._write() as conn:
+            self._event(conn, run_id, EV_NOTE, None, {"message": message}, at)
 
     def add_message(self, run_id: str, task_id: str, text: str, at: float) -> int:
         """Keep a follow-up message for the workstream's agent until it is handed over."""

@@ -203,3 +203,5 @@ class RunLedger:
     """In plan order."""
     attempts: tuple[AttemptRecord, ...]
     """In plan order of their workstream, then by number."""
+    notes: tuple[str, ...] = ()
+    """What the engine said about the whole run (a spent budget), oldest first."""

@@ -16,12 +16,13 @@ claiming is atomic, so two racing processes cannot both win.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Final
 
 from .connection import LedgerError, ledger_error
 from .landings import LandingLedger, LandingMergeRecord, LandingRecord
-from .ledger import RUN_RUNNING, LedgerWriter, new_run_id
+from .ledger import EV_NOTE, RUN_RUNNING, LedgerWriter, new_run_id
 from .owner import CREATE_TIME_TOLERANCE, process_alive, process_identity
 from .records import (
     ATTEMPT_SELECT,
@@ -127,10 +128,15 @@ class RunStore(LedgerWriter, LandingLedger):
             attempts = conn.execute(
                 f"{_ATTEMPTS_IN_ORDER} ORDER BY w.position, a.attempt", (run_id,)
             ).fetchall()
+            notes = conn.execute(
+                "SELECT payload FROM events WHERE run_id = ? AND kind = ? ORDER BY id",
+                (run_id, EV_NOTE),
+            ).fetchall()
         return RunLedger(
             run=run_record(run),
             workstreams=tuple(workstream_record(r) for r in workstreams),
             attempts=tuple(attempt_record(r) for r in attempts),
+            notes=tuple(str(json.loads(r[0]).get("message", "")) for r in notes),
         )
 
     def owner_alive(self, run: RunRecord) -> bool:

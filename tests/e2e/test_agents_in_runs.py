@@ -121,14 +121,16 @@ def test_a_silent_claude_is_watched_asks_and_continues_its_conversation(
     script = {
         "model": MODEL,
         "turns": [
-            {"write": {"path": "HELLO.md", "content": "hello\n"}, "delay": 4, "usage": FIRST},
-            {"message": "Written. Shall I add a NOTES.md too?", "delay": 4, "usage": SECOND},
+            {"write": {"path": "HELLO.md", "content": "hello\n"}, "delay": 7, "usage": FIRST},
+            {"write": {"path": "DRAFT.md", "content": "draft\n"}, "delay": 7, "usage": FIRST},
+            {"message": "Written. Shall I add a NOTES.md too?", "delay": 7, "usage": SECOND},
             {"write": {"path": "NOTES.md", "content": "notes\n"}, "usage": THIRD},
             {"message": "Added NOTES.md.", "usage": THIRD},
         ],
     }
     with serve(script) as server:
-        plan = _plan(tmp_path, git_repo, server, "claude", stall_minutes=0.1, on_stall="kill")
+        # 21 s of model calls: more than the 15 s window, each step well inside it.
+        plan = _plan(tmp_path, git_repo, server, "claude", stall_minutes=0.25, on_stall="kill")
         first = _mc("run", plan, "--headless")
         assert first.returncode == 1, first.stdout + first.stderr
         ws = _workstream(plan)
@@ -141,7 +143,8 @@ def test_a_silent_claude_is_watched_asks_and_continues_its_conversation(
         assert "» Written. Shall I add a NOTES.md too?" in transcript
         assert '"type":"result"' in raw and '"type":"result"' not in transcript
         attempt = ws["history"][0]
-        assert attempt["tokens"] == _tokens(FIRST, SECOND)
+        assert attempt["ended_at"] - attempt["started_at"] > 15  # longer than the window
+        assert attempt["tokens"] == _tokens(FIRST, FIRST, SECOND)
         result = json.loads(next(ln for ln in raw.splitlines() if '"type":"result"' in ln))
         assert attempt["cost_usd"] == pytest.approx(result["total_cost_usd"])
         session = attempt["session_id"]
@@ -160,7 +163,7 @@ def test_a_silent_claude_is_watched_asks_and_continues_its_conversation(
         )
         assert later["cost_usd"] == pytest.approx(resumed["total_cost_usd"] - attempt["cost_usd"])
         assert _status(plan)["totals"]["cost_usd"] == pytest.approx(resumed["total_cost_usd"])
-        sent = json.dumps(server.main_requests()[2].body)
+        sent = json.dumps(server.main_requests()[3].body)
         assert "Create HELLO.md." in sent and "Yes, add NOTES.md." in sent  # earlier turns too
         files = git_repo.git("ls-tree", "--name-only", "ws/PH/A", cwd=git_repo.origin)
         assert {"HELLO.md", "NOTES.md"} <= set(files.split())

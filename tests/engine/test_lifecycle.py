@@ -28,6 +28,7 @@ from mission_control.engine.states import TERMINAL, WsState
 from mission_control.engine.supervisor import ExitStatus
 from mission_control.errors import SetupError
 from mission_control.plan.model import Budget, Plan
+from mission_control.store.runs import RunStore
 from tests.engine.engine_helpers import Recorder, write_plan, ws
 from tests.engine.fake_backend import FakeAttempt, FakeBackend, FakeClock, install
 
@@ -499,6 +500,12 @@ async def test_a_run_over_its_budget_starts_no_new_attempt(
     assert "P::U" not in run.backend.attempts
     assert run.now("P::U") in (S.PENDING, S.QUEUED)
     await run.end()
+    with RunStore(run.tmp.parent / "state") as store:  # `status` says it too
+        ledger = store.read_run(run.engine.run_id)
+    assert ledger is not None
+    assert ledger.notes == (
+        "run over budget: $0.0600 spent, max_cost_usd is 0.05: no new attempt starts",
+    )
 
 
 async def test_a_message_continues_the_conversation_in_a_new_attempt(make: Any) -> None:

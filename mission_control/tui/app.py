@@ -87,7 +87,7 @@ class MissionControlApp(WorkstreamActions):
             "L",
             "land",
             "Land",
-            tooltip="Land the workstream's phase: its succeeded branches into mc/land/PHASE",
+            tooltip="Land the workstream's phase into mc/land/PHASE",
             show=False,
         ),
         Binding(

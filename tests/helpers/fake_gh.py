@@ -10,6 +10,7 @@ Anything else exits 2, so a test notices a call it did not expect.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -39,6 +40,14 @@ def _options(args: list[str]) -> tuple[dict[str, list[str]], list[str]]:
 def main(argv: list[str]) -> int:
     state_dir = Path(os.environ["FAKE_GH_DIR"])
     state_dir.mkdir(parents=True, exist_ok=True)
+    # Workstreams finishing together call gh at once: one call at a time reads and
+    # writes the pull requests, as GitHub would serve them.
+    with (state_dir / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _serve(state_dir, argv)
+
+
+def _serve(state_dir: Path, argv: list[str]) -> int:
     prs_file = state_dir / "prs.json"
     prs: list[dict[str, Any]] = json.loads(prs_file.read_text()) if prs_file.exists() else []
     opts, rest = _options(argv[2:])

@@ -202,7 +202,7 @@ class Attempts(Conversation):
         return True
 
     def _dependency_branches(self, ws: Workstream) -> list[str]:
-        if ws.base is not BaseMode.DEPS:
+        if ws.base is BaseMode.BRANCH:
             return []
         return [self.plan.workstream(d).branch for d in ws.depends_on]
 

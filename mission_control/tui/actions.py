@@ -274,6 +274,18 @@ class WorkstreamActions(App[AppResult]):
 
         self.push_screen(MessageScreen(task_id, question, how), answered)
 
+    def action_land(self) -> None:
+        view = self._view_or_warn()
+        if view is None:
+            return
+        phase_id = view.task_id.split("::", 1)[0]
+
+        async def land() -> None:
+            said = await self.engine.land(phase_id)
+            self.notify(said, title=f"Land {phase_id}")
+
+        self._command("Land", land)
+
     def action_diff(self) -> None:
         view = self._view_or_warn()
         if view is not None:

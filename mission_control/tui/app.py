@@ -84,6 +84,13 @@ class MissionControlApp(WorkstreamActions):
         ),
         Binding("o", "shell", "Shell", tooltip="Open a shell in the worktree", show=False),
         Binding(
+            "L",
+            "land",
+            "Land",
+            tooltip="Land the workstream's phase into mc/land/PHASE",
+            show=False,
+        ),
+        Binding(
             "a", "add_pane", "+Pane", tooltip="Follow the workstream in a new log pane", show=False
         ),
         Binding("x", "close_pane", "-Pane", tooltip="Close the active log pane", show=False),
@@ -286,6 +293,12 @@ class MissionControlApp(WorkstreamActions):
                     title=f"{task_id} stalled",
                     severity="warning",
                 )
+            case ev.PhaseLandingStep(phase_id=phase_id, kind="stopped", text=text):
+                self.notify(
+                    text, title=f"phase {phase_id}: landing stopped", severity="error", timeout=20
+                )
+            case ev.PhaseLandingStep(phase_id=phase_id, kind="push", text=text):
+                self.notify(text, title=f"phase {phase_id} landed")
             case ev.EngineWarned(task_id=task_id, message=text):
                 self.notify(text, title=task_id or "mission-control", severity="warning")
             case ev.RunFinished(ok=ok, cancelled=cancelled):

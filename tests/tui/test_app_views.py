@@ -213,6 +213,33 @@ async def test_notifications_on_failure_and_run_end(demo_logs: Path) -> None:
         assert "Run finished" in titles
 
 
+async def test_a_phase_landing_that_stops_or_lands_is_a_notification(demo_logs: Path) -> None:
+    app, engine = _app(demo_logs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        engine.publish(ev.PhaseLandingStep(RUN_ID, "PH-07", "merge", True, "merged", T0))
+        engine.publish(
+            ev.PhaseLandingStep(RUN_ID, "PH-07", "stopped", False, "conflicts in f.txt", T0)
+        )
+        engine.publish(
+            ev.PhaseLandingStep(RUN_ID, "PH-08", "push", True, "pushed mc/land/PH-08", T0)
+        )
+        await pilot.pause()
+        titles = [n.title for n in app._notifications]
+        assert titles == ["phase PH-07: landing stopped", "phase PH-08 landed"]
+
+
+async def test_L_lands_the_selected_workstreams_phase(demo_logs: Path) -> None:
+    app, engine = _app(demo_logs, probe=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.selected_task == "PH-07::WS-07B"
+        await pilot.press("L")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert ("land", "PH-07") in engine.calls
+        assert "Land PH-07" in [n.title for n in app._notifications]
+
+
 async def test_every_key_action_is_also_a_palette_command(demo_logs: Path) -> None:
     app, _ = _app(demo_logs, probe=False)
     async with app.run_test(size=(120, 40)) as pilot:

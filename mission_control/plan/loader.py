@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from ..errors import PlanError, PlanProblem
 from .argv import resolve_tools
+from .around import check_notify, notify_spec, resolve_port_range
 from .dependencies import Dependencies
 from .environment import Environment
 from .files import FileReadError, read_regular_file
@@ -155,12 +156,17 @@ def _load(
         default_worktree_root(draft, roots)
     dependencies.check_cycles()
     dependencies.check_folders()
+    port_range = resolve_port_range(problems, shapes.plan.port_range)
+    if shapes.plan.notify is not None:
+        check_notify(problems, shapes.plan.notify, ("notify",))
     if problems:
         return None
-    return _assemble(shapes, problems, tools)
+    return _assemble(shapes, problems, tools, port_range)
 
 
-def _assemble(shapes: Shapes, problems: Problems, tools: dict[str, ToolSpec]) -> Plan | None:
+def _assemble(
+    shapes: Shapes, problems: Problems, tools: dict[str, ToolSpec], port_range: tuple[int, int]
+) -> Plan | None:
     phases: list[Phase] = []
     for phase in shapes.phases:
         raw = phase.raw
@@ -186,11 +192,14 @@ def _assemble(shapes: Shapes, problems: Problems, tools: dict[str, ToolSpec]) ->
     extra: dict[str, Any] = {}
     if raw_plan.grace_seconds is not None:
         extra["grace_seconds"] = raw_plan.grace_seconds
+    if raw_plan.notify is not None:
+        extra["notify"] = notify_spec(raw_plan.notify)
     return Plan(
         path=problems.path,
         name=raw_plan.name if raw_plan.name is not None else problems.path.stem,
         version=1,
         phases=phases,
         tools=tools,
+        port_range=port_range,
         **extra,
     )

@@ -22,6 +22,7 @@ TOOL_PLACEHOLDERS: tuple[str, ...] = (
     "task_id",
     "run_id",
     "attempt",
+    "port",
 )
 """Names a tool's argv (and env values) may use as ``{name}``; ``{command}`` stands alone."""
 
@@ -97,6 +98,22 @@ class Resources(_Frozen):
     custom: dict[str, float] = Field(default_factory=dict)
 
 
+# Around the agent: notifications (the workstream's own settings are in their block below).
+class NotifySpec(_Frozen):
+    """Where and when to tell the user about a run; channel URLs are never recorded."""
+
+    urls: list[str] = Field(default_factory=list)
+    on: frozenset[str] = frozenset(
+        {"failed", "stalled", "needs_input", "over_budget", "conflicts", "run_finished"}
+    )
+    bell: bool = False
+    command: list[str] | None = None
+    """Receives each event as JSON on stdin."""
+
+
+DEFAULT_PORT_RANGE: tuple[int, int] = (20000, 29999)
+
+
 class Workstream(_Frozen):
     """One unit of work: a tool run in its own worktree and branch."""
 
@@ -127,6 +144,19 @@ class Workstream(_Frozen):
     resources: Resources = Field(default_factory=Resources)
     """Only cluster backends read it; the local backend runs every attempt as it comes."""
     worktree_root: Path
+    # Around the agent: the worktree's set-up, untracked files, ports, where the branch starts.
+    setup: list[Check] = Field(default_factory=list)
+    """Run in order in a new (or freshly reset) worktree before the tool; one failing fails it."""
+    teardown: list[Check] = Field(default_factory=list)
+    """Run in the worktree before ``clean`` removes it."""
+    copy_files: list[str] = Field(default_factory=list)
+    """Patterns of untracked files copied from the repository's checkout into a new worktree."""
+    link_files: list[str] = Field(default_factory=list)
+    """Like ``copy_files``, but symlinked (``node_modules``)."""
+    ports: int = Field(default=1, ge=0)
+    """Ports handed to each attempt: MC_PORT (the first) and MC_PORT_0..N-1."""
+    start_from: str | None = None
+    """``pr:NUMBER`` or ``REMOTE/BRANCH``: where a new branch starts instead of its base."""
     line: int = 0
     """Line of the workstream in the plan file, for messages."""
 
@@ -166,6 +196,8 @@ class Plan(_Frozen):
     tools: dict[str, ToolSpec] = Field(default_factory=dict)
     """Every tool the plan may use: the built-ins merged with the plan's own."""
     grace_seconds: float = Field(default=10.0, ge=0)
+    port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+    notify: NotifySpec | None = None
 
     @property
     def workstreams(self) -> list[Workstream]:

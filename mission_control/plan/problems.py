@@ -144,6 +144,8 @@ class Problems:
             kind_of_parent = "pr"
         if len(loc) == 2 and loc[0] == "resources":
             kind_of_parent = "resources"
+        if len(loc) == 2 and loc[0] == "notify":
+            kind_of_parent = "notify"
         if err["type"] == "extra_forbidden":
             self._unknown_key(full, str(loc[-1]), kind_of_parent)
             return

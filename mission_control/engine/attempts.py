@@ -25,6 +25,7 @@ from .finish import FinishRequest
 from .finish_report import FinishReport
 from .lifecycle import STOP_DETAIL, BranchRewrite, Countdown, Lifecycle, StopReason
 from .metrics import LogActivity
+from .ports import Holder, PortRegistry, claim_ports
 from .recovery import exit_file_for
 from .states import DONE_FOR_DEPENDENTS, WsState
 from .supervisor import ExitStatus
@@ -65,6 +66,8 @@ class Attempts(FinishReport):
             if not self._detaching or not rt.recorded:  # a detached run's agents go on
                 with contextlib.suppress(Exception):
                     await self.backend.release(task_id)
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(PortRegistry().release, self.run_id, task_id)
             self._wake.set()
 
     async def _prepare_and_run(self, rt: Lifecycle) -> None:
@@ -75,6 +78,7 @@ class Attempts(FinishReport):
             preparing += f"; its tool starts once {', '.join(unsettled)} succeeded"
         await self._set_state(ws.task_id, WsState.PREPARING, preparing)
         log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, run.number)
+        ports = await asyncio.to_thread(claim_ports, self.run_id, ws, self.plan.port_range)
         request = AttemptRequest(
             ws=ws,
             tool=self.plan.tools[ws.tool],
@@ -86,6 +90,7 @@ class Attempts(FinishReport):
             exit_file=exit_file_for(log_path),
             grace_seconds=self._grace,
             stop=run.give_up,
+            ports=ports,
         )
         run.request = request
         prepared = await self.backend.prepare(request)
@@ -121,12 +126,16 @@ class Attempts(FinishReport):
             argv=list(command.argv),
             env_names=sorted(command.env_names),
             started_at=self._clock.now(),
+            ports=ports,
         )
         run.recorded = True
         started = await self.backend.start(request, prepared)
         now = self._clock.now()
         if started.local_pid is not None:
             pid, create_time = started.local_pid
+            if ports:  # the tool keeps its ports held should this process die
+                holder = Holder(pid, create_time)
+                await asyncio.to_thread(PortRegistry().hold, self.run_id, ws.task_id, holder)
             await self._db(
                 self.store.update_attempt_pid,
                 self.run_id,
@@ -243,6 +252,7 @@ class Attempts(FinishReport):
                 grace_seconds=self._grace,
                 stop=rt.stopping,
                 force_push=rt.rewrite is BranchRewrite.REWRITTEN,
+                ports=run.request.ports if run is not None and run.request is not None else (),
             ),
         )
         if outcome.ok:

@@ -148,6 +148,8 @@ class AttemptRequest:
     stop: asyncio.Event | None = None
     """Set when the workstream is stopped or the run detached: a backend waiting for
     room gives up (``prepare`` raises)."""
+    ports: tuple[int, ...] = ()
+    """The attempt's ports (``MC_PORT``, ``{port}``), claimed by the engine."""
 
 
 class Backend(Protocol):
@@ -195,7 +197,6 @@ class BackendOptions:
 BackendFactory = Callable[[BackendOptions], Backend]
 
 _FACTORIES: dict[str, BackendFactory] = {}
-
 
 
 _NOT_INSTALLED = {

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import crashpoints
-from ..errors import GitError
+from ..errors import GitError, MissionControlError
 from ..git import conflicts, pull_requests, repo, worktrees
 from ..plan.model import Check, Workstream
 from ..store.private import append_private
+from .ports import fill_port, port_env
 from .supervisor import spawn_attempt
 
 
@@ -50,6 +51,8 @@ class FinishRequest:
     """Set when the workstream is killed, skipped or the run cancelled."""
     force_push: bool = False
     """The attempt rewrote the branch (a fresh retry): push with ``--force-with-lease``."""
+    ports: tuple[int, ...] = ()
+    """The attempt's ports: ``MC_PORT`` and ``{port}`` in the checks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,8 +380,12 @@ def _current_base(ws: Workstream) -> tuple[str, str | None]:
 
 async def _run_check(req: FinishRequest, check: Check) -> CheckResult:
     """Run one check in the worktree, its output appended to the attempt's log."""
-    argv = ["/bin/sh", "-c", check.argv[0]] if check.shell else list(check.argv)
-    shown = check.argv[0] if check.shell else shlex.join(check.argv)
+    try:
+        filled = fill_port(check.argv, req.ports, f"check '{check.name}'")
+    except MissionControlError as err:
+        return CheckResult(check, False, str(err), 0.0)
+    argv = ["/bin/sh", "-c", filled[0]] if check.shell else filled
+    shown = filled[0] if check.shell else shlex.join(filled)
     limit = check.timeout_minutes * 60
     await _log(req, f"\n──── check '{check.name}': {shown} (timeout {_seconds(limit)}) ────\n")
     exit_file = req.log_path.with_name(f"{req.log_path.stem}.check.exit")
@@ -392,7 +399,7 @@ async def _run_check(req: FinishRequest, check: Check) -> CheckResult:
             spawn_attempt,
             argv,
             cwd=req.worktree,
-            env=req.ws.env,
+            env={**req.ws.env, **port_env(req.ports)},
             log_path=req.log_path,
             stdin_path=None,
             exit_file=exit_file,

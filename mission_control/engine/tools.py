@@ -16,13 +16,14 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MissionControlError, ToolNotFoundError
 from ..plan.model import TOOL_PLACEHOLDERS, PromptVia, ToolSpec, Workstream
 from ..store.private import write_private_text
+from .ports import port_env
 
 PLACEHOLDERS = TOOL_PLACEHOLDERS
 
@@ -59,6 +60,7 @@ def render_command(
     attempt: int,
     attempt_dir: Path,
     worktree: Path,
+    ports: Sequence[int] = (),
 ) -> RenderedCommand:
     """The argv, stdin and env for attempt ``attempt`` of ``ws`` run with ``tool``.
 
@@ -80,6 +82,7 @@ def render_command(
         "task_id": ws.task_id,
         "run_id": run_id,
         "attempt": str(attempt),
+        "port": str(ports[0]) if ports else None,
     }
     argv = _render_argv(tool, ws, values)
     if prompt_text is not None and not _runs_shell(tool, ws) and not _mentions_prompt(tool, ws):
@@ -98,6 +101,7 @@ def render_command(
             "MC_WORKSTREAM": ws.id,
             "MC_WORKTREE": str(worktree),
             "MC_ATTEMPT": str(attempt),
+            **port_env(ports),
         }
     )
     return RenderedCommand(tuple(argv), stdin_path, env, prompt_file)
@@ -194,6 +198,11 @@ def _substitute(text: str, values: Mapping[str, str | None], ws: Workstream, *, 
     def one(match: re.Match[str]) -> str:
         name = match.group(1)
         value = values[name]
+        if value is None and name == "port":
+            raise MissionControlError(
+                f"{ws.task_id}: tool '{ws.tool}' uses {{port}}, but the workstream has no port:"
+                " remove `ports: 0` from the plan"
+            )
         if value is None:
             raise MissionControlError(
                 f"{ws.task_id}: tool '{ws.tool}' needs a prompt ({{{name}}}), but the "

@@ -23,6 +23,7 @@ from .repo import (
     trim_message,
     worktree_file,
 )
+from .untracked import brought_not_ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,10 @@ def commit_work(
     require_linked_worktree(path, "a commit")
     settle_worktree(path)  # a killed mission-control's commit may still run here
     before = head_from_files(path) or head_commit(path)
-    run_git(["add", "--all"], path, what="staging the changes", retry_on_lock=True)
+    # What set-up brought in (.env, a node_modules link) is not the work.
+    left_out = [f":(exclude,literal){rel}" for rel in brought_not_ignored(path)]
+    pathspec = ["--", ".", *left_out] if left_out else []
+    run_git(["add", "--all", *pathspec], path, what="staging the changes", retry_on_lock=True)
     if not _index_entries(path):  # only then can the work be "every file deleted"
         tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
         _refuse_emptying(path, tree, base_commit)

@@ -410,7 +410,7 @@ _RESOURCE_ALIASES: dict[str, str] = {
 
 def allowed_keys(loc_kind: str) -> frozenset[str]:
     """The keys valid in a mapping of the given kind (as named in key paths), as written."""
-    model: type[BaseModel] = {
+    models: dict[str, type[BaseModel]] = {
         "plan": RawPlan,
         "phase": RawPhase,
         "workstream": RawWorkstream,
@@ -420,8 +420,9 @@ def allowed_keys(loc_kind: str) -> frozenset[str]:
         "pr": RawPr,
         "resources": RawResources,
         "notify": RawNotify,
-    }[loc_kind]
-    return frozenset(info.alias or name for name, info in model.model_fields.items())
+    }
+    fields = models[loc_kind].model_fields
+    return frozenset(info.alias or name for name, info in fields.items())
 
 
 def resource_key_hint(key: str) -> str | None:

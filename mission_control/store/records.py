@@ -107,6 +107,8 @@ class AttemptRecord:
     exit_code: int | None
     signal: int | None
     paused_seconds: float
+    ports: tuple[int, ...] = ()
+    """The ports the attempt was given (``MC_PORT``...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,8 @@ def workstream_record(row: sqlite3.Row) -> WorkstreamRecord:
 
 
 def attempt_record(row: sqlite3.Row) -> AttemptRecord:
-    return _record(AttemptRecord, row, {"argv": _json_tuple, "env_names": _json_tuple})
+    decode = {"argv": _json_tuple, "env_names": _json_tuple, "ports": _json_tuple}
+    return _record(AttemptRecord, row, decode)
 
 
 def event_record(row: sqlite3.Row) -> EventRecord:

@@ -14,7 +14,7 @@ from typing import Final
 
 from ..errors import SetupError
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 DB_NAME: Final = "state.db"
 
 TABLES: Final = ("runs", "workstreams", "attempts", "events")
@@ -102,7 +102,15 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1}
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Each attempt's ports (``MC_PORT``...), a JSON list."""
+    conn.execute("ALTER TABLE attempts ADD COLUMN ports TEXT NOT NULL DEFAULT '[]'")
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    0: _migrate_0_to_1,
+    1: _migrate_1_to_2,
+}
 """``from_version -> step``; each step moves the schema up by one version."""
 
 

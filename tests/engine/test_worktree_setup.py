@@ -15,9 +15,9 @@ from pathlib import Path
 
 from mission_control.engine.engine import Engine
 from mission_control.engine.states import WsState
+from mission_control.engine.worktree_setup import run_teardown
 from mission_control.errors import SetupError
 from mission_control.store.runs import RunStore
-from mission_control.engine.worktree_setup import run_teardown
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import Recorder, make_engine, write_plan
 

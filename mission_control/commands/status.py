@@ -22,7 +22,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not driven and not snapshot.finished:  # its driver died (crash, full disk, kill)
         driven = f", no driver: `mission-control resume {snapshot.run_id}` continues it"
     print(f"run {snapshot.run_id} of {snapshot.plan_name} ({snapshot.status}{driven})")
-    rows = [("WORKSTREAM", "STATE", "TRY", "BRANCH", "CHANGES", "PR", "DETAIL")]
+    rows = [("WORKSTREAM", "STATE", "TRY", "PORTS", "BRANCH", "CHANGES", "PR", "DETAIL")]
     for view in snapshot.workstreams.values():
         changes = f"+{view.insertions} -{view.deletions}" if view.files_changed else "-"
         rows.append(
@@ -30,6 +30,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 view.task_id,
                 view.state.value,
                 str(view.attempt),
+                ",".join(map(str, view.ports)) or "-",
                 view.branch,
                 changes,
                 view.pr_url or "-",

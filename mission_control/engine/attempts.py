@@ -154,6 +154,7 @@ class Attempts(FinishReport):
                 str(log_path),
                 tuple(command.argv),
                 now,
+                ports,
             )
         )
         rt.countdown = Countdown(self._clock, ws.timeout_seconds, lambda: self._on_timeout(rt))

@@ -137,6 +137,7 @@ def _workstream_view(
         view.exit_code = attempt.exit_code
         view.signal = attempt.signal
         view.last_attempt = _attempt_view(attempt)
+        view.ports = attempt.ports
     view.ended_at = _ended_at(ws, attempt)
     return view
 
@@ -167,6 +168,7 @@ def _attempt_view(a: AttemptRecord) -> AttemptView:
         head_commit=a.head_commit,
         argv=a.argv,
         env_names=a.env_names,
+        ports=a.ports,
     )
 
 

@@ -35,6 +35,7 @@ class AttemptView:
     head_commit: str | None
     argv: tuple[str, ...]
     env_names: tuple[str, ...]
+    ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,8 @@ class WorkstreamView:
     """The commit its branch started from (the ledger's; events do not carry it)."""
     last_attempt: AttemptView | None = None
     """The ledger's record of the latest attempt (projected from the ledger only)."""
+    ports: tuple[int, ...] = ()
+    """The latest attempt's ports (``MC_PORT``...)."""
 
     def elapsed(self, now: float) -> float:
         """Seconds the current attempt has run, paused time excluded."""
@@ -190,6 +193,7 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
             view = snapshot.workstreams.get(task_id)
             if view is None:
                 return
+            view.ports = event.ports
             view.attempt = attempt
             view.pid = pid
             view.log_path = log

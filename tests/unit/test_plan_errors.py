@@ -190,7 +190,10 @@ def test_unknown_keys_at_every_level(load: Any) -> None:
 
 def test_unknown_key_without_a_close_match_lists_the_known_ones(load: Any) -> None:
     text = "phases: []\ncolour: blue\n"
-    assert "known keys: defaults, grace_seconds, name, notify, phases, port_range, tools, version" in at(load(text), 2)
+    assert (
+        "known keys: defaults, grace_seconds, name, notify, phases, port_range, tools, version"
+        in at(load(text), 2)
+    )
 
 
 def test_wrong_types_name_the_value_and_the_fix(load: Any) -> None:

@@ -93,6 +93,7 @@ class Attempts(FinishReport):
             ports=ports,
         )
         run.request = request
+        run.ports = ports
         prepared = await self.backend.prepare(request)
         workspace = run.workspace = prepared.workspace
         rt.worktree = workspace.path
@@ -253,7 +254,7 @@ class Attempts(FinishReport):
                 grace_seconds=self._grace,
                 stop=rt.stopping,
                 force_push=rt.rewrite is BranchRewrite.REWRITTEN,
-                ports=run.request.ports if run is not None and run.request is not None else (),
+                ports=run.ports if run is not None else (),
             ),
         )
         if outcome.ok:

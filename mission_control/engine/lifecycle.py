@@ -124,6 +124,8 @@ class AttemptRun:
     """Checked and committed while still finishing: dependents may start."""
     give_up: asyncio.Event = field(default_factory=asyncio.Event)
     """Set on a stop or a detach: a backend still waiting for room lets go."""
+    ports: tuple[int, ...] = ()
+    """Its ports, for the checks when it finishes."""
 
 
 class Countdown:

@@ -100,6 +100,25 @@ class PortRegistry:
                 if claim["run"] == run_id and claim["task"] == task_id:
                     claim["holders"] = [*claim["holders"], [holder.pid, holder.create_time]]
 
+    def reclaim(
+        self, run_id: str, task_id: str, ports: Sequence[int], holder: Holder
+    ) -> tuple[int, ...]:
+        """Hold again the recorded ports of an attempt taken back (resume); those another
+        claim took meanwhile are left out."""
+        with self._locked() as claims:
+            mine = [c for c in claims if c["run"] == run_id and c["task"] == task_id]
+            for claim in mine:
+                claim["holders"] = [*claim["holders"], [holder.pid, holder.create_time]]
+            taken = {int(c["port"]) for c in claims}
+            holders = [[holder.pid, holder.create_time]]
+            for port in ports:
+                if port not in taken:
+                    claims.append(
+                        {"port": port, "run": run_id, "task": task_id, "holders": holders}
+                    )
+            ours = {int(c["port"]) for c in claims if c["run"] == run_id and c["task"] == task_id}
+            return tuple(p for p in ports if p in ours)
+
     def release(self, run_id: str, task_id: str) -> None:
         with self._locked() as claims:
             claims[:] = [c for c in claims if not (c["run"] == run_id and c["task"] == task_id)]

@@ -15,6 +15,7 @@ from . import events as ev
 from .backend import AttemptRequest, EndedUnwatched, StillRunning
 from .control import Control
 from .lifecycle import AttemptRun, Countdown, Lifecycle
+from .ports import Holder, PortRegistry
 from .recovery import Restored, exit_file_for, restore_run
 from .states import WsState
 from .supervisor import ExitStatus
@@ -55,6 +56,11 @@ class Resume(Control):
             self._publish(ev.EngineWarned(self.run_id, rt.task_id, str(err), self._clock.now()))
             found = None
         last = r.last_attempt
+        if last is not None and last.ports and (r.finish_again or found is not None):
+            # Its checks and its tool go on with the ports it had.
+            await asyncio.to_thread(
+                PortRegistry().reclaim, self.run_id, rt.task_id, last.ports, Holder.this_process()
+            )
         if r.left.ended:
             # Ended or finishing: only what it may still hold elsewhere was looked for;
             # finishing again goes through it, an ended workstream lets it go.
@@ -88,7 +94,8 @@ class Resume(Control):
             rt.conflicts = dict(r.record.conflicts)
         if rt.carry_on is None:
             return
-        rt.run = AttemptRun(r.attempt, log_path=r.log_path)
+        ports = r.last_attempt.ports if r.last_attempt is not None else ()
+        rt.run = AttemptRun(r.attempt, log_path=r.log_path, ports=ports)
         if isinstance(rt.carry_on, StillRunning):
             rt.run.recorded = True
             started = r.started_at or self._clock.now()

@@ -145,3 +145,13 @@ def test_ports_are_unique_across_two_concurrent_runs_and_released_after(tmp_path
     row = next(line.split() for line in status.stdout.splitlines() if line.startswith("P1::A"))
     a_ports = [int(p) for p in row[3].split(",")]
     assert len(a_ports) == 2 and set(a_ports) <= set(ports)
+
+
+def test_a_resumed_attempt_holds_its_recorded_ports_again(tmp_path: Path) -> None:
+    port = _free_pair()
+    registry = PortRegistry(tmp_path / "state")
+    me = Holder.this_process()
+    # Its driver died: nothing holds the ports; one was taken by another run meanwhile.
+    registry.claim("run-2", "P::B", 1, (port + 1, port + 1), me)
+    assert registry.reclaim("run-1", "P::A", (port, port + 1), me) == (port,)
+    assert registry.held() == {port: ("run-1", "P::A"), port + 1: ("run-2", "P::B")}

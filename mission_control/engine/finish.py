@@ -30,6 +30,7 @@ from pathlib import Path
 from .. import crashpoints
 from ..errors import GitError, MissionControlError
 from ..git import conflicts, pull_requests, repo, worktrees
+from ..git.start_from import recorded_start
 from ..plan.model import Check, Workstream
 from ..store.private import append_private
 from .ports import fill_port, port_env
@@ -234,16 +235,23 @@ async def push_work(req: FinishRequest) -> AsyncIterator[StepDone | Pushed]:
         yield await _step(req, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
         yield Pushed(False)
         return
+    start = await asyncio.to_thread(recorded_start, req.worktree)
+    target = start.push_branch if start is not None and start.push_branch else ws.branch
     try:
         await asyncio.to_thread(
-            worktrees.push_branch, req.worktree, ws.remote, ws.branch, force=req.force_push
+            worktrees.push_branch,
+            req.worktree,
+            ws.remote,
+            ws.branch,
+            force=req.force_push,
+            to=target,
         )
     except GitError as err:
         yield await _step(req, "push", False, str(err))
         yield Pushed(False, str(err))
         return
     crashpoints.reach("finish.pushed")
-    yield await _step(req, "push", True, f"{ws.remote}/{ws.branch}")
+    yield await _step(req, "push", True, f"{ws.remote}/{target}")
     yield Pushed(True)
 
 
@@ -306,6 +314,7 @@ async def _pull_request(
         if "{checks}" not in body:
             body += "\n\nChecks:\n{checks}"
         ws = ws.model_copy(update={"pr": ws.pr.model_copy(update={"body": body + "\n"})})
+    start = await asyncio.to_thread(recorded_start, req.worktree)
     result = await asyncio.to_thread(
         pull_requests.open_pull_request,
         ws,
@@ -313,6 +322,7 @@ async def _pull_request(
         run_id=req.run_id,
         diffstat=commit.diffstat,
         checks="\n".join(r.summary for r in results) or "no checks configured",
+        head=start.push_branch if start is not None else None,
     )
     if result.status == "skipped":
         yield await _step(

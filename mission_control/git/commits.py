@@ -151,7 +151,9 @@ def _refuse_emptying(path: Path, tree: str, base_commit: str) -> None:
         )
 
 
-def push_branch(path: Path, remote: str, branch: str, *, force: bool = False) -> None:
+def push_branch(
+    path: Path, remote: str, branch: str, *, force: bool = False, to: str | None = None
+) -> None:
     """Push ``branch`` to ``remote`` and make it the branch's upstream.
 
     Never prompts. A refusal raises ``PushRejectedError`` carrying git's own
@@ -162,9 +164,10 @@ def push_branch(path: Path, remote: str, branch: str, *, force: bool = False) ->
     args = ["push"]
     if force:
         args.append("--force-with-lease")
-    args += [remote, f"refs/heads/{branch}:refs/heads/{branch}"]
+    args += [remote, f"refs/heads/{branch}:refs/heads/{to or branch}"]
     out = run_git(args, path, check=False, timeout=_NETWORK_TIMEOUT, env=remote_env(path, remote))
     if out.returncode != 0:
         message = " ".join(trim_message(out.stderr, out.stdout).split())
-        raise PushRejectedError(path, remote, branch, message)
-    set_upstream(path, branch, remote)
+        raise PushRejectedError(path, remote, to or branch, message)
+    if to is None or to == branch:
+        set_upstream(path, branch, remote)

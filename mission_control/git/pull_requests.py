@@ -86,6 +86,7 @@ def open_pull_request(
     gh: str = "gh",
     env: Mapping[str, str] | None = None,
     timeout: float = GH_TIMEOUT,
+    head: str | None = None,
 ) -> PrResult:
     """Open (or, on a rerun, update) the pull request of ``ws``'s pushed branch.
 
@@ -94,13 +95,18 @@ def open_pull_request(
     (default: a file in the worktree's own git dir, outside its files) and
     passed with ``--body-file``. ``env`` entries are added to the environment
     ``gh`` runs with (and its ``PATH`` is where ``gh`` is looked for).
+
+    ``head``: the branch the work was pushed to when it is not the workstream's own
+    (``from:``); an open pull request of that branch is someone's: the push has
+    updated it, and its title and body are left as they are.
     """
     worktree = Path(worktree)
     values = template_values(ws, run_id, diffstat, checks)
     title = render(ws.pr.title, values)
     body = render(ws.pr.body if ws.pr.body is not None else DEFAULT_BODY, values)
     base = ws.pr.base or ws.base_branch
-    head = ws.branch
+    theirs = head is not None and head != ws.branch
+    head = head or ws.branch
 
     try:
         # Named per workstream: PRs of several branches may be opened from one folder.
@@ -169,6 +175,8 @@ def open_pull_request(
             existing = [str(pr["url"]) for pr in json.loads(listed.stdout or "[]")]
         except (ValueError, TypeError, KeyError):
             existing = []
+        if existing and theirs:
+            return PrResult("updated", url=existing[0], command=command)
         if existing:
             url = existing[0]
             edit = ["pr", "edit", url, "--title", title, "--body-file", str(body_file)]

@@ -130,13 +130,13 @@ async def _run_setup_command(
         waiting.cancel()
         if stop is not None and stop.is_set():
             raise MissionControlError(f"{ws.task_id}: stopped during set-up")
-        reason = f"{what} timed out after {limit:g}s"
+        reason = f"{ws.task_id}: set-up '{command.name}' timed out after {limit:g}s"
     else:
         status = waiting.result()
         if status.exit_code == 0:
             await _log(log_path, f"──── set-up '{command.name}' ok\n")
             return
-        reason = f"{what} {status.describe()}"
+        reason = f"{ws.task_id}: set-up '{command.name}' {status.describe()}"
     tail = await asyncio.to_thread(_tail, log_path, start)
     await _log(log_path, f"──── set-up FAILED: {reason}\n")
     raise SetupFailed(f"{reason}: {tail}" if tail else f"{reason} (no output)")

@@ -325,7 +325,13 @@ class RawPlan(_Raw):
 
 
 SETTINGS_KEYS: frozenset[str] = frozenset(RawSettings.model_fields)
-WORKSTREAM_KEYS: frozenset[str] = frozenset(RawWorkstream.model_fields)
+WRITTEN_SETTINGS_KEYS: frozenset[str] = frozenset(
+    info.alias or name for name, info in RawSettings.model_fields.items()
+)
+"""The settings as written in a plan (``from``, not the field name ``start_from``)."""
+WORKSTREAM_KEYS: frozenset[str] = frozenset(
+    info.alias or name for name, info in RawWorkstream.model_fields.items()
+)
 PHASE_KEYS: frozenset[str] = frozenset(RawPhase.model_fields)
 PLAN_KEYS: frozenset[str] = frozenset(RawPlan.model_fields)
 

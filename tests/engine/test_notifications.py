@@ -24,9 +24,7 @@ from tests.conftest import GitRepo
 from tests.engine.engine_helpers import make_engine, write_plan
 
 RECORDER = (
-    "import sys\n"
-    "with open(sys.argv[1], 'a') as out:\n"
-    "    out.write(sys.stdin.read() + '\\n')\n"
+    "import sys\nwith open(sys.argv[1], 'a') as out:\n    out.write(sys.stdin.read() + '\\n')\n"
 )
 """A notification command that appends the notice it reads to the file it is given."""
 

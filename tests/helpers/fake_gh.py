@@ -3,8 +3,8 @@
 It keeps its pull requests in ``$FAKE_GH_DIR/prs.json`` and appends every call
 (argv, cwd and the text of any ``--body-file``) to ``$FAKE_GH_DIR/calls.jsonl``.
 Supported: ``auth status`` (fails when ``$FAKE_GH_LOGGED_OUT`` is set),
-``pr list --head B --json url``, ``pr view N --json FIELDS``, ``pr create``, ``pr edit``; ``$FAKE_GH_FAIL``
-names one command (``pr create``) that fails like GitHub's API would.
+``pr list --head B --json url``, ``pr view N --json FIELDS``, ``pr create``,
+``pr edit``; ``$FAKE_GH_FAIL`` names one command (``pr create``) that fails like GitHub's API would.
 Anything else exits 2, so a test notices a call it did not expect.
 """
 

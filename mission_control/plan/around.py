@@ -14,13 +14,14 @@ import shlex
 from typing import Any
 
 from .ids import id_problem
-from .model import DEFAULT_PORT_RANGE, NotifySpec
+from .model import DEFAULT_PORT_RANGE, NotifySpec, ToolSpec
 from .problems import Problems, short
 from .schema import RawNotify
 from .shapes import WorkstreamDraft
 from .yaml_nodes import KeyPath
 
 PR_PREFIX = "pr:"
+PORT = "{port}"
 _PR_NUMBER = re.compile(r"[1-9][0-9]{0,9}")
 
 
@@ -55,8 +56,9 @@ def start_from_problem(value: str) -> str | None:
     return None
 
 
-def resolve_around(problems: Problems, draft: WorkstreamDraft) -> None:
-    """Check ``copy:``, ``link:`` and ``from:`` of one workstream; set its fields."""
+def resolve_around(problems: Problems, draft: WorkstreamDraft, tool: ToolSpec | None) -> None:
+    """Check ``copy:``, ``link:``, ``from:`` and ``ports:`` of one workstream; set its fields."""
+    _check_port_use(problems, draft, tool)
     for name in ("copy_files", "link_files"):
         found = draft.settings.get(name)
         if found is None:
@@ -87,6 +89,24 @@ def resolve_around(problems: Problems, draft: WorkstreamDraft) -> None:
             )
         else:
             draft.kwargs["start_from"] = value
+
+
+def _check_port_use(problems: Problems, draft: WorkstreamDraft, tool: ToolSpec | None) -> None:
+    """``ports: 0`` with ``{port}`` written somewhere would fail at run time: say so now."""
+    found = draft.settings.get("ports")
+    if found is None or found[0] != 0:
+        return
+    kw = draft.kwargs
+    commands = [c.argv for name in ("setup", "teardown", "checks") for c in kw.get(name, [])]
+    commands += [tool.argv] if tool is not None else []
+    commands += [kw["command"]] if kw.get("command") else []
+    if any(PORT in item for argv in commands for item in argv):
+        draft.fail(
+            problems,
+            found[1],
+            "`ports: 0` gives no port, but the workstream's commands use {port}",
+            "remove `ports: 0`, or the {port} placeholder",
+        )
 
 
 def resolve_port_range(problems: Problems, written: list[int] | None) -> tuple[int, int]:

@@ -204,7 +204,7 @@ class Resolver:
                     draft.ok = False
                 else:
                     kw[name] = resolved
-        resolve_around(self.problems, draft)
+        resolve_around(self.problems, draft, self.tools.get(kw.get("tool", "")))
 
     def _resolve_checks(
         self, items: list[Any], path: KeyPath, what: str = "checks"

@@ -110,6 +110,10 @@ def test_defaults_give_one_port_and_nothing_else(load: Any) -> None:
             " shell — add `shell: true`",
         ),
         ("teardown: [{name: x}]", "teardown[0]: missing required key 'run'"),
+        (
+            "ports: 0\n        checks: ['curl localhost:{port}']",
+            "ports: `ports: 0` gives no port, but the workstream's commands use {port} — remove",
+        ),
     ],
 )
 def test_a_bad_workstream_setting_is_named_with_its_fix(

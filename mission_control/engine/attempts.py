@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 from ..errors import MissionControlError
 from ..plan.model import BaseMode, OnStall, Workstream
@@ -25,7 +26,7 @@ from .finish import FinishRequest
 from .finish_report import FinishReport
 from .lifecycle import STOP_DETAIL, BranchRewrite, Countdown, Lifecycle, StopReason
 from .metrics import LogActivity
-from .ports import Holder, PortRegistry, claim_ports
+from .ports import Holder, PortRegistry, claim_ports, release_ports
 from .recovery import exit_file_for
 from .states import DONE_FOR_DEPENDENTS, WsState
 from .supervisor import ExitStatus
@@ -66,8 +67,13 @@ class Attempts(FinishReport):
             if not self._detaching or not rt.recorded:  # a detached run's agents go on
                 with contextlib.suppress(Exception):
                     await self.backend.release(task_id)
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(PortRegistry().release, self.run_id, task_id)
+                if rt.run is not None and rt.run.ports:
+                    # Not awaited: the workstream is free for a retry at once; the token
+                    # keeps this release from touching the claim of a later attempt.
+                    loop = asyncio.get_running_loop()
+                    loop.run_in_executor(
+                        None, release_ports, self.run_id, task_id, rt.run.port_claim
+                    )
             self._wake.set()
 
     async def _prepare_and_run(self, rt: Lifecycle) -> None:
@@ -78,7 +84,9 @@ class Attempts(FinishReport):
             preparing += f"; its tool starts once {', '.join(unsettled)} succeeded"
         await self._set_state(ws.task_id, WsState.PREPARING, preparing)
         log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, run.number)
-        ports = await asyncio.to_thread(claim_ports, self.run_id, ws, self.plan.port_range)
+        token = uuid.uuid4().hex
+        ports = await asyncio.to_thread(claim_ports, self.run_id, ws, self.plan.port_range, token)
+        run.port_claim = token
         request = AttemptRequest(
             ws=ws,
             tool=self.plan.tools[ws.tool],

@@ -126,6 +126,8 @@ class AttemptRun:
     """Set on a stop or a detach: a backend still waiting for room lets go."""
     ports: tuple[int, ...] = ()
     """Its ports, for the checks when it finishes."""
+    port_claim: str = ""
+    """The token of its claim on them (``engine.ports``)."""
 
 
 class Countdown:

@@ -66,9 +66,17 @@ class PortRegistry:
         self.path = self.folder / "ports.json"
 
     def claim(
-        self, run_id: str, task_id: str, count: int, port_range: tuple[int, int], holder: Holder
+        self,
+        run_id: str,
+        task_id: str,
+        count: int,
+        port_range: tuple[int, int],
+        holder: Holder,
+        token: str = "",
     ) -> tuple[int, ...]:
-        """``count`` free ports for the attempt of ``task_id``; SetupError when none is left."""
+        """``count`` free ports for the attempt of ``task_id``; SetupError when none is left.
+
+        ``token`` names this claim: ``release`` with it lets go of this claim only."""
         if count <= 0:
             return ()
         with self._locked() as claims:
@@ -89,7 +97,8 @@ class PortRegistry:
                 )
             holders = [[holder.pid, holder.create_time]]
             claims += [
-                {"port": p, "run": run_id, "task": task_id, "holders": holders} for p in found
+                {"port": p, "run": run_id, "task": task_id, "holders": holders, "claim": token}
+                for p in found
             ]
             return tuple(found)
 
@@ -101,7 +110,7 @@ class PortRegistry:
                     claim["holders"] = [*claim["holders"], [holder.pid, holder.create_time]]
 
     def reclaim(
-        self, run_id: str, task_id: str, ports: Sequence[int], holder: Holder
+        self, run_id: str, task_id: str, ports: Sequence[int], holder: Holder, token: str = ""
     ) -> tuple[int, ...]:
         """Hold again the recorded ports of an attempt taken back (resume); those another
         claim took meanwhile are left out."""
@@ -109,19 +118,32 @@ class PortRegistry:
             mine = [c for c in claims if c["run"] == run_id and c["task"] == task_id]
             for claim in mine:
                 claim["holders"] = [*claim["holders"], [holder.pid, holder.create_time]]
+                claim["claim"] = token
             taken = {int(c["port"]) for c in claims}
             holders = [[holder.pid, holder.create_time]]
             for port in ports:
                 if port not in taken:
                     claims.append(
-                        {"port": port, "run": run_id, "task": task_id, "holders": holders}
+                        {
+                            "port": port,
+                            "run": run_id,
+                            "task": task_id,
+                            "holders": holders,
+                            "claim": token,
+                        }
                     )
             ours = {int(c["port"]) for c in claims if c["run"] == run_id and c["task"] == task_id}
             return tuple(p for p in ports if p in ours)
 
-    def release(self, run_id: str, task_id: str) -> None:
+    def release(self, run_id: str, task_id: str, token: str | None = None) -> None:
+        """Let go of the claims of ``task_id`` (only the one named ``token``, if given)."""
+
+        def ours(claim: dict[str, Any]) -> bool:
+            mine = claim["run"] == run_id and claim["task"] == task_id
+            return mine and (token is None or claim.get("claim") == token)
+
         with self._locked() as claims:
-            claims[:] = [c for c in claims if not (c["run"] == run_id and c["task"] == task_id)]
+            claims[:] = [c for c in claims if not ours(c)]
 
     def held(self) -> dict[int, tuple[str, str]]:
         """Live claims: port -> (run, task)."""
@@ -199,8 +221,18 @@ def fill_port(argv: Sequence[str], ports: Sequence[int], what: str) -> list[str]
     return [item.replace(PORT_PLACEHOLDER, str(ports[0])) for item in argv]
 
 
-def claim_ports(run_id: str, ws: Workstream, port_range: tuple[int, int]) -> tuple[int, ...]:
+def claim_ports(
+    run_id: str, ws: Workstream, port_range: tuple[int, int], token: str
+) -> tuple[int, ...]:
     """The ports of a new attempt of ``ws``, held by this process until released (blocking)."""
     if ws.ports <= 0:
         return ()
-    return PortRegistry().claim(run_id, ws.task_id, ws.ports, port_range, Holder.this_process())
+    holder = Holder.this_process()
+    return PortRegistry().claim(run_id, ws.task_id, ws.ports, port_range, holder, token)
+
+
+def release_ports(run_id: str, task_id: str, token: str) -> None:
+    """Let go of one claim, from a worker thread; a release that fails is left to the
+    holders' deaths (blocking)."""
+    with contextlib.suppress(OSError):
+        PortRegistry().release(run_id, task_id, token)

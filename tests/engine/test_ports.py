@@ -115,7 +115,8 @@ def test_ports_are_unique_across_two_concurrent_runs_and_released_after(tmp_path
             push=False,
         )
         plans.append(plan.path)
-    env = {**os.environ}
+    # A registry of this test's own: other tests' runs may hold ports meanwhile.
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state-home")}
     runs = [
         subprocess.Popen(
             [sys.executable, "-m", "mission_control", "run", str(path), "--headless"],
@@ -131,7 +132,7 @@ def test_ports_are_unique_across_two_concurrent_runs_and_released_after(tmp_path
     ports = [int(p) for f in seen.iterdir() for p in f.read_text().split()]
     assert len(ports) == 8 and len(set(ports)) == 8, ports
     assert all(20000 <= p <= 29999 for p in ports)
-    assert PortRegistry().held() == {}
+    assert PortRegistry(tmp_path / "state-home" / "mission-control").held() == {}
     status = subprocess.run(
         [sys.executable, "-m", "mission_control", "status", "--plan", str(plans[0])],
         env=env,

@@ -141,9 +141,10 @@ class Notifier:
 
     def close(self, wait: float = 5.0) -> None:
         """Let the queue drain for at most ``wait`` seconds; a hung channel is left behind."""
+        deadline = time.monotonic() + wait
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=wait)
-        self._worker.join(wait)
+        self._worker.join(max(0.0, deadline - time.monotonic()))
 
     def _work(self) -> None:
         while (notice := self._queue.get()) is not None:

@@ -41,11 +41,16 @@ class Brought:
 
     def lines(self) -> list[str]:
         """The notes for the attempt's log."""
-        done = [f"copied {', '.join(self.copied)}"] if self.copied else []
-        done += [f"linked {', '.join(self.linked)}"] if self.linked else []
+        done = [f"copied {_some(self.copied)}"] if self.copied else []
+        done += [f"linked {_some(self.linked)}"] if self.linked else []
         out = [f"──── files: {'; '.join(done)}"] if done else []
         out += [f"──── files: skipped {path}: {why}" for path, why in self.skipped]
         return out
+
+
+def _some(paths: list[str], shown: int = 20) -> str:
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
 
 
 def bring_untracked(

@@ -30,7 +30,7 @@ from .events import Event, ProcessSample
 from .finish import FinishItem, FinishRequest
 from .metrics import LogActivity
 from .supervisor import ExitStatus, TerminateResult
-from .tools import RenderedCommand
+from .tools import FollowUp, RenderedCommand
 
 SampleSink = Callable[[dict[str, ProcessSample], dict[str, LogActivity]], None]
 
@@ -150,6 +150,10 @@ class AttemptRequest:
     room gives up (``prepare`` raises)."""
     ports: tuple[int, ...] = ()
     """The attempt's ports (``MC_PORT``, ``{port}``), claimed by the engine."""
+    follow_up: FollowUp | None = None
+    """The user's message that this attempt continues the agent's conversation with."""
+    spent_before: tuple[int, float] = (0, 0.0)
+    """Tokens and USD the workstream's earlier attempts used: its budget covers them all."""
 
 
 class Backend(Protocol):

@@ -1,7 +1,8 @@
 """Telling the user when a run needs them: a bus subscriber that sends notifications.
 
-The engine's events are folded into notices (a workstream failed or stalled,
-conflicts forecast, a phase or the run finished) and each notice goes to the
+The engine's events are folded into notices (a workstream failed, went over its
+budget, stalled or waits for an answer; conflicts forecast; a phase or the run
+finished) and each notice goes to the
 channels that asked for its kind: apprise URLs (ntfy, Slack, Telegram, e-mail,
 desktop, JSON webhooks...), a command that reads the notice as JSON on stdin,
 and the terminal bell.
@@ -40,6 +41,8 @@ SEND_TIMEOUT = 10.0
 LOG_NAME = "notifications.log"
 
 _FAILED = frozenset({WsState.FAILED, WsState.TIMED_OUT})
+OVER_BUDGET = "over budget"
+"""How the detail of a workstream stopped for its budget starts (``agents``' report)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,12 @@ def notice_of(event: ev.Event, plan: str) -> Notice | None:
     """The notice an engine event makes, if any."""
     match event:
         case ev.WorkstreamStateChanged(run_id=run, task_id=task, new=new, detail=detail, at=at):
+            if new is WsState.NEEDS_INPUT:
+                title = f"{task} needs input"
+                return Notice("needs_input", run, plan, title, detail or title, at, task)
+            if new in _FAILED and detail.startswith(OVER_BUDGET):
+                title = f"{task} over budget"
+                return Notice("over_budget", run, plan, title, detail, at, task)
             if new in _FAILED:
                 title = f"{task} {new.value}"
                 return Notice("failed", run, plan, title, detail or title, at, task)

@@ -22,15 +22,15 @@ from typing import Any
 from .argv import to_argv
 from .around import resolve_around
 from .merge import REQUIRED
-from .model import Check, Resources, ToolSpec, Workstream
+from .model import Budget, Check, Resources, ToolSpec, Workstream
 from .paths import PathExpansionError, expand_path
 from .problems import Problems, close, describe
-from .schema import RawCheck, RawResources
+from .schema import RawBudget, RawCheck, RawResources
 from .shapes import PhaseDraft, Shapes, WorkstreamDraft
 from .yaml_nodes import KeyPath
 
 _RULES = frozenset(
-    {"repo", "worktree_root", "tool", "checks", "command", "shell", "resources"}
+    {"repo", "worktree_root", "tool", "checks", "command", "shell", "resources", "budget"}
     | {"setup", "teardown", "copy_files", "link_files", "start_from"}
 )
 """Settings resolved by a rule below; every other one is passed to the model as merged."""
@@ -196,6 +196,9 @@ class Resolver:
         resources = draft.settings.get("resources")
         if resources is not None:
             kw["resources"] = _resources(resources[0])
+        budget = draft.settings.get("budget")
+        if budget is not None:
+            kw["budget"] = to_budget(budget[0])
         for name in ("checks", "setup", "teardown"):
             found = draft.settings.get(name)
             if found is not None:
@@ -244,6 +247,10 @@ class Resolver:
         name = check.name or (check.run if isinstance(check.run, str) else shlex.join(check.run))
         extra = {} if check.timeout_minutes is None else {"timeout_minutes": check.timeout_minutes}
         return Check(name=name, argv=argv, shell=shell, **extra)
+
+
+def to_budget(raw: RawBudget) -> Budget:
+    return Budget(max_cost_usd=raw.max_cost_usd, max_tokens=raw.max_tokens)
 
 
 def _resources(raw: RawResources) -> Resources:

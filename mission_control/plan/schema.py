@@ -235,6 +235,33 @@ class RawTool(_Raw):
     env: Env = Field(default_factory=dict)
     shell: Opt[bool] = None
     install_hint: Opt[str] = None
+    events: Opt[str] = None
+    """The adapter that reads the tool's output (``agents.ADAPTER_NAMES``); text by default."""
+    continue_argv: Opt[TextOrList] = None
+    """How to go on with the agent's conversation; may use ``{session_id}``."""
+    live_input: Opt[bool] = None
+    """The tool takes further messages as stream-json on stdin while it runs (claude)."""
+    budget_argv: Opt[TextOrList] = None
+    """Arguments added when the workstream has a cost budget; may use ``{max_cost_usd}``."""
+
+
+Usd = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+Tokens = Annotated[int, Field(ge=1, le=10**15)]
+
+
+class RawBudget(_Raw):
+    """A cap on what an agent (or the whole run) may spend."""
+
+    max_cost_usd: Opt[Usd] = None
+    max_tokens: Opt[Tokens] = None
+
+
+class RawPrice(_Raw):
+    """USD per million tokens of one model."""
+
+    input: Usd
+    output: Usd
+    cached: Opt[Usd] = None
 
 
 class RawResources(_Raw):
@@ -270,6 +297,7 @@ class RawSettings(_Raw):
     shell: Opt[bool] = None
     resources: Opt[RawResources] = None
     """Replaces the ``defaults:`` mapping as a whole: keys are not merged one by one."""
+    budget: Opt[RawBudget] = None
     # Around the agent: the worktree's set-up, untracked files, ports, where the branch starts.
     setup: Annotated[list[Any] | None, BeforeValidator(_one_or_list)] = None
     """Commands run in a new worktree before the tool, each like a check."""
@@ -322,6 +350,11 @@ class RawPlan(_Raw):
     grace_seconds: Opt[Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]] = None
     port_range: Opt[Annotated[list[Port], Field(min_length=2, max_length=2)]] = None
     notify: Opt[RawNotify] = None
+    budget: Opt[RawBudget] = None
+    """The whole run's cap: no new attempt starts once it is spent."""
+    pricing: Annotated[dict[str, RawPrice], BeforeValidator(_null_as_empty_dict)] = Field(
+        default_factory=dict
+    )
 
 
 SETTINGS_KEYS: frozenset[str] = frozenset(RawSettings.model_fields)
@@ -356,7 +389,11 @@ _MISPLACED: dict[str, str] = {
         "'{key}' is a workstream setting: put it on each workstream or under `defaults:`",
     ),
     **dict.fromkeys(
-        ("phases", "grace_seconds", "tools", "defaults", "version", "port_range", "notify"),
+        ("phases", "grace_seconds", "tools", "defaults", "version", "pricing"),
+        "'{key}' is a top-level key of the plan",
+    ),
+    **dict.fromkeys(
+        ("port_range", "notify"),
         "'{key}' is a top-level key of the plan",
     ),
 }
@@ -400,6 +437,12 @@ _FIELD_HINTS: dict[str, str] = {
     "urls": "a list of apprise URLs, e.g. [ntfy://mytopic, json://127.0.0.1:8080/hook]",
     "on": "a list of: " + ", ".join(NOTIFY_EVENTS),
     "bell": "true rings the terminal bell",
+    "budget": "a mapping: {max_cost_usd: 2.5, max_tokens: 2000000}",
+    "max_cost_usd": "US dollars, e.g. 2.5",
+    "max_tokens": "a whole number of tokens (input and output together), e.g. 2000000",
+    "pricing": "per model, USD per million tokens: {gpt-5: {input: 1.25, output: 10}}",
+    "events": "the adapter that reads the tool's output, e.g. claude-stream-json or text",
+    "continue_argv": "the command line that continues a conversation, with {session_id}",
 }
 
 # Keys people write inside `resources:` that the plan spells another way.
@@ -426,6 +469,8 @@ def allowed_keys(loc_kind: str) -> frozenset[str]:
         "pr": RawPr,
         "resources": RawResources,
         "notify": RawNotify,
+        "budget": RawBudget,
+        "price": RawPrice,
     }
     fields = models[loc_kind].model_fields
     return frozenset(info.alias or name for name, info in fields.items())

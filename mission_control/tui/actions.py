@@ -21,6 +21,8 @@ from typing import Literal
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.events import Key
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Input
 from textual.worker import Worker
@@ -31,15 +33,21 @@ from ..errors import MissionControlError
 from .bridge import TuiEngine
 from .screens.confirm_screen import ConfirmScreen
 from .screens.diff_screen import DiffScreen
+from .screens.help_screen import HelpScreen, HelpSection
+from .screens.message_screen import MessageScreen
 from .screens.quit_screen import QuitChoice, QuitScreen
+from .untrusted import markup_escape, plain
 from .widgets.dag_view import DagView
 from .widgets.log_pane import LogPane
+from .widgets.log_view import LogView
 from .widgets.run_header import RunHeader
 from .widgets.workstream_table import StatusFilter, WorkstreamTable
 
 AppResult = Literal["finished", "detach", "stopped"]
 
 MAX_PANES = 4
+DAG_MIN_WIDTH = 100
+"""Below this many columns the DAG starts hidden (``g`` shows it): the table needs the room."""
 _STATUS_CYCLE = list(StatusFilter)
 
 
@@ -58,12 +66,29 @@ class WorkstreamActions(App[AppResult]):
     _pinned: set[str]
     """Ids of panes the user pointed at a workstream; the others follow the cursor."""
     _pane_serial: int
+    _dag_choice: bool | None
+    """The user's ``g``: show or hide the DAG; None until then (it follows the width)."""
     _selected: str | None
     _pace: float
 
     def _schedule_refresh(self) -> None:
         """Repaint the views soon; the app coalesces bursts into one refresh."""
         raise NotImplementedError
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast is plain text: messages carry agents' words (exit details, warnings),
+        which must neither reach the terminal as control codes nor be read as markup."""
+        super().notify(
+            plain(message), title=plain(title), severity=severity, timeout=timeout, markup=False
+        )
 
     # ------------------------------------------------------------ accessors
 
@@ -111,6 +136,14 @@ class WorkstreamActions(App[AppResult]):
         count = max(1, len(self.panes))
         self.screen.set_class(width < 110, "-narrow")
         self.query_one("#logs").set_class(width // count < 45, "-stacked")
+        shown = self._dag_choice if self._dag_choice is not None else width >= DAG_MIN_WIDTH
+        self.dag.display = shown
+
+    def action_toggle_dag(self) -> None:
+        self._dag_choice = not self.dag.display
+        if not self._dag_choice and self.dag.has_focus:
+            self.table.focus()
+        self._arrange()
 
     # ------------------------------------------------------------ actions
 
@@ -159,7 +192,12 @@ class WorkstreamActions(App[AppResult]):
                 self._command("Kill", partial(self.engine.kill, task_id))
 
         self.push_screen(
-            ConfirmScreen(f"Kill [b]{task_id}[/b]? Its attempt stops now.", "Kill"), answered
+            ConfirmScreen(
+                f"Kill {markup_escape(task_id)}?",
+                "Kill",
+                "Its agent stops now; its worktree stays for a retry.",
+            ),
+            answered,
         )
 
     def action_retry(self) -> None:
@@ -179,16 +217,62 @@ class WorkstreamActions(App[AppResult]):
 
         self.push_screen(
             ConfirmScreen(
-                f"Retry [b]{task_id}[/b] from a fresh worktree? Its uncommitted changes are lost.",
+                f"Retry {markup_escape(task_id)} from a fresh worktree?",
                 "Retry fresh",
+                "Its uncommitted changes are lost"
+                + ("; its agent stops now." if view.state in ACTIVE else "."),
             ),
             answered,
         )
 
     def action_skip(self) -> None:
         view = self._view_or_warn()
-        if view is not None:
-            self._command("Skip", partial(self.engine.skip, view.task_id))
+        if view is None:
+            return
+        task_id = view.task_id
+        if view.state not in ACTIVE:  # nothing running to stop: no question
+            self._command("Skip", partial(self.engine.skip, task_id))
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._command("Skip", partial(self.engine.skip, task_id))
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Skip {markup_escape(task_id)}?",
+                "Skip",
+                "Its agent stops now, and the workstreams that depend on it may start.",
+            ),
+            answered,
+        )
+
+    def action_message(self) -> None:
+        view = self._view_or_warn()
+        if view is None:
+            return
+        if view.attempt == 0:
+            self.notify(
+                f"{view.task_id} has not started: a message goes to an agent that has run",
+                title="Message",
+            )
+            return
+        task_id = view.task_id
+        question = view.needs_input if view.state is WsState.NEEDS_INPUT else None
+        if view.state in ACTIVE:
+            how = "it reaches the agent now if it takes input, else after this attempt"
+        else:
+            how = "a new attempt continues the agent's conversation with it"
+
+        async def send(text: str) -> None:
+            said = await self.engine.send_message(task_id, text)
+            self.notify(said, title=f"Message to {task_id}")
+
+        def answered(text: str | None) -> None:
+            if text:
+                self._command("Message", partial(send, text))
+
+        self.push_screen(MessageScreen(task_id, question, how), answered)
 
     def action_diff(self) -> None:
         view = self._view_or_warn()
@@ -254,7 +338,8 @@ class WorkstreamActions(App[AppResult]):
         self.call_after_refresh(self._arrange)
 
     def action_cycle_focus(self) -> None:
-        order: list[object] = [self.table, self.dag, *(p.log_view for p in self.panes)]
+        dag = [self.dag] if self.dag.display else []
+        order: list[object] = [self.table, *dag, *(p.log_view for p in self.panes)]
         focused = self.focused
         current = -1
         for i, widget in enumerate(order):
@@ -263,10 +348,61 @@ class WorkstreamActions(App[AppResult]):
         target = order[(current + 1) % len(order)]
         target.focus()  # type: ignore[attr-defined]
 
+    def action_search(self) -> None:
+        pane = self.active_pane
+        if pane is not None:
+            pane.action_start_search()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_sections()))
+
+    def help_sections(self) -> list[HelpSection]:
+        return [
+            HelpSection(
+                "Anywhere",
+                self.BINDINGS,
+                (("^p", "Every action as a command"), ("^q", "Quit at once (asks as q does)")),
+            ),
+            HelpSection(
+                "Workstream table",
+                WorkstreamTable.BINDINGS,
+                (
+                    ("↑ ↓ pgup pgdn", "Move"),
+                    ("home / end", "First / last workstream"),
+                    ("click a header", "Sort by that column (again: reverse)"),
+                ),
+            ),
+            HelpSection(
+                "Log pane",
+                [*LogPane.BINDINGS, *LogView.BINDINGS],
+                (("↑ ↓ pgup pgdn", "Scroll (scrolling up stops following)"),),
+            ),
+            HelpSection("DAG", DagView.BINDINGS, (("click", "Select a workstream"),)),
+            HelpSection(
+                "Search and filter boxes",
+                (),
+                (
+                    ("enter", "Search (log) / keep the filter (table)"),
+                    ("esc", "Close the box (the table filter is cleared)"),
+                    ("any letter", "Typed into the box, never a command"),
+                ),
+            ),
+            HelpSection(
+                "Questions",
+                (),
+                (
+                    ("y / n", "Yes / no (kill, skip, retry fresh)"),
+                    ("l / s", "On quit: leave the agents running / stop them all"),
+                    ("esc / enter", "The safe answer (it has the focus)"),
+                ),
+            ),
+        ]
+
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.add_class("-shown")
-        box.focus()
+        self.screen.set_focus(box)  # at once: the next keys may be queued already
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -278,8 +414,16 @@ class WorkstreamActions(App[AppResult]):
             event.input.remove_class("-shown")
         self.table.focus()
 
-    def on_key(self, event: object) -> None:
-        if getattr(event, "key", None) == "escape":
+    def on_key(self, event: Key) -> None:
+        focused = self.screen.focused
+        if isinstance(focused, Input) and event.is_printable:
+            # Typed right after ``/`` or ``f``, before the box had the focus: the key was
+            # queued for the table, and no hotkey took it. It belongs to the box (which
+            # takes every printable key, so it never comes back here).
+            event.stop()
+            focused.post_message(Key(event.key, event.character))
+            return
+        if event.key == "escape":
             box = self.query_one("#filter", Input)
             if box.has_focus:
                 box.value = ""

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -27,11 +26,10 @@ from textual.css.query import NoMatches
 from textual.driver import Driver
 from textual.events import Event, Key, Resize
 from textual.timer import Timer
-from textual.widgets import Footer, Input
 from textual.worker import Worker, get_current_worker
 
 from ..engine import events as ev
-from ..engine.snapshot import RunSnapshot, apply_event
+from ..engine.snapshot import RunSnapshot, apply_event, run_totals
 from ..engine.states import ACTIVE, FAILED_STATES, WsState
 from ..errors import MissionControlError
 from ..plan.model import Plan
@@ -40,10 +38,13 @@ from .actions import MAX_PANES, AppResult, WorkstreamActions
 from .bridge import EngineBridge, TuiEngine
 from .format import duration
 from .messages import EngineEventPosted, EngineStopped, LogProbe, LogsProbed
+from .untrusted import plain
 from .widgets.dag_view import DagView
+from .widgets.key_bar import KeyBar
 from .widgets.log_pane import LogPane
 from .widgets.log_view import POLL_SECONDS, LogView
 from .widgets.run_header import RunHeader, RunSummary
+from .widgets.search_box import SearchBox
 from .widgets.workstream_table import WorkstreamTable
 
 FOLLOW_DELAY = 0.12
@@ -60,21 +61,45 @@ class MissionControlApp(WorkstreamActions):
     TITLE = "mission-control"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", tooltip="Quit (asks what to do if work is running)"),
+        # shown in the key bar (in this order) where the focus has no keys of its own
+        Binding("slash", "search", "Search", tooltip="Search the active log pane"),
         Binding("p", "pause_resume", "Pause", tooltip="Pause or resume the workstream"),
-        Binding("k", "kill", "Kill", tooltip="Kill the workstream's attempt (asks first)"),
+        Binding("K", "kill", "Kill", tooltip="Kill the workstream's attempt (asks first)"),
         Binding("r", "retry", "Retry", tooltip="Retry in the same worktree"),
-        Binding("R", "retry_fresh", "Fresh", tooltip="Retry from a fresh worktree"),
-        Binding("s", "skip", "Skip", tooltip="Skip the workstream; dependents may start"),
+        Binding(
+            "m", "message", "Message", tooltip="Send the agent a message (answer its question)"
+        ),
+        Binding("s", "skip", "Skip", tooltip="Skip the workstream (asks first if its agent runs)"),
         Binding("d", "diff", "Diff", tooltip="Show the worktree's diff against its base"),
-        Binding("o", "shell", "Shell", tooltip="Open a shell in the worktree"),
-        Binding("a", "add_pane", "+Pane", tooltip="Follow the workstream in a new log pane"),
-        Binding("x", "close_pane", "-Pane", tooltip="Close the active log pane"),
         Binding("f", "filter", "Filter", tooltip="Filter the table by text"),
-        Binding("v", "status_filter", "Status", tooltip="Cycle the table's status filter"),
-        Binding("c", "sort", "Sort", tooltip="Sort the table by the next column"),
-        Binding("tab", "cycle_focus", "Focus", tooltip="Move focus to the next panel"),
-        Binding("t", "change_theme", "Theme", tooltip="Switch theme"),
+        Binding("question_mark,f1", "help", "Help", tooltip="Show every key, by where it works"),
+        Binding("q", "quit", "Quit", tooltip="Quit (asks what to do if work is running)"),
+        # in the help screen and the palette only
+        Binding(
+            "R",
+            "retry_fresh",
+            "Fresh",
+            tooltip="Retry from a fresh worktree (asks first)",
+            show=False,
+        ),
+        Binding("o", "shell", "Shell", tooltip="Open a shell in the worktree", show=False),
+        Binding(
+            "a", "add_pane", "+Pane", tooltip="Follow the workstream in a new log pane", show=False
+        ),
+        Binding("x", "close_pane", "-Pane", tooltip="Close the active log pane", show=False),
+        Binding(
+            "v", "status_filter", "Status", tooltip="Cycle the table's status filter", show=False
+        ),
+        Binding("c", "sort", "Sort", tooltip="Sort the table by the next column", show=False),
+        Binding(
+            "g",
+            "toggle_dag",
+            "DAG",
+            tooltip="Show or hide the DAG (hidden below 100 columns)",
+            show=False,
+        ),
+        Binding("tab", "cycle_focus", "Focus", tooltip="Move focus to the next panel", show=False),
+        Binding("t", "change_theme", "Theme", tooltip="Switch theme", show=False),
     ]
 
     def __init__(
@@ -107,6 +132,7 @@ class MissionControlApp(WorkstreamActions):
         self._pinned: set[str] = set()
         """Ids of panes the user pointed at a workstream; the others follow the cursor."""
         self._pane_serial = 0
+        self._dag_choice: bool | None = None
         self._selected: str | None = None
         self._follow_timer: Timer | None = None
         self._pace = POLL_SECONDS
@@ -160,13 +186,11 @@ class MissionControlApp(WorkstreamActions):
         with Horizontal(id="top"):
             yield DagView(id="dag")
             with Vertical(id="table-box"):
-                yield Input(
-                    placeholder="filter: id, name, tool or status (esc clears)", id="filter"
-                )
+                yield SearchBox("filter: id, name, tool or status (esc clears)", id="filter")
                 yield WorkstreamTable(id="table")
         with Horizontal(id="logs"):
             yield LogPane(id="pane-1")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         for error in self._theme_errors:
@@ -249,6 +273,13 @@ class MissionControlApp(WorkstreamActions):
                     severity="error",
                     timeout=10,
                 )
+            case ev.WorkstreamStateChanged(task_id=task_id, new=WsState.NEEDS_INPUT, detail=detail):
+                self.notify(
+                    f"{detail}  (m to answer)",
+                    title=f"{task_id} needs you",
+                    severity="warning",
+                    timeout=15,
+                )
             case ev.WorkstreamStalled(task_id=task_id, stalled=True, idle_seconds=idle):
                 self.notify(
                     f"no output for {duration(idle)}",
@@ -327,6 +358,7 @@ class MissionControlApp(WorkstreamActions):
     def _summary(self, now: float) -> RunSummary:
         snap = self.run_snapshot
         views = snap.workstreams.values()
+        tokens, cost = run_totals(snap)
         end = max((v.ended_at or 0.0 for v in views), default=0.0) if snap.finished else now
         return RunSummary(
             plan=snap.plan_name,
@@ -340,6 +372,9 @@ class MissionControlApp(WorkstreamActions):
             running=sum(1 for v in views if v.state in ACTIVE),
             finished=snap.finished,
             ok=snap.ok,
+            waiting=sum(1 for v in views if v.state is WsState.NEEDS_INPUT),
+            cost_usd=cost,
+            tokens=tokens.total,
         )
 
     def _dag_phase(self) -> str | None:
@@ -490,7 +525,7 @@ def _last_line(path: str, size: int) -> str:
     finally:
         os.close(fd)
     for raw in reversed(data.splitlines()):
-        text = Text.from_ansi(raw.decode("utf-8", errors="replace")).plain.strip()
+        text = plain(raw.decode("utf-8", errors="replace")).strip()
         if text:
             return text[:300]
     return ""

@@ -221,3 +221,21 @@ def test_the_bell_rings_for_the_kinds_it_asked_for(tmp_path: Path) -> None:
     notifier(ev.RunFinished("r", True, 2.0))
     notifier.close(wait=30)
     assert rung.is_set()
+
+
+def test_needs_input_and_over_budget_are_kinds_of_their_own() -> None:
+    from mission_control.engine import events as ev
+    from mission_control.engine.states import WsState
+    from mission_control.notify.notifier import notice_of
+
+    def kind(new: WsState, detail: str) -> tuple[str, str] | None:
+        notice = notice_of(
+            ev.WorkstreamStateChanged("r", "P::A", WsState.RUNNING, new, 1.0, detail), "p"
+        )
+        return None if notice is None else (notice.kind, notice.message)
+
+    assert kind(WsState.NEEDS_INPUT, "asks: which port?") == ("needs_input", "asks: which port?")
+    over = "over budget: $2.0134 spent, max_cost_usd is 2"
+    assert kind(WsState.FAILED, over) == ("over_budget", over)
+    assert kind(WsState.FAILED, "tool 'shell' exited 1") == ("failed", "tool 'shell' exited 1")
+    assert kind(WsState.SUCCEEDED, "pushed") is None

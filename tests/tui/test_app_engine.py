@@ -135,12 +135,12 @@ async def test_pause_resume_kill_and_pane_follow_a_running_agent(
             await until(pilot, lambda: log.stat().st_size > size)
 
             # kill asks first; "n" leaves it running, "y" kills it
-            await pilot.press("k")
+            await pilot.press("K")
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             await pilot.press("n")
             await pilot.pause(0.3)
             assert state(app, "P1::A") is WsState.RUNNING
-            await pilot.press("k")
+            await pilot.press("K")
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             await pilot.press("y")
             await until(pilot, lambda: state(app, "P1::A") is WsState.KILLED)

@@ -1,4 +1,4 @@
-"""Snapshots of the main screen in a fixed state, at 120x40 and 80x24.
+"""Snapshots of the main screen in a fixed state, at 80x24, 120x40 and 200x60.
 
 The scene is deterministic: a hand-built run, a fixed clock and run id, fixed
 log files, no log probing (its ages would follow the real clock).
@@ -43,7 +43,9 @@ async def _settle(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+@pytest.mark.parametrize(
+    "size", [(120, 40), (80, 24), (200, 60)], ids=["120x40", "80x24", "200x60"]
+)
 def test_main_screen(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     assert snap_compare(_scene(tmp_path), terminal_size=size, run_before=_settle)
 
@@ -54,3 +56,19 @@ def test_two_panes(snap_compare: Any, tmp_path: Path) -> None:
         await _settle(pilot)
 
     assert snap_compare(_scene(tmp_path), terminal_size=(120, 40), run_before=before)
+
+
+def test_help_screen(snap_compare: Any, tmp_path: Path) -> None:
+    async def before(pilot: Pilot[Any]) -> None:
+        await pilot.press("question_mark")
+        await _settle(pilot)
+
+    assert snap_compare(_scene(tmp_path), terminal_size=(80, 24), run_before=before)
+
+
+def test_kill_question(snap_compare: Any, tmp_path: Path) -> None:
+    async def before(pilot: Pilot[Any]) -> None:
+        await pilot.press("K")
+        await _settle(pilot)
+
+    assert snap_compare(_scene(tmp_path), terminal_size=(80, 24), run_before=before)

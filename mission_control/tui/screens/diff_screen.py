@@ -1,7 +1,11 @@
 """A workstream's worktree diff against its base, loaded off the event loop.
 
-The diff comes from a thread worker (git is blocking) and is shown with the
-usual colours; a huge diff is cut at ``MAX_LINES`` so opening it stays quick.
+The diff comes from a thread worker (git is blocking). Its lines are the
+agent's file contents, so git's own colour codes and anything else that would
+drive the terminal are taken out (``untrusted.plain``), and the screen colours
+the plain diff itself with the theme's colours. A huge diff is cut at
+``MAX_LINES`` lines of at most ``MAX_LINE_CHARS`` characters, so opening it
+stays quick.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, RichLog
 
+from ..untrusted import markup_escape, plain
+
 MAX_LINES = 20_000
+MAX_LINE_CHARS = 2_000
+_FILE_LINES = ("diff --git", "+++ ", "--- ", "index ", "new file", "deleted file")
 
 
 class DiffScreen(ModalScreen[None]):
@@ -51,7 +59,10 @@ class DiffScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"[b]Diff of {self.task_id}[/b] against its base — loading…", id="title")
+            yield Label(
+                f"[b]Diff of {markup_escape(self.task_id)}[/b] against its base — loading…",
+                id="title",
+            )
             yield RichLog(highlight=False, markup=False, wrap=False, id="diff")
 
     def on_mount(self) -> None:
@@ -74,17 +85,20 @@ class DiffScreen(ModalScreen[None]):
             "@": self.get_component_rich_style("diff-screen--hunk"),
         }
         file_style = self.get_component_rich_style("diff-screen--file")
-        for line in lines[:MAX_LINES]:
-            if line.startswith(("diff --git", "+++", "---")):
+        for raw in lines[:MAX_LINES]:
+            line = plain(raw[: MAX_LINE_CHARS * 2])[:MAX_LINE_CHARS]
+            if line.startswith(
+                ("diff --git", "+++ ", "--- ", "index ", "new file", "deleted file")
+            ):
                 style = file_style
             else:
                 style = styles.get(line[:1], Style())
-            log.write(Text(line, style=style), expand=True)
+            log.write(Text(line, style=style, no_wrap=True), expand=True)
         if not lines:
             log.write(Text("(no changes)"), expand=True)
         cut = f" (first {MAX_LINES} of {len(lines)} lines)" if len(lines) > MAX_LINES else ""
         self.query_one("#title", Label).update(
-            f"[b]Diff of {self.task_id}[/b] against its base{cut} — esc to close"
+            f"[b]Diff of {markup_escape(self.task_id)}[/b] against its base{cut} — esc to close"
         )
 
     def action_close(self) -> None:

@@ -13,7 +13,7 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.binding import BindingType
+from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -22,13 +22,14 @@ from textual.strip import Strip
 
 from ...engine.states import ICONS, WsState
 from ..dag_layout import DagLayout, layout_dag
+from ..untrusted import plain
 from .status_style import STATE_CLASSES, state_class, state_css
 
 
 class DagView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
-        ("up", "move(-1)", "Up"),
-        ("down", "move(1)", "Down"),
+        Binding("up,k", "move(-1)", "Up", tooltip="Previous workstream", show=False),
+        Binding("down,j", "move(1)", "Down", tooltip="Next workstream", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = set(STATE_CLASSES) | {
@@ -82,7 +83,7 @@ class DagView(ScrollView, can_focus=True):
             return
         self._ids = key
         self._labels = dict(labels)
-        self._layout = layout_dag(ids, parents, labels)
+        self._layout = layout_dag(ids, parents, {k: plain(v) for k, v in labels.items()})
         self.virtual_size = Size(self._layout.width, self._layout.height)
         self._invalidate()
 

@@ -21,7 +21,9 @@ from textual.widget import Widget
 from textual.widgets import Input
 
 from ...engine.snapshot import WorkstreamView
+from ..untrusted import markup_escape
 from .log_view import LogView
+from .search_box import SearchBox
 from .status_style import state_markup
 
 _ATTEMPT_FILE = re.compile(r"attempt-(\d+)\.log$")
@@ -43,18 +45,17 @@ class _PaneTitle(Widget):
 
 class LogPane(Vertical, can_focus=False):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "start_search", "Search", tooltip="Search in this log"),
-        Binding("n", "search_next", "Next match", show=False),
-        Binding("N", "search_previous", "Previous match", show=False),
-        Binding("left_square_bracket", "attempt(-1)", "Prev attempt", show=False),
-        Binding("right_square_bracket", "attempt(1)", "Next attempt", show=False),
+        Binding("n", "search_next", "Next match", tooltip="Next match of the search"),
+        Binding("N", "search_previous", "Prev match", tooltip="Previous match", show=False),
+        Binding("left_square_bracket", "attempt(-1)", "Older attempt", tooltip="Older attempt"),
+        Binding("right_square_bracket", "attempt(1)", "Newer attempt", tooltip="Newer attempt"),
     ]
 
     DEFAULT_CSS = """
     LogPane { width: 1fr; height: 1fr; border-left: vkey $panel; }
     LogPane > .log-pane--title { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
     LogPane.-active > .log-pane--title { background: $primary 30%; color: $foreground; }
-    LogPane > Input { dock: bottom; height: 1; border: none; padding: 0 1; display: none; }
+    LogPane > Input { dock: bottom; height: 1; padding: 0 1; display: none; background: $panel; }
     LogPane.-searching > Input { display: block; }
     """
 
@@ -81,7 +82,7 @@ class LogPane(Vertical, can_focus=False):
         if self._pace is not None:
             view.poll_interval = self._pace
         yield view
-        yield Input(placeholder="search (enter; n/N next/previous; esc closes)")
+        yield SearchBox("search (enter; n/N next/previous; esc closes)")
 
     @property
     def log_view(self) -> LogView:
@@ -118,12 +119,17 @@ class LogPane(Vertical, can_focus=False):
         if not self._composed:
             return
         if view is None:
-            markup = f" {_escape(self.task_id or 'no workstream')}"
+            markup = f" {markup_escape(self.task_id or 'no workstream')}"
         else:
             shown = self.attempt or view.attempt
             attempt = f"attempt {shown}/{view.attempt}" if view.attempt else "not started"
             follow = "following" if self.log_view.follow else "scrolled (end: follow)"
-            parts = [f"[b]{_escape(view.ws_id)}[/b]", state_markup(view.state), attempt, follow]
+            parts = [
+                f"[b]{markup_escape(view.ws_id)}[/b]",
+                state_markup(view.state),
+                attempt,
+                follow,
+            ]
             if self._note:
                 parts.append(self._note)
             markup = "  ".join(parts)
@@ -136,16 +142,16 @@ class LogPane(Vertical, can_focus=False):
     @on(LogView.Found)
     def _found(self, message: LogView.Found) -> None:
         if message.error:
-            self._note = f"[$error]{_escape(message.error)}[/]"
+            self._note = f"[$error]{markup_escape(message.error)}[/]"
         elif message.line is None:
-            self._note = f"[$warning]no match for {_escape(repr(message.pattern))}[/]"
+            self._note = f"[$warning]no match for {markup_escape(repr(message.pattern))}[/]"
         else:
             self._note = f"match: line {message.line + 1}"
         self._title()
 
     @on(LogView.Failed)
     def _failed(self, message: LogView.Failed) -> None:
-        self._note = f"[$error]cannot read log: {_escape(message.error)}[/]"
+        self._note = f"[$error]cannot read log: {markup_escape(message.error)}[/]"
         self._title()
 
     def watch_task_id(self) -> None:
@@ -173,7 +179,9 @@ class LogPane(Vertical, can_focus=False):
 
     def action_start_search(self) -> None:
         self.add_class("-searching")
-        self.query_one(Input).focus()
+        # At once, not at the next idle moment as ``focus()`` would: the keys typed
+        # right after ``/`` are already queued, and they belong to the box.
+        self.screen.set_focus(self.query_one(Input))
 
     def action_search_next(self) -> None:
         if self._pattern:
@@ -192,7 +200,3 @@ class LogPane(Vertical, can_focus=False):
         self.attempt = None if shown == view.attempt else shown
         self._note = ""
         self.update_view(view)
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", "\\[")

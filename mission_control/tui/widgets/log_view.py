@@ -35,6 +35,7 @@ from textual.timer import Timer
 
 from ...errors import MissionControlError
 from ...store.logs import LogTail
+from ..untrusted import styled
 
 POLL_SECONDS = 0.25
 """How often the reader looks for new bytes; a user's scroll or search wakes it at once.
@@ -188,8 +189,10 @@ class _Reader(threading.Thread):
 
 class LogView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("end", "follow", "Follow", show=False),
-        Binding("home", "top", "Top", show=False),
+        Binding("end", "follow", "Follow", tooltip="Go to the end and follow new lines"),
+        Binding("home", "top", "Top", tooltip="Go to the first line", show=False),
+        Binding("j", "scroll_down", "Down", tooltip="Scroll down", show=False),
+        Binding("k", "scroll_up", "Up", tooltip="Scroll up (stops following)", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"log-view--match", "log-view--note"}
@@ -529,7 +532,6 @@ class LogView(ScrollView, can_focus=True):
             raw = window.partial
         else:
             return None
-        text = Text.from_ansi(raw[: MAX_RENDER_CELLS * 2], end="", no_wrap=True)
-        text.expand_tabs()
+        text = styled(raw[: MAX_RENDER_CELLS * 2])  # colours kept, control codes dropped
         text.truncate(MAX_RENDER_CELLS)
         return text

@@ -12,7 +12,8 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ..format import duration
+from ..format import duration, tokens_text
+from ..untrusted import markup_escape
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,10 @@ class RunSummary:
     running: int = 0
     finished: bool = False
     ok: bool | None = None
+    waiting: int = 0
+    """Workstreams whose agent waits for an answer."""
+    cost_usd: float | None = None
+    tokens: int = 0
 
 
 class RunHeader(Widget):
@@ -47,20 +52,22 @@ class RunHeader(Widget):
     def render(self) -> RenderResult:
         s = self.summary
         parts = [
-            f"[b]{_escape(s.plan)}[/b]",
-            *([f"[$accent]on {_escape(s.backend)}[/]"] if s.backend != "local" else []),
-            f"[b]{_escape(s.phase or '-')}[/b]",
+            f"[b]{markup_escape(s.plan)}[/b]",
+            *([f"[$accent]on {markup_escape(s.backend)}[/]"] if s.backend != "local" else []),
+            f"[b]{markup_escape(s.phase or '-')}[/b]",
             f"[$success]✔ {s.succeeded}/{s.total}[/]",
         ]
         if s.running:
             parts.append(f"[$primary]▶ {s.running}[/]")
         parts.append(f"[$error]✘ {s.failed}[/]" if s.failed else "[$text-muted]✘ 0[/]")
+        if s.waiting:
+            parts.append(f"[b $warning]? {s.waiting} need you[/]")
+        if s.cost_usd is not None:
+            parts.append(f"${s.cost_usd:.2f}")
+        elif s.tokens:
+            parts.append(f"{tokens_text(s.tokens)} tok")
         parts.append(duration(s.elapsed))
         if s.finished:
             parts.append("[b $success]done[/]" if s.ok else "[b $error]ended with failures[/]")
-        parts.append(f"[$text-muted]run {_escape(s.run_id)}[/]")
+        parts.append(f"[$text-muted]run {markup_escape(s.run_id)}[/]")
         return Content.from_markup("  ".join(parts))
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", "\\[")

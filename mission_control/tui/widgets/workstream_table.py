@@ -8,24 +8,22 @@ or the order changes, and then the cursor is put back on the same workstream.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.binding import Binding, BindingType
-from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 
 from ...engine.snapshot import WorkstreamView
-from ...engine.states import ACTIVE, FAILED_STATES, ICONS, TERMINAL, WsState
-from ..format import clock, duration, limit, percent, size
+from ...engine.states import ACTIVE, FAILED_STATES, TERMINAL, WsState
+from ..columns import COLUMN_BY_KEY, COLUMNS, Cell, ColumnSpec, content_widths, fit_columns
 from ..messages import LogProbe
-from .status_style import STATE_CLASSES, state_class, state_css
+from ..untrusted import plain
+from .status_style import STATE_CLASSES, state_css
 
 
 class StatusFilter(StrEnum):
@@ -47,49 +45,11 @@ class StatusFilter(StrEnum):
         return state in TERMINAL
 
 
-@dataclass(frozen=True, slots=True)
-class _Column:
-    key: str
-    label: str
-    width: int
-    sort_key: Callable[[WorkstreamView, LogProbe | None, float], Any]
-
-
-_ORDER = {state: i for i, state in enumerate(WsState)}
-
-
-def _idle(view: WorkstreamView, probe: LogProbe | None, now: float) -> float | None:
-    if view.state not in ACTIVE:
-        return None
-    last = max(view.last_output_at or 0.0, probe.mtime if probe else 0.0)
-    if not last:
-        return None
-    return max(0.0, now - last)
-
-
-COLUMNS: tuple[_Column, ...] = (
-    _Column("id", "ID", 10, lambda v, p, n: v.ws_id),
-    _Column("status", "Status", 11, lambda v, p, n: _ORDER[v.state]),
-    _Column("name", "Name", 16, lambda v, p, n: v.name.lower()),
-    _Column("tool", "Tool", 6, lambda v, p, n: v.tool),
-    _Column("attempt", "#", 2, lambda v, p, n: v.attempt),
-    _Column("elapsed", "Time/Limit", 10, lambda v, p, n: v.elapsed(n)),
-    _Column("idle", "Quiet", 6, lambda v, p, n: _idle(v, p, n) or 0.0),
-    _Column("cpu", "CPU", 4, lambda v, p, n: v.cpu_percent),
-    _Column("mem", "Mem", 5, lambda v, p, n: v.rss_bytes),
-    _Column("changes", "+/-", 9, lambda v, p, n: v.insertions + v.deletions),
-    _Column("conflicts", "Conf", 4, lambda v, p, n: len(v.conflicts)),
-    _Column("pr", "PR", 5, lambda v, p, n: v.pr_url or ""),
-    _Column("last", "Last output", 60, lambda v, p, n: p.last_line if p else ""),
-)
-_COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
-
-_PR_NUMBER = re.compile(r"/pull/(\d+)")
-
-
 class WorkstreamTable(DataTable[Text]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "cycle_sort", "Sort", tooltip="Sort by the next column", show=False),
+        Binding("enter", "select_cursor", "Open", tooltip="Show the workstream in the log pane"),
+        Binding("j", "cursor_down", "Down", tooltip="Next workstream", show=False),
+        Binding("k", "cursor_up", "Up", tooltip="Previous workstream", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = (
@@ -99,7 +59,7 @@ class WorkstreamTable(DataTable[Text]):
     )
 
     DEFAULT_CSS = """
-    WorkstreamTable { height: 1fr; }
+    WorkstreamTable { height: 1fr; overflow-x: hidden; }
     WorkstreamTable > .workstream-table--stalled { color: $error; text-style: bold reverse; }
     WorkstreamTable > .workstream-table--muted { color: $text-muted; }
     WorkstreamTable > .workstream-table--warn { color: $warning; text-style: bold; }
@@ -134,7 +94,6 @@ class WorkstreamTable(DataTable[Text]):
             id=id,
             cursor_type="row",
             zebra_stripes=False,
-            fixed_columns=1,
             cursor_foreground_priority="renderable",
         )
         self._order: list[str] = []
@@ -149,10 +108,10 @@ class WorkstreamTable(DataTable[Text]):
         self.status_filter = StatusFilter.ALL
         self.sort_column: str | None = None
         self.sort_reverse = False
-
-    def on_mount(self) -> None:
-        for column in COLUMNS:
-            self.add_column(column.label, key=column.key, width=column.width)
+        self._cells: dict[str, dict[str, Cell]] = {}
+        """task id -> column key -> cell, for every column (shown or not)."""
+        self._layout: list[tuple[ColumnSpec, int]] = []
+        """The columns shown and their widths (see ``columns.fit_columns``)."""
 
     # ------------------------------------------------------------ inputs
 
@@ -160,8 +119,7 @@ class WorkstreamTable(DataTable[Text]):
     def selected_task(self) -> str | None:
         if not self._rows or self.cursor_row < 0 or self.cursor_row >= self.row_count:
             return None
-        key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key
-        return key.value
+        return self._rows[self.cursor_row]  # rows are added in this order
 
     @property
     def visible_tasks(self) -> list[str]:
@@ -175,19 +133,41 @@ class WorkstreamTable(DataTable[Text]):
         self._probes = probes
         self._now = now
         self._order = list(views)
+        self._cells = {
+            task_id: {spec.key: spec.cell(view, probes.get(task_id), now) for spec in COLUMNS}
+            for task_id, view in views.items()
+        }
         wanted = self._wanted_rows()
+        layout = self._fit(wanted)
         # Rows come and go with the filters; a live sort column (time, CPU) only
         # reorders on the user's sort, so rows do not jump under the cursor and the
         # table is not rebuilt every second.
-        if set(wanted) != set(self._rows):
+        if set(wanted) != set(self._rows) or layout != self._layout:
+            self._layout = layout
             self._rebuild(wanted)
             return
         for task_id in self._rows:
-            for column in COLUMNS:
-                text, cls = self._cell(task_id, column.key)
-                if self._shown.get((task_id, column.key)) != (text, cls):
-                    self._shown[(task_id, column.key)] = (text, cls)
-                    self.update_cell(task_id, column.key, self._styled(text, cls))
+            for spec, _width in self._layout:
+                text, cls = self._cells[task_id][spec.key]
+                if self._shown.get((task_id, spec.key)) != (text, cls):
+                    self._shown[(task_id, spec.key)] = (text, cls)
+                    self.update_cell(task_id, spec.key, self._styled(text, cls))
+
+    def on_resize(self) -> None:
+        layout = self._fit(self._rows)
+        if layout != self._layout:
+            self._layout = layout
+            self._rebuild(self._rows)
+
+    def _fit(self, rows: list[str]) -> list[tuple[ColumnSpec, int]]:
+        """The columns for the table's width: sized to the cells of every workstream, so
+        a filter does not make the columns jump."""
+        if not self.region.width:
+            return fit_columns(COLUMNS, {}, 80)  # not laid out yet: a resize follows
+        width = self.region.width - self.styles.gutter.width
+        if len(rows) + 1 > self.region.height:  # the vertical scrollbar will show
+            width -= self.styles.scrollbar_size_vertical
+        return fit_columns(COLUMNS, content_widths(COLUMNS, list(self._cells.values())), width)
 
     def set_filter(self, text: str | None = None, status: StatusFilter | None = None) -> None:
         if text is not None:
@@ -231,7 +211,7 @@ class WorkstreamTable(DataTable[Text]):
                 continue
             rows.append(task_id)
         if self.sort_column is not None:
-            col = _COLUMN_BY_KEY[self.sort_column]
+            col = COLUMN_BY_KEY[self.sort_column]
             rows.sort(
                 key=lambda t: col.sort_key(self._views[t], self._probes.get(t), self._now),
                 reverse=self.sort_reverse,
@@ -240,25 +220,26 @@ class WorkstreamTable(DataTable[Text]):
 
     def _rebuild(self, rows: list[str]) -> None:
         keep = self.selected_task
-        self.clear()
+        self.clear(columns=True)
         self._shown.clear()
         self._rows = rows
+        for spec, width in self._layout:
+            label = spec.label
+            if spec.key == self.sort_column:
+                label += " ▼" if self.sort_reverse else " ▲"
+            self.add_column(Text(label), key=spec.key, width=width)
         for task_id in rows:
             cells = []
-            for column in COLUMNS:
-                text, cls = self._cell(task_id, column.key)
-                self._shown[(task_id, column.key)] = (text, cls)
+            for spec, _width in self._layout:
+                text, cls = self._cells[task_id][spec.key]
+                self._shown[(task_id, spec.key)] = (text, cls)
                 cells.append(self._styled(text, cls))
             self.add_row(*cells, key=task_id)
         if keep is not None and keep in rows:
             self.move_cursor(row=rows.index(keep), animate=False)
-        for column in COLUMNS:
-            label = column.label
-            if column.key == self.sort_column:
-                label += " ▼" if self.sort_reverse else " ▲"
-            self.columns[column.key].label = Text(label)  # type: ignore[index]
 
     def _styled(self, text: str, cls: str) -> Text:
+        text = plain(text)  # names, details and last lines are agents' words
         if not cls:
             return Text(text, no_wrap=True, overflow="ellipsis")
         return Text(
@@ -267,60 +248,6 @@ class WorkstreamTable(DataTable[Text]):
             no_wrap=True,
             overflow="ellipsis",
         )
-
-    def _cell(self, task_id: str, key: str) -> tuple[str, str]:
-        view = self._views[task_id]
-        probe = self._probes.get(task_id)
-        now = self._now
-        running = view.state in ACTIVE
-        if key == "id":
-            return view.ws_id, ""
-        if key == "name":
-            return view.name, ""
-        if key == "status":
-            label = view.state.value.replace("_", " ")
-            return f"{ICONS[view.state]} {label}", state_class(view.state)
-        if key == "tool":
-            return view.tool, ""
-        if key == "attempt":
-            return (str(view.attempt) if view.attempt else "-"), ""
-        if key == "elapsed":
-            if view.started_at is None:
-                return f"-/{limit(view.timeout_seconds)}", "workstream-table--muted"
-            elapsed = view.elapsed(now)
-            cls = (
-                "workstream-table--warn" if running and elapsed > 0.8 * view.timeout_seconds else ""
-            )
-            return f"{clock(elapsed)}/{limit(view.timeout_seconds)}", cls
-        if key == "cpu":
-            return (percent(view.cpu_percent) if view.pid else "-"), ""
-        if key == "mem":
-            return (size(view.rss_bytes) if view.pid else "-"), ""
-        if key == "changes":
-            if not (view.insertions or view.deletions or view.files_changed):
-                return "-", "workstream-table--muted"
-            return f"+{view.insertions}/-{view.deletions}", ""
-        if key == "conflicts":
-            if not view.conflicts:
-                return "-", "workstream-table--muted"
-            return f"⚠ {len(view.conflicts)}", "workstream-table--warn"
-        if key == "pr":
-            if not view.pr_url:
-                return "-", "workstream-table--muted"
-            match = _PR_NUMBER.search(view.pr_url)
-            return (f"#{match.group(1)}" if match else "open"), ""
-        if key == "idle":
-            idle = _idle(view, probe, now)
-            if idle is None:
-                return "-", "workstream-table--muted"
-            if view.stalled:
-                return f"⚠ {duration(idle)}", "workstream-table--stalled"
-            return duration(idle), ""
-        if key == "last":
-            if probe is not None and probe.last_line:
-                return probe.last_line, ""
-            return (view.detail or ""), "workstream-table--muted"
-        raise KeyError(key)
 
     # ------------------------------------------------------------ handlers
 

@@ -1,0 +1,25 @@
+"""A one-row input for the table filter and the log search: no border, text always seen.
+
+A box that was hidden takes keys before its first layout (``/`` then typing at
+once, or a paste): the input scrolls its text out of a zero-width view then.
+Once it has its width, it scrolls back so the cursor sits at the right end.
+"""
+
+from __future__ import annotations
+
+from rich.cells import cell_len
+from textual.events import Resize
+from textual.widgets import Input
+
+
+class SearchBox(Input):
+    def __init__(self, placeholder: str, *, id: str | None = None) -> None:
+        super().__init__(placeholder=placeholder, id=id, compact=True)
+
+    def on_resize(self, event: Resize) -> None:
+        cursor = cell_len(self.value[: self.cursor_position])
+        self.scroll_to(
+            x=max(0, cursor - self.scrollable_content_region.width + 1),
+            animate=False,
+            immediate=True,
+        )

@@ -1,0 +1,104 @@
+"""The table's columns fit the terminal, most useful first; the DAG is as wide as its graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mission_control.tui.app import build_app
+from mission_control.tui.columns import CELL_PADDING, COLUMNS, CORE, fit_columns
+from tests.tui.static_engine import T0, StaticEngine, demo_snapshot
+
+BY_PRIORITY = [c.key for c in sorted(COLUMNS, key=lambda c: c.priority)]
+CORE_KEYS = {"status", "name", "elapsed", "last"}
+
+
+def test_the_core_columns_are_the_most_useful() -> None:
+    assert set(BY_PRIORITY[:CORE]) == CORE_KEYS
+    assert sum(1 for c in COLUMNS if c.max_width is None) == 1  # one flexible column
+
+
+@given(
+    width=st.integers(min_value=0, max_value=400),
+    wanted=st.dictionaries(st.sampled_from([c.key for c in COLUMNS]), st.integers(0, 200)),
+)
+def test_fitted_columns_never_overflow_and_drop_the_least_useful_first(
+    width: int, wanted: dict[str, int]
+) -> None:
+    fitted = fit_columns(COLUMNS, wanted, width)
+    keys = [spec.key for spec, _ in fitted]
+    assert sum(w + 2 * CELL_PADDING for _, w in fitted) <= width
+    assert set(keys) == set(BY_PRIORITY[: len(keys)])  # a prefix of the priority order
+    assert keys == [c.key for c in COLUMNS if c.key in keys]  # in display order
+    for spec, w in fitted:
+        assert w >= spec.min_width
+        if spec.max_width is not None:
+            assert w <= spec.max_width or len(fitted) <= CORE
+
+
+def test_at_80_columns_the_core_columns_still_show() -> None:
+    fitted = fit_columns(COLUMNS, {"name": 30, "status": 11, "elapsed": 7}, 56)
+    assert {spec.key for spec, _ in fitted} == CORE_KEYS
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)])
+async def test_table_fits_the_terminal_without_horizontal_scrolling(
+    demo_logs: Path, size: tuple[int, int]
+) -> None:
+    app = build_app(
+        StaticEngine(demo_snapshot(demo_logs)), None, run_engine=False, clock=lambda: T0
+    )
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause(0.2)
+        table = app.table
+        shown = [str(key.value) for key in table.columns]
+        assert set(shown) >= CORE_KEYS
+        assert table.max_scroll_x == 0  # never cut mid-table
+        widths = sum(c.get_render_width(table) for c in table.columns.values())
+        assert widths <= table.scrollable_content_region.width
+        if size[0] >= 200:  # all but memory, the least useful, beside the agents' columns
+            assert set(shown) == {c.key for c in COLUMNS} - {"mem"}
+            names = [table.get_cell(t, "name").plain for t in table.visible_tasks]
+            assert all(table.columns["name"].width >= len(n) for n in names)  # type: ignore[index]
+        # the DAG is as wide as its graph (plus border and padding), not a third of the screen
+        assert app.dag.outer_size.width <= app.dag.virtual_size.width + 4
+
+
+async def test_resizing_drops_and_brings_back_columns(demo_logs: Path) -> None:
+    app = build_app(
+        StaticEngine(demo_snapshot(demo_logs)), None, run_engine=False, clock=lambda: T0
+    )
+    async with app.run_test(size=(200, 50)) as pilot:
+        await pilot.pause(0.2)
+        wide = len(app.table.columns)
+        selected = app.selected_task
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        assert len(app.table.columns) < wide
+        assert {str(k.value) for k in app.table.columns} >= CORE_KEYS
+        assert app.table.max_scroll_x == 0
+        assert app.selected_task == selected  # the cursor stays on its workstream
+        await pilot.resize_terminal(200, 50)
+        await pilot.pause(0.2)
+        assert len(app.table.columns) == wide
+
+
+async def test_the_dag_starts_hidden_below_100_columns_and_g_toggles_it(demo_logs: Path) -> None:
+    app = build_app(
+        StaticEngine(demo_snapshot(demo_logs)), None, run_engine=False, clock=lambda: T0
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert not app.dag.display
+        await pilot.press("g")
+        await pilot.pause()
+        assert app.dag.display and app.dag.region.width > 0
+        await pilot.resize_terminal(120, 40)  # the user's choice outlasts a resize
+        await pilot.pause()
+        await pilot.press("g")
+        await pilot.pause()
+        assert not app.dag.display
+        assert {str(k.value) for k in app.table.columns} >= CORE_KEYS

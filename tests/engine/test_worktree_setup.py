@@ -128,7 +128,7 @@ async def test_setup_runs_again_on_a_fresh_retry_not_on_a_plain_retry(
 
 async def _retry(engine: Engine, *, fresh: bool) -> None:
     """Retry P1::A once its failed attempt has let go of it (its task ends after the state)."""
-    for _ in range(500):
+    for _ in range(1500):
         try:
             await engine.retry("P1::A", fresh=fresh)
             return

@@ -257,6 +257,7 @@ class NodeAttempt:
             follow_up=spec.follow_up,
             pricing=spec.pricing,
             spent_before=spec.spent_before,
+            ports=spec.ports,
         )
 
     async def start(self, command: RenderedCommand) -> NodeStarted:
@@ -325,6 +326,7 @@ class NodeAttempt:
             grace_seconds=spec.grace_seconds,
             stop=self._stop_finishing,
             force_push=force_push,
+            ports=spec.ports,
         )
         committed: Committed | None = None
         async for item in check_and_commit(req):

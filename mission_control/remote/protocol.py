@@ -45,6 +45,8 @@ class NodeSpec:
     """The user's message the attempt continues the agent's conversation with."""
     spent_before: tuple[int, float] = (0, 0.0)
     pricing: dict[str, Price] | None = None
+    ports: tuple[int, ...] = ()
+    """Claimed on the driver's machine (unique among its runs), not checked on the node."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,6 +232,7 @@ class RayBackend:
             follow_up=request.follow_up,
             spent_before=request.spent_before,
             pricing=self._pricing,
+            ports=request.ports,
         )
         res = ws.resources
         options: dict[str, Any] = {

@@ -739,3 +739,25 @@ def test_a_closed_node_attempt_leaves_nothing_on_its_node_and_ends_even_if_not_k
     assert not (ray_cluster / "runs" / "closed-run").exists()
     # Its mission-control "dies" here, before ray.kill: the actor must not wait an hour.
     assert wait_for(lambda: _live_actors("closed-run") == [], timeout=60)
+
+
+async def test_an_attempt_on_a_node_gets_its_port_in_its_env_and_checks(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    item = {
+        "id": "a",
+        "tool": "shell",
+        "command": ["echo $MC_PORT > port.txt"],
+        "shell": True,
+        "checks": [{"name": "port", "run": 'test "$(cat port.txt)" = {port}', "shell": True}],
+    }
+    plan = write_plan(tmp_path, git_repo.path, [("P", 1, [item])])
+    engine = make_engine(plan, tmp_path / "state", backend="ray")
+    rec = Recorder(engine)
+    assert await engine.run() is True, rec.details("P::a")
+    port = int(_git(git_repo.origin, "show", "ws/P/a:port.txt"))
+    store = RunStore(tmp_path / "state")
+    try:
+        assert store.attempts(engine.run_id, "P::a")[-1].ports == (port,)
+    finally:
+        store.close()

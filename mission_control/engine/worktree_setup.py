@@ -57,21 +57,23 @@ async def set_up_worktree(
     log_path: Path,
     stop: asyncio.Event | None,
     grace: float,
+    bring_files: bool = True,
 ) -> None:
     """Bring files and run ``setup:`` in ``worktree`` unless done there already.
 
     ``fresh``: the worktree was just reset to its base, so set-up runs again.
+    ``bring_files=False`` where the repository's checkout is not at hand (a cluster node).
     Raises ``SetupFailed`` naming the command and its last lines.
     """
     marker = worktree_file(worktree, SETUP_DONE)
     if fresh:
         await asyncio.to_thread(_remove, marker)
-    if not await asyncio.to_thread(needs_setup, ws):
+    if not (ws.setup if not bring_files else await asyncio.to_thread(needs_setup, ws)):
         return
     if await asyncio.to_thread(marker.exists):
         await _log(log_path, "──── set-up: done before in this worktree (a fresh retry runs it)\n")
         return
-    if ws.copy_files or ws.link_files or (ws.repo / INCLUDE_FILE).is_file():
+    if bring_files and (ws.copy_files or ws.link_files or (ws.repo / INCLUDE_FILE).is_file()):
         brought = await asyncio.to_thread(
             bring_untracked, ws.repo, worktree, ws.copy_files, ws.link_files
         )

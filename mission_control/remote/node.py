@@ -49,6 +49,7 @@ from ..engine.finish import (
     push_work,
 )
 from ..engine.metrics import LogActivity, MetricsSampler
+from ..engine.ports import port_env
 from ..engine.recovery import exit_file_for
 from ..engine.supervisor import (
     AttemptProcess,
@@ -59,6 +60,7 @@ from ..engine.supervisor import (
     spawn_attempt,
 )
 from ..engine.tools import RenderedCommand, render_command, resolve_executable
+from ..engine.worktree_setup import set_up_worktree
 from ..errors import MissionControlError
 from ..git import mirrors
 from ..git.bundles import bundle_bytes
@@ -185,6 +187,19 @@ class NodeAttempt:
                 f" left out (it is kept as {mirrors.WIP_REF}{self.ws.branch})\n"
             )
             await asyncio.to_thread(append_log, self.log_path, note)
+        # A node's worktree is new for each attempt: its set-up runs every time.
+        env = {**self.ws.env, "MC_RUN_ID": spec.run_id, "MC_WORKTREE": str(prepared.path)}
+        await set_up_worktree(
+            self.ws,
+            prepared.path,
+            fresh=True,
+            env={**env, **port_env(spec.ports)},
+            ports=spec.ports,
+            log_path=self.log_path,
+            stop=None,
+            grace=spec.grace_seconds,
+            bring_files=False,
+        )
         return NodePrepared(
             _node_name(),
             prepared.path,

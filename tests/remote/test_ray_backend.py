@@ -761,3 +761,32 @@ async def test_an_attempt_on_a_node_gets_its_port_in_its_env_and_checks(
         assert store.attempts(engine.run_id, "P::a")[-1].ports == (port,)
     finally:
         store.close()
+
+
+async def test_setup_runs_on_the_node_before_the_tool_and_a_failure_fails_it(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    good = {
+        "id": "a",
+        "tool": "shell",
+        "command": ["test -f ready.txt && echo built > out.txt"],
+        "shell": True,
+        "setup": [{"name": "prepare", "run": "echo $MC_PORT > ready.txt", "shell": True}],
+    }
+    bad = {
+        "id": "b",
+        "tool": "shell",
+        "command": ["echo never > out.txt"],
+        "shell": True,
+        "setup": [{"name": "deps", "run": "echo cannot install; exit 3", "shell": True}],
+    }
+    plan = write_plan(tmp_path, git_repo.path, [("P", 2, [good, bad])])
+    engine = make_engine(plan, tmp_path / "state", backend="ray")
+    rec = Recorder(engine)
+    assert await engine.run() is False
+    assert rec.states["P::a"] is WsState.SUCCEEDED, rec.details("P::a")
+    assert _git(git_repo.origin, "show", "ws/P/a:out.txt") == "built"
+    log_a = Path(engine.snapshot().workstreams["P::a"].log_path or "").read_text()
+    assert "──── set-up 'prepare': echo $MC_PORT > ready.txt" in log_a
+    assert rec.states["P::b"] is WsState.FAILED
+    assert rec.details("P::b")[-1] == "P::b: set-up 'deps' exited 3: cannot install"

@@ -14,16 +14,16 @@ from tests.engine.engine_helpers import make_engine, write_plan, ws
 pytest.importorskip("ray")
 
 
-async def test_setup_files_and_from_are_refused_on_ray_before_the_run_starts(
+async def test_files_and_from_are_refused_on_ray_before_the_run_starts(
     git_repo: GitRepo, tmp_path: Path
 ) -> None:
-    item = ws("a", "--write", "a.txt=a", setup=["true"], link=["node_modules"])
+    item = ws("a", "--write", "a.txt=a", **{"from": "origin/main", "link": ["node_modules"]})
     plan = write_plan(tmp_path, git_repo.path, [("P", 1, [item])])
     engine = make_engine(plan, tmp_path / "state", backend="ray")
     with pytest.raises(SetupError) as caught:
         await engine.run()
     assert str(caught.value) == (
-        "P::a: `setup:`, `link:` work only with the local backend for now: run with"
+        "P::a: `link:`, `from:` work only with the local backend for now: run with"
         " --backend local, or leave them out of the plan for a Ray run"
     )
     store = RunStore(tmp_path / "state")

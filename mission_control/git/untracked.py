@@ -54,9 +54,11 @@ def _some(paths: list[str], shown: int = 20) -> str:
 
 
 def bring_untracked(
-    repo: Path, worktree: Path, copy: Sequence[str], link: Sequence[str]
+    repo: Path, worktree: Path, copy: Sequence[str], link: Sequence[str], *, record: bool = True
 ) -> Brought:
-    """Copy (``copy``, ``.worktreeinclude``) and symlink (``link``) untracked files (blocking)."""
+    """Copy (``copy``, ``.worktreeinclude``) and symlink (``link``) untracked files (blocking).
+
+    ``record=False`` for a folder that is not a worktree (files packed for a node)."""
     repo, worktree = Path(os.path.realpath(repo)), Path(os.path.abspath(worktree))
     to_link = matching_untracked(repo, link)
     to_copy = [p for p in matching_untracked(repo, copy) if p not in to_link]
@@ -66,12 +68,16 @@ def bring_untracked(
         _bring(repo, worktree, rel, brought, link=False)
     for rel in to_link:
         _bring(repo, worktree, rel, brought, link=True)
-    done = brought.copied + brought.linked
-    if done:
-        worktree_file(worktree, BROUGHT_FILE).write_text(
-            "".join(f"{p}\n" for p in done), encoding="utf-8"
-        )
+    if record:
+        remember_brought(worktree, brought.copied + brought.linked)
     return brought
+
+
+def remember_brought(worktree: Path, paths: Sequence[str]) -> None:
+    """List what was brought in the worktree's git dir, for the commit to leave out."""
+    if paths:
+        text = "".join(f"{p}\n" for p in paths)
+        worktree_file(worktree, BROUGHT_FILE).write_text(text, encoding="utf-8")
 
 
 def brought_paths(worktree: Path) -> list[str]:

@@ -64,6 +64,7 @@ from ..engine.worktree_setup import set_up_worktree
 from ..errors import MissionControlError
 from ..git import mirrors
 from ..git.bundles import bundle_bytes
+from ..git.untracked_pack import unpack_untracked
 from ..store.logs import attempt_log_path, file_size, report_path
 from ..store.watch import LogWatcher
 from .protocol import (
@@ -187,6 +188,12 @@ class NodeAttempt:
                 f" left out (it is kept as {mirrors.WIP_REF}{self.ws.branch})\n"
             )
             await asyncio.to_thread(append_log, self.log_path, note)
+        if spec.files is not None:  # the checkout's untracked files, packed by the driver
+            notes = [*spec.files_notes]
+            notes += await asyncio.to_thread(
+                unpack_untracked, spec.files, prepared.path, spec.files_paths
+            )
+            await asyncio.to_thread(append_log, self.log_path, "".join(f"{n}\n" for n in notes))
         # A node's worktree is new for each attempt: its set-up runs every time.
         env = {**self.ws.env, "MC_RUN_ID": spec.run_id, "MC_WORKTREE": str(prepared.path)}
         await set_up_worktree(

@@ -65,10 +65,9 @@ def kill_named(name: str) -> None:
 
 
 def refuse_local_only(ws: Workstream) -> None:
-    """Files from the checkout and ``from:`` are not done on a node yet: refuse them
-    before anything runs rather than run an agent in a worktree they did not set up."""
+    """Links into this machine's checkout and ``from:`` are not done on a node yet: refuse
+    them before anything runs rather than run an agent in a worktree they did not set up."""
     settings = {
-        "copy": ws.copy_files,
         "link": ws.link_files,
         "from": ws.start_from,
     }

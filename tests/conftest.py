@@ -101,6 +101,12 @@ def make_git_repo(root: Path, name: str = "repo") -> GitRepo:
     return repo
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_port_registry(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Runs under test claim ports in a registry of the session's own, not the user's."""
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state-home"))
+
+
 @pytest.fixture
 def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
     """A fresh repository with a pushed ``main``; git is isolated for the whole test."""

@@ -148,6 +148,18 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     state_option(attach)
     attach.set_defaults(handler=_handler("resume", "cmd_attach"))
 
+    serve = commands.add_parser(
+        "serve", parents=[common], help="the app of a run in a browser (textual-serve)"
+    )
+    serve.add_argument("run", nargs="?", metavar="RUN", help="run id (default: the latest)")
+    serve.add_argument("--plan", type=Path, help="find the run beside this plan")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1 only)"
+    )
+    serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    state_option(serve)
+    serve.set_defaults(handler=_handler("serve", "cmd_serve"))
+
     status = commands.add_parser("status", parents=[common], help="what a run did")
     status.add_argument("--run", metavar="ID", help="run id (default: the latest)")
     status.add_argument("--plan", type=Path, help="find the run beside this plan")

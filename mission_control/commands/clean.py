@@ -13,6 +13,7 @@ from .common import read_run
 
 def cmd_clean(args: argparse.Namespace) -> int:
     from ..engine.states import TERMINAL
+    from ..engine.worktree_setup import run_teardown
     from ..git.worktrees import remove_worktree
 
     store, record = read_run(args)
@@ -31,6 +32,14 @@ def cmd_clean(args: argparse.Namespace) -> int:
             ws = plan.workstream(ws_record.task_id)
         except KeyError:
             continue
+        worktree = Path(ws_record.worktree_path)
+        if ws.teardown and not remote_run and worktree.is_dir():
+            tried = store.attempts(record.run_id, ws_record.task_id)
+            failures = run_teardown(ws, worktree, tried[-1].ports if tried else ())
+            for failure in failures:
+                print(f"{ws_record.task_id}: {failure} (the worktree is removed all the same)")
+            if not failures:
+                print(f"{ws_record.task_id}: teardown ok")
         result = remove_worktree(
             ws.repo,
             Path(ws_record.worktree_path),

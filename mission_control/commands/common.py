@@ -4,6 +4,7 @@ whether there is a terminal for the app."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -61,7 +62,13 @@ def find_run(
     return record
 
 
+WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
+"""The driver textual-serve starts the app with (``serve``): a browser is its terminal."""
+
+
 def is_terminal() -> bool:
+    if os.environ.get("TEXTUAL_DRIVER") == WEB_DRIVER:
+        return True
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..engine.branches import FLAGS as BRANCH_FLAGS
 from ..engine.engine import Engine, RunOptions
@@ -42,6 +43,9 @@ from ..plan.model import Plan
 from ..store.logs import run_dir
 from ..store.private import make_private_dir, open_private
 from ..store.runs import RunRecord, RunStore, new_run_id, process_alive, process_identity
+
+if TYPE_CHECKING:
+    from ..notify import Notifier
 
 PREDECESSOR_SECONDS = 60.0
 """How long a background driver waits for the driver that started it to exit."""
@@ -71,17 +75,34 @@ def drive(
     if options.run_id is not None:
         refuse_live_owner(state_dir, options.run_id)
     options = dataclasses.replace(options, run_id=options.run_id or new_run_id())
+    from ..notify import start_notifier
+
     with claim_branches(plan, state_dir, options, background=background) as claims:
-        if headless:
-            return _drive_headless(plan, state_dir, options, claims, json_lines=json_lines)
-        return _drive_app(plan, state_dir, options, claims, theme=theme)
+        notifier = start_notifier(plan, state_dir, options.run_id or "")
+        try:
+            if headless:
+                return _drive_headless(
+                    plan, state_dir, options, claims, json_lines=json_lines, notifier=notifier
+                )
+            return _drive_app(plan, state_dir, options, claims, theme=theme, notifier=notifier)
+        finally:
+            if notifier is not None:
+                notifier.close()
 
 
 def _drive_headless(
-    plan: Plan, state_dir: Path, options: RunOptions, claims: BranchClaims, *, json_lines: bool
+    plan: Plan,
+    state_dir: Path,
+    options: RunOptions,
+    claims: BranchClaims,
+    *,
+    json_lines: bool,
+    notifier: Notifier | None,
 ) -> int:
     engine = Engine(plan, state_dir=state_dir, options=options)
     engine.connect()
+    if notifier is not None:
+        engine.subscribe(notifier)
     handed = _HandOver(plan, state_dir, options, claims)
     engine.subscribe(handed.watch)
     code = asyncio.run(run_headless(engine, json_lines=json_lines, hand_over=handed.start))
@@ -89,11 +110,19 @@ def _drive_headless(
 
 
 def _drive_app(
-    plan: Plan, state_dir: Path, options: RunOptions, claims: BranchClaims, *, theme: str | None
+    plan: Plan,
+    state_dir: Path,
+    options: RunOptions,
+    claims: BranchClaims,
+    *,
+    theme: str | None,
+    notifier: Notifier | None,
 ) -> int:
     from ..tui.app import build_app  # Textual only when the app opens
 
     engine = Engine(plan, state_dir=state_dir, options=dataclasses.replace(options, linger=True))
+    if notifier is not None:
+        engine.subscribe(notifier)
     if options.backend != "local":
         print(f"connecting to the {options.backend} cluster…", flush=True)
     engine.connect()

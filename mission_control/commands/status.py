@@ -23,7 +23,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not driven and not snapshot.finished:  # its driver died (crash, full disk, kill)
         driven = f", no driver: `mission-control resume {snapshot.run_id}` continues it"
     print(f"run {snapshot.run_id} of {snapshot.plan_name} ({snapshot.status}{driven})")
-    rows = [("WORKSTREAM", "STATE", "TRY", "BRANCH", "CHANGES", "PR", "DETAIL")]
+    rows = [("WORKSTREAM", "STATE", "TRY", "PORTS", "BRANCH", "CHANGES", "PR", "DETAIL")]
     for view in snapshot.workstreams.values():
         changes = f"+{view.insertions} -{view.deletions}" if view.files_changed else "-"
         rows.append(
@@ -31,6 +31,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 view.task_id,
                 view.state.value,
                 str(view.attempt),
+                ",".join(map(str, view.ports)) or "-",
                 view.branch,
                 changes,
                 view.pr_url or "-",
@@ -49,15 +50,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     ]
     if agents:
         print()
-        rows = [("AGENT", "TRY", "SESSION", "MODEL", "TOKENS IN/OUT/CACHED", "COST", "DOING")]
+        agent_rows = [("AGENT", "TRY", "SESSION", "MODEL", "TOKENS IN/OUT/CACHED", "COST", "DOING")]
         for task_id, a in agents:
             tokens = f"{a.tokens.input:,}/{a.tokens.output:,}/{a.tokens.cached:,}"
             cost = f"${a.cost_usd:.4f}" if a.cost_usd is not None else "-"
             doing = a.over_budget or a.needs_input or a.doing or ""
-            rows.append(
+            agent_rows.append(
                 (task_id, str(a.attempt), a.session_id or "-", a.model or "-", tokens, cost, doing)
             )
-        print("\n".join(format_table(rows)))
+        print("\n".join(format_table(agent_rows)))
         tokens_total, cost_total = run_totals(snapshot)
         print(f"total: {spent_text(tokens_total, cost_total)}")
     for line in [*waiting_lines(snapshot), *snapshot.notes]:

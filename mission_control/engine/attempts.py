@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 from ..errors import MissionControlError
 from ..plan.model import BaseMode, OnStall, Workstream
@@ -25,6 +26,7 @@ from .events import ProcessSample
 from .finish import FinishRequest
 from .lifecycle import STOP_DETAIL, BranchRewrite, Countdown, Lifecycle, StopReason
 from .metrics import LogActivity
+from .ports import Holder, PortRegistry, claim_ports, release_ports
 from .recovery import exit_file_for
 from .states import DONE_FOR_DEPENDENTS, WsState
 from .supervisor import ExitStatus
@@ -68,6 +70,13 @@ class Attempts(Conversation):
             if not self._detaching or not rt.recorded:  # a detached run's agents go on
                 with contextlib.suppress(Exception):
                     await self.backend.release(task_id)
+                if rt.run is not None and rt.run.ports:
+                    # Not awaited: the workstream is free for a retry at once; the token
+                    # keeps this release from touching the claim of a later attempt.
+                    loop = asyncio.get_running_loop()
+                    loop.run_in_executor(
+                        None, release_ports, self.run_id, task_id, rt.run.port_claim
+                    )
             self._wake.set()
 
     async def _prepare_and_run(self, rt: Lifecycle) -> None:
@@ -78,6 +87,9 @@ class Attempts(Conversation):
             preparing += f"; its tool starts once {', '.join(unsettled)} succeeded"
         await self._set_state(ws.task_id, WsState.PREPARING, preparing)
         log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, run.number)
+        token = uuid.uuid4().hex
+        ports = await asyncio.to_thread(claim_ports, self.run_id, ws, self.plan.port_range, token)
+        run.port_claim = token
         request = AttemptRequest(
             ws=ws,
             tool=self.plan.tools[ws.tool],
@@ -89,10 +101,12 @@ class Attempts(Conversation):
             exit_file=exit_file_for(log_path),
             grace_seconds=self._grace,
             stop=run.give_up,
+            ports=ports,
             follow_up=rt.agent.follow_up,
             spent_before=rt.agent.spent(),
         )
         run.request = request
+        run.ports = ports
         prepared = await self.backend.prepare(request)
         workspace = run.workspace = prepared.workspace
         rt.worktree = workspace.path
@@ -126,12 +140,16 @@ class Attempts(Conversation):
             argv=list(command.argv),
             env_names=sorted(command.env_names),
             started_at=self._clock.now(),
+            ports=ports,
         )
         run.recorded = True
         started = await self.backend.start(request, prepared)
         now = self._clock.now()
         if started.local_pid is not None:
             pid, create_time = started.local_pid
+            if ports:  # the tool keeps its ports held should this process die
+                holder = Holder(pid, create_time)
+                await asyncio.to_thread(PortRegistry().hold, self.run_id, ws.task_id, holder)
             await self._db(
                 self.store.update_attempt_pid,
                 self.run_id,
@@ -150,6 +168,7 @@ class Attempts(Conversation):
                 str(log_path),
                 tuple(command.argv),
                 now,
+                ports,
             )
         )
         if rt.agent.follow_up is not None:
@@ -264,6 +283,7 @@ class Attempts(Conversation):
                 grace_seconds=self._grace,
                 stop=rt.stopping,
                 force_push=rt.rewrite is BranchRewrite.REWRITTEN,
+                ports=run.ports if run is not None else (),
             ),
         )
         if outcome.ok:

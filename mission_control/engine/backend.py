@@ -148,6 +148,8 @@ class AttemptRequest:
     stop: asyncio.Event | None = None
     """Set when the workstream is stopped or the run detached: a backend waiting for
     room gives up (``prepare`` raises)."""
+    ports: tuple[int, ...] = ()
+    """The attempt's ports (``MC_PORT``, ``{port}``), claimed by the engine."""
     follow_up: FollowUp | None = None
     """The user's message that this attempt continues the agent's conversation with."""
     spent_before: tuple[int, float] = (0, 0.0)

@@ -104,6 +104,7 @@ class AttemptStarted:
     log_path: str
     argv: tuple[str, ...]
     at: float
+    ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

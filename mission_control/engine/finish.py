@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import crashpoints
-from ..errors import GitError
+from ..errors import GitError, MissionControlError
 from ..git import conflicts, pull_requests, repo, worktrees
+from ..git.start_from import recorded_start
 from ..plan.model import Check, Workstream
 from ..store.private import append_private
+from .ports import fill_port, port_env
 from .supervisor import spawn_attempt
 
 
@@ -50,6 +52,8 @@ class FinishRequest:
     """Set when the workstream is killed, skipped or the run cancelled."""
     force_push: bool = False
     """The attempt rewrote the branch (a fresh retry): push with ``--force-with-lease``."""
+    ports: tuple[int, ...] = ()
+    """The attempt's ports: ``MC_PORT`` and ``{port}`` in the checks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,16 +249,23 @@ async def push_work(req: FinishRequest) -> AsyncIterator[StepDone | Pushed]:
         yield await _step(req, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
         yield Pushed(False)
         return
+    start = await asyncio.to_thread(recorded_start, req.worktree)
+    target = start.push_branch if start is not None and start.push_branch else ws.branch
     try:
         await asyncio.to_thread(
-            worktrees.push_branch, req.worktree, ws.remote, ws.branch, force=req.force_push
+            worktrees.push_branch,
+            req.worktree,
+            ws.remote,
+            ws.branch,
+            force=req.force_push,
+            to=target,
         )
     except GitError as err:
         yield await _step(req, "push", False, str(err))
         yield Pushed(False, str(err))
         return
     crashpoints.reach("finish.pushed")
-    yield await _step(req, "push", True, f"{ws.remote}/{ws.branch}")
+    yield await _step(req, "push", True, f"{ws.remote}/{target}")
     yield Pushed(True)
 
 
@@ -318,6 +329,7 @@ async def _pull_request(
         if "{checks}" not in body:
             body += "\n\nChecks:\n{checks}"
         ws = ws.model_copy(update={"pr": ws.pr.model_copy(update={"body": body + "\n"})})
+    start = await asyncio.to_thread(recorded_start, req.worktree)
     result = await asyncio.to_thread(
         pull_requests.open_pull_request,
         ws,
@@ -325,6 +337,7 @@ async def _pull_request(
         run_id=req.run_id,
         diffstat=commit.diffstat,
         checks="\n".join(r.summary for r in results) or "no checks configured",
+        head=start.push_branch if start is not None else None,
     )
     if result.status == "skipped":
         yield await _step(
@@ -392,8 +405,12 @@ def _current_base(ws: Workstream) -> tuple[str, str | None]:
 
 async def _run_check(req: FinishRequest, check: Check) -> CheckResult:
     """Run one check in the worktree, its output appended to the attempt's log."""
-    argv = ["/bin/sh", "-c", check.argv[0]] if check.shell else list(check.argv)
-    shown = check.argv[0] if check.shell else shlex.join(check.argv)
+    try:
+        filled = fill_port(check.argv, req.ports, f"check '{check.name}'")
+    except MissionControlError as err:
+        return CheckResult(check, False, str(err), 0.0)
+    argv = ["/bin/sh", "-c", filled[0]] if check.shell else filled
+    shown = filled[0] if check.shell else shlex.join(filled)
     limit = check.timeout_minutes * 60
     await _log(req, f"\n──── check '{check.name}': {shown} (timeout {_seconds(limit)}) ────\n")
     exit_file = req.log_path.with_name(f"{req.log_path.stem}.check.exit")
@@ -407,7 +424,7 @@ async def _run_check(req: FinishRequest, check: Check) -> CheckResult:
             spawn_attempt,
             argv,
             cwd=req.worktree,
-            env=req.ws.env,
+            env={**req.ws.env, **port_env(req.ports)},
             log_path=req.log_path,
             stdin_path=None,
             exit_file=exit_file,

@@ -134,6 +134,10 @@ class AttemptRun:
     """Committed and pushed while still finishing: dependents' tools may start."""
     give_up: asyncio.Event = field(default_factory=asyncio.Event)
     """Set on a stop or a detach: a backend still waiting for room lets go."""
+    ports: tuple[int, ...] = ()
+    """Its ports, for the checks when it finishes."""
+    port_claim: str = ""
+    """The token of its claim on them (``engine.ports``)."""
 
 
 class Countdown:

@@ -48,6 +48,7 @@ from .supervisor import (
     spawn_attempt,
 )
 from .tools import render_command, resolve_executable
+from .worktree_setup import set_up_worktree
 
 
 class LocalBackend:
@@ -92,9 +93,20 @@ class LocalBackend:
             attempt=request.attempt,
             attempt_dir=request.log_path.parent,
             worktree=workspace.path,
+            ports=request.ports,
             follow_up=request.follow_up,
             pricing=self._pricing,
             spent_before=request.spent_before,
+        )
+        await set_up_worktree(
+            ws,
+            workspace.path,
+            fresh=request.fresh,
+            env=command.env,
+            ports=request.ports,
+            log_path=request.log_path,
+            stop=request.stop,
+            grace=request.grace_seconds,
         )
         return Prepared(workspace, command)
 

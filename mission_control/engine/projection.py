@@ -149,6 +149,7 @@ def _workstream_view(
         view.doing = attempt.doing
         view.needs_input = attempt.needs_input
         view.tokens, view.cost_usd = spent((a.tokens, a.cost_usd) for a in view.history)
+        view.ports = attempt.ports
     view.ended_at = _ended_at(ws, attempt)
     return view
 
@@ -179,6 +180,7 @@ def _attempt_view(a: AttemptRecord) -> AttemptView:
         head_commit=a.head_commit,
         argv=a.argv,
         env_names=a.env_names,
+        ports=a.ports,
         session_id=a.session_id,
         model=a.model,
         tokens=Tokens(a.input_tokens, a.output_tokens, a.cached_tokens),

@@ -42,6 +42,7 @@ class AttemptView:
     doing: str | None = None
     needs_input: str | None = None
     over_budget: str | None = None
+    ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,8 @@ class WorkstreamView:
     """Tokens used over all its attempts."""
     cost_usd: float | None = None
     """USD spent over all its attempts; None while no agent reported a cost."""
+    ports: tuple[int, ...] = ()
+    """The latest attempt's ports (``MC_PORT``...)."""
 
     def elapsed(self, now: float) -> float:
         """Seconds the current attempt has run, paused time excluded."""
@@ -220,6 +223,7 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
             view = snapshot.workstreams.get(task_id)
             if view is None:
                 return
+            view.ports = event.ports
             view.attempt = attempt
             view.pid = pid
             view.log_path = log

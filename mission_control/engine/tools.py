@@ -17,7 +17,7 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from ..plan.model import (
 )
 from ..store.logs import inbox_path, report_path, stream_path
 from ..store.private import write_private_text
+from .ports import port_env
 
 PLACEHOLDERS = TOOL_PLACEHOLDERS
 
@@ -82,6 +83,7 @@ def render_command(
     attempt: int,
     attempt_dir: Path,
     worktree: Path,
+    ports: Sequence[int] = (),
     follow_up: FollowUp | None = None,
     pricing: Mapping[str, Price] | None = None,
     spent_before: tuple[int, float] = (0, 0.0),
@@ -114,6 +116,7 @@ def render_command(
         "task_id": ws.task_id,
         "run_id": run_id,
         "attempt": str(attempt),
+        "port": str(ports[0]) if ports else None,
         "session_id": follow_up.session_id if follow_up is not None else None,
     }
     argv = _render_argv(tool, ws, values, continues=continues)
@@ -155,6 +158,7 @@ def render_command(
             "MC_WORKSTREAM": ws.id,
             "MC_WORKTREE": str(worktree),
             "MC_ATTEMPT": str(attempt),
+            **port_env(ports),
         }
     )
     return RenderedCommand(tuple(argv), stdin_path, env, prompt_file, continues)
@@ -262,6 +266,11 @@ def _substitute(text: str, values: Mapping[str, str | None], ws: Workstream, *, 
     def one(match: re.Match[str]) -> str:
         name = match.group(1)
         value = values[name]
+        if value is None and name == "port":
+            raise MissionControlError(
+                f"{ws.task_id}: tool '{ws.tool}' uses {{port}}, but the workstream has no port:"
+                " remove `ports: 0` from the plan"
+            )
         if value is None:
             raise MissionControlError(
                 f"{ws.task_id}: tool '{ws.tool}' needs a prompt ({{{name}}}), but the "

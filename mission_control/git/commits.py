@@ -23,6 +23,7 @@ from .repo import (
     trim_message,
     worktree_file,
 )
+from .untracked import brought_not_ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,10 @@ def commit_work(
     require_linked_worktree(path, "a commit")
     settle_worktree(path)  # a killed mission-control's commit may still run here
     before = head_from_files(path) or head_commit(path)
-    run_git(["add", "--all"], path, what="staging the changes", retry_on_lock=True)
+    # What set-up brought in (.env, a node_modules link) is not the work.
+    left_out = [f":(exclude,literal){rel}" for rel in brought_not_ignored(path)]
+    pathspec = ["--", ".", *left_out] if left_out else []
+    run_git(["add", "--all", *pathspec], path, what="staging the changes", retry_on_lock=True)
     if not _index_entries(path):  # only then can the work be "every file deleted"
         tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
         _refuse_emptying(path, tree, base_commit)
@@ -147,7 +151,9 @@ def _refuse_emptying(path: Path, tree: str, base_commit: str) -> None:
         )
 
 
-def push_branch(path: Path, remote: str, branch: str, *, force: bool = False) -> None:
+def push_branch(
+    path: Path, remote: str, branch: str, *, force: bool = False, to: str | None = None
+) -> None:
     """Push ``branch`` to ``remote`` and make it the branch's upstream.
 
     Never prompts. A refusal raises ``PushRejectedError`` carrying git's own
@@ -158,9 +164,10 @@ def push_branch(path: Path, remote: str, branch: str, *, force: bool = False) ->
     args = ["push"]
     if force:
         args.append("--force-with-lease")
-    args += [remote, f"refs/heads/{branch}:refs/heads/{branch}"]
+    args += [remote, f"refs/heads/{branch}:refs/heads/{to or branch}"]
     out = run_git(args, path, check=False, timeout=_NETWORK_TIMEOUT, env=remote_env(path, remote))
     if out.returncode != 0:
         message = " ".join(trim_message(out.stderr, out.stdout).split())
-        raise PushRejectedError(path, remote, branch, message)
-    set_upstream(path, branch, remote)
+        raise PushRejectedError(path, remote, to or branch, message)
+    if to is None or to == branch:
+        set_upstream(path, branch, remote)

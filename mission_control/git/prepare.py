@@ -50,6 +50,7 @@ from .repo import (
     trim_message,
     worktree_file,
 )
+from .start_from import StartFrom, remember_start, resolve_start_from
 from .worktree_list import WorktreeEntry, base_ref, is_empty_dir, list_worktrees, same_path
 
 
@@ -103,8 +104,13 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
         repo, [f"refs/heads/{branch}", base_ref(branch), f"refs/heads/{ws.base_branch}", first]
     )
     start_point, start_commit = "", None
+    start_from: StartFrom | None = None
     if f"refs/heads/{branch}" not in refs:
-        start_point, start_commit = start_point_for(repo, ws, warnings, refs)
+        if ws.start_from:  # existing work (a PR, a remote branch) instead of the base
+            start_from = resolve_start_from(repo, ws)
+            start_point = start_from.ref
+        else:
+            start_point, start_commit = start_point_for(repo, ws, warnings, refs)
     fast_forward: list[str] = []
     # Merging the one dependency would be a fast-forward when it holds the start
     # point: the branch starts there instead (same commit, no checkout then merge).
@@ -118,6 +124,8 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
         )
     if created:
         _set_stage(path, STAGE_CREATING)
+    if start_from is not None and not reattached:  # for finishing: where the work goes back
+        remember_start(path, start_from)
     crashpoints.reach("worktree.added")
     if reattached:
         fast_forward = []

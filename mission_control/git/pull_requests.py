@@ -86,6 +86,7 @@ def open_pull_request(
     gh: str = "gh",
     env: Mapping[str, str] | None = None,
     timeout: float = GH_TIMEOUT,
+    head: str | None = None,
 ) -> PrResult:
     """Open (or, on a rerun, update) the pull request of ``ws``'s pushed branch.
 
@@ -94,12 +95,17 @@ def open_pull_request(
     (default: a file in the worktree's own git dir, outside its files) and
     passed with ``--body-file``. ``env`` entries are added to the environment
     ``gh`` runs with (and its ``PATH`` is where ``gh`` is looked for).
+
+    ``head``: the branch the work was pushed to when it is not the workstream's own
+    (``from:``); an open pull request of that branch is someone's: the push has
+    updated it, and its title and body are left as they are.
     """
     worktree = Path(worktree)
     values = template_values(ws, run_id, diffstat, checks)
     return submit_pull_request(
         worktree,
-        head=ws.branch,
+        head=head or ws.branch,
+        theirs=head is not None and head != ws.branch,
         base=ws.pr.base or ws.landed_from or ws.base_branch,
         title=render(ws.pr.title, values),
         body=render(ws.pr.body if ws.pr.body is not None else DEFAULT_BODY, values),
@@ -128,10 +134,12 @@ def submit_pull_request(
     gh: str = "gh",
     env: Mapping[str, str] | None = None,
     timeout: float = GH_TIMEOUT,
+    theirs: bool = False,
 ) -> PrResult:
     """Open the pull request of the pushed branch ``head`` into ``base``, or update the
     open one a rerun finds; the body goes through a file (``body_path``, or ``body_name``
-    in the worktree's own git dir)."""
+    in the worktree's own git dir). ``theirs``: an open pull request of ``head`` is
+    someone else's, and is left as it is."""
     try:
         body_file = body_path or git_path(worktree, f"mission-control/{body_name}")
         body_file.parent.mkdir(parents=True, exist_ok=True)
@@ -179,6 +187,8 @@ def submit_pull_request(
             existing = [str(pr["url"]) for pr in json.loads(listed.stdout or "[]")]
         except (ValueError, TypeError, KeyError):
             existing = []
+        if existing and theirs:
+            return PrResult("updated", url=existing[0], command=command)
         if existing:
             url = existing[0]
             edit = ["pr", "edit", url, "--title", title, "--body-file", str(body_file)]

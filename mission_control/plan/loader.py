@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from ..errors import PlanError, PlanProblem
 from .argv import resolve_tools
+from .around import check_notify, notify_spec, resolve_port_range
 from .dependencies import Dependencies
 from .environment import Environment
 from .files import FileReadError, read_regular_file
@@ -156,9 +157,12 @@ def _load(
     dependencies.check_cycles()
     dependencies.check_folders()
     _check_landed_bases(shapes, problems)
+    port_range = resolve_port_range(problems, shapes.plan.port_range)
+    if shapes.plan.notify is not None:
+        check_notify(problems, shapes.plan.notify, ("notify",))
     if problems:
         return None
-    return _assemble(shapes, problems, tools)
+    return _assemble(shapes, problems, tools, port_range)
 
 
 def _starts_landed(draft: WorkstreamDraft) -> bool:
@@ -180,7 +184,9 @@ def _check_landed_bases(shapes: Shapes, problems: Problems) -> None:
             )
 
 
-def _assemble(shapes: Shapes, problems: Problems, tools: dict[str, ToolSpec]) -> Plan | None:
+def _assemble(
+    shapes: Shapes, problems: Problems, tools: dict[str, ToolSpec], port_range: tuple[int, int]
+) -> Plan | None:
     phases: list[Phase] = []
     previous: str | None = None
     for phase in shapes.phases:
@@ -211,6 +217,8 @@ def _assemble(shapes: Shapes, problems: Problems, tools: dict[str, ToolSpec]) ->
     extra: dict[str, Any] = {}
     if raw_plan.grace_seconds is not None:
         extra["grace_seconds"] = raw_plan.grace_seconds
+    if raw_plan.notify is not None:
+        extra["notify"] = notify_spec(raw_plan.notify)
     if raw_plan.budget is not None:
         extra["budget"] = to_budget(raw_plan.budget)
     if raw_plan.pricing:
@@ -224,5 +232,6 @@ def _assemble(shapes: Shapes, problems: Problems, tools: dict[str, ToolSpec]) ->
         version=1,
         phases=phases,
         tools=tools,
+        port_range=port_range,
         **extra,
     )

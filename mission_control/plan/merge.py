@@ -36,10 +36,16 @@ REQUIRED: tuple[str, ...] = tuple(
 """Settings a workstream must get from itself or ``defaults:``, in the model's order."""
 
 
+_WRITTEN: dict[str, str] = {
+    name: info.alias or name for name, info in RawSettings.model_fields.items()
+}
+"""Each setting's key as written in the file (``start_from`` is written ``from``)."""
+
+
 def defaults_settings(defaults: RawSettings) -> dict[str, Setting]:
     """What ``defaults:`` gives every workstream: the start of each merge."""
     return {
-        name: (_keys(value) if name in MERGED_BY_KEY else value, ("defaults", name))
+        name: (_keys(value) if name in MERGED_BY_KEY else value, ("defaults", _WRITTEN[name]))
         for name in SETTINGS_KEYS
         if (value := getattr(defaults, name)) is not None
     }
@@ -54,7 +60,7 @@ def merge_settings(base: dict[str, Setting], own: RawSettings, path: KeyPath) ->
             continue
         if name in MERGED_BY_KEY:
             value = {**(base[name][0] if name in base else {}), **_keys(value)}
-        merged[name] = (value, (*path, name))
+        merged[name] = (value, (*path, _WRITTEN[name]))
     return merged
 
 

@@ -25,6 +25,7 @@ TOOL_PLACEHOLDERS: tuple[str, ...] = (
     "task_id",
     "run_id",
     "attempt",
+    "port",
 )
 
 CONTINUE_PLACEHOLDERS: tuple[str, ...] = (*TOOL_PLACEHOLDERS, "session_id")
@@ -137,6 +138,22 @@ class Resources(_Frozen):
     custom: dict[str, float] = Field(default_factory=dict)
 
 
+# Around the agent: notifications (the workstream's own settings are in their block below).
+class NotifySpec(_Frozen):
+    """Where and when to tell the user about a run; channel URLs are never recorded."""
+
+    urls: list[str] = Field(default_factory=list)
+    on: frozenset[str] = frozenset(
+        {"failed", "stalled", "needs_input", "over_budget", "conflicts", "run_finished"}
+    )
+    bell: bool = False
+    command: list[str] | None = None
+    """Receives each event as JSON on stdin."""
+
+
+DEFAULT_PORT_RANGE: tuple[int, int] = (20000, 29999)
+
+
 class Workstream(_Frozen):
     """One unit of work: a tool run in its own worktree and branch."""
 
@@ -170,6 +187,19 @@ class Workstream(_Frozen):
     budget: Budget = Field(default_factory=Budget)
     """Only cluster backends read it; the local backend runs every attempt as it comes."""
     worktree_root: Path
+    # Around the agent: the worktree's set-up, untracked files, ports, where the branch starts.
+    setup: list[Check] = Field(default_factory=list)
+    """Run in order in a new (or freshly reset) worktree before the tool; one failing fails it."""
+    teardown: list[Check] = Field(default_factory=list)
+    """Run in the worktree before ``clean`` removes it."""
+    copy_files: list[str] = Field(default_factory=list)
+    """Patterns of untracked files copied from the repository's checkout into a new worktree."""
+    link_files: list[str] = Field(default_factory=list)
+    """Like ``copy_files``, but symlinked (``node_modules``)."""
+    ports: int = Field(default=1, ge=0)
+    """Ports handed to each attempt: MC_PORT (the first) and MC_PORT_0..N-1."""
+    start_from: str | None = None
+    """``pr:NUMBER`` or ``REMOTE/BRANCH``: where a new branch starts instead of its base."""
     line: int = 0
     """Line of the workstream in the plan file, for messages."""
 
@@ -220,6 +250,8 @@ class Plan(_Frozen):
     """The whole run's cap."""
     pricing: dict[str, Price] = Field(default_factory=dict)
     """USD per million tokens per model, for agents that report tokens but no cost."""
+    port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+    notify: NotifySpec | None = None
 
     @cached_property
     def workstreams(self) -> list[Workstream]:

@@ -146,6 +146,8 @@ class Problems:
             kind_of_parent = str(loc[0])
         if len(loc) == 3 and loc[0] == "pricing":
             kind_of_parent = "price"
+        if len(loc) == 2 and loc[0] == "notify":
+            kind_of_parent = "notify"
         if err["type"] == "extra_forbidden":
             self._unknown_key(full, str(loc[-1]), kind_of_parent)
             return

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .argv import to_argv
+from .around import resolve_around
 from .merge import REQUIRED
 from .model import Budget, Check, Resources, ToolSpec, Workstream
 from .paths import PathExpansionError, expand_path
@@ -30,6 +31,7 @@ from .yaml_nodes import KeyPath
 
 _RULES = frozenset(
     {"repo", "worktree_root", "tool", "checks", "command", "shell", "resources", "budget"}
+    | {"setup", "teardown", "copy_files", "link_files", "start_from"}
 )
 """Settings resolved by a rule below; every other one is passed to the model as merged."""
 _PASSED = frozenset(Workstream.model_fields) - _RULES
@@ -197,22 +199,26 @@ class Resolver:
         budget = draft.settings.get("budget")
         if budget is not None:
             kw["budget"] = to_budget(budget[0])
-        checks = draft.settings.get("checks")
-        if checks is not None:
-            resolved = self._resolve_checks(checks[0], checks[1])
-            if resolved is None:
-                draft.ok = False
-            else:
-                kw["checks"] = resolved
+        for name in ("checks", "setup", "teardown"):
+            found = draft.settings.get(name)
+            if found is not None:
+                resolved = self._resolve_checks(found[0], found[1], name)
+                if resolved is None:
+                    draft.ok = False
+                else:
+                    kw[name] = resolved
+        resolve_around(self.problems, draft, self.tools.get(kw.get("tool", "")))
 
-    def _resolve_checks(self, items: list[Any], path: KeyPath) -> list[Check] | None:
+    def _resolve_checks(
+        self, items: list[Any], path: KeyPath, what: str = "checks"
+    ) -> list[Check] | None:
         """Each item on its own, so one bad check does not hide the others' problems."""
         cache_key = id(items)
         if cache_key in self._checks:
             return self._checks[cache_key]
         result: list[Check] | None = []
         for i, item in enumerate(items):
-            check = self._check((*path, i), item)
+            check = self._check((*path, i), item, what)
             if check is None or result is None:
                 result = None
             else:
@@ -220,13 +226,15 @@ class Resolver:
         self._checks[cache_key] = result
         return result
 
-    def _check(self, path: KeyPath, item: Any) -> Check | None:
+    def _check(self, path: KeyPath, item: Any, what: str = "checks") -> Check | None:
         data = {"run": item} if isinstance(item, str) else item
         if not isinstance(data, dict):
+            one = {"checks": "a check", "setup": "a set-up command"}.get(what, "a command")
+            example = "pytest -q" if what == "checks" else "npm ci"
             self.problems.add(
                 path,
-                f"a check must be a command line or a mapping with `run:`, not {describe(item)}",
-                "write `- pytest -q` or `- {name: tests, run: pytest -q}`",
+                f"{one} must be a command line or a mapping with `run:`, not {describe(item)}",
+                f"write `- {example}` or `- {{name: {what}, run: {example}}}`",
             )
             return None
         check, broken = self.problems.validate(RawCheck, data, path, "check")

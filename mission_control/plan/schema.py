@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
     AfterValidator,
@@ -50,6 +50,15 @@ MEMORY_FORMS = (
     " (KB/MB/GB/TB count in 1000s, the others in 1024s)"
 )
 """The accepted forms of ``memory:``, named in every message about it."""
+
+MAX_PORTS = 16
+"""The most ports one workstream may ask for (``ports:``)."""
+
+NotifyEvent = Literal[
+    "failed", "stalled", "needs_input", "over_budget", "conflicts", "phase_finished", "run_finished"
+]
+"""What ``notify: {on: [...]}`` may name."""
+NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
 
 RESOURCE_PRECISION = 0.0001
 """The finest amount Ray schedules: a smaller non-zero amount is refused by Ray."""
@@ -197,6 +206,7 @@ OneOrList = Annotated[list[str], BeforeValidator(_one_or_list)]
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_schedulable)]
 """A resource amount: CPUs or a custom resource; fractions share a node's unit."""
 Memory = Annotated[int, PlainValidator(_memory_bytes)]
+Port = Annotated[int, Field(ge=1024, le=65535)]
 
 
 class _Raw(BaseModel):
@@ -288,6 +298,15 @@ class RawSettings(_Raw):
     resources: Opt[RawResources] = None
     """Replaces the ``defaults:`` mapping as a whole: keys are not merged one by one."""
     budget: Opt[RawBudget] = None
+    # Around the agent: the worktree's set-up, untracked files, ports, where the branch starts.
+    setup: Annotated[list[Any] | None, BeforeValidator(_one_or_list)] = None
+    """Commands run in a new worktree before the tool, each like a check."""
+    teardown: Annotated[list[Any] | None, BeforeValidator(_one_or_list)] = None
+    """Commands run in the worktree before ``clean`` removes it."""
+    copy_files: OneOrList | None = Field(default=None, alias="copy")
+    link_files: OneOrList | None = Field(default=None, alias="link")
+    ports: Opt[Annotated[int, Field(ge=0, le=MAX_PORTS)]] = None
+    start_from: Opt[str] = Field(default=None, alias="from")
 
 
 class RawDefaults(RawSettings):
@@ -310,6 +329,15 @@ class RawPhase(_Raw):
     workstreams: Annotated[list[Any], BeforeValidator(_reject_null)]
 
 
+class RawNotify(_Raw):
+    """Where and when to tell the user about a run (also in the user's config file)."""
+
+    urls: OneOrList = Field(default_factory=list)
+    on: Annotated[list[NotifyEvent] | None, BeforeValidator(_one_or_list)] = None
+    bell: Opt[bool] = None
+    command: Opt[TextOrList] = None
+
+
 class RawPlan(_Raw):
     version: Opt[Literal[1]] = None
     name: Opt[str] = None
@@ -321,6 +349,8 @@ class RawPlan(_Raw):
     )
     phases: Opt[list[Any]] = None
     grace_seconds: Opt[Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]] = None
+    port_range: Opt[Annotated[list[Port], Field(min_length=2, max_length=2)]] = None
+    notify: Opt[RawNotify] = None
     budget: Opt[RawBudget] = None
     """The whole run's cap: no new attempt starts once it is spent."""
     pricing: Annotated[dict[str, RawPrice], BeforeValidator(_null_as_empty_dict)] = Field(
@@ -329,7 +359,13 @@ class RawPlan(_Raw):
 
 
 SETTINGS_KEYS: frozenset[str] = frozenset(RawSettings.model_fields)
-WORKSTREAM_KEYS: frozenset[str] = frozenset(RawWorkstream.model_fields)
+WRITTEN_SETTINGS_KEYS: frozenset[str] = frozenset(
+    info.alias or name for name, info in RawSettings.model_fields.items()
+)
+"""The settings as written in a plan (``from``, not the field name ``start_from``)."""
+WORKSTREAM_KEYS: frozenset[str] = frozenset(
+    info.alias or name for name, info in RawWorkstream.model_fields.items()
+)
 PHASE_KEYS: frozenset[str] = frozenset(RawPhase.model_fields)
 PLAN_KEYS: frozenset[str] = frozenset(RawPlan.model_fields)
 
@@ -352,7 +388,15 @@ _MISPLACED: dict[str, str] = {
     ),
     "workstreams": "'{key}' goes inside a phase: `phases: [{id: PH-01, workstreams: [...]}]`",
     **dict.fromkeys(
+        ("from", "copy", "link"),
+        "'{key}' is a workstream setting: put it on each workstream or under `defaults:`",
+    ),
+    **dict.fromkeys(
         ("phases", "grace_seconds", "tools", "defaults", "version", "pricing"),
+        "'{key}' is a top-level key of the plan",
+    ),
+    **dict.fromkeys(
+        ("port_range", "notify"),
         "'{key}' is a top-level key of the plan",
     ),
 }
@@ -387,6 +431,17 @@ _FIELD_HINTS: dict[str, str] = {
     "memory": MEMORY_FORMS,
     "custom": "Ray custom resources, each name: amount, e.g. {gpu_box: 1}",
     "custom resource": "an amount such as 1 or 0.5 of a resource the nodes advertise",
+    "setup": "a list of command lines or {name, run, shell, timeout_minutes}",
+    "teardown": "a list of command lines or {name, run, shell, timeout_minutes}",
+    "copy": "a list of patterns of untracked files, e.g. [.env, '.env.*']",
+    "link": "a list of patterns of untracked files or folders, e.g. [node_modules]",
+    "ports": f"how many ports the workstream gets (MC_PORT_0..), 0 to {MAX_PORTS}",
+    "from": "pr:NUMBER (a pull request) or REMOTE/BRANCH, e.g. origin/feature-x",
+    "port_range": "the lowest and highest port to hand out: [20000, 29999]",
+    "notify": "a mapping: {urls: [...], on: [failed, run_finished], bell: true, command: [...]}",
+    "urls": "a list of apprise URLs, e.g. [ntfy://mytopic, json://127.0.0.1:8080/hook]",
+    "on": "a list of: " + ", ".join(NOTIFY_EVENTS),
+    "bell": "true rings the terminal bell",
     "budget": "a mapping: {max_cost_usd: 2.5, max_tokens: 2000000}",
     "max_cost_usd": "US dollars, e.g. 2.5",
     "max_tokens": "a whole number of tokens (input and output together), e.g. 2000000",
@@ -408,19 +463,22 @@ _RESOURCE_ALIASES: dict[str, str] = {
 
 
 def allowed_keys(loc_kind: str) -> frozenset[str]:
-    """The keys valid in a mapping of the given kind (as named in key paths)."""
-    return {
-        "plan": PLAN_KEYS,
-        "phase": PHASE_KEYS,
-        "workstream": WORKSTREAM_KEYS,
-        "defaults": frozenset(RawDefaults.model_fields),
-        "tool": frozenset(RawTool.model_fields),
-        "check": frozenset(RawCheck.model_fields),
-        "pr": frozenset(RawPr.model_fields),
-        "resources": frozenset(RawResources.model_fields),
-        "budget": frozenset(RawBudget.model_fields),
-        "price": frozenset(RawPrice.model_fields),
-    }[loc_kind]
+    """The keys valid in a mapping of the given kind (as named in key paths), as written."""
+    models: dict[str, type[BaseModel]] = {
+        "plan": RawPlan,
+        "phase": RawPhase,
+        "workstream": RawWorkstream,
+        "defaults": RawDefaults,
+        "tool": RawTool,
+        "check": RawCheck,
+        "pr": RawPr,
+        "resources": RawResources,
+        "notify": RawNotify,
+        "budget": RawBudget,
+        "price": RawPrice,
+    }
+    fields = models[loc_kind].model_fields
+    return frozenset(info.alias or name for name, info in fields.items())
 
 
 def resource_key_hint(key: str) -> str | None:

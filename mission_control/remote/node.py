@@ -49,6 +49,7 @@ from ..engine.finish import (
     push_work,
 )
 from ..engine.metrics import LogActivity, MetricsSampler
+from ..engine.ports import port_env
 from ..engine.recovery import exit_file_for
 from ..engine.supervisor import (
     AttemptProcess,
@@ -59,9 +60,11 @@ from ..engine.supervisor import (
     spawn_attempt,
 )
 from ..engine.tools import RenderedCommand, render_command, resolve_executable
+from ..engine.worktree_setup import set_up_worktree
 from ..errors import MissionControlError
 from ..git import mirrors
 from ..git.bundles import bundle_bytes
+from ..git.untracked_pack import unpack_untracked
 from ..store.logs import attempt_log_path, file_size, report_path
 from ..store.watch import LogWatcher
 from .protocol import (
@@ -185,6 +188,25 @@ class NodeAttempt:
                 f" left out (it is kept as {mirrors.WIP_REF}{self.ws.branch})\n"
             )
             await asyncio.to_thread(append_log, self.log_path, note)
+        if spec.files is not None:  # the checkout's untracked files, packed by the driver
+            notes = [*spec.files_notes]
+            notes += await asyncio.to_thread(
+                unpack_untracked, spec.files, prepared.path, spec.files_paths
+            )
+            await asyncio.to_thread(append_log, self.log_path, "".join(f"{n}\n" for n in notes))
+        # A node's worktree is new for each attempt: its set-up runs every time.
+        env = {**self.ws.env, "MC_RUN_ID": spec.run_id, "MC_WORKTREE": str(prepared.path)}
+        await set_up_worktree(
+            self.ws,
+            prepared.path,
+            fresh=True,
+            env={**env, **port_env(spec.ports)},
+            ports=spec.ports,
+            log_path=self.log_path,
+            stop=None,
+            grace=spec.grace_seconds,
+            bring_files=False,
+        )
         return NodePrepared(
             _node_name(),
             prepared.path,
@@ -257,6 +279,7 @@ class NodeAttempt:
             follow_up=spec.follow_up,
             pricing=spec.pricing,
             spent_before=spec.spent_before,
+            ports=spec.ports,
         )
 
     async def start(self, command: RenderedCommand) -> NodeStarted:
@@ -325,6 +348,7 @@ class NodeAttempt:
             grace_seconds=spec.grace_seconds,
             stop=self._stop_finishing,
             force_push=force_push,
+            ports=spec.ports,
         )
         committed: Committed | None = None
         async for item in check_and_commit(req):

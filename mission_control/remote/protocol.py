@@ -45,6 +45,12 @@ class NodeSpec:
     """The user's message the attempt continues the agent's conversation with."""
     spent_before: tuple[int, float] = (0, 0.0)
     pricing: dict[str, Price] | None = None
+    ports: tuple[int, ...] = ()
+    """Claimed on the driver's machine (unique among its runs), not checked on the node."""
+    files: bytes | None = None
+    """Untracked files of the checkout (``copy:``, ``.worktreeinclude``), packed here."""
+    files_paths: tuple[str, ...] = ()
+    files_notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,7 @@ from ..engine.finish import (
 from ..engine.tools import RenderedCommand, read_prompt
 from ..errors import GitError, MissionControlError, SetupError
 from ..git import bundles, diffs, repo
+from ..git.untracked_pack import pack_untracked
 from ..plan.model import Plan, Price, Workstream
 from ..store.logs import file_size
 from ..store.private import write_private_text
@@ -214,6 +215,8 @@ class RayBackend:
             seed = await asyncio.to_thread(bundles.seed_for_branch, ws.repo, ws.branch, ws.remote)
         prompt = await asyncio.to_thread(read_prompt, ws)
         deps = tuple(await asyncio.to_thread(_branches_to_merge, ws, request.dependencies))
+        # The node cannot see the checkout: the untracked files it needs go with it.
+        packed = await asyncio.to_thread(pack_untracked, ws.repo, ws.copy_files, ws.task_id)
         spec = NodeSpec(
             run_id=request.run_id,
             attempt=request.attempt,
@@ -232,6 +235,10 @@ class RayBackend:
             follow_up=request.follow_up,
             spent_before=request.spent_before,
             pricing=self._pricing,
+            ports=request.ports,
+            files=packed.data if packed is not None else None,
+            files_paths=packed.paths if packed is not None else (),
+            files_notes=packed.notes if packed is not None else (),
         )
         res = ws.resources
         options: dict[str, Any] = {

@@ -64,6 +64,21 @@ def kill_named(name: str) -> None:
         time.sleep(0.1)
 
 
+def refuse_local_only(ws: Workstream) -> None:
+    """Links into this machine's checkout and ``from:`` are not done on a node yet: refuse
+    them before anything runs rather than run an agent in a worktree they did not set up."""
+    settings = {
+        "link": ws.link_files,
+        "from": ws.start_from,
+    }
+    named = [f"`{key}:`" for key, value in settings.items() if value]
+    if named:
+        raise SetupError(
+            f"{ws.task_id}: {', '.join(named)} work only with the local backend for now:"
+            " run with --backend local, or leave them out of the plan for a Ray run"
+        )
+
+
 def remote_urls(plan: Plan, workstreams: list[Workstream]) -> dict[tuple[Path, str], str]:
     """The URL each repository's remote has, as the nodes will clone it (blocking).
 
@@ -75,6 +90,7 @@ def remote_urls(plan: Plan, workstreams: list[Workstream]) -> dict[tuple[Path, s
     in_run = {ws.task_id for ws in workstreams}
     checked_out: dict[Path, dict[str, Path]] = {}
     for ws in workstreams:
+        refuse_local_only(ws)
         if ws.repo not in checked_out:
             checked_out[ws.repo] = {
                 e.branch.removeprefix("refs/heads/"): e.path

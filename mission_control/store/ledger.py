@@ -319,6 +319,7 @@ class LedgerWriter(LedgerConnection):
         argv: Sequence[str],
         env_names: Iterable[str],
         started_at: float,
+        ports: Sequence[int] = (),
     ) -> None:
         """Record an attempt that has started (or is about to: ``pid`` may come later).
 
@@ -329,8 +330,8 @@ class LedgerWriter(LedgerConnection):
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO attempts (run_id, task_id, attempt, pid, pid_create_time, log_path,"
-                " worktree, branch, base_commit, argv, env_names, started_at, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " worktree, branch, base_commit, argv, env_names, started_at, status, ports)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     task_id,
@@ -345,6 +346,7 @@ class LedgerWriter(LedgerConnection):
                     dumps(list(names)),
                     started_at,
                     WsState.RUNNING.value,
+                    dumps([int(p) for p in ports]),
                 ),
             )
             conn.execute(

@@ -116,6 +116,8 @@ class AttemptRecord:
     doing: str | None = None
     needs_input: str | None = None
     over_budget: str | None = None
+    ports: tuple[int, ...] = ()
+    """The ports the attempt was given (``MC_PORT``...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,8 @@ def workstream_record(row: sqlite3.Row) -> WorkstreamRecord:
 
 
 def attempt_record(row: sqlite3.Row) -> AttemptRecord:
-    return _record(AttemptRecord, row, {"argv": _json_tuple, "env_names": _json_tuple})
+    decode = {"argv": _json_tuple, "env_names": _json_tuple, "ports": _json_tuple}
+    return _record(AttemptRecord, row, decode)
 
 
 def message_record(row: sqlite3.Row) -> MessageRecord:

@@ -14,7 +14,7 @@ from typing import Final
 
 from ..errors import SetupError
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 DB_NAME: Final = "state.db"
 
 TABLES: Final = (
@@ -195,10 +195,16 @@ def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     _run_script(conn, _SCHEMA_V3)
 
 
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    """Each attempt's ports (``MC_PORT``...), a JSON list."""
+    conn.execute("ALTER TABLE attempts ADD COLUMN ports TEXT NOT NULL DEFAULT '[]'")
+
+
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
 }
 """``from_version -> step``; each step moves the schema up by one version."""
 

@@ -3,8 +3,9 @@
 It keeps its pull requests in ``$FAKE_GH_DIR/prs.json`` and appends every call
 (argv, cwd and the text of any ``--body-file``) to ``$FAKE_GH_DIR/calls.jsonl``.
 Supported: ``auth status`` (fails when ``$FAKE_GH_LOGGED_OUT`` is set),
-``pr list --head B --json url``, ``pr create``, ``pr edit``, ``pr close URL --comment C``;
-``$FAKE_GH_FAIL`` names one command (``pr create``) that fails like GitHub's API would.
+``pr list --head B --json url``, ``pr view N --json FIELDS``, ``pr create``, ``pr edit``,
+``pr close URL --comment C``; ``$FAKE_GH_FAIL`` names one command (``pr create``) that fails
+like GitHub's API would.
 Anything else exits 2, so a test notices a call it did not expect.
 """
 
@@ -102,6 +103,25 @@ def _serve(state_dir: Path, argv: list[str]) -> int:
         prs_file.write_text(json.dumps(prs))
         print(url)
         return 0
+    if command == ["pr", "view"] and rest:
+        for number, pr in enumerate(prs, start=1):
+            if rest[0] in (str(number), pr["url"]):
+                fields = {
+                    "number": number,
+                    "url": pr["url"],
+                    "headRefName": pr["head"],
+                    "baseRefName": pr["base"],
+                    "state": pr["state"],
+                    "isCrossRepository": bool(pr.get("cross_repository")),
+                }
+                wanted = opts.get("--json", [",".join(fields)])[0].split(",")
+                print(json.dumps({key: fields[key] for key in wanted}))
+                return 0
+        print(
+            f"GraphQL: Could not resolve to a PullRequest with the number of {rest[0]}.",
+            file=sys.stderr,
+        )
+        return 1
     if command == ["pr", "edit"] and rest:
         for pr in prs:
             if rest[0] in (pr["url"], pr["url"].rsplit("/", 1)[-1]):

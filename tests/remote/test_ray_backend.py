@@ -794,3 +794,86 @@ async def test_an_agent_on_a_node_reports_its_tokens_and_its_question(
     )
     log = Path(engine.snapshot().workstreams["P::a"].log_path or "").read_text()
     assert "▸ Write HELLO.md" in log  # the transcript came back with the log
+
+
+async def test_an_attempt_on_a_node_gets_its_port_in_its_env_and_checks(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    item = {
+        "id": "a",
+        "tool": "shell",
+        "command": ["echo $MC_PORT > port.txt"],
+        "shell": True,
+        "checks": [{"name": "port", "run": 'test "$(cat port.txt)" = {port}', "shell": True}],
+    }
+    plan = write_plan(tmp_path, git_repo.path, [("P", 1, [item])])
+    engine = make_engine(plan, tmp_path / "state", backend="ray")
+    rec = Recorder(engine)
+    assert await engine.run() is True, rec.details("P::a")
+    port = int(_git(git_repo.origin, "show", "ws/P/a:port.txt"))
+    store = RunStore(tmp_path / "state")
+    try:
+        assert store.attempts(engine.run_id, "P::a")[-1].ports == (port,)
+    finally:
+        store.close()
+
+
+async def test_setup_runs_on_the_node_before_the_tool_and_a_failure_fails_it(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    good = {
+        "id": "a",
+        "tool": "shell",
+        "command": ["test -f ready.txt && echo built > out.txt"],
+        "shell": True,
+        "setup": [{"name": "prepare", "run": "echo $MC_PORT > ready.txt", "shell": True}],
+    }
+    bad = {
+        "id": "b",
+        "tool": "shell",
+        "command": ["echo never > out.txt"],
+        "shell": True,
+        "setup": [{"name": "deps", "run": "echo cannot install; exit 3", "shell": True}],
+    }
+    plan = write_plan(tmp_path, git_repo.path, [("P", 2, [good, bad])])
+    engine = make_engine(plan, tmp_path / "state", backend="ray")
+    rec = Recorder(engine)
+    assert await engine.run() is False
+    assert rec.states["P::a"] is WsState.SUCCEEDED, rec.details("P::a")
+    assert _git(git_repo.origin, "show", "ws/P/a:out.txt") == "built"
+    log_a = Path(engine.snapshot().workstreams["P::a"].log_path or "").read_text()
+    assert "──── set-up 'prepare': echo $MC_PORT > ready.txt" in log_a
+    assert rec.states["P::b"] is WsState.FAILED
+    assert rec.details("P::b")[-1] == "P::b: set-up 'deps' exited 3: cannot install"
+
+
+async def test_untracked_files_of_the_checkout_reach_the_node_and_stay_out_of_the_commit(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    repo = git_repo.path
+    (repo / ".gitignore").write_text(".env\nlocal/\n")
+    (repo / ".worktreeinclude").write_text("local/\n")
+    git_repo.git("add", ".gitignore", ".worktreeinclude")
+    git_repo.git("commit", "-qm", "ignore")
+    git_repo.git("push", "-q", "origin", "main")
+    (repo / ".env").write_text("KEY=on the node\n")
+    (repo / "local").mkdir()
+    (repo / "local" / "settings.ini").write_text("x = 1\n")
+    (repo / "local" / "pipe").unlink(missing_ok=True)
+    os.mkfifo(repo / "local" / "pipe")
+    item = {
+        "id": "a",
+        "tool": "shell",
+        "command": ["cat .env local/settings.ini > seen.txt"],
+        "shell": True,
+        "copy": [".env"],
+    }
+    plan = write_plan(tmp_path, repo, [("P", 1, [item])])
+    engine = make_engine(plan, tmp_path / "state", backend="ray")
+    rec = Recorder(engine)
+    assert await engine.run() is True, rec.details("P::a")
+    assert _git(git_repo.origin, "show", "ws/P/a:seen.txt") == "KEY=on the node\nx = 1"
+    files = _git(git_repo.origin, "ls-tree", "-r", "--name-only", "ws/P/a").split()
+    assert ".env" not in files and "local/settings.ini" not in files
+    log = Path(engine.snapshot().workstreams["P::a"].log_path or "").read_text()
+    assert "──── files: copied .env, local/settings.ini" in log

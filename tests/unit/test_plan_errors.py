@@ -190,7 +190,10 @@ def test_unknown_keys_at_every_level(load: Any) -> None:
 
 def test_unknown_key_without_a_close_match_lists_the_known_ones(load: Any) -> None:
     text = "phases: []\ncolour: blue\n"
-    known = "known keys: budget, defaults, grace_seconds, name, phases, pricing, tools, version"
+    known = (
+        "known keys: budget, defaults, grace_seconds, name, notify, phases, port_range,"
+        " pricing, tools, version"
+    )
     assert known in at(load(text), 2)
 
 

@@ -58,13 +58,21 @@ def test_every_setting_comes_from_defaults_without_code_of_its_own() -> None:
         "shell": False,
         "resources": {"cpus": 2},
         "budget": {"max_cost_usd": 2.5},
+        "setup": ["npm ci"],
+        "teardown": ["make stop"],
+        "copy": [".env"],
+        "link": ["node_modules"],
+        "ports": 2,
+        "from": "origin/feature-x",
     }
     # A setting added to RawSettings without an example here fails this test: add one.
-    assert set(values) == set(RawSettings.model_fields)
+    written = {info.alias or name for name, info in RawSettings.model_fields.items()}
+    assert set(values) == written
     defaults = RawDefaults.model_validate(values)
     own = RawWorkstream.model_validate({"id": "W", "env": {"B": "2"}, "pr": {"title": "t"}})
     merged = merge_settings(defaults_settings(defaults), own, ("phases", 0, "workstreams", 0))
-    assert set(merged) == set(values)
+    assert set(merged) == set(RawSettings.model_fields)
+    assert merged["start_from"] == ("origin/feature-x", ("defaults", "from"))
     assert merged["retries"] == (2, ("defaults", "retries"))
     assert merged["env"] == ({"A": "1", "B": "2"}, ("phases", 0, "workstreams", 0, "env"))
     assert merged["pr"][0] == {"draft": True, "title": "t"}

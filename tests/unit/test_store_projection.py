@@ -49,6 +49,7 @@ WORKSTREAM_KEYS = {
     "last_attempt",
 }
 ATTEMPT_KEYS = {
+    "ports",
     "attempt",
     "pid",
     "status",

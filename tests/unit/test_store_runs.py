@@ -84,6 +84,7 @@ def test_a_version_2_ledger_gains_the_landing_tables_and_keeps_its_runs(tmp_path
     conn = sqlite3.connect(tmp_path / DB_NAME)
     conn.execute("DROP TABLE landing_merges")
     conn.execute("DROP TABLE landings")
+    conn.execute("ALTER TABLE attempts DROP COLUMN ports")  # version 4's
     conn.execute("PRAGMA user_version=2")
     conn.commit()
     conn.close()
@@ -95,7 +96,7 @@ def test_a_version_2_ledger_gains_the_landing_tables_and_keeps_its_runs(tmp_path
         )  # fmt: skip
         assert [m.state for m in s.landing_merges(landing)] == ["pending"]
     conn = sqlite3.connect(tmp_path / DB_NAME)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     conn.close()
 
 

@@ -379,6 +379,7 @@ class WorkstreamActions(App[AppResult]):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.table.set_filter(text=event.value)
+        self._schedule_refresh()  # the header says what the table shows
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -397,10 +398,17 @@ class WorkstreamActions(App[AppResult]):
             return
         if event.key == "escape":
             box = self.query_one("#filter", Input)
-            if box.has_focus:
+            if box.has_focus or (self.table.has_focus and self._table_filtered()):
+                # esc in the box, or on a filtered table: show every workstream again
                 box.value = ""
                 box.remove_class("-shown")
+                self.table.set_filter(text="", status=StatusFilter.ALL)
                 self.table.focus()
+                self._schedule_refresh()
+
+    def _table_filtered(self) -> bool:
+        table = self.table
+        return table.status_filter is not StatusFilter.ALL or bool(table.text_filter)
 
     def action_sort(self) -> None:
         self.table.action_cycle_sort()
@@ -408,9 +416,15 @@ class WorkstreamActions(App[AppResult]):
     def action_status_filter(self) -> None:
         current = self.table.status_filter
         status = _STATUS_CYCLE[(_STATUS_CYCLE.index(current) + 1) % len(_STATUS_CYCLE)]
+        self._show_status(status)
+
+    def action_attention(self) -> None:
+        attention = StatusFilter.ATTENTION
+        self._show_status(StatusFilter.ALL if self.table.status_filter is attention else attention)
+
+    def _show_status(self, status: StatusFilter) -> None:
         self.table.set_filter(status=status)
-        self.table.border_subtitle = "" if status is StatusFilter.ALL else f"status: {status.value}"
-        self.notify(f"showing {status.value} workstreams", timeout=2)
+        self._schedule_refresh()  # the header says what the table shows
 
     async def action_quit(self) -> None:
         active = [v for v in self.run_snapshot.workstreams.values() if v.state in ACTIVE]

@@ -26,6 +26,7 @@ from textual.css.query import NoMatches
 from textual.driver import Driver
 from textual.events import Event, Key, Resize
 from textual.timer import Timer
+from textual.widgets import Label
 from textual.worker import Worker, get_current_worker
 
 from ..engine import events as ev
@@ -45,7 +46,7 @@ from .widgets.log_pane import LogPane
 from .widgets.log_view import POLL_SECONDS, LogView
 from .widgets.run_header import RunHeader, RunSummary
 from .widgets.search_box import SearchBox
-from .widgets.workstream_table import WorkstreamTable
+from .widgets.workstream_table import StatusFilter, WorkstreamTable, needs_attention
 
 FOLLOW_DELAY = 0.12
 """Seconds the cursor rests on a row before the following panes switch to it."""
@@ -53,6 +54,8 @@ LAG_TICK = 0.1
 KEY_HOLD = 0.5
 """Seconds after a key during which other panes hold their new lines."""
 MAX_PACE = 2.0
+SETTLE_SECONDS = 1.5
+"""How long nothing must run or wait before the header calls the run's work ended."""
 _PROBE_BYTES = 4096
 
 
@@ -69,6 +72,12 @@ class MissionControlApp(WorkstreamActions):
         Binding("s", "skip", "Skip", tooltip="Skip the workstream (asks first if its agent runs)"),
         Binding("d", "diff", "Diff", tooltip="Show the worktree's diff against its base"),
         Binding("f", "filter", "Filter", tooltip="Filter the table by text"),
+        Binding(
+            "exclamation_mark",
+            "attention",
+            "Attention",
+            tooltip="Show only what needs you (failed, stalled, conflicts); again: all",
+        ),
         Binding("question_mark,f1", "help", "Help", tooltip="Show every key, by where it works"),
         Binding("q", "quit", "Quit", tooltip="Quit (asks what to do if work is running)"),
         # in the help screen and the palette only
@@ -130,6 +139,9 @@ class MissionControlApp(WorkstreamActions):
         """Ids of panes the user pointed at a workstream; the others follow the cursor."""
         self._pane_serial = 0
         self._dag_choice: bool | None = None
+        self._run_ended_at: float | None = None
+        self._run_cancelled = False
+        self._settled_since: float | None = None
         self._selected: str | None = None
         self._follow_timer: Timer | None = None
         self._pace = POLL_SECONDS
@@ -184,6 +196,7 @@ class MissionControlApp(WorkstreamActions):
             yield DagView(id="dag")
             with Vertical(id="table-box"):
                 yield SearchBox("filter: id, name, tool or status (esc clears)", id="filter")
+                yield Label(id="empty", markup=False)
                 yield WorkstreamTable(id="table")
         with Horizontal(id="logs"):
             yield LogPane(id="pane-1")
@@ -278,7 +291,9 @@ class MissionControlApp(WorkstreamActions):
                 )
             case ev.EngineWarned(task_id=task_id, message=text):
                 self.notify(text, title=task_id or "mission-control", severity="warning")
-            case ev.RunFinished(ok=ok, cancelled=cancelled):
+            case ev.RunFinished(ok=ok, cancelled=cancelled, at=at):
+                self._run_ended_at = at
+                self._run_cancelled = cancelled
                 views = self.run_snapshot.workstreams.values()
                 failed = sum(1 for v in views if v.state in FAILED_STATES)
                 done = sum(1 for v in views if v.state is WsState.SUCCEEDED)
@@ -327,7 +342,6 @@ class MissionControlApp(WorkstreamActions):
         snap = self.run_snapshot
         views = snap.workstreams
         now = self._clock()
-        self.header.summary = self._summary(now)
         phase_id = self._dag_phase()
         phase = next((p for p in snap.phases if p.phase_id == phase_id), None)
         if phase is not None:
@@ -341,6 +355,15 @@ class MissionControlApp(WorkstreamActions):
             self.dag.border_title = f"DAG {phase.phase_id}"
         self.dag.selected = self._selected
         self.table.show(views, self._probes, now)
+        self.header.summary = self._summary(now)  # after the table: it counts the rows shown
+        empty = self.query_one("#empty", Label)
+        shown = bool(self.table.visible_tasks) or not views
+        empty.display = not shown
+        if not shown:
+            empty.update(
+                f"no workstream is {self._filter_label()}:"
+                " esc shows them all (v cycles, ! needs you)"
+            )
         for pane in self.panes:
             if pane.task_id is not None:
                 pane.update_view(views.get(pane.task_id))
@@ -348,7 +371,14 @@ class MissionControlApp(WorkstreamActions):
     def _summary(self, now: float) -> RunSummary:
         snap = self.run_snapshot
         views = snap.workstreams.values()
-        end = max((v.ended_at or 0.0 for v in views), default=0.0) if snap.finished else now
+        finished = snap.finished or self._work_ended()
+        end = now
+        if finished:  # the clock stops with the run
+            ended = max((v.ended_at or 0.0 for v in views), default=0.0)
+            end = snap.finished_at or self._run_ended_at or ended or now
+        shown = self._filter_label()
+        if shown:
+            shown += f" ({len(self.table.visible_tasks)} of {len(snap.workstreams)})"
         return RunSummary(
             plan=snap.plan_name,
             backend=snap.backend,
@@ -359,9 +389,37 @@ class MissionControlApp(WorkstreamActions):
             total=len(snap.workstreams),
             failed=sum(1 for v in views if v.state in FAILED_STATES),
             running=sum(1 for v in views if v.state in ACTIVE),
-            finished=snap.finished,
-            ok=snap.ok,
+            skipped=sum(1 for v in views if v.state is WsState.SKIPPED),
+            attention=sum(1 for v in views if needs_attention(v)),
+            finished=finished,
+            ok=snap.ok if snap.finished else not any(v.state in FAILED_STATES for v in views),
+            cancelled=self._run_cancelled,
+            shown=shown,
         )
+
+    def _work_ended(self) -> bool:
+        """All work has ended, though the engine stays for retries (the app's runs linger
+        rather than finish): nothing runs or waits for a slot, and it has been so for
+        ``SETTLE_SECONDS``, so the moment between one workstream's end and the next
+        one's start never reads as the end."""
+        views = self.run_snapshot.workstreams.values()
+        busy = any(v.state in ACTIVE or v.state is WsState.QUEUED for v in views)
+        if busy or not any(v.ended_at for v in views):
+            self._settled_since = None
+            return False
+        mark = time.monotonic()
+        if self._settled_since is None:
+            self._settled_since = mark
+            self.set_timer(SETTLE_SECONDS + 0.1, self._schedule_refresh)
+        return mark - self._settled_since >= SETTLE_SECONDS
+
+    def _filter_label(self) -> str:
+        """What the table's filters keep, in words ("" when it shows everything)."""
+        table = self.table
+        parts = [table.status_filter.value] if table.status_filter is not StatusFilter.ALL else []
+        if table.text_filter.strip():
+            parts.append(f"'{table.text_filter.strip()}'")
+        return " ".join(parts)
 
     def _dag_phase(self) -> str | None:
         snap = self.run_snapshot

@@ -229,7 +229,7 @@ async def test_retry_retry_fresh_and_skip(git_repo: GitRepo, tmp_path: Path) -> 
         await until(pilot, lambda: len(app.table.visible_tasks) == 3)
         await pilot.press("v", "v")  # all -> active -> failed
         await until(pilot, lambda: set(app.table.visible_tasks) == {"P1::X", "P1::Y"})
-        await pilot.press("v", "v", "v")  # -> waiting -> done -> all
+        await pilot.press("v", "v", "v", "v")  # -> waiting -> done -> attention -> all
         await until(pilot, lambda: len(app.table.visible_tasks) == 3)
 
         # enter shows the cursor's workstream in the active pane

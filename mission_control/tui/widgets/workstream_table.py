@@ -26,14 +26,26 @@ from ..untrusted import plain
 from .status_style import STATE_CLASSES, state_css
 
 
+def needs_attention(view: WorkstreamView) -> bool:
+    """Failed, stopped short, stalled or forecast to conflict: the user has to look."""
+    return (
+        view.state in FAILED_STATES
+        or view.state is WsState.INTERRUPTED
+        or view.stalled
+        or bool(view.conflicts)
+    )
+
+
 class StatusFilter(StrEnum):
     ALL = "all"
     ACTIVE = "active"
     FAILED = "failed"
     WAITING = "waiting"
     DONE = "done"
+    ATTENTION = "attention"
 
-    def matches(self, state: WsState) -> bool:
+    def matches(self, view: WorkstreamView) -> bool:
+        state = view.state
         if self is StatusFilter.ALL:
             return True
         if self is StatusFilter.ACTIVE:
@@ -42,6 +54,8 @@ class StatusFilter(StrEnum):
             return state in FAILED_STATES or state is WsState.INTERRUPTED
         if self is StatusFilter.WAITING:
             return state in (WsState.PENDING, WsState.QUEUED)
+        if self is StatusFilter.ATTENTION:
+            return needs_attention(view)
         return state in TERMINAL
 
 
@@ -202,7 +216,7 @@ class WorkstreamTable(DataTable[Text]):
         rows = []
         for task_id in self._order:
             view = self._views[task_id]
-            if not self.status_filter.matches(view.state):
+            if not self.status_filter.matches(view):
                 continue
             if needle and not any(
                 needle in field.lower()

@@ -51,6 +51,10 @@ async def test_slash_from_the_table_searches_the_pane_and_no_key_falls_through(
         assert app.screen is app.screen_stack[0]
         # the box shows its text: no border eats its one row
         assert box.region.height == 1 and box.content_region.height == 1
+        # the key bar says how to leave the box, and offers no letter as a command
+        bar = str(app.query_one(KeyBar).render())
+        assert bar.startswith("enter Apply  esc Close")
+        assert "/ Search" not in bar and "s Skip" not in bar
         await pilot.press("enter")
         await pilot.pause()
         assert app.focused is app.panes[0].log_view

@@ -34,6 +34,9 @@ CELL_PADDING = 1
 """Blank cells on each side of a column (the DataTable's ``cell_padding``)."""
 CORE = 4
 """The most useful columns (state, name, time, last output) stay while their minimums fit."""
+FLEX_WANT = 36
+"""The room the flexible column (the last output: why a workstream failed) is given
+before less useful columns are kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,7 @@ def fit_columns(
     """The columns that fit in ``width`` cells and their widths, in display order.
 
     The columns whose minimum widths fit are candidates (by priority). While their
-    wanted widths (content, within bounds; the flexible column's minimum) do not
+    wanted widths (content, within bounds; ``FLEX_WANT`` for the flexible one) do not
     fit, the least useful is dropped, down to the ``CORE`` most useful. Then each
     grows from its minimum toward its wanted width, those short of the least first,
     and the flexible column takes the rest. Nothing is wider than ``width``.
@@ -180,7 +183,7 @@ def fit_columns(
 
     def want(spec: ColumnSpec) -> int:
         if spec.max_width is None:
-            return spec.min_width
+            return max(spec.min_width, FLEX_WANT)
         return min(max(wanted.get(spec.key, spec.min_width), spec.min_width), spec.max_width)
 
     chosen: list[ColumnSpec] = []

@@ -64,7 +64,7 @@ async def test_text_and_status_filters(demo_logs: Path) -> None:
 
 async def test_live_update_changes_only_changed_cells_and_keeps_cursor(demo_logs: Path) -> None:
     app, engine = _app(demo_logs, probe=False)
-    async with app.run_test(size=(200, 50)) as pilot:  # wide enough for CPU and memory
+    async with app.run_test(size=(250, 50)) as pilot:  # wide enough for CPU and memory
         await pilot.press("down", "down", "down")  # WS-07E
         await pilot.pause()
         assert app.selected_task == "PH-07::WS-07E"

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mission_control.tui.app import build_app
-from mission_control.tui.columns import CELL_PADDING, COLUMNS, CORE, fit_columns
+from mission_control.tui.columns import CELL_PADDING, COLUMNS, CORE, FLEX_WANT, fit_columns
 from tests.tui.static_engine import T0, StaticEngine, demo_snapshot
 
 BY_PRIORITY = [c.key for c in sorted(COLUMNS, key=lambda c: c.priority)]
@@ -60,7 +60,8 @@ async def test_table_fits_the_terminal_without_horizontal_scrolling(
         widths = sum(c.get_render_width(table) for c in table.columns.values())
         assert widths <= table.scrollable_content_region.width
         if size[0] >= 200:
-            assert set(shown) == {c.key for c in COLUMNS}
+            assert len(shown) >= 10
+            assert table.columns["last"].width >= FLEX_WANT  # type: ignore[index]
             names = [table.get_cell(t, "name").plain for t in table.visible_tasks]
             assert all(table.columns["name"].width >= len(n) for n in names)  # type: ignore[index]
         # the DAG is as wide as its graph (plus border and padding), not a third of the screen

@@ -201,6 +201,8 @@ def fit_columns(
     # the columns short of the least first: a time or a state is then whole, and the
     # name takes what is left before the flexible column does
     for spec in sorted(chosen, key=lambda s: want(s) - s.min_width):
+        if spec.max_width is None:
+            continue  # the flexible column takes what is left, below
         grow = min(spare, want(spec) - spec.min_width)
         widths[spec.key] += grow
         spare -= grow

@@ -32,6 +32,7 @@ from ..engine.states import ACTIVE, WsState
 from ..errors import MissionControlError
 from .bridge import TuiEngine
 from .screens.confirm_screen import ConfirmScreen
+from .screens.detail_screen import DetailScreen
 from .screens.diff_screen import DiffScreen
 from .screens.help_screen import HelpScreen, HelpSection
 from .screens.quit_screen import QuitChoice, QuitScreen
@@ -69,6 +70,7 @@ class WorkstreamActions(App[AppResult]):
     """The user's ``g``: show or hide the DAG; None until then (it follows the width)."""
     _selected: str | None
     _pace: float
+    _clock: Callable[[], float]
 
     def _schedule_refresh(self) -> None:
         """Repaint the views soon; the app coalesces bursts into one refresh."""
@@ -250,6 +252,11 @@ class WorkstreamActions(App[AppResult]):
         view = self._view_or_warn()
         if view is not None:
             self.push_screen(DiffScreen(view.task_id, partial(self.engine.diff, view.task_id)))
+
+    def action_details(self) -> None:
+        view = self._view_or_warn()
+        if view is not None:
+            self.push_screen(DetailScreen(view, self._clock()))
 
     def action_shell(self) -> None:
         view = self._view_or_warn()

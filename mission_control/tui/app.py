@@ -71,6 +71,9 @@ class MissionControlApp(WorkstreamActions):
         Binding("r", "retry", "Retry", tooltip="Retry in the same worktree"),
         Binding("s", "skip", "Skip", tooltip="Skip the workstream (asks first if its agent runs)"),
         Binding("d", "diff", "Diff", tooltip="Show the worktree's diff against its base"),
+        Binding(
+            "i", "details", "Info", tooltip="The workstream's details: why it stopped, attempts"
+        ),
         Binding("f", "filter", "Filter", tooltip="Filter the table by text"),
         Binding(
             "exclamation_mark",

@@ -41,6 +41,7 @@ from .widgets.dag_view import DagView
 from .widgets.log_pane import LogPane
 from .widgets.log_view import LogView
 from .widgets.run_header import RunHeader
+from .widgets.search_box import SearchBox
 from .widgets.workstream_table import StatusFilter, WorkstreamTable
 
 AppResult = Literal["finished", "detach", "stopped"]
@@ -403,19 +404,20 @@ class WorkstreamActions(App[AppResult]):
             event.stop()
             focused.post_message(Key(event.key, event.character))
             return
-        if event.key == "escape":
-            box = self.query_one("#filter", Input)
-            if box.has_focus or (self.table.has_focus and self._table_filtered()):
-                # esc in the box, or on a filtered table: show every workstream again
-                box.value = ""
-                box.remove_class("-shown")
-                self.table.set_filter(text="", status=StatusFilter.ALL)
-                self.table.focus()
-                self._schedule_refresh()
 
-    def _table_filtered(self) -> bool:
-        table = self.table
-        return table.status_filter is not StatusFilter.ALL or bool(table.text_filter)
+    @on(SearchBox.Closed, "#filter")
+    @on(WorkstreamTable.FiltersCleared)
+    def _filter_closed(self) -> None:
+        self.action_clear_filters()
+
+    def action_clear_filters(self) -> None:
+        """Esc in the filter box, or on a filtered table: show every workstream again."""
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("-shown")
+        self.table.set_filter(text="", status=StatusFilter.ALL)
+        self.table.focus()
+        self._schedule_refresh()
 
     def action_sort(self) -> None:
         self.table.action_cycle_sort()

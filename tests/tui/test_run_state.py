@@ -107,3 +107,17 @@ async def test_when_all_work_ends_under_a_lingering_engine_the_clock_stops() -> 
         header = _header(app)
         assert "run finished with failures: 3 succeeded, 5 failed, 1 skipped, 1 not run" in header
         assert "in 25m50s" in header  # started T0 - 1600, last end T0 - 50
+
+
+async def test_esc_that_closes_a_dialog_keeps_the_filter() -> None:
+    app, _ = _app([T0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("exclamation_mark", "question_mark")
+        await pilot.pause()
+        await pilot.press("escape")  # closes the help, nothing else
+        await pilot.pause()
+        assert app.table.status_filter is StatusFilter.ATTENTION
+        await pilot.press("escape")  # now on the filtered table: shows everything
+        await pilot.pause()
+        assert app.table.status_filter is StatusFilter.ALL

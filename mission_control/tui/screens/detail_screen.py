@@ -32,7 +32,8 @@ TAIL_BYTES = 64 * 1024
 """How much of the end of each attempt's log is read."""
 _STEP = "──── "
 """How the engine marks its own lines in an attempt's log (checks, commit, push, PR)."""
-_ERROR = re.compile(r"error|failed|traceback|exception|fatal|panic|✘", re.IGNORECASE)
+_ERROR = re.compile(r"(?i:traceback|fatal|panic|failed|exception)|Error\b|error:|✘")
+"""An error line, not a line that talks of errors ("checking how errors are reported")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,9 @@ class DetailScreen(ModalScreen[None]):
             )
             parts.append(Content(f"  #{attempt.number}  {outcome}\n"))
         parts.append(("\nSteps of the last attempt\n", "bold $primary"))
-        steps = latest.steps or ("(none yet: checks, commit, push and PR come after the agent)",)
+        steps = latest.steps or (
+            "(none: checks, commit, push and PR follow an agent that succeeded)",
+        )
         parts.append(Content("\n".join(f"  {step}" for step in steps)))
         self.query_one("#logs", Static).update(Content.assemble(*parts))
 

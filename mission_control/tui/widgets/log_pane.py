@@ -170,12 +170,11 @@ class LogPane(Vertical, can_focus=False):
         self.log_view.search(self._pattern)
         self.log_view.focus()
 
-    def on_key(self, event: object) -> None:
-        key = getattr(event, "key", None)
-        if key == "escape" and self.has_class("-searching"):
-            self.remove_class("-searching")
-            self.log_view.focus()
-            getattr(event, "stop", lambda: None)()
+    @on(SearchBox.Closed)
+    def _search_closed(self, event: SearchBox.Closed) -> None:
+        event.stop()
+        self.remove_class("-searching")
+        self.log_view.focus()
 
     def action_start_search(self) -> None:
         self.add_class("-searching")

@@ -64,6 +64,7 @@ class WorkstreamTable(DataTable[Text]):
         Binding("enter", "select_cursor", "Open", tooltip="Show the workstream in the log pane"),
         Binding("j", "cursor_down", "Down", tooltip="Next workstream", show=False),
         Binding("k", "cursor_up", "Up", tooltip="Previous workstream", show=False),
+        Binding("escape", "clear_filters", "Show all", tooltip="Show every workstream again"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = (
@@ -98,6 +99,17 @@ class WorkstreamTable(DataTable[Text]):
             super().__init__()
             self.table = table
             self.task_id = task_id
+
+        @property
+        def control(self) -> WorkstreamTable:
+            return self.table
+
+    class FiltersCleared(Message):
+        """Escape on a filtered table: every workstream should show again."""
+
+        def __init__(self, table: WorkstreamTable) -> None:
+            super().__init__()
+            self.table = table
 
         @property
         def control(self) -> WorkstreamTable:
@@ -285,6 +297,14 @@ class WorkstreamTable(DataTable[Text]):
             return
         reverse = not self.sort_reverse if key == self.sort_column else False
         self.sort_by(key, reverse)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filters":  # only a filtered table has something to clear
+            return self.status_filter is not StatusFilter.ALL or bool(self.text_filter)
+        return True
+
+    def action_clear_filters(self) -> None:
+        self.post_message(self.FiltersCleared(self))
 
     def action_cycle_sort(self) -> None:
         keys = [None, *(c.key for c in COLUMNS if c.key != "last")]

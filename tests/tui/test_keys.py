@@ -158,3 +158,15 @@ async def test_key_bar_shows_whole_keys_and_always_help_and_quit(width: int) -> 
         app.panes[0].log_view.focus()
         await pilot.pause()
         assert str(bar.render()).startswith(("end Follow", "↘ Follow", "⇲ Follow"))
+
+
+async def test_a_question_dims_the_screen_behind_it_rather_than_blanking_it() -> None:
+    app, _ = _app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("K")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        lines = ["".join(s.text for s in strip) for strip in app.screen._compositor.render_strips()]
+        assert "pipeline-refactor" in lines[0]  # the header still shows, dimmed
+        assert any("Kill PH-07::WS-07B?" in line for line in lines)

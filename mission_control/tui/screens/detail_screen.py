@@ -68,7 +68,7 @@ class DetailScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,i", "close", "Close")]
 
     DEFAULT_CSS = """
-    DetailScreen { align: center middle; background: $background 50%; }
+    DetailScreen { align: center middle; }
     DetailScreen > Vertical {
         width: 110; max-width: 100%; height: 90%;
         border: round $primary; background: $surface;

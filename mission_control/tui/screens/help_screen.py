@@ -34,7 +34,7 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; background: $background 50%; }
+    HelpScreen { align: center middle; }
     HelpScreen > Vertical {
         width: 100; max-width: 100%; height: 90%;
         border: round $primary; background: $surface;

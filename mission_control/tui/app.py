@@ -40,7 +40,7 @@ from .bridge import EngineBridge, TuiEngine
 from .format import duration
 from .messages import EngineEventPosted, EngineStopped, LogProbe, LogsProbed
 from .untrusted import plain
-from .widgets.dag_view import DagView
+from .widgets.dag_view import DagBand, DagView
 from .widgets.key_bar import KeyBar
 from .widgets.log_pane import LogPane
 from .widgets.log_view import POLL_SECONDS, LogView
@@ -345,17 +345,24 @@ class MissionControlApp(WorkstreamActions):
         snap = self.run_snapshot
         views = snap.workstreams
         now = self._clock()
-        phase_id = self._dag_phase()
-        phase = next((p for p in snap.phases if p.phase_id == phase_id), None)
-        if phase is not None:
-            ids = [t for t in phase.task_ids if t in views]
-            self.dag.set_graph(
-                ids,
-                {t: views[t].depends_on for t in ids},
-                {t: views[t].ws_id for t in ids},
+        bands = []
+        for phase in snap.phases:  # the whole run, one band per phase
+            ids = tuple(t for t in phase.task_ids if t in views)
+            title = f"{phase.phase_id} {phase.name}".strip()
+            if phase.phase_id == snap.current_phase and len(snap.phases) > 1:
+                title = f"▶ {title}"
+            bands.append(
+                DagBand(
+                    title if len(snap.phases) > 1 else "",
+                    ids,
+                    {t: views[t].depends_on for t in ids},
+                    {t: views[t].ws_id for t in ids},
+                )
             )
-            self.dag.set_states({t: views[t].state for t in ids})
-            self.dag.border_title = f"DAG {phase.phase_id}"
+        self.dag.set_bands(bands)
+        self.dag.set_states({t: v.state for t, v in views.items()})
+        one = snap.phases[0].phase_id if len(snap.phases) == 1 else ""
+        self.dag.border_title = f"DAG {one}".strip()
         self.dag.selected = self._selected
         self.table.show(views, self._probes, now)
         self.header.summary = self._summary(now)  # after the table: it counts the rows shown
@@ -423,14 +430,6 @@ class MissionControlApp(WorkstreamActions):
         if table.text_filter.strip():
             parts.append(f"'{table.text_filter.strip()}'")
         return " ".join(parts)
-
-    def _dag_phase(self) -> str | None:
-        snap = self.run_snapshot
-        if self._selected is not None and self._selected in snap.workstreams:
-            return snap.workstreams[self._selected].phase_id
-        if snap.current_phase:
-            return snap.current_phase
-        return snap.phases[0].phase_id if snap.phases else None
 
     # ------------------------------------------------------------ log probes
 

@@ -103,3 +103,38 @@ async def test_the_dag_starts_hidden_below_100_columns_and_g_toggles_it(demo_log
         await pilot.pause()
         assert not app.dag.display
         assert {str(k.value) for k in app.table.columns} >= CORE_KEYS
+
+
+async def test_the_dag_shows_every_phase_as_a_band() -> None:
+    from mission_control.engine.snapshot import PhaseView
+
+    snapshot = demo_snapshot()
+    ids = list(snapshot.workstreams)
+    for task_id in ids[5:]:  # the second half moves to a phase of its own
+        view = snapshot.workstreams[task_id]
+        view.phase_id = "PH-08"
+        view.depends_on = ()
+    snapshot.phases = [
+        PhaseView("PH-07", "Path abstraction", 3, tuple(ids[:5])),
+        PhaseView("PH-08", "Cleanup", 3, tuple(ids[5:])),
+    ]
+    app = build_app(StaticEngine(snapshot), None, run_engine=False, clock=lambda: T0)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        layout = app.dag._layout
+        assert set(layout.nodes) == set(ids)  # the whole run, not one phase
+        assert sorted(layout.titles.values()) == ["PH-08 Cleanup", "▶ PH-07 Path abstraction"]
+        bands = {layout.nodes[t].band for t in ids[:5]}, {layout.nodes[t].band for t in ids[5:]}
+        assert bands == ({0}, {1})
+        second_title = max(layout.titles)
+        assert all(layout.nodes[t].row > second_title for t in ids[5:])
+        assert all(layout.nodes[t].row < second_title for t in ids[:5])
+        lines = ["".join(s.text for s in strip) for strip in app.screen._compositor.render_strips()]
+        assert any("PH-08 Cleanup" in line for line in lines)
+        # moving down the DAG crosses from the first phase into the second
+        app.dag.focus()
+        nodes = app.dag._layout.nodes
+        app.dag.selected = max(ids[:5], key=lambda t: (nodes[t].layer, nodes[t].row))
+        await pilot.press("j")
+        await pilot.pause()
+        assert app.dag._layout.nodes[app.selected_task or ""].band == 1

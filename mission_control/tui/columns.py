@@ -57,7 +57,9 @@ _PR_NUMBER = re.compile(r"/pull/(\d+)")
 
 
 def idle_seconds(view: WorkstreamView, probe: LogProbe | None, now: float) -> float | None:
-    if view.state not in ACTIVE:
+    """Seconds since the agent last wrote; None when it is not expected to write (not
+    running, or paused: a paused agent's silence is the user's doing)."""
+    if view.state not in ACTIVE or view.state is WsState.PAUSED:
         return None
     last = max(view.last_output_at or 0.0, probe.mtime if probe else 0.0)
     if not last:

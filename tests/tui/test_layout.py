@@ -138,3 +138,14 @@ async def test_the_dag_shows_every_phase_as_a_band() -> None:
         await pilot.press("j")
         await pilot.pause()
         assert app.dag._layout.nodes[app.selected_task or ""].band == 1
+
+
+def test_quiet_does_not_count_while_paused() -> None:
+    from mission_control.tui.columns import COLUMN_BY_KEY
+
+    views = demo_snapshot().workstreams
+    paused = views["PH-07::WS-07E"]
+    paused.last_output_at = T0 - 300
+    assert COLUMN_BY_KEY["idle"].cell(paused, None, T0) == ("-", "workstream-table--muted")
+    running = views["PH-07::WS-07B"]
+    assert COLUMN_BY_KEY["idle"].cell(running, None, T0)[0] == "3s"

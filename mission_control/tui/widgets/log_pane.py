@@ -124,12 +124,9 @@ class LogPane(Vertical, can_focus=False):
             shown = self.attempt or view.attempt
             attempt = f"attempt {shown}/{view.attempt}" if view.attempt else "not started"
             follow = "following" if self.log_view.follow else "scrolled (end: follow)"
-            parts = [
-                f"[b]{markup_escape(view.ws_id)}[/b]",
-                state_markup(view.state),
-                attempt,
-                follow,
-            ]
+            # an earlier attempt has ended whatever the workstream does now
+            state = state_markup(view.state) if shown == view.attempt else "[$text-muted]ended[/]"
+            parts = [f"[b]{markup_escape(view.ws_id)}[/b]", state, attempt, follow]
             if self._note:
                 parts.append(self._note)
             markup = "  ".join(parts)

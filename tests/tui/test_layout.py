@@ -149,3 +149,25 @@ def test_quiet_does_not_count_while_paused() -> None:
     assert COLUMN_BY_KEY["idle"].cell(paused, None, T0) == ("-", "workstream-table--muted")
     running = views["PH-07::WS-07B"]
     assert COLUMN_BY_KEY["idle"].cell(running, None, T0)[0] == "3s"
+
+
+async def test_a_cell_that_shrinks_back_does_not_rebuild_the_table(demo_logs: Path) -> None:
+    engine = StaticEngine(demo_snapshot(demo_logs))
+    app = build_app(engine, None, run_engine=False, clock=lambda: T0, probe_logs=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await pilot.pause()
+        table = app.table
+        rebuilds: list[int] = []
+        original = table._rebuild
+
+        def counting(rows: list[str]) -> None:
+            rebuilds.append(len(rows))
+            original(rows)
+
+        table._rebuild = counting  # type: ignore[method-assign]
+        view = app.run_snapshot.workstreams["PH-07::WS-07C"]
+        for name in ("a name longer than the others", "short", "a name longer than the others"):
+            view.name = name
+            app._schedule_refresh()
+            await pilot.pause()
+        assert len(rebuilds) <= 1  # the first widening at most; never back and forth

@@ -137,6 +137,8 @@ class WorkstreamTable(DataTable[Text]):
         self._cells: dict[str, dict[str, Cell]] = {}
         """task id -> column key -> cell, for every column (shown or not)."""
         self._layout: list[tuple[ColumnSpec, int]] = []
+        self._widest: dict[str, int] = {}
+        """Column key -> the widest cell it has held; columns only grow, so they stay put."""
         """The columns shown and their widths (see ``columns.fit_columns``)."""
 
     # ------------------------------------------------------------ inputs
@@ -186,14 +188,18 @@ class WorkstreamTable(DataTable[Text]):
             self._rebuild(self._rows)
 
     def _fit(self, rows: list[str]) -> list[tuple[ColumnSpec, int]]:
-        """The columns for the table's width: sized to the cells of every workstream, so
-        a filter does not make the columns jump."""
+        """The columns for the table's width: sized to the widest cell each column has
+        held (of every workstream, so a filter does not make the columns jump, and a
+        quiet time that grows and shrinks does not rebuild the table every second)."""
+        widths = content_widths(COLUMNS, list(self._cells.values()))
+        for key, width in widths.items():
+            self._widest[key] = max(width, self._widest.get(key, 0))
         if not self.region.width:
             return fit_columns(COLUMNS, {}, 80)  # not laid out yet: a resize follows
         width = self.region.width - self.styles.gutter.width
         if len(rows) + 1 > self.region.height:  # the vertical scrollbar will show
             width -= self.styles.scrollbar_size_vertical
-        return fit_columns(COLUMNS, content_widths(COLUMNS, list(self._cells.values())), width)
+        return fit_columns(COLUMNS, self._widest, width)
 
     def set_filter(self, text: str | None = None, status: StatusFilter | None = None) -> None:
         if text is not None:

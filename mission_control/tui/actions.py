@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import subprocess
+from dataclasses import replace
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Literal
@@ -485,4 +486,8 @@ class WorkstreamActions(App[AppResult]):
                 continue
             action = getattr(self, f"action_{binding.action}", None)
             if action is not None:
-                yield SystemCommand(binding.tooltip, f"key: {binding.key}", action)
+                keys = ", ".join(
+                    self.get_key_display(replace(binding, key=key.strip()))
+                    for key in binding.key.split(",")
+                )
+                yield SystemCommand(binding.tooltip, f"key: {keys}", action)

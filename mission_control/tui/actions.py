@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import os
 import subprocess
-from dataclasses import replace
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from typing import Literal
 

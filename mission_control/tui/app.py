@@ -267,8 +267,10 @@ class MissionControlApp(WorkstreamActions):
     @on(EngineEventPosted)
     def _engine_event(self, message: EngineEventPosted) -> None:
         event = message.event
+        news = _is_news(self.run_snapshot, event)
         apply_event(self.run_snapshot, event)
-        self._notify_about(event)
+        if news:
+            self._notify_about(event)
         if not isinstance(event, ev.MetricsSampled):
             self._schedule_refresh()
         # metrics (1 Hz) wait for the next tick: one table repaint a second, not three
@@ -556,6 +558,20 @@ class MissionControlApp(WorkstreamActions):
 
     def on_resize(self, event: Resize) -> None:
         self._arrange(event.size.width)
+
+
+def _is_news(snapshot: RunSnapshot, event: ev.Event) -> bool:
+    """Whether ``event`` tells the app something its snapshot does not already say: a
+    resumed or attached run publishes states the app read with the snapshot, and their
+    toasts were shown (or were moot) long ago."""
+    match event:
+        case ev.WorkstreamStateChanged(task_id=task_id, new=new):
+            view = snapshot.workstreams.get(task_id)
+            return view is None or view.state is not new
+        case ev.RunFinished():
+            return not snapshot.finished
+        case _:
+            return True
 
 
 def _last_line(path: str, size: int) -> str:

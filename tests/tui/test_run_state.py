@@ -121,3 +121,24 @@ async def test_esc_that_closes_a_dialog_keeps_the_filter() -> None:
         await pilot.press("escape")  # now on the filtered table: shows everything
         await pilot.pause()
         assert app.table.status_filter is StatusFilter.ALL
+
+
+async def test_states_the_app_already_knows_raise_no_toast() -> None:
+    """An attached or resumed run publishes states the app read with its snapshot."""
+    app, engine = _app([T0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        engine.publish(  # WS-07D is failed already in the snapshot
+            ev.WorkstreamStateChanged(
+                RUN_ID, "PH-07::WS-07D", WsState.FAILED, WsState.FAILED, T0, "exit code 1"
+            )
+        )
+        engine.publish(
+            ev.WorkstreamStateChanged(
+                RUN_ID, "PH-07::WS-07B", WsState.RUNNING, WsState.FAILED, T0, "exit code 2"
+            )
+        )
+        await pilot.pause()
+        titles = [n.title for n in app._notifications]
+        assert "PH-07::WS-07B failed" in titles
+        assert "PH-07::WS-07D failed" not in titles

@@ -170,3 +170,20 @@ async def test_a_question_dims_the_screen_behind_it_rather_than_blanking_it() ->
         lines = ["".join(s.text for s in strip) for strip in app.screen._compositor.render_strips()]
         assert "pipeline-refactor" in lines[0]  # the header still shows, dimmed
         assert any("Kill PH-07::WS-07B?" in line for line in lines)
+
+
+async def test_j_and_k_scroll_the_help() -> None:
+    from textual.containers import VerticalScroll
+
+    app, _ = _app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        scroll = app.screen.query_one(VerticalScroll)
+        await pilot.press("j", "j", "j")
+        await pilot.pause()
+        assert scroll.scroll_y == 3
+        await pilot.press("k")
+        await pilot.pause()
+        assert scroll.scroll_y == 2

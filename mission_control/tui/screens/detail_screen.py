@@ -65,7 +65,11 @@ def read_attempt(path: Path, number: int) -> AttemptLog:
 
 
 class DetailScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,i", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,i", "close", "Close"),
+        Binding("j", "scroll(1)", "Down", show=False),
+        Binding("k", "scroll(-1)", "Up", show=False),
+    ]
 
     DEFAULT_CSS = """
     DetailScreen { align: center middle; }
@@ -160,6 +164,9 @@ class DetailScreen(ModalScreen[None]):
         )
         parts.append(Content("\n".join(f"  {step}" for step in steps)))
         self.query_one("#logs", Static).update(Content.assemble(*parts))
+
+    def action_scroll(self, lines: int) -> None:
+        self.query_one(VerticalScroll).scroll_relative(y=lines, animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -89,8 +89,9 @@ class WorkstreamActions(App[AppResult]):
     ) -> None:
         """Every toast is plain text: messages carry agents' words (exit details, warnings),
         which must neither reach the terminal as control codes nor be read as markup."""
+        lines = (plain(line) for line in message.splitlines())  # a line break stays one
         super().notify(
-            plain(message), title=plain(title), severity=severity, timeout=timeout, markup=False
+            "\n".join(lines), title=plain(title), severity=severity, timeout=timeout, markup=False
         )
 
     # ------------------------------------------------------------ accessors

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -39,6 +40,7 @@ from .actions import MAX_PANES, AppResult, WorkstreamActions
 from .bridge import EngineBridge, TuiEngine
 from .format import duration
 from .messages import EngineEventPosted, EngineStopped, LogProbe, LogsProbed
+from .screens.detail_screen import read_attempt
 from .untrusted import plain
 from .widgets.dag_view import DagBand, DagView
 from .widgets.key_bar import KeyBar
@@ -282,11 +284,9 @@ class MissionControlApp(WorkstreamActions):
                 WsState.TIMED_OUT,
             ):
                 what = "timed out" if new is WsState.TIMED_OUT else "failed"
-                self.notify(
-                    detail or f"{task_id} {what}",
-                    title=f"{task_id} {what}",
-                    severity="error",
-                    timeout=10,
+                view = self.run_snapshot.workstreams.get(task_id)
+                self._toast_failure(
+                    f"{task_id} {what}", detail or what, view.log_path if view else None
                 )
             case ev.WorkstreamStalled(task_id=task_id, stalled=True, idle_seconds=idle):
                 self.notify(
@@ -315,6 +315,18 @@ class MissionControlApp(WorkstreamActions):
                     )
             case _:
                 pass
+
+    @work(thread=True, group="toast", exit_on_error=False)
+    def _toast_failure(self, title: str, detail: str, log_path: str | None) -> None:
+        """A failure's toast says why in the agent's words: the last error line of its
+        log (read here, in a thread), under the engine's detail ("exited 3")."""
+        message = detail
+        if log_path:
+            last = read_attempt(Path(log_path), 0)
+            why = last.errors[-1] if last.errors else last.last_line
+            if why and why not in ("(no log)", "(empty log)"):
+                message = f"{detail}\n{why}"
+        self.call_from_thread(self.notify, message, title=title, severity="error", timeout=10)
 
     # ------------------------------------------------------------ refresh
 

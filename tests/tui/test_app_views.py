@@ -205,7 +205,10 @@ async def test_notifications_on_failure_and_run_end(demo_logs: Path) -> None:
             )
         )
         engine.publish(ev.RunFinished(RUN_ID, False, T0))
-        await pilot.pause()
+        for _ in range(50):  # a failure's toast reads the log first, in a thread
+            await pilot.pause(0.05)
+            if len(app._notifications) >= 2:
+                break
         titles = [n.title for n in app._notifications]
         assert "PH-07::WS-07B timed out" in titles
         assert "Run finished" in titles

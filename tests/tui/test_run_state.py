@@ -3,6 +3,8 @@ and what the table's filters hide."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mission_control.engine import events as ev
 from mission_control.engine.states import WsState
 from mission_control.tui.app import MissionControlApp, build_app
@@ -142,3 +144,24 @@ async def test_states_the_app_already_knows_raise_no_toast() -> None:
         titles = [n.title for n in app._notifications]
         assert "PH-07::WS-07B failed" in titles
         assert "PH-07::WS-07D failed" not in titles
+
+
+async def test_a_failure_toast_gives_the_agents_last_error_line(tmp_path: Path) -> None:
+    (tmp_path / "WS-07B.log").write_text(
+        "working\n\x1b[31m✘ error: the test database is locked\x1b[0m\nbye\n"
+    )
+    engine = StaticEngine(demo_snapshot(tmp_path))
+    app = build_app(engine, None, run_engine=False, clock=lambda: T0, probe_logs=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        engine.publish(
+            ev.WorkstreamStateChanged(
+                RUN_ID, "PH-07::WS-07B", WsState.RUNNING, WsState.FAILED, T0, "tool exited 3"
+            )
+        )
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if app._notifications:
+                break
+        [toast] = [n for n in app._notifications if n.title == "PH-07::WS-07B failed"]
+        assert toast.message == "tool exited 3\n✘ error: the test database is locked"

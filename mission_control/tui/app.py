@@ -40,6 +40,7 @@ from .actions import MAX_PANES, AppResult, WorkstreamActions
 from .bridge import EngineBridge, TuiEngine
 from .format import duration
 from .messages import EngineEventPosted, EngineStopped, LogProbe, LogsProbed
+from .run_state import SETTLE_SECONDS, EndWatch, is_news, summarize
 from .screens.detail_screen import read_attempt
 from .untrusted import plain
 from .widgets.dag_view import DagBand, DagView
@@ -48,7 +49,7 @@ from .widgets.log_pane import LogPane
 from .widgets.log_view import POLL_SECONDS, LogView
 from .widgets.run_header import RunHeader, RunSummary
 from .widgets.search_box import SearchBox
-from .widgets.workstream_table import StatusFilter, WorkstreamTable, needs_attention
+from .widgets.workstream_table import StatusFilter, WorkstreamTable
 
 FOLLOW_DELAY = 0.12
 """Seconds the cursor rests on a row before the following panes switch to it."""
@@ -56,8 +57,6 @@ LAG_TICK = 0.1
 KEY_HOLD = 0.5
 """Seconds after a key during which other panes hold their new lines."""
 MAX_PACE = 2.0
-SETTLE_SECONDS = 1.5
-"""How long nothing must run or wait before the header calls the run's work ended."""
 _PROBE_BYTES = 4096
 
 
@@ -144,9 +143,7 @@ class MissionControlApp(WorkstreamActions):
         """Ids of panes the user pointed at a workstream; the others follow the cursor."""
         self._pane_serial = 0
         self._dag_choice: bool | None = None
-        self._run_ended_at: float | None = None
-        self._run_cancelled = False
-        self._settled_since: float | None = None
+        self._end = EndWatch()
         self._selected: str | None = None
         self._follow_timer: Timer | None = None
         self._pace = POLL_SECONDS
@@ -269,7 +266,8 @@ class MissionControlApp(WorkstreamActions):
     @on(EngineEventPosted)
     def _engine_event(self, message: EngineEventPosted) -> None:
         event = message.event
-        news = _is_news(self.run_snapshot, event)
+        news = is_news(self.run_snapshot, event)
+        self._end.heard(event)
         apply_event(self.run_snapshot, event)
         if news:
             self._notify_about(event)
@@ -296,9 +294,7 @@ class MissionControlApp(WorkstreamActions):
                 )
             case ev.EngineWarned(task_id=task_id, message=text):
                 self.notify(text, title=task_id or "mission-control", severity="warning")
-            case ev.RunFinished(ok=ok, cancelled=cancelled, at=at):
-                self._run_ended_at = at
-                self._run_cancelled = cancelled
+            case ev.RunFinished(ok=ok, cancelled=cancelled):
                 views = self.run_snapshot.workstreams.values()
                 failed = sum(1 for v in views if v.state in FAILED_STATES)
                 done = sum(1 for v in views if v.state is WsState.SUCCEEDED)
@@ -394,48 +390,13 @@ class MissionControlApp(WorkstreamActions):
 
     def _summary(self, now: float) -> RunSummary:
         snap = self.run_snapshot
-        views = snap.workstreams.values()
-        finished = snap.finished or self._work_ended()
-        end = now
-        if finished:  # the clock stops with the run
-            ended = max((v.ended_at or 0.0 for v in views), default=0.0)
-            end = snap.finished_at or self._run_ended_at or ended or now
+        ended, quiet_now = self._end.check(snap)
+        if quiet_now:  # look again once it has been quiet long enough
+            self.set_timer(SETTLE_SECONDS + 0.1, self._schedule_refresh)
         shown = self._filter_label()
         if shown:
             shown += f" ({len(self.table.visible_tasks)} of {len(snap.workstreams)})"
-        return RunSummary(
-            plan=snap.plan_name,
-            backend=snap.backend,
-            phase=snap.current_phase or "",
-            run_id=snap.run_id,
-            elapsed=max(0.0, end - snap.started_at) if snap.started_at else 0.0,
-            succeeded=sum(1 for v in views if v.state is WsState.SUCCEEDED),
-            total=len(snap.workstreams),
-            failed=sum(1 for v in views if v.state in FAILED_STATES),
-            running=sum(1 for v in views if v.state in ACTIVE),
-            skipped=sum(1 for v in views if v.state is WsState.SKIPPED),
-            attention=sum(1 for v in views if needs_attention(v)),
-            finished=finished,
-            ok=snap.ok if snap.finished else not any(v.state in FAILED_STATES for v in views),
-            cancelled=self._run_cancelled,
-            shown=shown,
-        )
-
-    def _work_ended(self) -> bool:
-        """All work has ended, though the engine stays for retries (the app's runs linger
-        rather than finish): nothing runs or waits for a slot, and it has been so for
-        ``SETTLE_SECONDS``, so the moment between one workstream's end and the next
-        one's start never reads as the end."""
-        views = self.run_snapshot.workstreams.values()
-        busy = any(v.state in ACTIVE or v.state is WsState.QUEUED for v in views)
-        if busy or not any(v.ended_at for v in views):
-            self._settled_since = None
-            return False
-        mark = time.monotonic()
-        if self._settled_since is None:
-            self._settled_since = mark
-            self.set_timer(SETTLE_SECONDS + 0.1, self._schedule_refresh)
-        return mark - self._settled_since >= SETTLE_SECONDS
+        return summarize(snap, now, ended, self._end, shown)
 
     def _filter_label(self) -> str:
         """What the table's filters keep, in words ("" when it shows everything)."""
@@ -570,20 +531,6 @@ class MissionControlApp(WorkstreamActions):
 
     def on_resize(self, event: Resize) -> None:
         self._arrange(event.size.width)
-
-
-def _is_news(snapshot: RunSnapshot, event: ev.Event) -> bool:
-    """Whether ``event`` tells the app something its snapshot does not already say: a
-    resumed or attached run publishes states the app read with the snapshot, and their
-    toasts were shown (or were moot) long ago."""
-    match event:
-        case ev.WorkstreamStateChanged(task_id=task_id, new=new):
-            view = snapshot.workstreams.get(task_id)
-            return view is None or view.state is not new
-        case ev.RunFinished():
-            return not snapshot.finished
-        case _:
-            return True
 
 
 def _last_line(path: str, size: int) -> str:

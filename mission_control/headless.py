@@ -27,6 +27,8 @@ EXIT_INTERRUPTED = 130
 
 TAKE_OVER_SIGNAL = signal.SIGUSR1
 """What ``attach`` sends the driver of a run it takes over."""
+MESSAGES_SIGNAL = signal.SIGUSR2
+"""What ``continue`` sends the driver of a run once it left a message in the ledger."""
 
 
 async def run_headless(
@@ -87,6 +89,7 @@ async def run_headless(
         (signal.SIGTERM, on_interrupt),
         (signal.SIGHUP, on_hangup),
         (TAKE_OVER_SIGNAL, on_take_over),
+        (MESSAGES_SIGNAL, lambda: pending.add(loop.create_task(engine.check_messages()))),
     ):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, handler)

@@ -15,7 +15,8 @@ from enum import Enum
 from typing import IO, Any
 
 from .engine import events as ev
-from .engine.snapshot import RunSnapshot, WorkstreamView, apply_event
+from .engine.events import Tokens
+from .engine.snapshot import RunSnapshot, WorkstreamView, apply_event, run_totals
 from .engine.states import ICONS, WsState
 
 
@@ -39,6 +40,8 @@ class LineReporter:
         self.snapshot = snapshot
         self._out = out
         self._color = color
+        self._run_notes: list[str] = []
+        """Warnings about the whole run (a spent budget): repeated under the summary."""
 
     def __call__(self, event: ev.Event) -> None:
         apply_event(self.snapshot, event)
@@ -67,8 +70,10 @@ class LineReporter:
             case ev.PhaseStarted(phase_id=phase_id, at=at):
                 return f"{_clock_text(at)}  phase {phase_id} started"
             case ev.PhaseFinished(phase_id=phase_id, ok=ok, at=at):
-                return f"{_clock_text(at)}  phase {phase_id} {'finished' if ok else 'had failures'}"
-            case ev.EngineWarned(message=message, at=at):
+                return f"{_clock_text(at)}  phase {phase_id} {self._phase_end(phase_id, ok)}"
+            case ev.EngineWarned(task_id=task_id, message=message, at=at):
+                if task_id is None:
+                    self._run_notes.append(message)
                 return f"{_clock_text(at)}  warning: {message}"
             case ev.RunStarted(run_id=run_id, at=at):
                 return f"{_clock_text(at)}  run {run_id} started ({self.snapshot.plan_name})"
@@ -83,7 +88,16 @@ class LineReporter:
         return f"\x1b[{code}m{text:<13}\x1b[0m"
 
     def summary(self, now: float | None = None) -> str:
-        return format_summary(self.snapshot, now if now is not None else time.time())
+        text = format_summary(self.snapshot, now if now is not None else time.time())
+        return "\n".join([text, *self._run_notes])
+
+    def _phase_end(self, phase_id: str, ok: bool) -> str:
+        if ok:
+            return "finished"
+        views = [v for v in self.snapshot.workstreams.values() if v.phase_id == phase_id]
+        if any(v.state is WsState.NEEDS_INPUT for v in views):
+            return "waits for an answer"
+        return "had failures"
 
 
 _COLORS = {
@@ -96,23 +110,49 @@ _COLORS = {
     WsState.RUNNING: "34",
     WsState.PAUSED: "33",
     WsState.INTERRUPTED: "35",
+    WsState.NEEDS_INPUT: "33",
 }
 
 
 def format_summary(snapshot: RunSnapshot, now: float) -> str:
     """A fixed-width table of every workstream, then one line of totals."""
-    rows: list[tuple[str, ...]] = [
-        ("WORKSTREAM", "STATE", "TRY", "TIME", "CHANGES", "PR", "DETAIL")
-    ]
+    agents = any(v.tokens.total or v.cost_usd is not None for v in snapshot.workstreams.values())
+    head: tuple[str, ...] = ("WORKSTREAM", "STATE", "TRY", "TIME", "CHANGES", "PR", "DETAIL")
+    if agents:
+        head = (*head[:5], "USED", *head[5:])
+    rows: list[tuple[str, ...]] = [head]
     for view in snapshot.workstreams.values():
-        rows.append(_summary_row(view, now))
+        row = _summary_row(view, now)
+        rows.append((*row[:5], spent_text(view.tokens, view.cost_usd), *row[5:]) if agents else row)
     lines = format_table(rows)
     counts: dict[str, int] = {}
     for view in snapshot.workstreams.values():
         counts[view.state.value] = counts.get(view.state.value, 0) + 1
     total = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    tokens, cost = run_totals(snapshot)
+    if tokens.total or cost is not None:
+        total += f"; {spent_text(tokens, cost)}"
     lines.append(f"run {snapshot.run_id}: {total}")
+    lines += waiting_lines(snapshot)
     return "\n".join(lines)
+
+
+def spent_text(tokens: Tokens, cost: float | None) -> str:
+    """``12,345 tok $0.0123``, or ``-`` when nothing was used."""
+    if not tokens.total and cost is None:
+        return "-"
+    text = f"{tokens.total:,} tok"
+    return f"{text} ${cost:.4f}" if cost is not None else text
+
+
+def waiting_lines(snapshot: RunSnapshot) -> list[str]:
+    """What waits for the user: each agent's question, with the command that answers it."""
+    return [
+        f"{view.task_id} needs input: {view.detail or view.needs_input}"
+        f" (answer: mission-control continue {view.task_id} --message '...')"
+        for view in snapshot.workstreams.values()
+        if view.state is WsState.NEEDS_INPUT
+    ]
 
 
 def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:

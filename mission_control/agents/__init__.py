@@ -51,6 +51,7 @@ class AdapterFactory(Protocol):
         pricing: Pricing | None = None,
         model: str | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
+        cost_before: float = 0.0,
     ) -> LineAdapter: ...
 
 

@@ -77,6 +77,9 @@ class LineAdapter:
     name: ClassVar[str] = ""
     command: ClassVar[str] = ""
     """How to run the CLI so that it prints what this adapter reads (documentation only)."""
+    session_cost: ClassVar[bool] = False
+    """The CLI reports what the whole session cost, earlier runs of a continued one
+    included (claude): ``cost_before`` is taken off so a stream's cost is its own."""
 
     def __init__(
         self,
@@ -84,8 +87,10 @@ class LineAdapter:
         pricing: Pricing | None = None,
         model: str | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
+        cost_before: float = 0.0,
     ) -> None:
         self._pricing = pricing
+        self._cost_before = cost_before if self.session_cost else 0.0
         self._model_hint = model
         self._max_line_bytes = max(1, max_line_bytes)
         self._buffer = bytearray()
@@ -283,7 +288,7 @@ class LineAdapter:
 
     def _cost(self) -> float | None:
         if self._reported_cost is not None:
-            return self._reported_cost
+            return max(0.0, self._reported_cost - self._cost_before)
         price = find_price(self._pricing, self._model or self._model_hint)
         return cost_usd(
             price,

@@ -41,6 +41,7 @@ _SEARCH_TOOLS = frozenset({"Glob", "Grep", "LS"})
 
 class ClaudeAdapter(JsonLineAdapter):
     name: ClassVar[str] = "claude-stream-json"
+    session_cost: ClassVar[bool] = True  # a resumed session's total_cost_usd counts it all
     command: ClassVar[str] = (
         "claude -p --output-format stream-json --verbose --permission-mode acceptEdits"
     )

@@ -1,5 +1,5 @@
-"""The commands that run plans and read runs: run, tui, resume, attach, status, runs,
-logs, conflicts, clean and demo, one module per family.
+"""The commands that run plans and read runs: run, tui, resume, attach, continue, status,
+runs, logs, conflicts, clean and demo, one module per family.
 
 They share one path: load the plan, open the store, build an ``Engine`` and hand it
 to a view (the Textual app on a terminal, the line reporter otherwise; ``drive``).
@@ -155,6 +155,30 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     state_option(status)
     status.set_defaults(handler=_handler("status", "cmd_status"))
 
+    follow_up = commands.add_parser(
+        "continue",
+        parents=[common],
+        help="send a workstream's agent a message: it goes on with its conversation",
+        description="Give the agent of PHASE::WS a follow-up message. An agent that takes"
+        " input while it runs (claude) gets it at once; otherwise a new attempt in the same"
+        " worktree continues the agent's conversation with it (claude --resume, codex exec"
+        " resume, gemini --resume, opencode --session, aider's restored chat) once the"
+        " current attempt has ended. A run nobody drives is resumed to hand it over.",
+    )
+    follow_up.add_argument("task", metavar="PHASE::WS")
+    said = follow_up.add_mutually_exclusive_group(required=True)
+    said.add_argument("--message", "-m", metavar="TEXT", help="the message")
+    said.add_argument(
+        "--message-file", metavar="FILE", help="read the message from FILE (- for stdin)"
+    )
+    follow_up.add_argument("--run", metavar="ID", help="run id (default: the latest)")
+    follow_up.add_argument("--plan", type=Path, help="find the run beside this plan")
+    follow_up.add_argument("--headless", action="store_true", help="plain output, no app")
+    follow_up.add_argument("--json", action="store_true", help="headless: one JSON event per line")
+    follow_up.add_argument("--theme", metavar="NAME", help="the app's theme")
+    state_option(follow_up)
+    follow_up.set_defaults(handler=_handler("message", "cmd_continue"))
+
     runs = commands.add_parser("runs", parents=[common], help="the runs, newest first")
     runs.add_argument("--plan", type=Path, help="only runs of this plan (and find them beside it)")
     runs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (default 20)")
@@ -166,6 +190,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     logs.add_argument("task", metavar="PHASE::WS")
     logs.add_argument("--attempt", type=int, metavar="N", help="attempt (default: the last)")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    logs.add_argument(
+        "--raw",
+        action="store_true",
+        help="an agent's output exactly as its CLI wrote it (its JSON events), not the transcript",
+    )
     logs.add_argument("--run", metavar="ID", help="run id (default: the latest)")
     logs.add_argument("--plan", type=Path, help="find the run beside this plan")
     state_option(logs)

@@ -34,6 +34,7 @@ from ..headless import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TAKEN_OVER,
+    MESSAGES_SIGNAL,
     TAKE_OVER_SIGNAL,
     run_headless,
 )
@@ -114,9 +115,14 @@ def _drive_app(
         taken_over = True
         app.exit("detach")
 
+    def on_messages(_signum: int, _frame: object) -> None:
+        # A handler runs between the app's loop steps on this thread: schedule, not await.
+        app.call_later(lambda: app.run_worker(engine.check_messages(), exit_on_error=False))
+
     previous = {
         signal.SIGHUP: signal.signal(signal.SIGHUP, on_hangup),
         TAKE_OVER_SIGNAL: signal.signal(TAKE_OVER_SIGNAL, on_take_over),
+        MESSAGES_SIGNAL: signal.signal(MESSAGES_SIGNAL, on_messages),
     }
     try:
         result = app.run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 import threading
 import time
@@ -14,7 +15,7 @@ from ..engine.recovery import exit_file_for
 from ..engine.states import ACTIVE
 from ..errors import SetupError
 from ..headless import EXIT_OK
-from ..store.logs import run_dir
+from ..store.logs import run_dir, stream_path
 from ..store.runs import AttemptRecord, RunRecord, RunStore, process_alive
 from .common import read_run, state_dir_of
 
@@ -32,16 +33,46 @@ def cmd_logs(args: argparse.Namespace) -> int:
     store, record = read_run(args)
     chosen = _pick_attempt(store, record, args.task, args.attempt, wait=args.follow)
     path = Path(chosen.log_path)
+    if args.raw and stream_path(path).exists():
+        path = stream_path(path)  # an agent's: its log is the transcript made of this
+    out = _Output(sys.stdout.buffer, plain=not args.raw and not sys.stdout.isatty())
     if args.follow:
-        return _follow(store, chosen)
+        return _follow(store, chosen, path, out)
     if not path.exists():
         raise SetupError(f"log {path} is missing: it was removed after the run")
-    out = sys.stdout.buffer
     with path.open("rb") as log:
         while chunk := log.read(1 << 16):
             out.write(chunk)
     out.flush()
     return EXIT_OK
+
+
+class _Output:
+    """Where ``logs`` writes; ``plain`` (into a pipe or a file) drops colour and other
+    escape sequences, keeping the text."""
+
+    def __init__(self, stream: BinaryIO, *, plain: bool) -> None:
+        self._stream = stream
+        self._plain = plain
+        self._held = b""  # an unfinished line: an escape sequence may go on in the next chunk
+
+    def write(self, chunk: bytes) -> None:
+        if not self._plain:
+            self._stream.write(chunk)
+            return
+        data = self._held + chunk
+        cut = data.rfind(b"\n") + 1
+        self._held = data[cut:]
+        self._stream.write(_ESCAPES.sub(b"", data[:cut]))
+
+    def flush(self) -> None:
+        if self._plain and self._held:
+            self._stream.write(_ESCAPES.sub(b"", self._held))
+            self._held = b""
+        self._stream.flush()
+
+
+_ESCAPES = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 
 def _pick_attempt(
@@ -110,14 +141,13 @@ def _attempt_over(store: RunStore, attempt: AttemptRecord, driver: _DriverWatch)
     return not process_alive(current.pid, current.pid_create_time or 0.0)
 
 
-def _follow(store: RunStore, attempt: AttemptRecord) -> int:
-    """Print the attempt's log as it grows, until ``_attempt_over`` (Ctrl-C stops sooner)."""
+def _follow(store: RunStore, attempt: AttemptRecord, path: Path, out: _Output) -> int:
+    """Print ``path`` (the attempt's log or raw stream) as it grows, until ``_attempt_over``
+    (Ctrl-C stops sooner)."""
     from ..store.watch import LogWatcher
 
-    path = Path(attempt.log_path)
     driver = _DriverWatch(store, attempt.run_id)
     grew = threading.Event()
-    out = sys.stdout.buffer
     with LogWatcher() as watcher, contextlib.ExitStack() as files:
         watcher.watch(path, lambda _p: grew.set())
         log: BinaryIO | None = None

@@ -41,6 +41,11 @@ def stored_options(record: RunRecord) -> RunOptions:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     plan, state_dir, record = _resume_target(args)
+    return drive_again(plan, state_dir, record, args)
+
+
+def drive_again(plan: Plan, state_dir: Path, record: RunRecord, args: argparse.Namespace) -> int:
+    """Drive a recorded run on, as it was started, in the view ``args`` ask for."""
     return drive(
         plan,
         state_dir,

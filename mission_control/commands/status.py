@@ -6,8 +6,9 @@ import argparse
 import json
 
 from ..engine.projection import snapshot_from_ledger, snapshot_json
+from ..engine.snapshot import run_totals
 from ..headless import EXIT_OK
-from ..report import format_table
+from ..report import format_table, spent_text, waiting_lines
 from .common import read_run
 
 
@@ -40,6 +41,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     for view in snapshot.workstreams.values():
         for other, files in view.conflicts:
             print(f"conflict forecast: {view.task_id} with {other}: {', '.join(files)}")
+    agents = [
+        (view.task_id, a)
+        for view in snapshot.workstreams.values()
+        for a in view.history
+        if a.session_id or a.tokens.total or a.cost_usd is not None
+    ]
+    if agents:
+        print()
+        rows = [("AGENT", "TRY", "SESSION", "MODEL", "TOKENS IN/OUT/CACHED", "COST", "DOING")]
+        for task_id, a in agents:
+            tokens = f"{a.tokens.input:,}/{a.tokens.output:,}/{a.tokens.cached:,}"
+            cost = f"${a.cost_usd:.4f}" if a.cost_usd is not None else "-"
+            doing = a.over_budget or a.needs_input or a.doing or ""
+            rows.append(
+                (task_id, str(a.attempt), a.session_id or "-", a.model or "-", tokens, cost, doing)
+            )
+        print("\n".join(format_table(rows)))
+        tokens_total, cost_total = run_totals(snapshot)
+        print(f"total: {spent_text(tokens_total, cost_total)}")
+    for line in [*waiting_lines(snapshot), *snapshot.notes]:
+        print(line)
     return EXIT_OK
 
 

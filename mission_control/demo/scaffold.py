@@ -133,7 +133,8 @@ _PHASES: list[tuple[str, str, int, list[_Ws]]] = [
                 10,
                 "Add a schema version to Storage.\n"
                 "@fail-attempt 1\n"
-                "@append inventory/storage.py SCHEMA_VERSION = 2\n",
+                "@append inventory/storage.py SCHEMA_VERSION = 2\n"
+                "@ask Should old files be migrated on start, or by a command?\n",
                 ("PH-01::WS-01E",),
             ),
             _Ws(
@@ -209,8 +210,8 @@ def create_demo(folder: Path, *, speed: float = 1.0) -> Demo:
         "# The mission-control demo: an inventory service improved by simulated agents.",
         "# Phase PH-01 runs four workstreams in parallel (WS-01C and WS-01D edit the same",
         "# lines: watch the conflict forecast), then WS-01E on top of two of them.",
-        "# Phase PH-02 fails WS-02B once (retry it with `r`) and runs WS-02C long",
-        "# enough to pause (`p`) or kill (`k`).",
+        "# Phase PH-02 fails WS-02B once (retry it with `r`; it then asks a question:",
+        "# answer it with `m`) and runs WS-02C long enough to pause (`p`) or kill (`K`).",
         "version: 1",
         "name: inventory demo",
         "defaults:",
@@ -225,6 +226,9 @@ def create_demo(folder: Path, *, speed: float = 1.0) -> Demo:
         "  demo-agent:",
         f"    argv: ['{sys.executable}', -m, mission_control.demo.agent]",
         "    prompt_via: stdin",
+        "    events: claude-stream-json",
+        f"    continue_argv: ['{sys.executable}', -m, mission_control.demo.agent,"
+        " --resume, '{session_id}']",
         "phases:",
     ]
     for phase_id, phase_name, limit, workstreams in _PHASES:

@@ -20,9 +20,9 @@ from ..plan.model import BaseMode, OnStall, Workstream
 from ..store.logs import attempt_log_path
 from . import events as ev
 from .backend import AttemptHandle, AttemptLost, AttemptRequest, EndedUnwatched, StillRunning
+from .conversation import Conversation
 from .events import ProcessSample
 from .finish import FinishRequest
-from .finish_report import FinishReport
 from .lifecycle import STOP_DETAIL, BranchRewrite, Countdown, Lifecycle, StopReason
 from .metrics import LogActivity
 from .recovery import exit_file_for
@@ -33,7 +33,7 @@ MAX_LOSSES = 3
 """How many times an attempt lost with its machine is started again before it fails."""
 
 
-class Attempts(FinishReport):
+class Attempts(Conversation):
     async def _run_workstream(self, rt: Lifecycle) -> None:
         task_id = rt.task_id
         try:
@@ -62,6 +62,9 @@ class Attempts(FinishReport):
             if rt.run is not None:
                 rt.run.handle = None
             self._disarm(rt)
+            if rt.agent.messages_waiting and not self._detaching:
+                # Once this task is done: the messages may start the next attempt.
+                asyncio.get_running_loop().call_soon(self._deliver_soon, rt)
             if not self._detaching or not rt.recorded:  # a detached run's agents go on
                 with contextlib.suppress(Exception):
                     await self.backend.release(task_id)
@@ -86,6 +89,8 @@ class Attempts(FinishReport):
             exit_file=exit_file_for(log_path),
             grace_seconds=self._grace,
             stop=run.give_up,
+            follow_up=rt.agent.follow_up,
+            spent_before=rt.agent.spent(),
         )
         run.request = request
         prepared = await self.backend.prepare(request)
@@ -147,6 +152,8 @@ class Attempts(FinishReport):
                 now,
             )
         )
+        if rt.agent.follow_up is not None:
+            await self._follow_up_started(rt, run.number, command.continues)
         rt.countdown = Countdown(self._clock, ws.timeout_seconds, lambda: self._on_timeout(rt))
         await self._supervise(rt, started.handle)
 
@@ -220,12 +227,24 @@ class Attempts(FinishReport):
             attempt_status = stopped.attempt_status
         else:
             attempt_status = "exited" if status.exit_code == 0 else WsState.FAILED.value
+        report = await self._last_report(rt)
         await self._record_end(rt, status, attempt_status)
+        await self._after_attempt_messages(rt)
         if stopped is not None:
             await self._end_stopped(rt)
             return
+        if report is not None and report.over_budget is not None:
+            # Another attempt would spend the same again: no automatic retry.
+            await self._set_state(ws.task_id, WsState.FAILED, report.over_budget)
+            return
         if status.exit_code != 0:
-            await self._end_failed(rt, WsState.FAILED, f"tool '{ws.tool}' {status.describe()}")
+            why = f"tool '{ws.tool}' {status.describe()}"
+            if report is not None and report.final_message:  # the agent's own last word
+                why += f": {_first_line(report.final_message)}"
+            await self._end_failed(rt, WsState.FAILED, why)
+            return
+        if report is not None and report.needs_input is not None:
+            await self._set_state(ws.task_id, WsState.NEEDS_INPUT, report.needs_input)
             return
         await self._set_state(ws.task_id, WsState.FINISHING, "checks, commit, push")
         run = rt.run
@@ -308,6 +327,10 @@ class Attempts(FinishReport):
             )
             await self._end_failed(rt, WsState.FAILED, quiet, given_up=given_up)
             return
+        if reason is StopReason.STALL_KILL:
+            detail = f"killed: no output for {_minutes(ws.stall_minutes)} (on_stall: kill)"
+            await self._set_state(rt.task_id, WsState.KILLED, detail)
+            return
         if reason is StopReason.TIMEOUT:
             detail = f"timed out after {_minutes(ws.timeout_minutes)}"
             await self._end_failed(rt, WsState.TIMED_OUT, detail)
@@ -337,6 +360,12 @@ class Attempts(FinishReport):
             self._clock.call_later(delay, lambda: self._release_hold(rt))
             return
         await self._set_state(rt.task_id, state, given_up or detail)
+
+    def _deliver_soon(self, rt: Lifecycle) -> None:
+        async def deliver() -> None:
+            await self._deliver(rt)
+
+        self._spawn(deliver())
 
     def _release_hold(self, rt: Lifecycle) -> None:
         rt.held_until = 0.0
@@ -396,8 +425,10 @@ class Attempts(FinishReport):
             rt = self._rt.get(task_id)
             if rt is None or rt.run is None or rt.run.handle is None:
                 continue
+            if act.report is not None:
+                self._spawn(self._agent_reported(rt, rt.run.number, act.report))
             out = rt.output
-            if act.size != out.last_size:
+            if act.size != out.last_size or act.report is not None:
                 out.last_size = act.size
                 out.last_output_at = now
                 if out.stalled:
@@ -412,9 +443,14 @@ class Attempts(FinishReport):
                 out.stalled = True
                 self._publish(ev.WorkstreamStalled(self.run_id, task_id, True, idle, now))
                 if rt.ws.on_stall is OnStall.KILL:
-                    self._spawn(self._stop(rt, StopReason.KILL))
+                    self._spawn(self._stop(rt, StopReason.STALL_KILL))
                 elif rt.ws.on_stall is OnStall.RETRY:
                     self._spawn(self._stop(rt, StopReason.STALL_RETRY))
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _minutes(minutes: float) -> str:

@@ -30,7 +30,7 @@ from .events import Event, ProcessSample
 from .finish import FinishItem, FinishRequest
 from .metrics import LogActivity
 from .supervisor import ExitStatus, TerminateResult
-from .tools import RenderedCommand
+from .tools import FollowUp, RenderedCommand
 
 SampleSink = Callable[[dict[str, ProcessSample], dict[str, LogActivity]], None]
 
@@ -148,6 +148,10 @@ class AttemptRequest:
     stop: asyncio.Event | None = None
     """Set when the workstream is stopped or the run detached: a backend waiting for
     room gives up (``prepare`` raises)."""
+    follow_up: FollowUp | None = None
+    """The user's message that this attempt continues the agent's conversation with."""
+    spent_before: tuple[int, float] = (0, 0.0)
+    """Tokens and USD the workstream's earlier attempts used: its budget covers them all."""
 
 
 class Backend(Protocol):
@@ -195,7 +199,6 @@ class BackendOptions:
 BackendFactory = Callable[[BackendOptions], Backend]
 
 _FACTORIES: dict[str, BackendFactory] = {}
-
 
 
 _NOT_INSTALLED = {

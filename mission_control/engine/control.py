@@ -50,7 +50,9 @@ class CommandRule:
 
 
 _RETRY = CommandRule(
-    frozenset({S.FAILED, S.TIMED_OUT, S.KILLED, S.INTERRUPTED, S.SUCCEEDED, S.SKIPPED}),
+    frozenset(
+        {S.FAILED, S.TIMED_OUT, S.KILLED, S.INTERRUPTED, S.SUCCEEDED, S.SKIPPED, S.NEEDS_INPUT}
+    ),
     S.QUEUED,
     "{task_id} is {state}: kill it first to retry it",
     {S.BLOCKED: "{task_id} is blocked: retry or skip the dependency that failed"},
@@ -111,6 +113,28 @@ class Control(Attempts):
 
     async def retry(self, task_id: str, fresh: bool = False) -> None:
         await self._on_loop(self._command(Command.FRESH_RETRY if fresh else Command.RETRY, task_id))
+
+    async def send_message(self, task_id: str, text: str) -> str:
+        """Give the workstream's agent a message (see ``conversation``); what becomes of it."""
+        answer: list[str] = []
+
+        async def send() -> None:
+            answer.append(await self._send_message(self._get(task_id), text))
+
+        await self._on_loop(send())
+        return answer[0]
+
+    async def check_messages(self) -> None:
+        """Hand over the messages another mission-control left in the ledger (``continue``)."""
+        await self._on_loop(self._check_messages())
+
+    async def _check_messages(self) -> None:
+        waiting = await self._db(self.store.messages, self.run_id, waiting=True)
+        for task_id in dict.fromkeys(m.task_id for m in waiting):
+            rt = self._rt.get(task_id)
+            if rt is not None:
+                rt.agent.messages_waiting = True
+                await self._deliver(rt)
 
     async def cancel(self, kill: bool = False) -> None:
         await self._on_loop(self._cancel(kill))

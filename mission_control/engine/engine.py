@@ -93,6 +93,7 @@ class Engine(Resume):
         self._wake = asyncio.Event()
         self._loop = None
         self._cancelling = False
+        self._run_over_budget: str | None = None
         self._detaching = False
         self._outside = {}
         self._background = set()
@@ -149,6 +150,8 @@ class Engine(Resume):
             await self._resume_run()
         try:
             self._watch_restored()
+            if resumed:
+                await self._check_messages()
             await self._main_loop()
         except asyncio.CancelledError:
             # The view went away (app closed, terminal gone): leave the agents running
@@ -195,7 +198,7 @@ class Engine(Resume):
                 current_phase = decision.phase
                 if current_phase is not None:
                     self._publish(ev.PhaseStarted(self.run_id, current_phase, self._clock.now()))
-            if not self._cancelling:
+            if not self._cancelling and self._run_over_budget is None:
                 for task_id in decision.queue:
                     await self._set_state(task_id, WsState.QUEUED, "waiting for a parallel slot")
                 for task_id in decision.start:

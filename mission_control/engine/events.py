@@ -7,9 +7,39 @@ they go from the agent straight to its log file.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .states import WsState
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """Tokens an agent used: ``input`` counts cached input too, ``cached`` is that part."""
+
+    input: int = 0
+    output: int = 0
+    cached: int = 0
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(
+            self.input + other.input, self.output + other.output, self.cached + other.cached
+        )
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output
+
+
+def spent(uses: Iterable[tuple[Tokens, float | None]]) -> tuple[Tokens, float | None]:
+    """Tokens and USD over ``uses`` (USD None: none of them reported a cost)."""
+    tokens = Tokens()
+    costs: list[float] = []
+    for used, cost in uses:
+        tokens += used
+        if cost is not None:
+            costs.append(cost)
+    return tokens, (sum(costs) if costs else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +116,23 @@ class WorkstreamStalled:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentReported:
+    """What the attempt's agent says it is doing and has used. ``tokens`` and ``cost_usd``
+    are the workstream's totals over all its attempts (``cost_usd`` None: no figure yet)."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+    session_id: str | None
+    model: str | None
+    doing: str | None
+    needs_input: str | None
+    tokens: Tokens
+    cost_usd: float | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class FinishStepDone:
     """One finishing step (check, commit, push, pr) ended."""
 
@@ -157,6 +204,7 @@ Event = (
     | AttemptStarted
     | AttemptEnded
     | WorkstreamStalled
+    | AgentReported
     | FinishStepDone
     | WorkstreamResultUpdated
     | ConflictsForecast

@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from ..agents.report import AgentReport
 from ..plan.model import Workstream
 from .backend import AttemptHandle, AttemptRequest, EndedUnwatched, StillRunning, Workspace
 from .clock import Clock, Timer
+from .events import Tokens, spent
 from .states import WsState
+from .tools import FollowUp
 
 S = WsState
 
@@ -38,8 +41,8 @@ ALLOWED: Mapping[WsState, frozenset[WsState]] = {
     # Set back to pending when a dependency it waits for ends otherwise (or on detach);
     # finishing straight away after a restore whose attempt ended unwatched.
     S.PREPARING: _ENDS | {S.PENDING, S.RUNNING, S.FINISHING},
-    S.RUNNING: _ENDS | {S.PAUSED, S.FINISHING, S.TIMED_OUT},
-    S.PAUSED: _ENDS | {S.RUNNING, S.FINISHING, S.TIMED_OUT},
+    S.RUNNING: _ENDS | {S.PAUSED, S.FINISHING, S.TIMED_OUT, S.NEEDS_INPUT},
+    S.PAUSED: _ENDS | {S.RUNNING, S.FINISHING, S.TIMED_OUT, S.NEEDS_INPUT},
     S.FINISHING: _ENDS | {S.SUCCEEDED},
     S.SUCCEEDED: frozenset({S.QUEUED}),
     S.FAILED: frozenset({S.QUEUED, S.SKIPPED}),
@@ -48,6 +51,8 @@ ALLOWED: Mapping[WsState, frozenset[WsState]] = {
     S.SKIPPED: frozenset({S.QUEUED}),
     S.BLOCKED: frozenset({S.PENDING, S.SKIPPED}),
     S.INTERRUPTED: frozenset({S.QUEUED, S.PENDING, S.PREPARING, S.BLOCKED, S.SKIPPED, S.KILLED}),
+    # Answered (a message continues it), retried, or skipped.
+    S.NEEDS_INPUT: frozenset({S.QUEUED, S.SKIPPED}),
 }
 """Which state may follow which. Moving to the state one is in is allowed only where listed
 (queued again, with a new reason)."""
@@ -67,6 +72,8 @@ class StopReason(Enum):
     """The run is cancelled: the attempt is interrupted (resume starts it again)."""
     STALL_RETRY = "stall_retry"
     """``on_stall: retry``: it ends failed, and is retried while retries remain."""
+    STALL_KILL = "stall_kill"
+    """``on_stall: kill``: it ends killed, saying it was quiet, not stopped by the user."""
 
     @property
     def ends_as(self) -> WsState:
@@ -84,6 +91,7 @@ _STOP_ENDS = {
     StopReason.TIMEOUT: S.TIMED_OUT,
     StopReason.CANCEL: S.INTERRUPTED,
     StopReason.STALL_RETRY: S.FAILED,
+    StopReason.STALL_KILL: S.KILLED,
 }
 
 STOP_DETAIL: Mapping[WsState, str] = {
@@ -165,6 +173,49 @@ class OutputWatch:
         self.last_size, self.last_output_at, self.stalled = -1, now, False
 
 
+@dataclass(slots=True)
+class AgentUse:
+    """What the workstream's agent reported, over its attempts."""
+
+    reports: dict[int, AgentReport] = field(default_factory=dict)
+    """The latest report of each attempt."""
+    follow_up: FollowUp | None = None
+    """The user's message the next attempt continues the conversation with."""
+    follow_up_ids: tuple[int, ...] = ()
+    """The ledger ids of the messages in ``follow_up``."""
+    messages_waiting: bool = False
+    """The ledger may hold messages for it not yet handed over."""
+    inboxed: set[int] = field(default_factory=set)
+    """Messages put in the running attempt's inbox (the relay hands them over)."""
+
+    @property
+    def session_id(self) -> str | None:
+        """The latest session the agent reported: the one a follow-up goes on with."""
+        for number in sorted(self.reports, reverse=True):
+            if (session := self.reports[number].session_id) is not None:
+                return session
+        return None
+
+    def spent(self) -> tuple[int, float]:
+        """Tokens and USD used so far, as a budget counts them."""
+        tokens, cost = self.totals()
+        return tokens.total, cost or 0.0
+
+    def session_cost(self, session_id: str | None) -> float:
+        """What the attempts of ``session_id`` cost together."""
+        return sum(
+            r.cost_usd or 0.0
+            for r in self.reports.values()
+            if session_id is not None and r.session_id == session_id
+        )
+
+    def totals(self) -> tuple[Tokens, float | None]:
+        return spent(
+            (Tokens(r.input_tokens, r.output_tokens, r.cached_tokens), r.cost_usd)
+            for r in self.reports.values()
+        )
+
+
 class Lifecycle:
     """The engine's record of one workstream; only ``move`` changes its state."""
 
@@ -190,6 +241,7 @@ class Lifecycle:
         self.countdown: Countdown | None = None
         self.output = OutputWatch()
         self.conflicts: dict[str, tuple[str, ...]] = {}
+        self.agent = AgentUse()
         self.forecast_base: str | None = None
         """The base commit this branch's conflicts with the base were last forecast against."""
 

@@ -17,11 +17,11 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from ..errors import SetupError
 from ..git import diffs, worktrees
-from ..plan.model import Plan, ToolSpec, Workstream
+from ..plan.model import Plan, Price, ToolSpec, Workstream
 from .backend import (
     Adoption,
     AttemptRequest,
@@ -60,9 +60,11 @@ class LocalBackend:
         self._sampler: MetricsSampler | None = None
         self._sink: AttemptSink | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pricing: Mapping[str, Price] = {}
 
     async def open(self, plan: Plan, workstreams: list[Workstream], sink: AttemptSink) -> None:
         self._sink = sink
+        self._pricing = plan.pricing
         self._loop = asyncio.get_running_loop()
         if self._sampler is None:
             self._sampler = MetricsSampler(self._interval, self._on_sample_thread)
@@ -90,6 +92,9 @@ class LocalBackend:
             attempt=request.attempt,
             attempt_dir=request.log_path.parent,
             worktree=workspace.path,
+            follow_up=request.follow_up,
+            pricing=self._pricing,
+            spent_before=request.spent_before,
         )
         return Prepared(workspace, command)
 

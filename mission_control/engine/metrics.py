@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psutil
 
+from ..agents.report import AgentReport, read_report
+from ..store.logs import report_path
 from .events import ProcessSample
 from .process_tree import child_pids
 from .supervisor import AttemptProcess, reap_orphans
@@ -34,6 +36,8 @@ class LogActivity:
     size: int
     mtime: float | None
     """None while the file does not exist."""
+    report: AgentReport | None = None
+    """The agent's report, when it changed since the last tick (``agents.report``)."""
 
 
 SampleCallback = Callable[[dict[str, ProcessSample], dict[str, LogActivity]], None]
@@ -44,6 +48,8 @@ class _Watch:
     proc: AttemptProcess
     log_path: Path
     handles: dict[int, psutil.Process] = field(default_factory=dict)
+    report_seen: int = 0
+    """The report file's modification time (ns) when it was last read."""
 
 
 class MetricsSampler:
@@ -101,7 +107,7 @@ class MetricsSampler:
         activity: dict[str, LogActivity] = {}
         for task_id, w in watches.items():
             samples[task_id] = _sample_tree(w, our_children)
-            activity[task_id] = _log_activity(w.log_path)
+            activity[task_id] = _log_activity(w)
         reap_orphans(our_children)
         return samples, activity
 
@@ -133,9 +139,22 @@ def _same(a: psutil.Process, b: psutil.Process) -> bool:
         return False
 
 
-def _log_activity(path: Path) -> LogActivity:
+def _log_activity(w: _Watch) -> LogActivity:
     try:
-        st = path.stat()
+        st = w.log_path.stat()
     except OSError:
         return LogActivity(0, None)
-    return LogActivity(st.st_size, st.st_mtime)
+    return LogActivity(st.st_size, st.st_mtime, _new_report(w))
+
+
+def _new_report(w: _Watch) -> AgentReport | None:
+    """The agent's report if the relay rewrote it since the last tick: one ``stat`` else."""
+    path = report_path(w.log_path)
+    try:
+        changed = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    if changed == w.report_seen:
+        return None
+    w.report_seen = changed
+    return read_report(path)

@@ -20,8 +20,9 @@ from typing import Any, Final
 
 from ..plan.model import Plan
 from ..store.runs import AttemptRecord, RunLedger, RunStore, WorkstreamRecord
+from .events import Tokens, spent
 from .scheduler import PhaseNode, PlanGraph, decide
-from .snapshot import AttemptView, OwnerView, PhaseView, RunSnapshot, WorkstreamView
+from .snapshot import AttemptView, OwnerView, PhaseView, RunSnapshot, WorkstreamView, run_totals
 from .states import DONE_FOR_DEPENDENTS, TERMINAL, WsState
 
 _ENDED: Final = TERMINAL | {WsState.INTERRUPTED}
@@ -78,9 +79,12 @@ def _project(
 ) -> RunSnapshot:
     """The snapshot of one consistent read of the ledger (pure: no I/O)."""
     run = ledger.run
-    last: dict[str, AttemptRecord] = {a.task_id: a for a in ledger.attempts}
+    history: dict[str, list[AttemptRecord]] = {}
+    for a in ledger.attempts:
+        history.setdefault(a.task_id, []).append(a)
     views = {
-        ws.task_id: _workstream_view(ws, last.get(ws.task_id), plan) for ws in ledger.workstreams
+        ws.task_id: _workstream_view(ws, history.get(ws.task_id, []), plan)
+        for ws in ledger.workstreams
     }
     finished = run.finished_at is not None
     return RunSnapshot(
@@ -98,12 +102,14 @@ def _project(
         finished_at=run.finished_at,
         owner=owner,
         state_dir=state_dir,
+        notes=ledger.notes,
     )
 
 
 def _workstream_view(
-    ws: WorkstreamRecord, attempt: AttemptRecord | None, plan: Plan | None
+    ws: WorkstreamRecord, history: list[AttemptRecord], plan: Plan | None
 ) -> WorkstreamView:
+    attempt = history[-1] if history else None
     view = WorkstreamView(
         task_id=ws.task_id,
         phase_id=ws.phase_id,
@@ -136,7 +142,13 @@ def _workstream_view(
         view.paused_seconds = attempt.paused_seconds
         view.exit_code = attempt.exit_code
         view.signal = attempt.signal
-        view.last_attempt = _attempt_view(attempt)
+        view.history = tuple(_attempt_view(a) for a in history)
+        view.last_attempt = view.history[-1]
+        view.session_id = attempt.session_id
+        view.model = attempt.model
+        view.doing = attempt.doing
+        view.needs_input = attempt.needs_input
+        view.tokens, view.cost_usd = spent((a.tokens, a.cost_usd) for a in view.history)
     view.ended_at = _ended_at(ws, attempt)
     return view
 
@@ -167,6 +179,13 @@ def _attempt_view(a: AttemptRecord) -> AttemptView:
         head_commit=a.head_commit,
         argv=a.argv,
         env_names=a.env_names,
+        session_id=a.session_id,
+        model=a.model,
+        tokens=Tokens(a.input_tokens, a.output_tokens, a.cached_tokens),
+        cost_usd=a.cost_usd,
+        doing=a.doing,
+        needs_input=a.needs_input,
+        over_budget=a.over_budget,
     )
 
 
@@ -219,6 +238,8 @@ def snapshot_json(snapshot: RunSnapshot) -> dict[str, Any]:
     data["workstreams"] = [
         _fields(view, _WORKSTREAM_ALIASES) for view in snapshot.workstreams.values()
     ]
+    tokens, cost = run_totals(snapshot)
+    data["totals"] = {"tokens": _plain("tokens", tokens), "cost_usd": cost}
     return data
 
 

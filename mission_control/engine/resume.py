@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from ..errors import MissionControlError
+from ..store.records import AttemptRecord
 from . import events as ev
 from .backend import AttemptRequest, EndedUnwatched, StillRunning
 from .control import Control
@@ -24,10 +25,14 @@ class Resume(Control):
     async def _resume_run(self) -> None:
         """Restore every workstream of a stored run, and take back its attempts."""
         restored = await asyncio.to_thread(restore_run, self.store, self.run_id)
+        history: dict[str, list[AttemptRecord]] = {}
+        for a in await self._db(self.store.attempts, self.run_id):
+            history.setdefault(a.task_id, []).append(a)
         for task_id, r in restored.items():
             rt = self._rt.get(task_id)
             if rt is None:
                 continue
+            self._restore_agent(rt, history.get(task_id, []))
             if r.left is not None:
                 await self._adopt(rt, r)
             self._restore(rt, r)

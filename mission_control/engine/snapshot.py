@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .events import Event
+from .events import Event, Tokens, spent
 from .states import TERMINAL, WsState
 
 
@@ -35,6 +35,13 @@ class AttemptView:
     head_commit: str | None
     argv: tuple[str, ...]
     env_names: tuple[str, ...]
+    session_id: str | None = None
+    model: str | None = None
+    tokens: Tokens = field(default_factory=Tokens)
+    cost_usd: float | None = None
+    doing: str | None = None
+    needs_input: str | None = None
+    over_budget: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,18 @@ class WorkstreamView:
     """The commit its branch started from (the ledger's; events do not carry it)."""
     last_attempt: AttemptView | None = None
     """The ledger's record of the latest attempt (projected from the ledger only)."""
+    history: tuple[AttemptView, ...] = ()
+    """The ledger's record of every attempt, oldest first (projected from the ledger only)."""
+    doing: str | None = None
+    """The agent's last action, e.g. ``Write src/x.py``."""
+    session_id: str | None = None
+    model: str | None = None
+    needs_input: str | None = None
+    """The agent's question (or refused permission) while it waits for the user."""
+    tokens: Tokens = field(default_factory=Tokens)
+    """Tokens used over all its attempts."""
+    cost_usd: float | None = None
+    """USD spent over all its attempts; None while no agent reported a cost."""
 
     def elapsed(self, now: float) -> float:
         """Seconds the current attempt has run, paused time excluded."""
@@ -126,6 +145,8 @@ class RunSnapshot:
     owner: OwnerView | None = None
     state_dir: str | None = None
     """The folder of the ledger the run was read from."""
+    notes: tuple[str, ...] = ()
+    """What was said of the whole run (a spent budget), from the ledger."""
 
 
 class EngineControl(Protocol):
@@ -152,6 +173,10 @@ class EngineControl(Protocol):
     async def retry(self, task_id: str, fresh: bool = False) -> None: ...
 
     async def skip(self, task_id: str) -> None: ...
+
+    async def send_message(self, task_id: str, text: str) -> str:
+        """Give the workstream's agent a follow-up; what becomes of it, in words."""
+        ...
 
     async def cancel(self, kill: bool = False) -> None:
         """Stop starting work and stop running workstreams (gracefully, or now with ``kill``)."""
@@ -217,6 +242,16 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
             if view is not None:
                 view.stalled = stalled
                 view.last_output_at = at - idle
+        case ev.AgentReported(task_id=task_id):
+            view = snapshot.workstreams.get(task_id)
+            if view is not None:
+                view.session_id = event.session_id
+                view.model = event.model
+                view.doing = event.doing
+                view.needs_input = event.needs_input
+                view.tokens = event.tokens
+                view.cost_usd = event.cost_usd
+                view.last_output_at = event.at
         case ev.WorkstreamResultUpdated(task_id=task_id):
             view = snapshot.workstreams.get(task_id)
             if view is not None:
@@ -245,6 +280,11 @@ def apply_event(snapshot: RunSnapshot, event: Event) -> None:
             snapshot.ok = None
         case _:
             pass
+
+
+def run_totals(snapshot: RunSnapshot) -> tuple[Tokens, float | None]:
+    """Tokens and USD over the whole run (None: no agent reported a cost)."""
+    return spent((v.tokens, v.cost_usd) for v in snapshot.workstreams.values())
 
 
 _ENDED = TERMINAL | {WsState.INTERRUPTED}

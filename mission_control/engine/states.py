@@ -22,6 +22,7 @@ class WsState(StrEnum):
     SKIPPED = "skipped"
     BLOCKED = "blocked"  # a dependency did not succeed
     INTERRUPTED = "interrupted"  # its process was lost with mission-control
+    NEEDS_INPUT = "needs_input"  # its agent ended asking the user something
 
 
 TERMINAL: frozenset[WsState] = frozenset(
@@ -32,9 +33,10 @@ TERMINAL: frozenset[WsState] = frozenset(
         WsState.KILLED,
         WsState.SKIPPED,
         WsState.BLOCKED,
+        WsState.NEEDS_INPUT,
     }
 )
-"""States a workstream stays in unless the user retries it."""
+"""States a workstream stays in unless the user retries it (or answers it)."""
 
 DONE_FOR_DEPENDENTS: frozenset[WsState] = frozenset({WsState.SUCCEEDED, WsState.SKIPPED})
 """States that let dependents start."""
@@ -62,4 +64,5 @@ ICONS: dict[WsState, str] = {
     WsState.SKIPPED: "↷",
     WsState.BLOCKED: "⊘",
     WsState.INTERRUPTED: "↯",
+    WsState.NEEDS_INPUT: "?",
 }

@@ -16,12 +16,23 @@ import os
 import re
 import shlex
 import shutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..agents.pricing import ModelPrice
+from ..agents.relay import relay_argv
 from ..errors import MissionControlError, ToolNotFoundError
-from ..plan.model import TOOL_PLACEHOLDERS, PromptVia, ToolSpec, Workstream
+from ..plan.model import (
+    CONTINUE_PLACEHOLDERS,
+    TOOL_PLACEHOLDERS,
+    Price,
+    PromptVia,
+    ToolSpec,
+    Workstream,
+)
+from ..store.logs import inbox_path, report_path, stream_path
 from ..store.private import write_private_text
 
 PLACEHOLDERS = TOOL_PLACEHOLDERS
@@ -31,7 +42,17 @@ COMMAND_ITEM = "{command}"
 
 SHELL = "/bin/sh"
 
-_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(CONTINUE_PLACEHOLDERS) + r")\}")
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A message that continues the agent's conversation, with the session to go on with."""
+
+    message: str
+    session_id: str | None = None
+    session_cost: float = 0.0
+    """What the session had cost so far (a CLI may report the whole session's cost)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +66,8 @@ class RenderedCommand:
     """Variables to add to the inherited environment: the plan's, then ``MC_*``."""
     prompt_file: Path | None
     """``prompt.txt`` in the attempt folder, if the workstream has a prompt."""
+    continues: bool = False
+    """It goes on with the agent's earlier conversation (``continue_argv``)."""
 
     @property
     def env_names(self) -> tuple[str, ...]:
@@ -59,14 +82,25 @@ def render_command(
     attempt: int,
     attempt_dir: Path,
     worktree: Path,
+    follow_up: FollowUp | None = None,
+    pricing: Mapping[str, Price] | None = None,
+    spent_before: tuple[int, float] = (0, 0.0),
 ) -> RenderedCommand:
     """The argv, stdin and env for attempt ``attempt`` of ``ws`` run with ``tool``.
 
     Writes the prompt (inline text or a copy of ``prompt_file``) to
     ``attempt_dir/prompt.txt``. Raises MissionControlError when the tool needs
-    a prompt or a command the workstream does not have.
+    a prompt or a command the workstream does not have. ``follow_up`` continues the
+    agent's conversation when the tool can (else its message is added to the prompt).
+    A tool with an adapter runs under the relay (``agents.relay``).
     """
     prompt_text = read_prompt(ws)
+    continues = follow_up is not None and can_continue(tool, follow_up.session_id)
+    if follow_up is not None:
+        if continues:
+            prompt_text = follow_up.message
+        else:
+            prompt_text = f"{prompt_text or ''}\n\n{follow_up.message}".strip("\n")
     prompt_file: Path | None = None
     if prompt_text is not None:
         prompt_file = attempt_dir / "prompt.txt"
@@ -80,8 +114,9 @@ def render_command(
         "task_id": ws.task_id,
         "run_id": run_id,
         "attempt": str(attempt),
+        "session_id": follow_up.session_id if follow_up is not None else None,
     }
-    argv = _render_argv(tool, ws, values)
+    argv = _render_argv(tool, ws, values, continues=continues)
     if prompt_text is not None and not _runs_shell(tool, ws) and not _mentions_prompt(tool, ws):
         # The spec says how the prompt travels; with no placeholder for it, append it.
         if tool.prompt_via is PromptVia.FILE:
@@ -89,6 +124,28 @@ def render_command(
         elif tool.prompt_via is PromptVia.ARG:
             argv.append(prompt_text)
     stdin_path = prompt_file if tool.prompt_via is PromptVia.STDIN else None
+    budget = ws.budget
+    if budget.max_cost_usd is not None and tool.budget_argv:
+        cap = f"{budget.max_cost_usd:.6f}".rstrip("0").rstrip(".") or "0"
+        argv += [item.replace("{max_cost_usd}", cap) for item in tool.budget_argv]
+    if tool.events != "text":
+        log_path = attempt_dir / f"attempt-{attempt}.log"
+        argv = relay_argv(
+            sys.executable,
+            argv,
+            events=tool.events,
+            stream=stream_path(log_path),
+            report=report_path(log_path),
+            inbox=inbox_path(log_path) if tool.live_input else None,
+            live_input=tool.live_input and stdin_path is not None,
+            max_cost_usd=budget.max_cost_usd,
+            max_tokens=budget.max_tokens,
+            pricing={
+                m: ModelPrice(p.input, p.output, p.cached) for m, p in (pricing or {}).items()
+            },
+            spent_before=spent_before,
+            session_cost_before=follow_up.session_cost if follow_up and continues else 0.0,
+        )
     env = {k: _substitute(v, values, ws, quote=False) for k, v in tool.env.items()}
     env.update({k: _substitute(v, values, ws, quote=False) for k, v in ws.env.items()})
     env.update(
@@ -100,7 +157,15 @@ def render_command(
             "MC_ATTEMPT": str(attempt),
         }
     )
-    return RenderedCommand(tuple(argv), stdin_path, env, prompt_file)
+    return RenderedCommand(tuple(argv), stdin_path, env, prompt_file, continues)
+
+
+def can_continue(tool: ToolSpec, session_id: str | None) -> bool:
+    """The tool can go on with the agent's conversation: it has a ``continue_argv``, and
+    the session it names is known."""
+    if tool.continue_argv is None:
+        return False
+    return session_id is not None or not any("{session_id}" in a for a in tool.continue_argv)
 
 
 def resolve_executable(ws: Workstream, tool: ToolSpec) -> str:
@@ -167,11 +232,14 @@ def read_prompt(ws: Workstream) -> str | None:
     return ws.prompt
 
 
-def _render_argv(tool: ToolSpec, ws: Workstream, values: Mapping[str, str | None]) -> list[str]:
+def _render_argv(
+    tool: ToolSpec, ws: Workstream, values: Mapping[str, str | None], *, continues: bool
+) -> list[str]:
+    template = tool.continue_argv if continues and tool.continue_argv else tool.argv
     if tool.shell:
-        return [SHELL, "-c", _substitute(" ".join(tool.argv), values, ws, quote=True)]
+        return [SHELL, "-c", _substitute(" ".join(template), values, ws, quote=True)]
     argv: list[str] = []
-    for item in tool.argv:
+    for item in template:
         if item == COMMAND_ITEM:
             argv.extend(_render_command_item(ws, values))
         else:

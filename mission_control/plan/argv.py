@@ -12,7 +12,14 @@ from __future__ import annotations
 import shlex
 import string
 
-from .model import TOOL_PLACEHOLDERS, PromptVia, ToolSpec
+from ..agents import ADAPTER_NAMES
+from .model import (
+    BUDGET_PLACEHOLDERS,
+    CONTINUE_PLACEHOLDERS,
+    TOOL_PLACEHOLDERS,
+    PromptVia,
+    ToolSpec,
+)
 from .problems import Problems, close, short
 from .schema import RawTool
 from .shapes import check_env_keys
@@ -21,6 +28,7 @@ from .yaml_nodes import KeyPath
 
 PLACEHOLDERS: frozenset[str] = frozenset({*TOOL_PLACEHOLDERS, "command"})
 """Names a tool's argv may hold in braces."""
+CONTINUE_ALLOWED: frozenset[str] = frozenset({*CONTINUE_PLACEHOLDERS, "command"})
 
 _SHELL_OPERATORS = frozenset({"&&", "||", "|", ";", ">", ">>", "<", "&", "2>&1"})
 
@@ -98,10 +106,69 @@ def _tool_spec(problems: Problems, raw: RawTool, path: KeyPath) -> ToolSpec | No
     argv = to_argv(problems, raw.argv, shell, (*path, "argv"), "argv")
     if argv is None:
         return None
+    names = _placeholders_of(problems, argv, raw.argv, (*path, "argv"), PLACEHOLDERS)
+    ok = names is not None
+    via = PromptVia(raw.prompt_via) if raw.prompt_via else PromptVia.FILE
+    needed = {PromptVia.FILE: "prompt_file", PromptVia.ARG: "prompt"}.get(via)
+    if names is not None and needed and needed not in names and "command" not in names:
+        problems.add(
+            (*path, "prompt_via") if raw.prompt_via else (*path, "argv"),
+            f"prompt_via is {via.value} but argv never uses {{{needed}}}",
+            f"add '{{{needed}}}' where the tool expects the prompt, or set prompt_via: stdin",
+        )
+        ok = False
+    check_env_keys(problems, raw.env, path)
+    events = raw.events or "text"
+    if events not in ADAPTER_NAMES:
+        suggestion = close(events, ADAPTER_NAMES)
+        problems.add(
+            (*path, "events"),
+            f"unknown events adapter {events!r}",
+            (f"did you mean {suggestion!r}? " if suggestion else "")
+            + f"known: {', '.join(ADAPTER_NAMES)}",
+        )
+        ok = False
+    extra: dict[str, list[str]] = {}
+    for name, value, allowed in (
+        ("continue_argv", raw.continue_argv, CONTINUE_ALLOWED),
+        ("budget_argv", raw.budget_argv, frozenset(BUDGET_PLACEHOLDERS)),
+    ):
+        if value is None:
+            continue
+        items = to_argv(problems, value, shell, (*path, name), name)
+        if (
+            items is None
+            or _placeholders_of(problems, items, value, (*path, name), allowed) is None
+        ):
+            ok = False
+        else:
+            extra[name] = items
+    if not ok:
+        return None
+    return ToolSpec(
+        argv=argv,
+        prompt_via=via,
+        env=raw.env,
+        shell=shell,
+        install_hint=raw.install_hint or "",
+        events=events,
+        live_input=bool(raw.live_input),
+        **extra,
+    )
+
+
+def _placeholders_of(
+    problems: Problems,
+    argv: list[str],
+    written: str | list[str],
+    path: KeyPath,
+    allowed: frozenset[str],
+) -> set[str] | None:
+    """The placeholders ``argv`` uses; None (each reported) when one is unknown or broken."""
     ok = True
     names: set[str] = set()
     for i, item in enumerate(argv):
-        item_path = (*path, "argv", i) if isinstance(raw.argv, list) else (*path, "argv")
+        item_path = (*path, i) if isinstance(written, list) else path
         try:
             found = _placeholders(item)
         except ValueError:
@@ -113,10 +180,10 @@ def _tool_spec(problems: Problems, raw: RawTool, path: KeyPath) -> ToolSpec | No
             ok = False
             continue
         for placeholder in found:
-            if placeholder not in PLACEHOLDERS:
-                suggestion = close(placeholder, PLACEHOLDERS)
+            if placeholder not in allowed:
+                suggestion = close(placeholder, allowed)
                 hint = f"did you mean {{{suggestion}}}?" if suggestion else ""
-                known = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS))
+                known = ", ".join("{" + p + "}" for p in sorted(allowed))
                 problems.add(
                     item_path,
                     f"unknown placeholder {{{placeholder}}}",
@@ -124,18 +191,4 @@ def _tool_spec(problems: Problems, raw: RawTool, path: KeyPath) -> ToolSpec | No
                 )
                 ok = False
             names.add(placeholder)
-    via = PromptVia(raw.prompt_via) if raw.prompt_via else PromptVia.FILE
-    needed = {PromptVia.FILE: "prompt_file", PromptVia.ARG: "prompt"}.get(via)
-    if ok and needed and needed not in names and "command" not in names:
-        problems.add(
-            (*path, "prompt_via") if raw.prompt_via else (*path, "argv"),
-            f"prompt_via is {via.value} but argv never uses {{{needed}}}",
-            f"add '{{{needed}}}' where the tool expects the prompt, or set prompt_via: stdin",
-        )
-        ok = False
-    check_env_keys(problems, raw.env, path)
-    if not ok:
-        return None
-    return ToolSpec(
-        argv=argv, prompt_via=via, env=raw.env, shell=shell, install_hint=raw.install_hint or ""
-    )
+    return names if ok else None

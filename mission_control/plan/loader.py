@@ -31,9 +31,9 @@ from .dependencies import Dependencies
 from .environment import Environment
 from .files import FileReadError, read_regular_file
 from .merge import defaults_settings, merge_settings
-from .model import Phase, Plan, ToolSpec, Workstream
+from .model import Phase, Plan, Price, ToolSpec, Workstream
 from .problems import Problems
-from .resolve import Resolver, default_worktree_root
+from .resolve import Resolver, default_worktree_root, to_budget
 from .shapes import Shapes, read_shapes
 
 
@@ -186,6 +186,13 @@ def _assemble(shapes: Shapes, problems: Problems, tools: dict[str, ToolSpec]) ->
     extra: dict[str, Any] = {}
     if raw_plan.grace_seconds is not None:
         extra["grace_seconds"] = raw_plan.grace_seconds
+    if raw_plan.budget is not None:
+        extra["budget"] = to_budget(raw_plan.budget)
+    if raw_plan.pricing:
+        extra["pricing"] = {
+            model: Price(input=row.input, output=row.output, cached=row.cached)
+            for model, row in raw_plan.pricing.items()
+        }
     return Plan(
         path=problems.path,
         name=raw_plan.name if raw_plan.name is not None else problems.path.stem,

@@ -8,8 +8,11 @@ be shared between threads without copies.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
@@ -23,6 +26,10 @@ TOOL_PLACEHOLDERS: tuple[str, ...] = (
     "run_id",
     "attempt",
 )
+
+CONTINUE_PLACEHOLDERS: tuple[str, ...] = (*TOOL_PLACEHOLDERS, "session_id")
+"""What ``continue_argv`` may use besides: the agent's session to go on with."""
+BUDGET_PLACEHOLDERS: tuple[str, ...] = ("max_cost_usd",)
 """Names a tool's argv (and env values) may use as ``{name}``; ``{command}`` stands alone."""
 
 
@@ -67,6 +74,38 @@ class ToolSpec(_Frozen):
     env: dict[str, str] = Field(default_factory=dict)
     shell: bool = False
     install_hint: str = ""
+    events: str = "text"
+    """The adapter (``agents.ADAPTERS``) that turns the tool's output into a transcript."""
+    continue_argv: list[str] | None = None
+    """The argv that goes on with an agent's conversation (``{session_id}`` is the last one's);
+    None: the tool cannot, and a follow-up message is added to the prompt instead."""
+    live_input: bool = False
+    """Messages reach the running agent on its stdin as stream-json user messages."""
+    budget_argv: list[str] = Field(default_factory=list)
+    """Added to argv when the workstream has ``max_cost_usd`` (``{max_cost_usd}``)."""
+
+
+class Budget(_Frozen):
+    """What an agent, or a whole run, may spend; None is no cap."""
+
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+
+    def exceeded(self, cost_usd: float | None, tokens: int) -> str | None:
+        """Why spending ``cost_usd`` and ``tokens`` is over this budget, or None."""
+        if self.max_cost_usd is not None and cost_usd is not None and cost_usd > self.max_cost_usd:
+            return f"over budget: ${cost_usd:.4f} spent, max_cost_usd is {self.max_cost_usd:g}"
+        if self.max_tokens is not None and tokens > self.max_tokens:
+            return f"over budget: {tokens:,} tokens used, max_tokens is {self.max_tokens:,}"
+        return None
+
+
+class Price(_Frozen):
+    """USD per million tokens of one model; ``cached`` defaults to ``input``."""
+
+    input: float
+    output: float
+    cached: float | None = None
 
 
 class Check(_Frozen):
@@ -125,6 +164,7 @@ class Workstream(_Frozen):
     stall_minutes: float = Field(default=10.0, gt=0)
     on_stall: OnStall = OnStall.NOTIFY
     resources: Resources = Field(default_factory=Resources)
+    budget: Budget = Field(default_factory=Budget)
     """Only cluster backends read it; the local backend runs every attempt as it comes."""
     worktree_root: Path
     line: int = 0
@@ -166,16 +206,28 @@ class Plan(_Frozen):
     tools: dict[str, ToolSpec] = Field(default_factory=dict)
     """Every tool the plan may use: the built-ins merged with the plan's own."""
     grace_seconds: float = Field(default=10.0, ge=0)
+    budget: Budget = Field(default_factory=Budget)
+    """The whole run's cap."""
+    pricing: dict[str, Price] = Field(default_factory=dict)
+    """USD per million tokens per model, for agents that report tokens but no cost."""
 
-    @property
+    @cached_property
     def workstreams(self) -> list[Workstream]:
         return [ws for phase in self.phases for ws in phase.workstreams]
 
+    @cached_property
+    def _by_task(self) -> dict[str, Workstream]:
+        return {ws.task_id: ws for ws in self.workstreams}
+
     def workstream(self, task_id: str) -> Workstream:
-        for ws in self.workstreams:
-            if ws.task_id == task_id:
-                return ws
-        raise KeyError(task_id)
+        """The workstream ``PHASE::WS``; KeyError if the plan has none (a dict lookup)."""
+        return self._by_task[task_id]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Plan:
+        copy = super().model_copy(update=update, deep=deep)
+        for cached in ("workstreams", "_by_task"):  # made again from the copy's phases
+            copy.__dict__.pop(cached, None)
+        return copy
 
     def phase(self, phase_id: str) -> Phase:
         for phase in self.phases:

@@ -142,8 +142,10 @@ class Problems:
         kind_of_parent = kind
         if len(loc) >= 2 and loc[-2] == "pr":
             kind_of_parent = "pr"
-        if len(loc) == 2 and loc[0] == "resources":
-            kind_of_parent = "resources"
+        if len(loc) == 2 and loc[0] in ("resources", "budget"):
+            kind_of_parent = str(loc[0])
+        if len(loc) == 3 and loc[0] == "pricing":
+            kind_of_parent = "price"
         if err["type"] == "extra_forbidden":
             self._unknown_key(full, str(loc[-1]), kind_of_parent)
             return

@@ -21,14 +21,16 @@ from typing import Any
 
 from .argv import to_argv
 from .merge import REQUIRED
-from .model import Check, Resources, ToolSpec, Workstream
+from .model import Budget, Check, Resources, ToolSpec, Workstream
 from .paths import PathExpansionError, expand_path
 from .problems import Problems, close, describe
-from .schema import RawCheck, RawResources
+from .schema import RawBudget, RawCheck, RawResources
 from .shapes import PhaseDraft, Shapes, WorkstreamDraft
 from .yaml_nodes import KeyPath
 
-_RULES = frozenset({"repo", "worktree_root", "tool", "checks", "command", "shell", "resources"})
+_RULES = frozenset(
+    {"repo", "worktree_root", "tool", "checks", "command", "shell", "resources", "budget"}
+)
 """Settings resolved by a rule below; every other one is passed to the model as merged."""
 _PASSED = frozenset(Workstream.model_fields) - _RULES
 
@@ -192,6 +194,9 @@ class Resolver:
         resources = draft.settings.get("resources")
         if resources is not None:
             kw["resources"] = _resources(resources[0])
+        budget = draft.settings.get("budget")
+        if budget is not None:
+            kw["budget"] = to_budget(budget[0])
         checks = draft.settings.get("checks")
         if checks is not None:
             resolved = self._resolve_checks(checks[0], checks[1])
@@ -234,6 +239,10 @@ class Resolver:
         name = check.name or (check.run if isinstance(check.run, str) else shlex.join(check.run))
         extra = {} if check.timeout_minutes is None else {"timeout_minutes": check.timeout_minutes}
         return Check(name=name, argv=argv, shell=shell, **extra)
+
+
+def to_budget(raw: RawBudget) -> Budget:
+    return Budget(max_cost_usd=raw.max_cost_usd, max_tokens=raw.max_tokens)
 
 
 def _resources(raw: RawResources) -> Resources:

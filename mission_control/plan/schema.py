@@ -225,6 +225,33 @@ class RawTool(_Raw):
     env: Env = Field(default_factory=dict)
     shell: Opt[bool] = None
     install_hint: Opt[str] = None
+    events: Opt[str] = None
+    """The adapter that reads the tool's output (``agents.ADAPTER_NAMES``); text by default."""
+    continue_argv: Opt[TextOrList] = None
+    """How to go on with the agent's conversation; may use ``{session_id}``."""
+    live_input: Opt[bool] = None
+    """The tool takes further messages as stream-json on stdin while it runs (claude)."""
+    budget_argv: Opt[TextOrList] = None
+    """Arguments added when the workstream has a cost budget; may use ``{max_cost_usd}``."""
+
+
+Usd = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+Tokens = Annotated[int, Field(ge=1, le=10**15)]
+
+
+class RawBudget(_Raw):
+    """A cap on what an agent (or the whole run) may spend."""
+
+    max_cost_usd: Opt[Usd] = None
+    max_tokens: Opt[Tokens] = None
+
+
+class RawPrice(_Raw):
+    """USD per million tokens of one model."""
+
+    input: Usd
+    output: Usd
+    cached: Opt[Usd] = None
 
 
 class RawResources(_Raw):
@@ -260,6 +287,7 @@ class RawSettings(_Raw):
     shell: Opt[bool] = None
     resources: Opt[RawResources] = None
     """Replaces the ``defaults:`` mapping as a whole: keys are not merged one by one."""
+    budget: Opt[RawBudget] = None
 
 
 class RawDefaults(RawSettings):
@@ -292,6 +320,11 @@ class RawPlan(_Raw):
     )
     phases: Opt[list[Any]] = None
     grace_seconds: Opt[Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]] = None
+    budget: Opt[RawBudget] = None
+    """The whole run's cap: no new attempt starts once it is spent."""
+    pricing: Annotated[dict[str, RawPrice], BeforeValidator(_null_as_empty_dict)] = Field(
+        default_factory=dict
+    )
 
 
 SETTINGS_KEYS: frozenset[str] = frozenset(RawSettings.model_fields)
@@ -316,7 +349,7 @@ _MISPLACED: dict[str, str] = {
     "max_parallel_workstreams": "'{key}' is a phase setting: put it on the phase",
     "workstreams": "'{key}' goes inside a phase: `phases: [{id: PH-01, workstreams: [...]}]`",
     **dict.fromkeys(
-        ("phases", "grace_seconds", "tools", "defaults", "version"),
+        ("phases", "grace_seconds", "tools", "defaults", "version", "pricing"),
         "'{key}' is a top-level key of the plan",
     ),
 }
@@ -349,6 +382,12 @@ _FIELD_HINTS: dict[str, str] = {
     "memory": MEMORY_FORMS,
     "custom": "Ray custom resources, each name: amount, e.g. {gpu_box: 1}",
     "custom resource": "an amount such as 1 or 0.5 of a resource the nodes advertise",
+    "budget": "a mapping: {max_cost_usd: 2.5, max_tokens: 2000000}",
+    "max_cost_usd": "US dollars, e.g. 2.5",
+    "max_tokens": "a whole number of tokens (input and output together), e.g. 2000000",
+    "pricing": "per model, USD per million tokens: {gpt-5: {input: 1.25, output: 10}}",
+    "events": "the adapter that reads the tool's output, e.g. claude-stream-json or text",
+    "continue_argv": "the command line that continues a conversation, with {session_id}",
 }
 
 # Keys people write inside `resources:` that the plan spells another way.
@@ -374,6 +413,8 @@ def allowed_keys(loc_kind: str) -> frozenset[str]:
         "check": frozenset(RawCheck.model_fields),
         "pr": frozenset(RawPr.model_fields),
         "resources": frozenset(RawResources.model_fields),
+        "budget": frozenset(RawBudget.model_fields),
+        "price": frozenset(RawPrice.model_fields),
     }[loc_kind]
 
 

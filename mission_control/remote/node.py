@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from ..agents.report import read_report
 from ..engine import events as ev
 from ..engine.clock import Clock, LoopClock, Timer
 from ..engine.finish import (
@@ -61,7 +62,7 @@ from ..engine.tools import RenderedCommand, render_command, resolve_executable
 from ..errors import MissionControlError
 from ..git import mirrors
 from ..git.bundles import bundle_bytes
-from ..store.logs import attempt_log_path, file_size
+from ..store.logs import attempt_log_path, file_size, report_path
 from ..store.watch import LogWatcher
 from .protocol import (
     CHUNK_BYTES,
@@ -253,6 +254,9 @@ class NodeAttempt:
             attempt=spec.attempt,
             attempt_dir=self.log_path.parent,
             worktree=self.ws.worktree_path,
+            follow_up=spec.follow_up,
+            pricing=spec.pricing,
+            spent_before=spec.spent_before,
         )
 
     async def start(self, command: RenderedCommand) -> NodeStarted:
@@ -289,7 +293,8 @@ class NodeAttempt:
         status = await proc.wait()
         if self._sampler is not None:
             self._sampler.stop()
-        return NodeEnded(status, await asyncio.to_thread(file_size, self.log_path))
+        report = await asyncio.to_thread(read_report, report_path(self.log_path))
+        return NodeEnded(status, await asyncio.to_thread(file_size, self.log_path), report)
 
     async def pause(self) -> list[int]:
         return await asyncio.to_thread(self._require().pause)
@@ -418,6 +423,7 @@ class NodeAttempt:
                     events,
                     sample[0] if sample else None,
                     sample[1].size if sample else 0,
+                    sample[1].report if sample else None,
                     self._events_made,
                 )
                 offset += len(data)
@@ -554,6 +560,9 @@ class NodeAttempt:
                 )
 
     def _take_sample(self, sample: ev.ProcessSample, activity: LogActivity) -> None:
+        if activity.report is None and self._sample is not None and self._sample[1].report:
+            # A report not yet sent is not dropped by a newer sample without one.
+            activity = LogActivity(activity.size, activity.mtime, self._sample[1].report)
         self._sample = (sample, activity)
         self._changed.set()
 

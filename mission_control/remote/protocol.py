@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..agents.report import AgentReport
 from ..engine.events import Event, ProcessSample
 from ..engine.finish import Committed, Pushed
 from ..engine.supervisor import ExitStatus
-from ..plan.model import ToolSpec, Workstream
+from ..engine.tools import FollowUp
+from ..plan.model import Price, ToolSpec, Workstream
 
 CHUNK_BYTES = 1 << 20
 """Most log bytes one chunk carries: a chatty tool's backlog arrives in pieces."""
@@ -39,6 +41,10 @@ class NodeSpec:
     """An earlier attempt's kept uncommitted work (in ``seed_bundle``) to put back."""
     orphan_seconds: float = 3600.0
     """With no word from any mission-control for this long, the attempt stops itself."""
+    follow_up: FollowUp | None = None
+    """The user's message the attempt continues the agent's conversation with."""
+    spent_before: tuple[int, float] = (0, 0.0)
+    pricing: dict[str, Price] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,8 @@ class NodeEnded:
     status: ExitStatus
     log_size: int
     """The node log's size at the end: the driver has the whole log once it holds this much."""
+    report: AgentReport | None = None
+    """The agent's last report (``agents.report``), for a tool with an adapter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,8 @@ class Chunk:
     events: tuple[Event, ...] = ()
     sample: ProcessSample | None = None
     log_size: int = 0
+    report: AgentReport | None = None
+    """The agent's report, when it changed (it rides with a sample)."""
     events_total: int = 0
     """Events the node has sent in all, this chunk's included."""
 

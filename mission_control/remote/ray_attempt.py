@@ -83,6 +83,9 @@ class RayAttempt:
     async def wait(self) -> ExitStatus:
         ended: NodeEnded = await self._backend.call(self._task_id, self._actor.wait.remote())
         await self.drained(ended.log_size, None)
+        if ended.report is not None:
+            activity = LogActivity(ended.log_size, None, ended.report)
+            self._sink.on_sample({}, {self._task_id: activity})
         if self._lost is not None:
             raise AttemptLost(self._lost)
         return ended.status
@@ -133,7 +136,7 @@ class RayAttempt:
                     self._sink.publish(event)
                 self._events = chunk.events_total
                 if chunk.sample is not None:
-                    activity = LogActivity(chunk.log_size, None)
+                    activity = LogActivity(chunk.log_size, None, chunk.report)
                     self._sink.on_sample({self._task_id: chunk.sample}, {self._task_id: activity})
                 self._progress.set()
         except (*LOST, RayTaskError):

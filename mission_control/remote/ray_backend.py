@@ -69,7 +69,7 @@ from ..engine.finish import (
 from ..engine.tools import RenderedCommand, read_prompt
 from ..errors import GitError, MissionControlError, SetupError
 from ..git import bundles, diffs, repo
-from ..plan.model import Plan, Workstream
+from ..plan.model import Plan, Price, Workstream
 from ..store.logs import file_size
 from ..store.private import write_private_text
 from .node import NodeAttempt
@@ -131,12 +131,14 @@ class RayBackend:
         self._started_ray = False
         self._actor_class: Any = None
         self._orphan_seconds = 3600.0
+        self._pricing: dict[str, Price] = {}
         self._heartbeat: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     async def open(self, plan: Plan, workstreams: list[Workstream], sink: AttemptSink) -> None:
         self._sink = sink
+        self._pricing = dict(plan.pricing)
         self._urls = await asyncio.to_thread(remote_urls, plan, workstreams)
         await asyncio.to_thread(self._connect)
         await asyncio.to_thread(check_fits, workstreams)
@@ -227,6 +229,9 @@ class RayBackend:
             fresh=request.fresh,
             wip_commit=seed.wip if seed else None,
             orphan_seconds=self._orphan_seconds,
+            follow_up=request.follow_up,
+            spent_before=request.spent_before,
+            pricing=self._pricing,
         )
         res = ws.resources
         options: dict[str, Any] = {

@@ -35,6 +35,21 @@ EV_ATTEMPT_ENDED: Final = "attempt_ended"
 EV_RESULT: Final = "result"
 EV_OWNER_CLAIMED: Final = "owner_claimed"
 EV_OWNER_RELEASED: Final = "owner_released"
+EV_MESSAGE: Final = "message"
+EV_NOTE: Final = "note"
+
+AGENT_FIELDS: Final = (
+    "session_id",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "doing",
+    "needs_input",
+    "over_budget",
+)
+"""The attempt columns an agent's report fills (``agents.report.AgentReport``'s names)."""
 
 _UNSET: Final[Any] = object()
 
@@ -399,4 +414,47 @@ class LedgerWriter(LedgerConnection):
                 task_id,
                 {"attempt": attempt, "exit_code": exit_code, "signal": signal, "status": status},
                 ended_at,
+            )
+
+    # -- agents
+
+    def record_agent(
+        self, run_id: str, task_id: str, attempt: int, report: Mapping[str, Any]
+    ) -> None:
+        """What the attempt's agent reported: ``report`` holds the ``AGENT_FIELDS``."""
+        values = [report.get(name) for name in AGENT_FIELDS]
+        assignments = ", ".join(f"{name} = ?" for name in AGENT_FIELDS)
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE attempts SET {assignments}"
+                " WHERE run_id = ? AND task_id = ? AND attempt = ?",
+                (*values, run_id, task_id, attempt),
+            )
+
+    def add_note(self, run_id: str, message: str, at: float) -> None:
+        """Something said of the whole run (its budget spent): ``status`` repeats it."""
+        with self._write() as conn:
+            self._event(conn, run_id, EV_NOTE, None, {"message": message}, at)
+
+    def add_message(self, run_id: str, task_id: str, text: str, at: float) -> int:
+        """Keep a follow-up message for the workstream's agent until it is handed over."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO messages (run_id, task_id, text, created_at) VALUES (?, ?, ?, ?)",
+                (run_id, task_id, text, at),
+            )
+            message_id = int(cur.lastrowid or 0)
+            self._event(conn, run_id, EV_MESSAGE, task_id, {"message": message_id}, at)
+        return message_id
+
+    def handle_message(
+        self, run_id: str, message_id: int, attempt: int, how: str, at: float
+    ) -> None:
+        """The message went to ``attempt`` of its workstream: ``live``, ``continued`` or
+        ``appended`` (to the prompt of a tool that cannot go on with a conversation)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE messages SET attempt = ?, how = ?, handled_at = ?"
+                " WHERE run_id = ? AND id = ?",
+                (attempt, how, at, run_id, message_id),
             )

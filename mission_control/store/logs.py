@@ -76,6 +76,22 @@ def attempt_log_path(state_dir: Path, run_id: str, phase_id: str, ws_id: str, at
     return run_dir(state_dir, run_id) / phase_id / ws_id / f"attempt-{attempt}.log"
 
 
+def stream_path(log_path: Path) -> Path:
+    """``attempt-<n>.stream``: an agent's output exactly as its CLI wrote it (``logs --raw``).
+    The log beside it holds the readable transcript the relay makes of it."""
+    return log_path.with_suffix(".stream")
+
+
+def report_path(log_path: Path) -> Path:
+    """``attempt-<n>.agent.json``: the agent's running totals (``agents.report``)."""
+    return log_path.with_suffix(".agent.json")
+
+
+def inbox_path(log_path: Path) -> Path:
+    """``attempt-<n>.inbox/``: messages waiting to reach the running agent."""
+    return log_path.with_suffix(".inbox")
+
+
 def file_size(path: Path) -> int:
     """The file's size in bytes; 0 while it does not exist (blocking: one stat)."""
     try:

@@ -107,6 +107,29 @@ class AttemptRecord:
     exit_code: int | None
     signal: int | None
     paused_seconds: float
+    session_id: str | None = None
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+    doing: str | None = None
+    needs_input: str | None = None
+    over_budget: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """A follow-up message to a workstream's agent."""
+
+    run_id: str
+    task_id: str
+    id: int
+    text: str
+    created_at: float
+    attempt: int | None
+    how: str | None
+    handled_at: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +186,10 @@ def attempt_record(row: sqlite3.Row) -> AttemptRecord:
     return _record(AttemptRecord, row, {"argv": _json_tuple, "env_names": _json_tuple})
 
 
+def message_record(row: sqlite3.Row) -> MessageRecord:
+    return _record(MessageRecord, row, {})
+
+
 def event_record(row: sqlite3.Row) -> EventRecord:
     return _record(EventRecord, row, {"payload": _loads})
 
@@ -176,3 +203,5 @@ class RunLedger:
     """In plan order."""
     attempts: tuple[AttemptRecord, ...]
     """In plan order of their workstream, then by number."""
+    notes: tuple[str, ...] = ()
+    """What the engine said about the whole run (a spent budget), oldest first."""

@@ -15,11 +15,12 @@ claiming is atomic, so two racing processes cannot both win.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Final
 
 from .connection import LedgerError, ledger_error
-from .ledger import RUN_RUNNING, LedgerWriter, new_run_id
+from .ledger import EV_NOTE, RUN_RUNNING, LedgerWriter, new_run_id
 from .owner import CREATE_TIME_TOLERANCE, process_alive, process_identity
 from .records import (
     ATTEMPT_SELECT,
@@ -28,12 +29,14 @@ from .records import (
     WS_SELECT,
     AttemptRecord,
     EventRecord,
+    MessageRecord,
     RunLedger,
     RunRecord,
     WorkstreamRecord,
     WorkstreamRow,
     attempt_record,
     event_record,
+    message_record,
     run_record,
     workstream_record,
 )
@@ -123,10 +126,15 @@ class RunStore(LedgerWriter):
             attempts = conn.execute(
                 f"{_ATTEMPTS_IN_ORDER} ORDER BY w.position, a.attempt", (run_id,)
             ).fetchall()
+            notes = conn.execute(
+                "SELECT payload FROM events WHERE run_id = ? AND kind = ? ORDER BY id",
+                (run_id, EV_NOTE),
+            ).fetchall()
         return RunLedger(
             run=run_record(run),
             workstreams=tuple(workstream_record(r) for r in workstreams),
             attempts=tuple(attempt_record(r) for r in attempts),
+            notes=tuple(str(json.loads(r[0]).get("message", "")) for r in notes),
         )
 
     def owner_alive(self, run: RunRecord) -> bool:
@@ -164,6 +172,17 @@ class RunStore(LedgerWriter):
         with self._reading() as conn:
             rows = conn.execute(f"{sql} ORDER BY w.position, a.attempt", args).fetchall()
         return [attempt_record(r) for r in rows]
+
+    # -- messages
+
+    def messages(self, run_id: str, *, waiting: bool = False) -> list[MessageRecord]:
+        """Follow-up messages of a run, oldest first; ``waiting``: only those not handed over."""
+        sql = "SELECT * FROM messages WHERE run_id = ?"
+        if waiting:
+            sql += " AND handled_at IS NULL"
+        with self._reading() as conn:
+            rows = conn.execute(f"{sql} ORDER BY id", (run_id,)).fetchall()
+        return [message_record(r) for r in rows]
 
     # -- events
 

@@ -14,10 +14,10 @@ from typing import Final
 
 from ..errors import SetupError
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 DB_NAME: Final = "state.db"
 
-TABLES: Final = ("runs", "workstreams", "attempts", "events")
+TABLES: Final = ("runs", "workstreams", "attempts", "events", "messages")
 """Every table the ledger needs; a file missing one was changed by hand."""
 
 _SCHEMA_V1 = """
@@ -102,7 +102,48 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1}
+_AGENT_COLUMNS: Final = (
+    "session_id TEXT",
+    "model TEXT",
+    "input_tokens INTEGER NOT NULL DEFAULT 0",
+    "output_tokens INTEGER NOT NULL DEFAULT 0",
+    "cached_tokens INTEGER NOT NULL DEFAULT 0",
+    "cost_usd REAL",
+    "doing TEXT",
+    "needs_input TEXT",
+    "over_budget TEXT",
+)
+"""What an attempt's agent reported (``agents.report``); zeros and NULLs for a plain tool."""
+
+_MESSAGES = """
+CREATE TABLE messages (
+    run_id     TEXT NOT NULL REFERENCES runs(run_id),
+    task_id    TEXT NOT NULL,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    text       TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempt    INTEGER,
+    how        TEXT,
+    handled_at REAL
+);
+CREATE INDEX messages_waiting ON messages(run_id, handled_at)
+"""
+"""Follow-up messages to an agent: ``attempt`` and ``how`` (``live``, ``continued``,
+``appended``) once one is handed over; until then it waits."""
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    for column in _AGENT_COLUMNS:
+        conn.execute(f"ALTER TABLE attempts ADD COLUMN {column}")
+    for statement in _MESSAGES.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    0: _migrate_0_to_1,
+    1: _migrate_1_to_2,
+}
 """``from_version -> step``; each step moves the schema up by one version."""
 
 

@@ -36,6 +36,7 @@ from .screens.confirm_screen import ConfirmScreen
 from .screens.detail_screen import DetailScreen
 from .screens.diff_screen import DiffScreen
 from .screens.help_screen import HelpScreen, HelpSection
+from .screens.message_screen import MessageScreen
 from .screens.quit_screen import QuitChoice, QuitScreen
 from .untrusted import markup_escape, plain
 from .widgets.dag_view import DagView
@@ -250,6 +251,33 @@ class WorkstreamActions(App[AppResult]):
             ),
             answered,
         )
+
+    def action_message(self) -> None:
+        view = self._view_or_warn()
+        if view is None:
+            return
+        if view.attempt == 0:
+            self.notify(
+                f"{view.task_id} has not started: a message goes to an agent that has run",
+                title="Message",
+            )
+            return
+        task_id = view.task_id
+        question = view.needs_input if view.state is WsState.NEEDS_INPUT else None
+        if view.state in ACTIVE:
+            how = "it reaches the agent now if it takes input, else after this attempt"
+        else:
+            how = "a new attempt continues the agent's conversation with it"
+
+        async def send(text: str) -> None:
+            said = await self.engine.send_message(task_id, text)
+            self.notify(said, title=f"Message to {task_id}")
+
+        def answered(text: str | None) -> None:
+            if text:
+                self._command("Message", partial(send, text))
+
+        self.push_screen(MessageScreen(task_id, question, how), answered)
 
     def action_diff(self) -> None:
         view = self._view_or_warn()

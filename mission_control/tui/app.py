@@ -70,6 +70,9 @@ class MissionControlApp(WorkstreamActions):
         Binding("p", "pause_resume", "Pause", tooltip="Pause or resume the workstream"),
         Binding("K", "kill", "Kill", tooltip="Kill the workstream's attempt (asks first)"),
         Binding("r", "retry", "Retry", tooltip="Retry in the same worktree"),
+        Binding(
+            "m", "message", "Message", tooltip="Send the agent a message (answer its question)"
+        ),
         Binding("s", "skip", "Skip", tooltip="Skip the workstream (asks first if its agent runs)"),
         Binding("d", "diff", "Diff", tooltip="Show the worktree's diff against its base"),
         Binding(
@@ -80,7 +83,7 @@ class MissionControlApp(WorkstreamActions):
             "exclamation_mark",
             "attention",
             "Attention",
-            tooltip="Show only what needs you (failed, stalled, conflicts); again: all",
+            tooltip="Show only what needs you (asking, failed, stalled, conflicts); again: all",
         ),
         Binding("question_mark,f1", "help", "Help", tooltip="Show every key, by where it works"),
         Binding("q", "quit", "Quit", tooltip="Quit (asks what to do if work is running)"),
@@ -285,6 +288,13 @@ class MissionControlApp(WorkstreamActions):
                 view = self.run_snapshot.workstreams.get(task_id)
                 self._toast_failure(
                     f"{task_id} {what}", detail or what, view.log_path if view else None
+                )
+            case ev.WorkstreamStateChanged(task_id=task_id, new=WsState.NEEDS_INPUT, detail=detail):
+                self.notify(
+                    f"{detail}  (m to answer)",
+                    title=f"{task_id} needs you",
+                    severity="warning",
+                    timeout=15,
                 )
             case ev.WorkstreamStalled(task_id=task_id, stalled=True, idle_seconds=idle):
                 self.notify(

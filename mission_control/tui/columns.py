@@ -19,7 +19,7 @@ from rich.cells import cell_len
 
 from ..engine.snapshot import WorkstreamView
 from ..engine.states import ACTIVE, ICONS, WsState
-from .format import clock, duration, limit, percent, size
+from .format import clock, cost_text, duration, limit, percent, size
 from .messages import LogProbe
 from .widgets.status_style import state_class
 
@@ -107,6 +107,19 @@ def _pr(v: WorkstreamView, p: LogProbe | None, n: float) -> Cell:
     return (f"#{match.group(1)}" if match else "open"), ""
 
 
+def _doing(v: WorkstreamView, p: LogProbe | None, n: float) -> Cell:
+    if v.state is WsState.NEEDS_INPUT:
+        return f"? {v.needs_input or v.detail}", WARN
+    if v.doing:
+        return v.doing, "" if v.state in ACTIVE else MUTED
+    return "-", MUTED
+
+
+def _cost(v: WorkstreamView, p: LogProbe | None, n: float) -> Cell:
+    text = cost_text(v.tokens.total, v.cost_usd)
+    return text, MUTED if text == "-" else ""
+
+
 def _last(v: WorkstreamView, p: LogProbe | None, n: float) -> Cell:
     if p is not None and p.last_line:
         return p.last_line, ""
@@ -116,28 +129,30 @@ def _last(v: WorkstreamView, p: LogProbe | None, n: float) -> Cell:
 COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("status", "State", 0, 9, 13, _status, lambda v, p, n: _ORDER[v.state]),
     ColumnSpec(
-        "name", "Name", 1, 10, 36, lambda v, p, n: (v.name, ""), lambda v, p, n: v.name.lower()
+        "name", "Name", 1, 10, 30, lambda v, p, n: (v.name, ""), lambda v, p, n: v.name.lower()
     ),
+    ColumnSpec("doing", "Doing", 5, 8, 32, _doing, lambda v, p, n: v.doing or ""),
     ColumnSpec("elapsed", "Time", 2, 7, 14, _elapsed, lambda v, p, n: v.elapsed(n)),
-    ColumnSpec("idle", "Quiet", 5, 4, 8, _idle, lambda v, p, n: idle_seconds(v, p, n) or 0.0),
-    ColumnSpec("conflicts", "Conf", 4, 4, 5, _conflicts, lambda v, p, n: len(v.conflicts)),
-    ColumnSpec("changes", "+/-", 7, 3, 12, _changes, lambda v, p, n: v.insertions + v.deletions),
-    ColumnSpec("pr", "PR", 8, 2, 7, _pr, lambda v, p, n: v.pr_url or ""),
+    ColumnSpec("cost", "Cost", 4, 4, 9, _cost, lambda v, p, n: (v.cost_usd or 0.0, v.tokens.total)),
+    ColumnSpec("idle", "Quiet", 7, 4, 8, _idle, lambda v, p, n: idle_seconds(v, p, n) or 0.0),
+    ColumnSpec("conflicts", "Conf", 6, 4, 5, _conflicts, lambda v, p, n: len(v.conflicts)),
+    ColumnSpec("changes", "+/-", 9, 3, 12, _changes, lambda v, p, n: v.insertions + v.deletions),
+    ColumnSpec("pr", "PR", 10, 2, 7, _pr, lambda v, p, n: v.pr_url or ""),
     ColumnSpec(
         "attempt",
         "#",
-        9,
+        11,
         1,
         3,
         lambda v, p, n: ((str(v.attempt) if v.attempt else "-"), ""),
         lambda v, p, n: v.attempt,
     ),
-    ColumnSpec("tool", "Tool", 10, 4, 12, lambda v, p, n: (v.tool, ""), lambda v, p, n: v.tool),
-    ColumnSpec("id", "ID", 6, 6, 14, lambda v, p, n: (v.ws_id, ""), lambda v, p, n: v.ws_id),
+    ColumnSpec("tool", "Tool", 12, 4, 12, lambda v, p, n: (v.tool, ""), lambda v, p, n: v.tool),
+    ColumnSpec("id", "ID", 8, 6, 14, lambda v, p, n: (v.ws_id, ""), lambda v, p, n: v.ws_id),
     ColumnSpec(
         "cpu",
         "CPU",
-        11,
+        13,
         3,
         5,
         lambda v, p, n: ((percent(v.cpu_percent) if v.pid else "-"), ""),
@@ -146,7 +161,7 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec(
         "mem",
         "Mem",
-        12,
+        14,
         3,
         6,
         lambda v, p, n: ((size(v.rss_bytes) if v.pid else "-"), ""),

@@ -48,3 +48,19 @@ def limit(seconds: float) -> str:
     if s % 60 == 0:
         return f"{s // 60}m"
     return f"{s}s"
+
+
+def tokens_text(count: int) -> str:
+    """A token count in at most 5 characters: ``950``, ``12.3k``, ``4.1M``."""
+    if count < 1000:
+        return str(count)
+    if count < 1_000_000:
+        return f"{count / 1000:.1f}k" if count < 100_000 else f"{count // 1000}k"
+    return f"{count / 1_000_000:.1f}M"
+
+
+def cost_text(tokens: int, cost_usd: float | None) -> str:
+    """What an agent spent, for a cell: ``$0.42``, or its tokens when no cost is known."""
+    if cost_usd is not None:
+        return f"${cost_usd:.2f}" if cost_usd >= 0.01 or cost_usd == 0 else f"${cost_usd:.3f}"
+    return f"{tokens_text(tokens)} tok" if tokens else "-"

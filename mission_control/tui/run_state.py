@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from ..engine import events as ev
-from ..engine.snapshot import RunSnapshot
+from ..engine.snapshot import RunSnapshot, run_totals
 from ..engine.states import ACTIVE, FAILED_STATES, WsState
 from .widgets.run_header import RunSummary
 from .widgets.workstream_table import needs_attention
@@ -82,6 +82,7 @@ def summarize(
         last = max((v.ended_at or 0.0 for v in views), default=0.0)
         stop = snapshot.finished_at or end.ended_at or last or now
     failed = sum(1 for v in views if v.state in FAILED_STATES)
+    tokens, cost = run_totals(snapshot)
     return RunSummary(
         plan=snapshot.plan_name,
         backend=snapshot.backend,
@@ -98,4 +99,7 @@ def summarize(
         ok=snapshot.ok if snapshot.finished else not failed,
         cancelled=end.cancelled,
         shown=shown,
+        waiting=sum(1 for v in views if v.state is WsState.NEEDS_INPUT),
+        cost_usd=cost,
+        tokens=tokens.total,
     )

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mission_control.agents.report import AgentReport, write_report
 from mission_control.engine.backend import (
     Adoption,
     AttemptLost,
@@ -33,9 +34,10 @@ from mission_control.engine.backend import (
 from mission_control.engine.finish import FinishItem, FinishOutcome, FinishRequest, WorkReady
 from mission_control.engine.metrics import LogActivity
 from mission_control.engine.supervisor import ExitStatus, TerminateResult
-from mission_control.engine.tools import RenderedCommand
+from mission_control.engine.tools import RenderedCommand, can_continue
 from mission_control.errors import MissionControlError
 from mission_control.plan.model import Plan, Workstream
+from mission_control.store.logs import report_path
 
 
 @dataclass(order=True)
@@ -158,7 +160,9 @@ class FakeBackend:
         if (err := self.prepare_errors.pop(task_id, None)) is not None:
             raise err
         path = self.root / task_id.replace("::", "-")
-        command = RenderedCommand(("fake-tool",), None, {"MC_FAKE": "1"}, None)
+        follow_up = request.follow_up
+        continues = follow_up is not None and can_continue(request.tool, follow_up.session_id)
+        command = RenderedCommand(("fake-tool",), None, {"MC_FAKE": "1"}, None, continues)
         return Prepared(Workspace(path, request.ws.branch, "0" * 40), command)
 
     async def start(self, request: AttemptRequest, prepared: Prepared) -> Started:
@@ -199,6 +203,14 @@ class FakeBackend:
 
     def lose(self, task_id: str) -> None:
         self.attempts[task_id].lose(f"{task_id}: lost its machine")
+
+    def report(self, task_id: str, report: AgentReport) -> None:
+        """The attempt's relay wrote ``report`` (a real file), and a sampler tick saw it."""
+        path = report_path(self.requests[task_id][-1].log_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_report(path, report)
+        assert self.sink is not None
+        self.sink.on_sample({}, {task_id: LogActivity(0, None, report)})
 
     def output(self, task_id: str, size: int) -> None:
         """The attempt's log has ``size`` bytes now (as a sampler tick would say)."""

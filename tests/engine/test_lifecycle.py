@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mission_control.agents.report import AgentReport
 from mission_control.engine import events as ev
 from mission_control.engine.backend import EndedUnwatched, StillRunning
 from mission_control.engine.control import COMMANDS, Command
@@ -26,7 +27,8 @@ from mission_control.engine.lifecycle import ALLOWED, BranchRewrite, IllegalTran
 from mission_control.engine.states import TERMINAL, WsState
 from mission_control.engine.supervisor import ExitStatus
 from mission_control.errors import SetupError
-from mission_control.plan.model import Plan
+from mission_control.plan.model import Budget, Plan
+from mission_control.store.runs import RunStore
 from tests.engine.engine_helpers import Recorder, write_plan, ws
 from tests.engine.fake_backend import FakeAttempt, FakeBackend, FakeClock, install
 
@@ -124,6 +126,12 @@ async def make(tmp_path: Path, plan_repo: Path) -> AsyncIterator[Any]:
 
 # ------------------------------------------------------------ reaching each state
 
+AGENT_T = {"id": "T", "name": "agent T", "tool": "claude", "prompt": "do it"}
+"""A workstream whose tool has an adapter: its attempts report through the relay's file."""
+ASKS = AgentReport(
+    adapter="claude-stream-json", session_id="s-1", needs_input="asks: which port?", ended=True
+)
+
 
 async def reach(make: Any, state: WsState) -> Run:
     """A run whose workstream ``P::T`` is in ``state``, idle or held there."""
@@ -135,6 +143,8 @@ async def reach(make: Any, state: WsState) -> Run:
         run = make(dep)
     elif state is S.QUEUED:
         run = make([ws("D"), ws("T")], limit=1)
+    elif state is S.NEEDS_INPUT:
+        run = make([AGENT_T])
     else:
         run = make(alone)
     if state is S.PREPARING:
@@ -162,6 +172,9 @@ async def reach(make: Any, state: WsState) -> Run:
             run.clock.advance(121)
         elif state is S.KILLED:
             await run.engine.kill(T)
+        elif state is S.NEEDS_INPUT:
+            run.backend.report(T, ASKS)
+            run.backend.exit(T, 0)
     await run.state(T, state)
     return run
 
@@ -310,6 +323,26 @@ async def test_a_quiet_tool_is_stalled(make: Any, on_stall: str, ends: WsState) 
     assert stalls and stalls[0].stalled
     if on_stall == "retry":
         assert run.rec.details(T)[-1] == "no output for 60s; retry 1/1 in 5s"
+    else:  # said as what happened, not as the user's doing
+        assert run.rec.details(T)[-1] == "killed: no output for 60s (on_stall: kill)"
+    await run.end()
+
+
+async def test_an_agent_report_is_a_sign_of_life(make: Any) -> None:
+    """A silent log with a relay still reporting (the agent's stream grew) is not a stall."""
+    run = make([{**AGENT_T, "stall_minutes": 1, "on_stall": "kill"}])
+    run.start()
+    await run.running(T)
+    run.backend.output(T, 10)
+    for lines in range(1, 4):
+        run.clock.advance(50)
+        run.backend.output(T, 10)
+        run.backend.report(T, AgentReport(adapter="claude-stream-json", lines=lines))
+        await run.rec.until(
+            lambda n=lines: sum(isinstance(e, ev.AgentReported) for e in run.rec.events) == n
+        )
+    assert run.now(T) is S.RUNNING
+    assert not [e for e in run.rec.events if isinstance(e, ev.WorkstreamStalled)]
     await run.end()
 
 
@@ -403,4 +436,123 @@ async def test_resume_watches_finishes_or_restarts_each_attempt(make: Any) -> No
     assert run.backend.adopt_asked["P::A"].ended is False
     survivor.end(ExitStatus(0, None))
     await run.state("P::A", S.SUCCEEDED)
+    await run.end()
+
+
+# ------------------------------------------------------------ agents
+
+
+def _reported(run: Run, name: str, value: Any) -> bool:
+    """The ledger's latest attempt of T holds ``value`` in column ``name``."""
+    attempts = run.engine.store.attempts(run.engine.run_id, T)
+    return bool(attempts) and getattr(attempts[-1], name, None) == value
+
+
+async def test_an_agent_that_ends_with_a_question_needs_input(make: Any) -> None:
+    run = make([AGENT_T, {**AGENT_T, "id": "U", "depends_on": ["T"]}])
+    run.start()
+    await run.running(T)
+    run.backend.report(T, ASKS)
+    run.backend.exit(T, 0)
+    await run.state(T, S.NEEDS_INPUT)
+    assert run.rec.details(T)[-1] == "asks: which port?"
+    assert run.now("P::U") is S.PENDING  # its dependent waits: neither blocked nor started
+    assert "P::U" not in run.backend.attempts
+    assert run.engine.snapshot().workstreams[T].needs_input == "asks: which port?"
+    await run.end()
+
+
+async def test_an_agent_over_its_budget_fails_with_the_reason_and_no_retry(make: Any) -> None:
+    run = make([{**AGENT_T, "retries": 2}])
+    run.start()
+    await run.running(T)
+    over = "over budget: $0.0300 spent, max_cost_usd is 0.01"
+    run.backend.report(
+        T, AgentReport(adapter="claude-stream-json", cost_usd=0.03, over_budget=over, ended=True)
+    )
+    run.backend.exit(T, 143)
+    await run.state(T, S.FAILED)
+    assert run.rec.details(T)[-1] == over
+    assert len(run.backend.requests[T]) == 1
+    assert _reported(run, "over_budget", over)
+    await run.end()
+
+
+async def test_a_run_over_its_budget_starts_no_new_attempt(
+    make: Any, tmp_path: Path, plan_repo: Path
+) -> None:
+    doc = [AGENT_T, {**AGENT_T, "id": "U"}]
+    run = make(doc, limit=1)
+    run.engine.plan = run.plan.model_copy(update={"budget": Budget(max_cost_usd=0.05)})
+    run.start()
+    await run.running(T)
+    run.backend.report(T, AgentReport(adapter="claude-stream-json", cost_usd=0.06))
+    await run.rec.until(
+        lambda: any(
+            isinstance(e, ev.EngineWarned) and "run over budget" in e.message
+            for e in run.rec.events
+        )
+    )
+    run.backend.exit(T, 0)
+    await run.state(T, S.SUCCEEDED)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert "P::U" not in run.backend.attempts
+    assert run.now("P::U") in (S.PENDING, S.QUEUED)
+    await run.end()
+    with RunStore(run.tmp.parent / "state") as store:  # `status` says it too
+        ledger = store.read_run(run.engine.run_id)
+    assert ledger is not None
+    assert ledger.notes == (
+        "run over budget: $0.0600 spent, max_cost_usd is 0.05: no new attempt starts",
+    )
+
+
+async def test_a_message_continues_the_conversation_in_a_new_attempt(make: Any) -> None:
+    run = make([AGENT_T])
+    run.start()
+    await run.running(T)
+    run.backend.report(T, ASKS)
+    run.backend.exit(T, 0)
+    await run.state(T, S.NEEDS_INPUT)
+    said = await run.engine.send_message(T, "port 8080")
+    assert said == "a new attempt continues the agent's conversation with it"
+    await run.rec.until(lambda: len(run.backend.requests[T]) == 2)
+    follow_up = run.backend.requests[T][-1].follow_up
+    assert follow_up is not None
+    assert (follow_up.message, follow_up.session_id) == ("port 8080", "s-1")
+    await run.running(T)
+    run.backend.exit(T, 0)
+    await run.state(T, S.SUCCEEDED)
+    (message,) = run.engine.store.messages(run.engine.run_id)
+    assert (message.attempt, message.how) == (2, "continued")
+    await run.end()
+
+
+async def test_a_message_to_a_busy_agent_waits_for_its_attempt_to_end(make: Any) -> None:
+    run = make([ws("T")])  # a plain tool: no live input, no conversation to continue
+    run.start()
+    await run.running(T)
+    said = await run.engine.send_message(T, "also fix the docs")
+    assert said == "it goes to the agent once its current attempt ends"
+    assert not run.engine.store.messages(run.engine.run_id)[0].handled_at
+    run.backend.exit(T, 0)
+    await run.rec.until(lambda: len(run.backend.requests[T]) == 2)
+    assert run.backend.requests[T][-1].follow_up is not None
+    await run.running(T)
+    warned = [e.message for e in run.rec.events if isinstance(e, ev.EngineWarned)]
+    assert any("cannot continue a conversation" in w for w in warned), warned
+    (message,) = run.engine.store.messages(run.engine.run_id)
+    assert message.how == "appended"
+    await run.end()
+
+
+async def test_a_message_to_a_workstream_that_never_started_is_refused(make: Any) -> None:
+    run = make([ws("D"), ws("T", deps=["D"])])
+    run.start()
+    await run.running(D)
+    with pytest.raises(SetupError, match="P::T is pending: a message goes to an agent"):
+        await run.engine.send_message(T, "hi")
+    with pytest.raises(SetupError, match="the message is empty"):
+        await run.engine.send_message(D, "  ")
     await run.end()

@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 
 from mission_control.engine.supervisor import ExitStatus, spawn_attempt
-from mission_control.engine.tools import find_executable, render_command, resolve_executable
+from mission_control.engine.tools import (
+    FollowUp,
+    find_executable,
+    render_command,
+    resolve_executable,
+)
 from mission_control.errors import MissionControlError, ToolNotFoundError
-from mission_control.plan.model import PromptVia, ToolSpec, Workstream
+from mission_control.plan.model import Budget, PromptVia, ToolSpec, Workstream
 from mission_control.plan.tools import BUILTIN_TOOLS
 from tests.helpers import AGENT, agent_argv
 
@@ -53,6 +58,7 @@ EXPECTED = {
     "aider": [
         "aider",
         "--yes-always",
+        "--no-stream",
         "--no-pretty",
         "--no-fancy-input",
         "--no-check-update",
@@ -64,10 +70,23 @@ EXPECTED = {
         "--message-file",
         "<prompt_file>",
     ],
-    "codex": ["codex", "exec", "--sandbox", "workspace-write", "--color", "never", "-"],
-    "claude": ["claude", "-p", "--permission-mode", "acceptEdits"],
-    "gemini": ["gemini", "--skip-trust", "--approval-mode", "auto_edit"],
-    "opencode": ["opencode", "run"],
+    "codex": ["codex", "exec", "--json", "--sandbox", "workspace-write", "--color", "never", "-"],
+    "claude": [
+        *("claude", "-p", "--permission-mode", "acceptEdits"),
+        *("--output-format", "stream-json", "--verbose", "--input-format", "stream-json"),
+    ],
+    "gemini": [
+        *("gemini", "--skip-trust", "--approval-mode", "auto_edit"),
+        *("--output-format", "stream-json"),
+    ],
+    "opencode": ["opencode", "run", "--format", "json"],
+}
+ADAPTERS = {
+    "aider": "aider-text",
+    "codex": "codex-json",
+    "claude": "claude-stream-json",
+    "gemini": "gemini-stream-json",
+    "opencode": "opencode-json",
 }
 
 
@@ -77,7 +96,17 @@ def test_every_builtin_agent_renders_its_exact_argv(tmp_path: Path, name: str) -
     cmd = render(tmp_path, BUILTIN_TOOLS[name], ws)
     prompt_file = tmp_path / "attempt-1" / "prompt.txt"
     expected = [str(prompt_file) if a == "<prompt_file>" else a for a in EXPECTED[name]]
-    assert list(cmd.argv) == expected
+    # Each runs under the relay, which reads its structured output as it comes.
+    relay = list(cmd.argv[: cmd.argv.index("--")])
+    assert relay[:5] == [
+        sys.executable,
+        "-m",
+        "mission_control.agents.relay",
+        "--events",
+        ADAPTERS[name],
+    ]
+    assert ("--live-input" in relay) is (name == "claude")
+    assert list(cmd.argv[cmd.argv.index("--") + 1 :]) == expected
     assert prompt_file.read_text() == PROMPT
     assert cmd.prompt_file == prompt_file
     if BUILTIN_TOOLS[name].prompt_via is PromptVia.STDIN:
@@ -255,3 +284,57 @@ def test_find_executable_with_paths(tmp_path: Path) -> None:
     (tmp_path / "run.sh").write_text("#!/bin/sh\n")
     (tmp_path / "run.sh").chmod(0o755)
     assert find_executable("./run.sh", "tool 'x'", cwd=tmp_path) == str(tmp_path / "run.sh")
+
+
+# ------------------------------------------------------------------ agents
+
+
+def _agent_argv(argv: tuple[str, ...]) -> list[str]:
+    """What the relay runs: everything after its ``--``."""
+    return list(argv[argv.index("--") + 1 :])
+
+
+def test_a_follow_up_continues_the_session_with_the_message_as_prompt(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, tool="claude")
+    cmd = render_command(
+        BUILTIN_TOOLS["claude"],
+        ws,
+        run_id="run-1",
+        attempt=2,
+        attempt_dir=tmp_path / "a",
+        worktree=tmp_path / "wt",
+        follow_up=FollowUp("use port 8080", "sess-9", session_cost=0.25),
+    )
+    assert cmd.continues
+    argv = _agent_argv(cmd.argv)
+    assert argv[-2:] == ["--resume", "sess-9"]
+    assert cmd.prompt_file is not None and cmd.prompt_file.read_text() == "use port 8080"
+    relay = list(cmd.argv[: cmd.argv.index("--")])
+    assert relay[relay.index("--session-cost-before") + 1] == "0.25"
+
+
+def test_a_tool_that_cannot_continue_gets_the_message_after_its_prompt(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, tool="codex")
+    cmd = render_command(
+        BUILTIN_TOOLS["codex"],
+        ws,
+        run_id="run-1",
+        attempt=2,
+        attempt_dir=tmp_path / "a",
+        worktree=tmp_path / "wt",
+        follow_up=FollowUp("and the docs", None),  # no session was ever reported
+    )
+    assert not cmd.continues
+    assert "resume" not in _agent_argv(cmd.argv)
+    assert cmd.prompt_file is not None
+    assert cmd.prompt_file.read_text() == f"{PROMPT}\n\nand the docs"
+
+
+def test_a_cost_budget_reaches_claude_and_the_relay(tmp_path: Path) -> None:
+    ws = make_ws(tmp_path, tool="claude", budget=Budget(max_cost_usd=0.00005, max_tokens=9000))
+    cmd = render(tmp_path, BUILTIN_TOOLS["claude"], ws)
+    argv = _agent_argv(cmd.argv)
+    assert argv[-2:] == ["--max-budget-usd", "0.00005"]
+    relay = list(cmd.argv[: cmd.argv.index("--")])
+    assert relay[relay.index("--max-cost-usd") + 1] == "5e-05"
+    assert relay[relay.index("--max-tokens") + 1] == "9000"

@@ -516,9 +516,7 @@ _HEADERS_KEPT = ("user-agent", "content-type", "x-api-key", "authorization", "an
 class ModelServer:
     """The scripted server; ``with ModelServer(script) as server: server.base_url ...``."""
 
-    def __init__(
-        self, script: Script, *, port: int = 0, requests_log: Path | None = None
-    ) -> None:
+    def __init__(self, script: Script, *, port: int = 0, requests_log: Path | None = None) -> None:
         self.script = script
         self._lock = threading.Lock()
         self._next_turn = 0

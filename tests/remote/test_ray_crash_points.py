@@ -31,7 +31,6 @@ POINTS = [
 WORK = {"A": [], "B": ["A"], "C": []}
 
 
-
 def _cluster_address() -> str:
     import ray
 

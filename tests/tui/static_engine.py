@@ -252,6 +252,11 @@ class StaticEngine:
         self.calls.append(("skip", task_id))
         self._move(task_id, WsState.SKIPPED)
 
+    async def send_message(self, task_id: str, text: str) -> str:
+        self.calls.append(("message", f"{task_id}: {text}"))
+        self._move(task_id, WsState.QUEUED, "a new attempt, continuing its conversation")
+        return "a new attempt continues the agent's conversation with it"
+
     async def cancel(self, kill: bool = False) -> None:
         self.calls.append(("cancel", "kill" if kill else ""))
 

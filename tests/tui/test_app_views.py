@@ -7,8 +7,10 @@ from pathlib import Path
 from textual.binding import Binding
 
 from mission_control.engine import events as ev
+from mission_control.engine.events import Tokens
 from mission_control.engine.states import WsState
 from mission_control.tui.app import MissionControlApp, build_app
+from mission_control.tui.screens.message_screen import MessageScreen
 from mission_control.tui.widgets.log_pane import LogPane
 from mission_control.tui.widgets.workstream_table import StatusFilter
 from tests.tui.static_engine import RUN_ID, T0, StaticEngine, demo_snapshot, wide_snapshot
@@ -225,3 +227,49 @@ async def test_every_key_action_is_also_a_palette_command(demo_logs: Path) -> No
                 continue  # Textual's own "Quit" and "Theme" commands
             assert binding.tooltip in titles, binding.action
         assert {"Quit", "Theme"} <= titles
+
+
+async def test_m_answers_an_agent_that_needs_input(demo_logs: Path) -> None:
+    """The question shows in the table, the header counts it, a toast says so, and m opens a
+    box whose keys never reach the hotkeys (an `s` in the text skips nothing)."""
+    app, engine = _app(demo_logs, probe=False)
+    task = "PH-07::WS-07D"  # failed, attempt 2: answerable
+    async with app.run_test(size=(200, 60)) as pilot:
+        await pilot.pause()
+        view = engine.bus.snapshot().workstreams[task]
+        assert view.attempt
+        engine.publish(
+            ev.AgentReported(
+                RUN_ID,
+                task,
+                2,
+                "s-1",
+                "m",
+                "Edit src/x.py",
+                "asks: which port?",
+                Tokens(1200, 300, 0),
+                0.42,
+                T0,
+            )
+        )
+        engine.publish(
+            ev.WorkstreamStateChanged(
+                RUN_ID, task, WsState.FAILED, WsState.NEEDS_INPUT, T0, "asks: which port?"
+            )
+        )
+        await pilot.pause(0.3)
+        assert f"{task} needs you" in [n.title for n in app._notifications]
+        assert "? 1 asking" in str(app.header.render())
+        app.table.move_cursor(row=app.table.get_row_index(task))
+        await pilot.pause()
+        row = app.table.get_row(task)
+        assert any("which port?" in str(cell) for cell in row)
+        assert any("$0.42" in str(cell) for cell in row)
+        await pilot.press("m")
+        await pilot.pause()
+        assert isinstance(app.screen, MessageScreen)
+        await pilot.press(*"use 8080 and skip tests", "enter")
+        await pilot.pause(0.3)
+        assert ("message", f"{task}: use 8080 and skip tests") in engine.calls
+        assert not [c for c in engine.calls if c[0] == "skip"]
+        assert not isinstance(app.screen, MessageScreen)

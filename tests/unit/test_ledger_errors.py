@@ -106,9 +106,7 @@ def test_a_full_disk_under_the_state_folder_is_one_line_and_leaves_no_run_runnin
     assert status == "succeeded"
 
     filler = _fill(small_disk)  # full again: the next run cannot be recorded
-    line = _one_line(
-        _mc("run", str(plan.path), "--headless", "--fresh", "--state-dir", str(state))
-    )
+    line = _one_line(_mc("run", str(plan.path), "--headless", "--fresh", "--state-dir", str(state)))
     assert "no space left for the run ledger" in line and str(state) in line, line
     filler.unlink()
     assert _runs(state) == [(first, "succeeded")]  # nothing half-made, nothing "running"

@@ -190,7 +190,8 @@ def test_unknown_keys_at_every_level(load: Any) -> None:
 
 def test_unknown_key_without_a_close_match_lists_the_known_ones(load: Any) -> None:
     text = "phases: []\ncolour: blue\n"
-    assert "known keys: defaults, grace_seconds, name, phases, tools, version" in at(load(text), 2)
+    known = "known keys: budget, defaults, grace_seconds, name, phases, pricing, tools, version"
+    assert known in at(load(text), 2)
 
 
 def test_wrong_types_name_the_value_and_the_fix(load: Any) -> None:
@@ -678,3 +679,51 @@ def test_every_problem_is_reported_at_once_sorted_by_line(load: Any) -> None:
         load_plan_or_raise(Path(result.problems[0].path))
     assert caught.value.problems == result.problems
     assert str(caught.value).count("\n") == 3
+
+
+# ---------------------------------------------------------------- agents, budgets
+
+
+def test_an_unknown_events_adapter_names_the_known_ones(load: Any) -> None:
+    text = "tools:\n  mine:\n    argv: [mine]\n    prompt_via: stdin\n    events: claude-json\n"
+    text += HEAD.replace("tool: claude", "tool: mine") + "      - {id: A, prompt: p}\n"
+    problem = at(load(text), 5)
+    assert "unknown events adapter 'claude-json'" in problem
+    assert "known: claude-stream-json, codex-json" in problem
+
+
+def test_continue_argv_may_name_the_session_and_nothing_unknown(load: Any) -> None:
+    tool = (
+        "tools:\n  mine:\n    argv: [mine]\n    prompt_via: stdin\n"
+        "    continue_argv: [mine, --resume, '{session_id}', '{sesion}']\n"
+    )
+    text = tool + HEAD.replace("tool: claude", "tool: mine") + "      - {id: A, prompt: p}\n"
+    problem = at(load(text), 5)
+    assert "unknown placeholder {sesion}" in problem and "did you mean {session_id}?" in problem
+    assert "{session_id}" not in problem.split("—")[0]
+
+
+def test_a_budget_is_checked_where_it_is_written(load: Any) -> None:
+    text = (
+        HEAD
+        + "      - id: A\n        prompt: p\n        budget: {max_cost_usd: -1, max_tokns: 5}\n"
+    )
+    result = load(text)
+    assert "budget.max_cost_usd" in at(result, 12) and "budget.max_tokns" in at(result, 12)
+    assert "did you mean 'max_tokens'?" in at(result, 12)
+
+
+def test_a_budget_and_prices_load(load: Any) -> None:
+    text = (
+        "budget: {max_cost_usd: 10}\npricing:\n  gpt-5: {input: 1.25, output: 10}\n"
+        + HEAD.replace(
+            "  timeout_minutes: 5\n", "  timeout_minutes: 5\n  budget: {max_tokens: 1000}\n"
+        )
+        + "      - {id: A, prompt: p}\n      - {id: B, prompt: p, budget: {max_cost_usd: 0.5}}\n"
+    )
+    plan = load(text).plan
+    assert plan is not None
+    assert plan.budget.max_cost_usd == 10 and plan.pricing["gpt-5"].output == 10
+    a, b = plan.workstreams
+    assert (a.budget.max_tokens, a.budget.max_cost_usd) == (1000, None)
+    assert (b.budget.max_tokens, b.budget.max_cost_usd) == (None, 0.5)  # replaced as a whole

@@ -57,6 +57,7 @@ def test_every_setting_comes_from_defaults_without_code_of_its_own() -> None:
         "command": ["make"],
         "shell": False,
         "resources": {"cpus": 2},
+        "budget": {"max_cost_usd": 2.5},
     }
     # A setting added to RawSettings without an example here fails this test: add one.
     assert set(values) == set(RawSettings.model_fields)

@@ -12,7 +12,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ..format import duration
+from ..format import duration, tokens_text
 from ..untrusted import markup_escape
 
 
@@ -29,12 +29,16 @@ class RunSummary:
     running: int = 0
     skipped: int = 0
     attention: int = 0
-    """Workstreams that need the user: failed, stalled, or forecast to conflict."""
+    """Workstreams that need the user: asking, failed, stalled, or forecast to conflict."""
     finished: bool = False
     ok: bool | None = None
     cancelled: bool = False
     shown: str = ""
     """The table's filter when it hides rows ("failed", "attention", "text 'x'")."""
+    waiting: int = 0
+    """Workstreams whose agent waits for an answer."""
+    cost_usd: float | None = None
+    tokens: int = 0
 
 
 class RunHeader(Widget):
@@ -65,6 +69,12 @@ class RunHeader(Widget):
         parts.append(f"[$error]✘ {s.failed}[/]" if s.failed else "[$text-muted]✘ 0[/]")
         if s.attention:
             parts.append(f"[b $warning]! {s.attention} need you[/]")
+        if s.waiting:  # of those, the agents that asked a question (m answers)
+            parts.append(f"[b $warning]? {s.waiting} asking[/]")
+        if s.cost_usd is not None:
+            parts.append(f"${s.cost_usd:.2f}")
+        elif s.tokens:
+            parts.append(f"{tokens_text(s.tokens)} tok")
         if s.finished:
             parts.append(f"[b]{_ending(s)}[/b] in {duration(s.elapsed)}")
         else:

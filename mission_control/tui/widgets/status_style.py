@@ -23,6 +23,7 @@ STATE_VARIABLE: dict[WsState, str] = {
     WsState.SKIPPED: "$text-muted",
     WsState.BLOCKED: "$error",
     WsState.INTERRUPTED: "$warning",
+    WsState.NEEDS_INPUT: "$warning",
 }
 
 

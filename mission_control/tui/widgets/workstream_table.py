@@ -27,9 +27,10 @@ from .status_style import STATE_CLASSES, state_css
 
 
 def needs_attention(view: WorkstreamView) -> bool:
-    """Failed, stopped short, stalled or forecast to conflict: the user has to look."""
+    """Asking, failed, stopped short, stalled or forecast to conflict: the user has to look."""
     return (
-        view.state in FAILED_STATES
+        view.state is WsState.NEEDS_INPUT
+        or view.state in FAILED_STATES
         or view.state is WsState.INTERRUPTED
         or view.stalled
         or bool(view.conflicts)

@@ -66,7 +66,7 @@ async def test_text_and_status_filters(demo_logs: Path) -> None:
 
 async def test_live_update_changes_only_changed_cells_and_keeps_cursor(demo_logs: Path) -> None:
     app, engine = _app(demo_logs, probe=False)
-    async with app.run_test(size=(240, 50)) as pilot:  # wide enough for CPU and memory
+    async with app.run_test(size=(250, 50)) as pilot:  # wide enough for CPU and memory
         await pilot.press("down", "down", "down")  # WS-07E
         await pilot.pause()
         assert app.selected_task == "PH-07::WS-07E"
@@ -207,7 +207,10 @@ async def test_notifications_on_failure_and_run_end(demo_logs: Path) -> None:
             )
         )
         engine.publish(ev.RunFinished(RUN_ID, False, T0))
-        await pilot.pause()
+        for _ in range(50):  # a failure's toast reads the log first, in a thread
+            await pilot.pause(0.05)
+            if len(app._notifications) >= 2:
+                break
         titles = [n.title for n in app._notifications]
         assert "PH-07::WS-07B timed out" in titles
         assert "Run finished" in titles
@@ -283,7 +286,7 @@ async def test_m_answers_an_agent_that_needs_input(demo_logs: Path) -> None:
         )
         await pilot.pause(0.3)
         assert f"{task} needs you" in [n.title for n in app._notifications]
-        assert "? 1 need you" in str(app.header.render())
+        assert "? 1 asking" in str(app.header.render())
         app.table.move_cursor(row=app.table.get_row_index(task))
         await pilot.pause()
         row = app.table.get_row(task)

@@ -90,10 +90,12 @@ class RunHeader(Widget):
 
 def _ending(s: RunSummary) -> str:
     """What became of a finished run, in one phrase."""
-    not_run = s.total - s.succeeded - s.failed - s.skipped
+    not_run = s.total - s.succeeded - s.failed - s.skipped - s.waiting
     counts = [f"{s.succeeded} succeeded"]
     if s.failed:
         counts.append(f"{s.failed} failed")
+    if s.waiting:
+        counts.append(f"{s.waiting} waiting for an answer")
     if s.skipped:
         counts.append(f"{s.skipped} skipped")
     if not_run > 0:

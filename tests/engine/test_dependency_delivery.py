@@ -113,8 +113,13 @@ async def test_a_dependent_prepares_early_but_its_tool_waits_for_success(
 
     a_succeeded = _state_at(rec, "P1::A", WsState.SUCCEEDED)
     assert _state_at(rec, "P1::C", WsState.PREPARING) < a_succeeded  # prepared early
+    [a_pushed] = [
+        e.at
+        for e in rec.events
+        if isinstance(e, ev.FinishStepDone) and e.task_id == "P1::A" and e.step == "push"
+    ]
     [c_started] = _started(rec, "P1::C")
-    assert c_started.at >= a_succeeded  # ... but ran only on delivered work
+    assert c_started.at >= a_pushed  # ... but ran only on delivered (pushed) work
     assert sb.git(sb.repo, "show", "ws/P1/C:a.txt") == "from A"
 
 

@@ -48,13 +48,20 @@ ENVS: dict[str, Callable[[str, Path], dict[str, str]]] = {
 }
 
 
-def _plan(tmp: Path, repo: GitRepo, server: ModelServer, tool: str, **settings: Any) -> Path:
+def _plan(
+    tmp: Path,
+    repo: GitRepo,
+    server: ModelServer,
+    tool: str,
+    pricing: dict[str, Any] | None = None,
+    **settings: Any,
+) -> Path:
     exe = require_cli(tool)
     env = ENVS[tool](server.base_url, tmp / "home")
     env["PATH"] = f"{exe.parent}:{env['PATH']}"
     workstream = {"id": "A", "name": "hello", "tool": tool, "prompt": "Create HELLO.md."}
     workstream.update(settings)
-    doc = {
+    doc: dict[str, Any] = {
         "version": 1,
         "name": f"{tool} agents",
         "defaults": {
@@ -66,6 +73,8 @@ def _plan(tmp: Path, repo: GitRepo, server: ModelServer, tool: str, **settings: 
         },
         "phases": [{"id": "PH", "max_parallel_workstreams": 1, "workstreams": [workstream]}],
     }
+    if pricing:
+        doc["pricing"] = pricing
     path = tmp / "plan.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -212,7 +221,8 @@ def test_each_agent_runs_reports_its_tokens_and_continues(
         ],
     }
     with serve(script) as server:
-        plan = _plan(tmp_path, git_repo, server, tool)
+        # USD per million tokens, for the CLIs that report tokens but no cost of their own.
+        plan = _plan(tmp_path, git_repo, server, tool, pricing={"*": {"input": 1, "output": 2}})
         first = _mc("run", plan, "--headless")
         assert first.returncode == 0, first.stdout + first.stderr
         ws = _workstream(plan)
@@ -229,6 +239,9 @@ def test_each_agent_runs_reports_its_tokens_and_continues(
             expected = _tokens(FIRST, cached_apart=False)
         assert attempt["tokens"]["output"] == expected["output"], (attempt, raw[-2000:])
         assert attempt["tokens"]["input"] == expected["input"], (attempt, raw[-2000:])
+        if tool != "aider":  # aider prices its own tokens
+            priced = (expected["input"] * 1 + expected["output"] * 2) / 1_000_000
+            assert attempt["cost_usd"] == pytest.approx(priced), attempt
 
         second = _mc("continue", "PH::A", "-m", "Add NOTES.md.", "--plan", plan, "--headless")
         assert second.returncode == 0, second.stdout + second.stderr

@@ -14,6 +14,7 @@ from .common import read_run
 def cmd_clean(args: argparse.Namespace) -> int:
     from ..engine.states import TERMINAL
     from ..engine.worktree_setup import run_teardown
+    from ..git.landing import remove_landing_worktree
     from ..git.worktrees import remove_worktree
 
     store, record = read_run(args)
@@ -64,6 +65,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
             print(f"{ws_record.task_id}: removed {ws_record.worktree_path}")
         if result.branch_deleted:
             print(f"{ws_record.task_id}: deleted branch {ws_record.branch}")
+    for landing in store.landings(record.run_id):
+        if landing.status != "landed":  # a stopped one may hold a conflict being resolved
+            print(f"landing {landing.into_branch}: {landing.status}, its worktree left alone")
+            continue
+        if remove_landing_worktree(Path(landing.repo), Path(landing.worktree)):
+            print(f"landing {landing.into_branch}: removed {landing.worktree}")
     if refused:
         print("some were refused: commit or push their work, or pass --force")
         return EXIT_FAILED

@@ -152,6 +152,19 @@ def replaces_old_tip(repo: Path, remote: str, branch: str, head: str) -> bool:
     return bool(out.stdout.strip())
 
 
+def remove_landing_worktree(repo: Path, path: Path) -> bool:
+    """Remove a finished landing's worktree (its branch stays); False when it is not there."""
+    with repo_lock(repo):
+        if not any(same_path(entry.path, path) for entry in list_worktrees(repo)):
+            return False
+        run_git(
+            ["worktree", "remove", "--force", str(path)],
+            repo,
+            what=f"removing the landing's worktree {path}",
+        )
+    return True
+
+
 def push_head(path: Path, remote: str, branch: str) -> None:
     """Push the worktree's HEAD to ``remote``'s ``branch`` (fast-forward only, never forced)."""
     out = run_git(

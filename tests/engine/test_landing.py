@@ -104,6 +104,16 @@ def _land(
     )
 
 
+def _mc(sb: GitSandbox, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        mc_argv(*args, state=sb.tmp / "state"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def _landed_order(sb: GitSandbox, branch: str = "mc/land/P") -> list[str]:
     """The workstreams merged into ``branch``, oldest first, from its merge commits."""
     subjects = git(sb.repo, "log", "--first-parent", "--reverse", "--format=%s", branch)
@@ -218,6 +228,11 @@ def test_a_diamond_lands_in_dependency_order_and_opens_one_pr(
         rows = store.landing_merges(landing.landing_id)
         assert [r.task_id for r in rows] == ["P::A", "P::C", "P::B", "P::D"]
         assert all(r.state == "landed" and r.pr_closed for r in rows)
+    # clean removes the finished landing's worktree; its branch stays
+    cleaned = _mc(sb, "clean", "--plan", str(plan))
+    assert f"landing mc/land/P: removed {landing.worktree}" in cleaned.stdout, cleaned.stdout
+    assert not Path(landing.worktree).exists()
+    assert git(sb.repo, "branch", "--list", "mc/land/P") != ""
 
 
 def _conflicting(sb: GitSandbox) -> Path:
@@ -368,6 +383,10 @@ def test_a_failing_check_stops_at_the_branch_that_breaks_it_and_a_rerun_stops_th
         assert landing.status == "stopped"
         states = {r.task_id: r.state for r in store.landing_merges(landing.landing_id)}
         assert states == {"P::A": "landed", "P::B": "landed", "P::C": "check_failed"}
+
+    cleaned = _mc(sb, "clean", "--plan", str(plan))
+    assert "landing mc/land/P: stopped, its worktree left alone" in cleaned.stdout
+    assert Path(landing.worktree).is_dir()
 
     # checks once at the end: everything merges, the end check stops it, the merges stay
     at_end = _land(sb, plan, "--checks", "end")

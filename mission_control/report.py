@@ -71,6 +71,9 @@ class LineReporter:
                 return f"{_clock_text(at)}  phase {phase_id} started"
             case ev.PhaseFinished(phase_id=phase_id, ok=ok, at=at):
                 return f"{_clock_text(at)}  phase {phase_id} {self._phase_end(phase_id, ok)}"
+            case ev.PhaseLandingStep(phase_id=phase_id, kind=kind, ok=ok, text=text, at=at):
+                mark = "ok" if ok else "FAILED"
+                return f"{_clock_text(at)}  phase {phase_id} landing: {kind} {mark}: {text}"
             case ev.EngineWarned(task_id=task_id, message=message, at=at):
                 if task_id is None:
                     self._run_notes.append(message)

@@ -34,11 +34,17 @@ class ModelPrice:
 Pricing = Mapping[str, ModelPrice]
 
 
+DEFAULT_ROW = "*"
+"""The row for any model no other row names, or that the CLI does not name (codex)."""
+
+
 def find_price(pricing: Pricing | None, model: str | None) -> ModelPrice | None:
     """The row for ``model``: exact name, then without a ``provider/`` prefix, then the longest
-    row name that the model name starts with."""
-    if not pricing or not model:
+    row name that the model name starts with, then the ``*`` row."""
+    if not pricing:
         return None
+    if not model:
+        return pricing.get(DEFAULT_ROW)
     names = [model]
     if "/" in model:
         names.append(model.rsplit("/", 1)[1])
@@ -49,7 +55,7 @@ def find_price(pricing: Pricing | None, model: str | None) -> ModelPrice | None:
         prefixes = [row for row in pricing if row and name.startswith(row)]
         if prefixes:
             return pricing[max(prefixes, key=len)]
-    return None
+    return pricing.get(DEFAULT_ROW)
 
 
 def cost_usd(

@@ -1,5 +1,5 @@
 """The commands that run plans and read runs: run, tui, resume, attach, continue, status,
-runs, logs, conflicts, clean and demo, one module per family.
+runs, logs, conflicts, land, clean and demo, one module per family.
 
 They share one path: load the plan, open the store, build an ``Engine`` and hand it
 to a view (the Textual app on a terminal, the line reporter otherwise; ``drive``).
@@ -220,6 +220,40 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     conflicts.add_argument("--json", action="store_true")
     state_option(conflicts)
     conflicts.set_defaults(handler=_handler("status", "cmd_conflicts"))
+
+    land = commands.add_parser(
+        "land",
+        parents=[common],
+        help="merge a phase's succeeded branches, in dependency order, into one branch",
+        description="Merge the succeeded workstreams' branches of a phase (or of the whole run)"
+        " in dependency order into an integration branch, in a worktree of its own, running the"
+        " plan's checks; then push it and open its pull request. A conflict or a failed check"
+        " stops it (exit 1); run it again to go on from there.",
+    )
+    land.add_argument("--phase", metavar="ID", help="land this phase (default: the whole run)")
+    land.add_argument("--run", metavar="ID", help="run id (default: the latest)")
+    land.add_argument("--plan", type=Path, help="find the run beside this plan")
+    land.add_argument(
+        "--into", metavar="BRANCH", help="the integration branch (default: mc/land/PHASE or RUN)"
+    )
+    land.add_argument(
+        "--checks",
+        choices=("each", "end", "none"),
+        default="each",
+        help="run the plan's checks after each merge (default), once at the end, or not",
+    )
+    land.add_argument(
+        "--resolve", metavar="TOOL", help="on a conflict, let this tool of the plan resolve it"
+    )
+    land.add_argument(
+        "--close-prs", action="store_true", help="close the workstreams' PRs with a link"
+    )
+    land.add_argument(
+        "--dry-run", action="store_true", help="print the order and expected conflicts only"
+    )
+    land.add_argument("--json", action="store_true", help="one JSON object per merge and check")
+    state_option(land)
+    land.set_defaults(handler=_handler("land", "cmd_land"))
 
     clean = commands.add_parser(
         "clean", parents=[common], help="remove finished workstreams' worktrees"

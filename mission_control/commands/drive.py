@@ -40,6 +40,7 @@ from ..headless import (
     run_headless,
 )
 from ..plan.model import Plan
+from ..report import format_summary
 from ..store.logs import run_dir
 from ..store.private import make_private_dir, open_private
 from ..store.runs import RunRecord, RunStore, new_run_id, process_alive, process_identity
@@ -175,9 +176,15 @@ def _drive_app(
             f" `mission-control attach {options.run_id} --state-dir {state_dir}` reopens it"
         )
         return EXIT_OK
+    # The app is gone: say what became of the run, and what to type next.
+    _say(format_summary(snapshot, time.time()))
+    where = f"{options.run_id} --state-dir {state_dir}"
     if result == "stopped":
+        _say(f"stopped: `mission-control resume {where}` continues it")
         return EXIT_INTERRUPTED
     ok = all(v.state in DONE_FOR_DEPENDENTS for v in snapshot.workstreams.values())
+    if not ok:
+        _say(f"`mission-control status --run {where}` shows it again")
     return EXIT_OK if ok else EXIT_FAILED
 
 

@@ -131,7 +131,7 @@ def _dry_run(plan: Plan, phase: str | None, mode: ExistingBranches) -> int:
                     worktree=ws.worktree_path,
                 )
                 argv = shlex.join(command.argv).replace(scratch, "<attempt-dir>")
-            deps = ", ".join(ws.depends_on) if ws.base is BaseMode.DEPS else ""
+            deps = ", ".join(ws.depends_on) if ws.base is not BaseMode.BRANCH else ""
             deps = deps or "none"
             work = earlier_work(ws)
             if work is not None and work.commits and mode == "refuse":

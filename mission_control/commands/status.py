@@ -63,6 +63,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"total: {spent_text(tokens_total, cost_total)}")
     for line in [*waiting_lines(snapshot), *snapshot.notes]:
         print(line)
+    for landing in store.landings(record.run_id):
+        merges = store.landing_merges(landing.landing_id)
+        landed = sum(1 for m in merges if m.state in ("landed", "held"))
+        pr = f", PR {landing.pr_url}" if landing.pr_url else ""
+        stop = f": {landing.detail.splitlines()[0]}" if landing.status == "stopped" else ""
+        print(
+            f"landing {landing.into_branch}: {landing.status}, {landed} of {len(merges)}"
+            f" branches{pr}{stop}"
+        )
     return EXIT_OK
 
 

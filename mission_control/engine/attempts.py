@@ -177,11 +177,13 @@ class Attempts(Conversation):
         await self._supervise(rt, started.handle)
 
     def _unsettled_dependencies(self, rt: Lifecycle) -> list[str]:
-        """The dependencies of ``rt`` that have not (yet) succeeded."""
+        """The dependencies of ``rt`` whose work is not delivered yet (succeeded, or pushed
+        while its pull request is being opened)."""
         return [
             dep
             for dep in rt.ws.depends_on
-            if (self._rt[dep].state if dep in self._rt else self._outside.get(dep))
+            if not (dep in self._rt and self._rt[dep].delivered)
+            and (self._rt[dep].state if dep in self._rt else self._outside.get(dep))
             not in DONE_FOR_DEPENDENTS
         ]
 
@@ -219,7 +221,7 @@ class Attempts(Conversation):
         return True
 
     def _dependency_branches(self, ws: Workstream) -> list[str]:
-        if ws.base is not BaseMode.DEPS:
+        if ws.base is BaseMode.BRANCH:
             return []
         return [self.plan.workstream(d).branch for d in ws.depends_on]
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 
 from ..git import repo
-from ..plan.model import Plan
+from ..plan.model import Plan, landing_branch
 from ..store.runs import RunStore, WorkstreamRow, new_run_id
 from . import branches
 from . import events as ev
@@ -36,6 +36,8 @@ from .backend import AttemptSink, BackendOptions, make_backend
 from .bus import EventBus
 from .clock import Clock, as_clock
 from .core import RunOptions
+from .landing import land_phase, landed_phases
+from .landing_steps import LandingStep
 from .lifecycle import BranchRewrite, Lifecycle
 from .projection import snapshot_from_ledger
 from .resume import Resume
@@ -96,6 +98,9 @@ class Engine(Resume):
         self._run_over_budget: str | None = None
         self._detaching = False
         self._outside = {}
+        self._landed: set[str] = set()
+        self._landing_failed: dict[str, str] = {}
+        self._landing: asyncio.Task[None] | None = None
         self._background = set()
         self._states_changed = asyncio.Event()
         self._grace = (
@@ -143,6 +148,7 @@ class Engine(Resume):
         resumed = await self._db(self._open_run)
         await self._db(self.store.claim_owner, self.run_id, os.getpid(), me.create_time())
         self._outside = await asyncio.to_thread(self._resolve_outside)
+        self._landed = await asyncio.to_thread(self._landed_phases)
         self._publish(ev.RunStarted(self.run_id, str(self.plan.path), self._clock.now()))
         for task_id, note in restarted:
             self._publish(ev.EngineWarned(self.run_id, task_id, note, self._clock.now()))
@@ -171,6 +177,7 @@ class Engine(Resume):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             ok = all(rt.state in DONE_FOR_DEPENDENTS for rt in self._rt.values())
+            ok = ok and not self._landing_failed
             if not self._detaching:
                 status = "succeeded" if ok else ("cancelled" if self._cancelling else "failed")
                 await self._db(self.store.finish_run, self.run_id, status, self._clock.now())
@@ -198,13 +205,15 @@ class Engine(Resume):
                 current_phase = decision.phase
                 if current_phase is not None:
                     self._publish(ev.PhaseStarted(self.run_id, current_phase, self._clock.now()))
+            if decision.land is not None and self._landing is None and not self._cancelling:
+                self._landing = asyncio.create_task(self._land_phase(decision.land))
             if not self._cancelling and self._run_over_budget is None:
                 for task_id in decision.queue:
                     await self._set_state(task_id, WsState.QUEUED, "waiting for a parallel slot")
                 for task_id in decision.start:
                     rt = self._rt[task_id]
                     rt.task = asyncio.create_task(self._run_workstream(rt), name=task_id)
-            busy = any(rt.busy for rt in self._rt.values())
+            busy = any(rt.busy for rt in self._rt.values()) or self._landing is not None
             held = any(rt.held_until > 0 for rt in self._rt.values())
             all_done = decision.finished and not decision.start and not held
             if not busy and (self._cancelling or (all_done and not self.options.linger)):
@@ -244,10 +253,52 @@ class Engine(Resume):
             ready_for_dependents=frozenset(ready),
             max_parallel=self.options.max_parallel,
             keep_going=self.options.keep_going,
+            landed=frozenset(self._landed),
+            landing_failed=frozenset(self._landing_failed),
         )
 
     def _outside_deps(self) -> set[str]:
         return {d for rt in self._rt.values() for d in rt.ws.depends_on if d not in self._rt}
+
+    async def land(self, phase_id: str) -> str:
+        """Land the phase now (the app's ``L``), as ``land --phase`` does."""
+        if phase_id not in self._phases:
+            return f"phase {phase_id} is not in this run"
+        if self._landing is not None:
+            return "a landing is under way: wait for it to end"
+        self._landing = asyncio.create_task(self._land_phase(phase_id))
+        self._wake.set()
+        return f"landing phase {phase_id} into {landing_branch(phase_id)}"
+
+    async def _land_phase(self, phase_id: str) -> None:
+        """Land a phase, its steps published as they end; the loop waits for it. Only a
+        ``land: auto`` phase's outcome holds the phases after it."""
+        loop = asyncio.get_running_loop()
+
+        def report(step: LandingStep) -> None:
+            event = ev.PhaseLandingStep(
+                self.run_id, phase_id, step.kind, step.ok, step.text, self._clock.now()
+            )
+            loop.call_soon_threadsafe(self._publish, event)
+
+        try:
+            ok, detail = await asyncio.to_thread(
+                land_phase, self.plan, self.store, self.run_id, phase_id, self.state_dir, report
+            )
+        except Exception as err:  # one that cannot start stops the run like one that stops
+            ok, detail = False, str(err)
+            report(LandingStep("stopped", False, detail))
+        if self.plan.phase(phase_id).land_auto:
+            if ok:
+                self._landed.add(phase_id)
+            else:
+                self._landing_failed[phase_id] = detail
+        self._landing = None
+        self._wake.set()
+
+    def _landed_phases(self) -> set[str]:
+        """The ``land: auto`` phases this run has landed already (a resumed run)."""
+        return landed_phases(self.plan, self.store, self.run_id)
 
     def _resolve_outside(self) -> dict[str, WsState]:
         """Dependencies outside this run (``--phase``) count as done if their branch exists."""

@@ -73,6 +73,18 @@ class PhaseFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class PhaseLandingStep:
+    """A step of a ``land: auto`` phase's landing: a merge, a check, the push, its end."""
+
+    run_id: str
+    phase_id: str
+    kind: str
+    ok: bool
+    text: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class WorkstreamStateChanged:
     run_id: str
     task_id: str
@@ -201,6 +213,7 @@ Event = (
     | RunFinished
     | PhaseStarted
     | PhaseFinished
+    | PhaseLandingStep
     | WorkstreamStateChanged
     | AttemptStarted
     | AttemptEnded

@@ -97,9 +97,15 @@ class WorkReady:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkDelivered:
+    """Committed and pushed (or there is nowhere to push): dependents' tools may start on
+    it while the pull request is opened."""
+
+
+@dataclass(frozen=True, slots=True)
 class ForecastDue:
-    """The branch has a new head: the engine forecasts its conflicts now, against the
-    phase's branches finished by then (``forecast``), before finishing goes on."""
+    """The branch has a new head: the engine forecasts its conflicts against the phase's
+    branches finished by then (``forecast``), alongside the rest of finishing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +119,15 @@ class ConflictsFound:
     base_head: str | None
 
 
-FinishItem = StepDone | HeadCommitted | PullRequestOpened | WorkReady | ForecastDue | FinishOutcome
+FinishItem = (
+    StepDone
+    | HeadCommitted
+    | PullRequestOpened
+    | WorkReady
+    | WorkDelivered
+    | ForecastDue
+    | FinishOutcome
+)
 """What finishing hands back, in order; the last one is the ``FinishOutcome``."""
 
 
@@ -285,6 +299,7 @@ async def deliver(
     if result.error is not None:
         yield FinishOutcome(False, result.error)
         return
+    yield WorkDelivered()
     where = f"pushed to {ws.remote}" if result.pushed else f"committed on {ws.branch}"
     detail = f"{where}: {commit.diffstat}"
     if ws.pr.enabled is False:

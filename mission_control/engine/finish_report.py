@@ -28,6 +28,7 @@ from .finish import (
     HeadCommitted,
     PullRequestOpened,
     StepDone,
+    WorkDelivered,
     WorkReady,
     forecast,
 )
@@ -37,13 +38,23 @@ from .states import WsState
 
 class FinishReport(EngineCore):
     async def _finish(self, rt: Lifecycle, request: FinishRequest) -> FinishOutcome:
-        """Run the backend's finishing, recording and publishing each result as it comes."""
+        """Run the backend's finishing, recording and publishing each result as it comes.
+
+        The conflict forecast runs beside the push and the pull request (it only advises),
+        and is over before the outcome is told."""
         outcome = FinishOutcome(False, "finishing ended without an outcome")
-        async for item in self.backend.finish(request):
-            if isinstance(item, FinishOutcome):
-                outcome = item
-            else:
-                await self._take(rt, item, request.log_path)
+        forecasts: list[asyncio.Task[None]] = []
+        try:
+            async for item in self.backend.finish(request):
+                if isinstance(item, FinishOutcome):
+                    outcome = item
+                elif isinstance(item, ForecastDue):
+                    forecasts.append(asyncio.ensure_future(self._forecast(rt, request.log_path)))
+                else:
+                    await self._take(rt, item, request.log_path)
+        finally:
+            if forecasts:
+                await asyncio.gather(*forecasts, return_exceptions=True)
         return outcome
 
     async def _take(self, rt: Lifecycle, item: FinishItem, log_path: Path) -> None:
@@ -70,14 +81,21 @@ class FinishReport(EngineCore):
             if rt.run is not None:
                 rt.run.work_ready = True
             self._wake.set()
+        elif isinstance(item, WorkDelivered):
+            if rt.run is not None:
+                rt.run.delivered = True
+            self._notify_state_change()  # a dependent holding its tool for this may start
         elif isinstance(item, ForecastDue):
-            found = await forecast(rt.ws, log_path, self._finished_branches(rt.ws))
-            if isinstance(found, StepDone):
-                await self._take(rt, found, log_path)
-                return
-            await self._on_conflicts(rt, found.pairs)
-            if found.base_head is not None:
-                await self._on_base_forecast(rt.ws, found.base_ref, found.base_head)
+            await self._forecast(rt, log_path)
+
+    async def _forecast(self, rt: Lifecycle, log_path: Path) -> None:
+        found = await forecast(rt.ws, log_path, self._finished_branches(rt.ws))
+        if isinstance(found, StepDone):
+            await self._take(rt, found, log_path)
+            return
+        await self._on_conflicts(rt, found.pairs)
+        if found.base_head is not None:
+            await self._on_base_forecast(rt.ws, found.base_ref, found.base_head)
 
     def _publish_result(self, task_id: str, head: HeadCommitted, pr_url: str | None) -> None:
         self._publish(

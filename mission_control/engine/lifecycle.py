@@ -130,6 +130,8 @@ class AttemptRun:
     """Recorded as started in the store and not yet as ended."""
     work_ready: bool = False
     """Checked and committed while still finishing: dependents may start."""
+    delivered: bool = False
+    """Committed and pushed while still finishing: dependents' tools may start."""
     give_up: asyncio.Event = field(default_factory=asyncio.Event)
     """Set on a stop or a detach: a backend still waiting for room lets go."""
     ports: tuple[int, ...] = ()
@@ -272,6 +274,11 @@ class Lifecycle:
     @property
     def work_ready(self) -> bool:
         return self.run is not None and self.run.work_ready and self.state is WsState.FINISHING
+
+    @property
+    def delivered(self) -> bool:
+        """Its work is where dependents take it from, though it is still finishing."""
+        return self.run is not None and self.run.delivered and self.state is WsState.FINISHING
 
     def move(self, new: WsState) -> WsState | None:
         """Move to ``new``; the old state, or None when it already is there (nothing to do)."""

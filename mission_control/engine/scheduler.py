@@ -6,7 +6,9 @@ so dependents start the moment their last dependency finishes, with no polling.
 
 Phases run in order: a phase starts once every workstream of the one before it
 is finished. Without ``keep_going`` a phase with a failure lets its own
-independent workstreams finish, but no later phase starts.
+independent workstreams finish, but no later phase starts. A phase with
+``land: auto`` whose workstreams all succeeded is finished only once it has
+landed: the decision names it (``land``) and nothing after it starts.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class PhaseNode:
     phase_id: str
     max_parallel: int
     task_ids: tuple[str, ...]
+    auto_land: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,12 @@ class PlanGraph:
     @classmethod
     def from_plan(cls, plan: Plan, only_phase: str | None = None) -> PlanGraph:
         phases = tuple(
-            PhaseNode(p.id, p.max_parallel_workstreams, tuple(ws.task_id for ws in p.workstreams))
+            PhaseNode(
+                p.id,
+                p.max_parallel_workstreams,
+                tuple(ws.task_id for ws in p.workstreams),
+                p.land_auto,
+            )
             for p in plan.phases
             if only_phase is None or p.id == only_phase
         )
@@ -69,6 +77,8 @@ class Decision:
     """The phase now running (None once all are done or stopped)."""
     finished: bool = False
     """Nothing is active and nothing more will start."""
+    land: str | None = None
+    """A ``land: auto`` phase whose workstreams all succeeded: land it before going on."""
 
 
 def decide(
@@ -78,10 +88,14 @@ def decide(
     max_parallel: int | None = None,
     keep_going: bool = False,
     ready_for_dependents: frozenset[str] = frozenset(),
+    landed: frozenset[str] = frozenset(),
+    landing_failed: frozenset[str] = frozenset(),
 ) -> Decision:
     """What to do now. ``ready_for_dependents``: still finishing, but their work is
     checked and committed, so their dependents may start preparing (the engine holds
-    a dependent's tool until every dependency has succeeded)."""
+    a dependent's tool until every dependency has succeeded). ``landed`` and
+    ``landing_failed``: the ``land: auto`` phases whose landing is done, or stopped
+    (then nothing after it starts)."""
     local = dict(states)
     block = _propagate_blocks(graph, local)
 
@@ -92,8 +106,16 @@ def decide(
     phase_id: str | None = None
     start: list[str] = []
     queue: list[str] = []
+    land: str | None = None
     for index, phase in enumerate(graph.phases):
         if all(local.get(t, WsState.PENDING) in TERMINAL for t in phase.task_ids):
+            if not phase.auto_land or phase.phase_id in landed:
+                continue
+            if phase.phase_id in landing_failed:
+                break
+            if all(local.get(t) is WsState.SUCCEEDED for t in phase.task_ids):
+                phase_id = land = phase.phase_id
+                break
             continue
         earlier_failed = any(
             local.get(t) in FAILED_STATES for p in graph.phases[:index] for t in p.task_ids
@@ -120,8 +142,8 @@ def decide(
                 queue.append(task_id)
         break
 
-    finished = active_total == 0 and not start
-    return Decision(tuple(start), tuple(queue), block, phase_id, finished)
+    finished = active_total == 0 and not start and land is None
+    return Decision(tuple(start), tuple(queue), block, phase_id, finished, land)
 
 
 def _propagate_blocks(graph: PlanGraph, local: dict[str, WsState]) -> dict[str, str]:

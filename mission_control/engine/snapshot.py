@@ -181,6 +181,11 @@ class EngineControl(Protocol):
         """Give the workstream's agent a follow-up; what becomes of it, in words."""
         ...
 
+    async def land(self, phase_id: str) -> str:
+        """Land the phase now, as ``land --phase`` does; what happens, in words (its steps
+        come as ``PhaseLandingStep`` events)."""
+        ...
+
     async def cancel(self, kill: bool = False) -> None:
         """Stop starting work and stop running workstreams (gracefully, or now with ``kill``)."""
         ...

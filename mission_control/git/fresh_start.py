@@ -135,6 +135,8 @@ def start_branch_afresh(ws: Workstream, keep_as: str) -> FreshStart | None:
     if tip is None:
         return None
     warnings: list[str] = []
+    if ws.landed_from is not None:
+        return _start_landed_afresh(repo, ws, tip, keep_as)
     start_point = start_point_for(repo, ws, warnings)[0]
     start = rev_parse(repo, f"{start_point}^{{commit}}")
     assert start is not None  # _start_point found it
@@ -166,6 +168,38 @@ def start_branch_afresh(ws: Workstream, keep_as: str) -> FreshStart | None:
     run_git(["update-ref", "-d", base_ref(branch)], repo, check=False, retry_on_lock=True)
     _set_aside_wip(repo, branch, kept or f"{OLD_REF_PREFIX}{branch}/{keep_as}")
     return FreshStart(branch, start_point, kept, holder is not None, tuple(warnings))
+
+
+def _start_landed_afresh(repo: Path, ws: Workstream, tip: str, keep_as: str) -> FreshStart:
+    """``base: landed``: the branch starts from a landing this run has yet to make, so it
+    is kept aside and removed with its worktree; preparing makes it anew from the landing."""
+    branch = ws.branch
+    path = Path(os.path.abspath(ws.worktree_path))
+    with repo_lock(repo):
+        holder = _branch_holder(repo, branch)
+        if holder is not None and not same_path(holder.path, path):
+            raise WorktreePathError(
+                holder.path,
+                f"{repo}: branch {branch} is checked out at {holder.path}, not in its worktree"
+                f" {path} — switch that checkout to another branch, then run again",
+            )
+    keep = tip
+    if holder is not None and worktree_file(path, "index").exists():
+        keep = _commit_uncommitted(path, tip, branch) or tip
+    kept = _unused_ref(repo, f"{OLD_REF_PREFIX}{branch}/{keep_as}")
+    run_git(["update-ref", kept, keep], repo, what=f"keeping the old tip of {branch}")
+    with repo_lock(repo):
+        if holder is not None:
+            run_git(
+                ["worktree", "remove", "--force", str(path)],
+                repo,
+                what=f"removing the worktree of {branch}",
+            )
+        run_git(["branch", "-D", branch], repo, what=f"starting {branch} over", retry_on_lock=True)
+    run_git(["update-ref", "-d", base_ref(branch)], repo, check=False, retry_on_lock=True)
+    _set_aside_wip(repo, branch, kept)
+    assert ws.landed_from is not None
+    return FreshStart(branch, ws.landed_from, kept, holder is not None)
 
 
 def _branch_holder(repo: Path, branch: str) -> WorktreeEntry | None:

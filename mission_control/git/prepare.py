@@ -272,6 +272,8 @@ def start_point_for(
     ``known``: commits of refs read just before (``ref_commits``); it must cover
     the local base branch, so its absence there means it does not exist.
     """
+    if ws.landed_from is not None:
+        return _landed_start(repo, ws), None
     local = f"refs/heads/{ws.base_branch}"
     if has_remote(repo, ws.remote):
         tracking = f"refs/remotes/{ws.remote}/{ws.base_branch}"
@@ -299,6 +301,22 @@ def start_point_for(
     raise GitError(
         f"{repo}: base branch {ws.base_branch} does not exist (nor on '{ws.remote}')"
         f" — create it, or fix `base_branch:` for {ws.task_id}"
+    )
+
+
+def _landed_start(repo: Path, ws: Workstream) -> str:
+    """``base: landed``: the landing branch of the phase before, as the landing left it
+    here (else the remote's copy)."""
+    assert ws.landed_from is not None
+    local = f"refs/heads/{ws.landed_from}"
+    if ref_exists(repo, local):
+        return local
+    if has_remote(repo, ws.remote) and fetch_branch(repo, ws.remote, ws.landed_from):
+        return f"refs/remotes/{ws.remote}/{ws.landed_from}"
+    raise GitError(
+        f"{repo}: {ws.task_id} starts from {ws.landed_from} (`base: landed`), which does not"
+        f" exist — land the phase before (`land: auto` on it, or `mission-control land"
+        f" --phase {ws.landed_from.rsplit('/', 1)[-1]}`), then retry"
     )
 
 

@@ -102,16 +102,46 @@ def open_pull_request(
     """
     worktree = Path(worktree)
     values = template_values(ws, run_id, diffstat, checks)
-    title = render(ws.pr.title, values)
-    body = render(ws.pr.body if ws.pr.body is not None else DEFAULT_BODY, values)
-    base = ws.pr.base or ws.base_branch
-    theirs = head is not None and head != ws.branch
-    head = head or ws.branch
-
-    try:
+    return submit_pull_request(
+        worktree,
+        head=head or ws.branch,
+        theirs=head is not None and head != ws.branch,
+        base=ws.pr.base or ws.landed_from or ws.base_branch,
+        title=render(ws.pr.title, values),
+        body=render(ws.pr.body if ws.pr.body is not None else DEFAULT_BODY, values),
         # Named per workstream: PRs of several branches may be opened from one folder.
-        name = f"mission-control/pr-body-{ws.phase_id}-{ws.id}.md"
-        body_file = body_path or git_path(worktree, name)
+        body_name=f"pr-body-{ws.phase_id}-{ws.id}.md",
+        draft=ws.pr.draft,
+        labels=ws.pr.labels,
+        body_path=body_path,
+        gh=gh,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def submit_pull_request(
+    worktree: Path,
+    *,
+    head: str,
+    base: str,
+    title: str,
+    body: str,
+    body_name: str,
+    draft: bool = False,
+    labels: Sequence[str] = (),
+    body_path: Path | None = None,
+    gh: str = "gh",
+    env: Mapping[str, str] | None = None,
+    timeout: float = GH_TIMEOUT,
+    theirs: bool = False,
+) -> PrResult:
+    """Open the pull request of the pushed branch ``head`` into ``base``, or update the
+    open one a rerun finds; the body goes through a file (``body_path``, or ``body_name``
+    in the worktree's own git dir). ``theirs``: an open pull request of ``head`` is
+    someone else's, and is left as it is."""
+    try:
+        body_file = body_path or git_path(worktree, f"mission-control/{body_name}")
         body_file.parent.mkdir(parents=True, exist_ok=True)
         body_file.write_text(body, encoding="utf-8")
     except (OSError, GitError) as exc:
@@ -119,37 +149,19 @@ def open_pull_request(
 
     create = ["pr", "create", "--base", base, "--head", head, "--title", title]
     create += ["--body-file", str(body_file)]
-    if ws.pr.draft:
+    if draft:
         create.append("--draft")
-    for label in ws.pr.labels:
+    for label in labels:
         create += ["--label", label]
     command = f"cd {shlex.quote(str(worktree))} && {shlex.join(['gh', *create])}"
 
-    run_env = git_env(
-        {"GH_PROMPT_DISABLED": "1", "GH_NO_UPDATE_NOTIFIER": "1", "NO_COLOR": "1", **(env or {})}
-    )
-    gh_path = shutil.which(gh, path=run_env.get("PATH"))
-    if gh_path is None:
-        return PrResult(
-            "skipped",
-            reason="the GitHub CLI `gh` is not installed (https://cli.github.com);"
-            " open the pull request by hand",
-            command=command,
-        )
+    found = _find_gh(gh, env)
+    if isinstance(found, PrResult):
+        return PrResult(found.status, reason=found.reason, command=command)
+    gh_path, run_env = found
 
     def call(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [gh_path, *args],
-            cwd=worktree,
-            env=run_env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            start_new_session=True,
-            check=False,
-        )
+        return _call_gh(gh_path, args, worktree, run_env, timeout)
 
     def failed(doing: str, proc: subprocess.CompletedProcess[str]) -> PrResult:
         message = trim_message(proc.stderr, proc.stdout)
@@ -181,7 +193,7 @@ def open_pull_request(
             url = existing[0]
             edit = ["pr", "edit", url, "--title", title, "--body-file", str(body_file)]
             edit += ["--base", base]
-            for label in ws.pr.labels:
+            for label in labels:
                 edit += ["--add-label", label]
             edited = call(edit)
             if edited.returncode != 0:
@@ -201,3 +213,64 @@ def open_pull_request(
         )
     except OSError as exc:
         return PrResult("failed", reason=f"{worktree}: cannot run gh: {exc}", command=command)
+
+
+def close_pull_request(
+    worktree: Path,
+    url: str,
+    comment: str,
+    *,
+    gh: str = "gh",
+    env: Mapping[str, str] | None = None,
+    timeout: float = GH_TIMEOUT,
+) -> PrResult:
+    """Close the pull request ``url`` with ``comment``; ``updated`` when it is closed."""
+    command = f"cd {shlex.quote(str(worktree))} && " + shlex.join(
+        ["gh", "pr", "close", url, "--comment", comment]
+    )
+    found = _find_gh(gh, env)
+    if isinstance(found, PrResult):
+        return PrResult(found.status, reason=found.reason, command=command)
+    gh_path, run_env = found
+    try:
+        closed = _call_gh(
+            gh_path, ["pr", "close", url, "--comment", comment], worktree, run_env, timeout
+        )
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        return PrResult("failed", reason=f"{worktree}: cannot run gh: {exc}", command=command)
+    if closed.returncode != 0:
+        message = trim_message(closed.stderr, closed.stdout)
+        return PrResult("failed", reason=f"`gh pr close` failed: {message}", command=command)
+    return PrResult("updated", url=url, command=command)
+
+
+def _find_gh(gh: str, env: Mapping[str, str] | None) -> tuple[str, dict[str, str]] | PrResult:
+    """Where ``gh`` is and the environment it runs with, or why it cannot run."""
+    run_env = git_env(
+        {"GH_PROMPT_DISABLED": "1", "GH_NO_UPDATE_NOTIFIER": "1", "NO_COLOR": "1", **(env or {})}
+    )
+    gh_path = shutil.which(gh, path=run_env.get("PATH"))
+    if gh_path is None:
+        return PrResult(
+            "skipped",
+            reason="the GitHub CLI `gh` is not installed (https://cli.github.com);"
+            " open the pull request by hand",
+        )
+    return gh_path, run_env
+
+
+def _call_gh(
+    gh_path: str, args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [gh_path, *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        start_new_session=True,
+        check=False,
+    )

@@ -32,10 +32,10 @@ from .dependencies import Dependencies
 from .environment import Environment
 from .files import FileReadError, read_regular_file
 from .merge import defaults_settings, merge_settings
-from .model import Phase, Plan, Price, ToolSpec, Workstream
+from .model import Phase, Plan, Price, ToolSpec, Workstream, landing_branch
 from .problems import Problems
 from .resolve import Resolver, default_worktree_root, to_budget
-from .shapes import Shapes, read_shapes
+from .shapes import Shapes, WorkstreamDraft, read_shapes
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +156,7 @@ def _load(
         default_worktree_root(draft, roots)
     dependencies.check_cycles()
     dependencies.check_folders()
+    _check_landed_bases(shapes, problems)
     port_range = resolve_port_range(problems, shapes.plan.port_range)
     if shapes.plan.notify is not None:
         check_notify(problems, shapes.plan.notify, ("notify",))
@@ -164,16 +165,38 @@ def _load(
     return _assemble(shapes, problems, tools, port_range)
 
 
+def _starts_landed(draft: WorkstreamDraft) -> bool:
+    return str(draft.kwargs.get("base", "")) == "landed"
+
+
+def _check_landed_bases(shapes: Shapes, problems: Problems) -> None:
+    """``base: landed`` needs a phase before it, whose landing branch it starts from."""
+    if not shapes.phases:
+        return
+    for draft in shapes.phases[0].workstreams:
+        if _starts_landed(draft):
+            where = draft.settings.get("base", (None, draft.path))[1]
+            problems.add(
+                where,
+                "`base: landed` starts from the landing branch of the phase before,"
+                " and this is the first phase",
+                "use `base: deps` here, or move the workstream to a later phase",
+            )
+
+
 def _assemble(
     shapes: Shapes, problems: Problems, tools: dict[str, ToolSpec], port_range: tuple[int, int]
 ) -> Plan | None:
     phases: list[Phase] = []
+    previous: str | None = None
     for phase in shapes.phases:
         raw = phase.raw
         if raw is None or phase.id is None:  # pragma: no cover - reported before
             return None
         workstreams: list[Workstream] = []
         for draft in phase.workstreams:
+            if previous is not None and _starts_landed(draft):
+                draft.kwargs["landed_from"] = landing_branch(previous)
             try:
                 workstreams.append(Workstream(**draft.kwargs))
             except ValidationError as exc:  # pragma: no cover - the schema checks first
@@ -184,10 +207,12 @@ def _assemble(
                 id=phase.id,
                 name=raw.name if raw.name is not None else phase.id,
                 max_parallel_workstreams=raw.max_parallel_workstreams,
+                land_auto=raw.land == "auto",
                 workstreams=workstreams,
                 line=problems.doc.pos(phase.path)[0],
             )
         )
+        previous = phase.id
     raw_plan = shapes.plan
     extra: dict[str, Any] = {}
     if raw_plan.grace_seconds is not None:

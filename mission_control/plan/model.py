@@ -51,6 +51,7 @@ class BaseMode(StrEnum):
 
     DEPS = "deps"  # the base branch with every dependency's branch merged in
     BRANCH = "branch"  # the base branch alone
+    LANDED = "landed"  # the previous phase's landing branch, with the dependencies merged in
 
 
 class OnStall(StrEnum):
@@ -174,6 +175,8 @@ class Workstream(_Frozen):
     env: dict[str, str] = Field(default_factory=dict)
     retries: int = Field(default=0, ge=0)
     base: BaseMode = BaseMode.DEPS
+    landed_from: str | None = None
+    """With ``base: landed``: the landing branch of the phase before, where the work starts."""
     pr: PrOptions = Field(default_factory=PrOptions)
     push: bool = True
     remote: str = "origin"
@@ -218,10 +221,17 @@ class Workstream(_Frozen):
         return self.timeout_minutes * 60.0
 
 
+def landing_branch(phase_id: str) -> str:
+    """The branch ``land`` merges a phase into by default (``base: landed`` starts there)."""
+    return f"mc/land/{phase_id}"
+
+
 class Phase(_Frozen):
     id: str
     name: str
     max_parallel_workstreams: PositiveInt
+    land_auto: bool = False
+    """``land: auto``: the engine lands the phase before the next one starts."""
     workstreams: list[Workstream] = Field(min_length=1)
     line: int = 0
 

@@ -286,7 +286,7 @@ class RawSettings(_Raw):
     env: Env | None = None
     worktree_root: Opt[str] = None
     retries: Opt[Annotated[int, Field(ge=0, le=100)]] = None
-    base: Opt[Literal["deps", "branch"]] = None
+    base: Opt[Literal["deps", "branch", "landed"]] = None
     pr: Annotated[RawPr | None, BeforeValidator(_pr_from_bool)] = None
     push: Opt[bool] = None
     remote: Opt[str] = None
@@ -325,6 +325,7 @@ class RawPhase(_Raw):
     id: str
     name: Opt[str] = None
     max_parallel_workstreams: Annotated[int, Field(ge=1)]
+    land: Opt[Literal["auto", "manual"]] = None
     workstreams: Annotated[list[Any], BeforeValidator(_reject_null)]
 
 
@@ -382,7 +383,9 @@ _MISPLACED: dict[str, str] = {
         ("cpus", "memory", "custom"),
         "'{key}' is a resource: put it under `resources:` (on a workstream or under `defaults:`)",
     ),
-    "max_parallel_workstreams": "'{key}' is a phase setting: put it on the phase",
+    **dict.fromkeys(
+        ("max_parallel_workstreams", "land"), "'{key}' is a phase setting: put it on the phase"
+    ),
     "workstreams": "'{key}' goes inside a phase: `phases: [{id: PH-01, workstreams: [...]}]`",
     **dict.fromkeys(
         ("from", "copy", "link"),
@@ -416,7 +419,9 @@ _FIELD_HINTS: dict[str, str] = {
     "version": "this mission-control reads plan format version 1: `version: 1`",
     "depends_on": "a list of workstream ids: [WS-01, PH-01::WS-02]",
     "labels": "a list of label names",
-    "base": "`deps`: the base branch with the dependencies merged in; `branch`: the base branch",
+    "base": "`deps`: the base branch with the dependencies merged in; `branch`: the base"
+    " branch; `landed`: the previous phase's landing branch, with the dependencies",
+    "land": "`auto`: land the phase when all its workstreams succeeded; `manual` (the default)",
     "on_stall": "notify, kill or retry",
     "prompt_via": "file (path in {prompt_file}), stdin, or arg (text in {prompt})",
     "checks": "a list of command lines or {name, run, shell, timeout_minutes}",

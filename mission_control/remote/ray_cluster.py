@@ -117,7 +117,7 @@ def remote_urls(plan: Plan, workstreams: list[Workstream]) -> dict[tuple[Path, s
             urls[key] = absolute_url(url, ws.repo)
         for dep in ws.depends_on:
             other = plan.workstream(dep)
-            if other.task_id in in_run and not other.push and ws.base.value == "deps":
+            if other.task_id in in_run and not other.push and ws.base.value != "branch":
                 raise SetupError(
                     f"{ws.task_id} merges {dep}, which has push: false; with the ray backend"
                     f" dependencies reach the nodes through '{other.remote}' — set push: true"

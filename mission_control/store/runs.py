@@ -7,6 +7,7 @@ The ledger is split by what each part holds, and ``RunStore`` is all of it:
   errors a user can fix (``LedgerError``); why WAL and one connection is said there;
 - ``ledger``: every write, each one transaction with the event that says so;
 - ``records``: the frozen records a row becomes, read by column name;
+- ``landings``: each landing of a phase or run (``land``) and each branch it merges;
 - this module: the reads, and the names callers import.
 
 A run has one owner, a process identified by pid *and* start time (``owner``);
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .connection import LedgerError, ledger_error
+from .landings import LandingLedger, LandingMergeRecord, LandingRecord
 from .ledger import EV_NOTE, RUN_RUNNING, LedgerWriter, new_run_id
 from .owner import CREATE_TIME_TOLERANCE, process_alive, process_identity
 from .records import (
@@ -50,7 +52,7 @@ _ATTEMPTS_IN_ORDER: Final = (
 )
 
 
-class RunStore(LedgerWriter):
+class RunStore(LedgerWriter, LandingLedger):
     """The run ledger in ``<state_dir>/state.db``. Every method blocks: call it from a thread.
 
     Safe to share between threads. Several processes may open the same store (a ``status``
@@ -206,6 +208,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "AttemptRecord",
     "EventRecord",
+    "LandingMergeRecord",
+    "LandingRecord",
     "LedgerError",
     "RunLedger",
     "RunRecord",

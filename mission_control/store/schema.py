@@ -14,10 +14,18 @@ from typing import Final
 
 from ..errors import SetupError
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 DB_NAME: Final = "state.db"
 
-TABLES: Final = ("runs", "workstreams", "attempts", "events", "messages")
+TABLES: Final = (
+    "runs",
+    "workstreams",
+    "attempts",
+    "events",
+    "messages",
+    "landings",
+    "landing_merges",
+)
 """Every table the ledger needs; a file missing one was changed by hand."""
 
 _SCHEMA_V1 = """
@@ -96,10 +104,14 @@ CREATE INDEX events_by_run ON events(run_id, id);
 """
 
 
-def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
-    for statement in _SCHEMA_V1.split(";"):
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
         if statement.strip():
             conn.execute(statement)
+
+
+def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
+    _run_script(conn, _SCHEMA_V1)
 
 
 _AGENT_COLUMNS: Final = (
@@ -135,12 +147,55 @@ CREATE INDEX messages_waiting ON messages(run_id, handled_at)
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     for column in _AGENT_COLUMNS:
         conn.execute(f"ALTER TABLE attempts ADD COLUMN {column}")
-    for statement in _MESSAGES.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    _run_script(conn, _MESSAGES)
+
+
+_SCHEMA_V3 = """
+CREATE TABLE landings (
+    landing_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id       TEXT NOT NULL REFERENCES runs(run_id),
+    scope        TEXT NOT NULL,
+    into_branch  TEXT NOT NULL,
+    repo         TEXT NOT NULL,
+    worktree     TEXT NOT NULL,
+    base_ref     TEXT NOT NULL,
+    base_commit  TEXT NOT NULL,
+    checks_mode  TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    detail       TEXT NOT NULL DEFAULT '',
+    head_commit  TEXT,
+    pr_url       TEXT,
+    replaced     TEXT,
+    started_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    finished_at  REAL,
+    UNIQUE (run_id, scope, into_branch)
+);
+
+CREATE TABLE landing_merges (
+    landing_id   INTEGER NOT NULL REFERENCES landings(landing_id),
+    task_id      TEXT NOT NULL,
+    position     INTEGER NOT NULL,
+    branch       TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    branch_head  TEXT,
+    before       TEXT,
+    merge_commit TEXT,
+    files        TEXT NOT NULL DEFAULT '[]',
+    detail       TEXT NOT NULL DEFAULT '',
+    pr_closed    INTEGER NOT NULL DEFAULT 0,
+    at           REAL NOT NULL,
+    PRIMARY KEY (landing_id, task_id)
+);
+"""
+"""Version 3: each landing of a phase or run (``land``) and each branch it merges."""
 
 
 def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    _run_script(conn, _SCHEMA_V3)
+
+
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
     """Each attempt's ports (``MC_PORT``...), a JSON list."""
     conn.execute("ALTER TABLE attempts ADD COLUMN ports TEXT NOT NULL DEFAULT '[]'")
 
@@ -149,6 +204,7 @@ _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
 }
 """``from_version -> step``; each step moves the schema up by one version."""
 

@@ -15,6 +15,7 @@ import contextlib
 import os
 import subprocess
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from typing import Literal
 
@@ -32,6 +33,7 @@ from ..engine.states import ACTIVE, WsState
 from ..errors import MissionControlError
 from .bridge import TuiEngine
 from .screens.confirm_screen import ConfirmScreen
+from .screens.detail_screen import DetailScreen
 from .screens.diff_screen import DiffScreen
 from .screens.help_screen import HelpScreen, HelpSection
 from .screens.message_screen import MessageScreen
@@ -41,6 +43,7 @@ from .widgets.dag_view import DagView
 from .widgets.log_pane import LogPane
 from .widgets.log_view import LogView
 from .widgets.run_header import RunHeader
+from .widgets.search_box import SearchBox
 from .widgets.workstream_table import StatusFilter, WorkstreamTable
 
 AppResult = Literal["finished", "detach", "stopped"]
@@ -70,6 +73,7 @@ class WorkstreamActions(App[AppResult]):
     """The user's ``g``: show or hide the DAG; None until then (it follows the width)."""
     _selected: str | None
     _pace: float
+    _clock: Callable[[], float]
 
     def _schedule_refresh(self) -> None:
         """Repaint the views soon; the app coalesces bursts into one refresh."""
@@ -86,8 +90,9 @@ class WorkstreamActions(App[AppResult]):
     ) -> None:
         """Every toast is plain text: messages carry agents' words (exit details, warnings),
         which must neither reach the terminal as control codes nor be read as markup."""
+        lines = (plain(line) for line in message.splitlines())  # a line break stays one
         super().notify(
-            plain(message), title=plain(title), severity=severity, timeout=timeout, markup=False
+            "\n".join(lines), title=plain(title), severity=severity, timeout=timeout, markup=False
         )
 
     # ------------------------------------------------------------ accessors
@@ -274,10 +279,27 @@ class WorkstreamActions(App[AppResult]):
 
         self.push_screen(MessageScreen(task_id, question, how), answered)
 
+    def action_land(self) -> None:
+        view = self._view_or_warn()
+        if view is None:
+            return
+        phase_id = view.task_id.split("::", 1)[0]
+
+        async def land() -> None:
+            said = await self.engine.land(phase_id)
+            self.notify(said, title=f"Land {phase_id}")
+
+        self._command("Land", land)
+
     def action_diff(self) -> None:
         view = self._view_or_warn()
         if view is not None:
             self.push_screen(DiffScreen(view.task_id, partial(self.engine.diff, view.task_id)))
+
+    def action_details(self) -> None:
+        view = self._view_or_warn()
+        if view is not None:
+            self.push_screen(DetailScreen(view, self._clock()))
 
     def action_shell(self) -> None:
         view = self._view_or_warn()
@@ -407,6 +429,7 @@ class WorkstreamActions(App[AppResult]):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.table.set_filter(text=event.value)
+        self._schedule_refresh()  # the header says what the table shows
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -423,12 +446,20 @@ class WorkstreamActions(App[AppResult]):
             event.stop()
             focused.post_message(Key(event.key, event.character))
             return
-        if event.key == "escape":
-            box = self.query_one("#filter", Input)
-            if box.has_focus:
-                box.value = ""
-                box.remove_class("-shown")
-                self.table.focus()
+
+    @on(SearchBox.Closed, "#filter")
+    @on(WorkstreamTable.FiltersCleared)
+    def _filter_closed(self) -> None:
+        self.action_clear_filters()
+
+    def action_clear_filters(self) -> None:
+        """Esc in the filter box, or on a filtered table: show every workstream again."""
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("-shown")
+        self.table.set_filter(text="", status=StatusFilter.ALL)
+        self.table.focus()
+        self._schedule_refresh()
 
     def action_sort(self) -> None:
         self.table.action_cycle_sort()
@@ -436,9 +467,15 @@ class WorkstreamActions(App[AppResult]):
     def action_status_filter(self) -> None:
         current = self.table.status_filter
         status = _STATUS_CYCLE[(_STATUS_CYCLE.index(current) + 1) % len(_STATUS_CYCLE)]
+        self._show_status(status)
+
+    def action_attention(self) -> None:
+        attention = StatusFilter.ATTENTION
+        self._show_status(StatusFilter.ALL if self.table.status_filter is attention else attention)
+
+    def _show_status(self, status: StatusFilter) -> None:
         self.table.set_filter(status=status)
-        self.table.border_subtitle = "" if status is StatusFilter.ALL else f"status: {status.value}"
-        self.notify(f"showing {status.value} workstreams", timeout=2)
+        self._schedule_refresh()  # the header says what the table shows
 
     async def action_quit(self) -> None:
         active = [v for v in self.run_snapshot.workstreams.values() if v.state in ACTIVE]
@@ -490,4 +527,8 @@ class WorkstreamActions(App[AppResult]):
                 continue
             action = getattr(self, f"action_{binding.action}", None)
             if action is not None:
-                yield SystemCommand(binding.tooltip, f"key: {binding.key}", action)
+                keys = ", ".join(
+                    self.get_key_display(replace(binding, key=key.strip()))
+                    for key in binding.key.split(",")
+                )
+                yield SystemCommand(binding.tooltip, f"key: {keys}", action)

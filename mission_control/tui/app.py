@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -26,10 +27,11 @@ from textual.css.query import NoMatches
 from textual.driver import Driver
 from textual.events import Event, Key, Resize
 from textual.timer import Timer
+from textual.widgets import Label
 from textual.worker import Worker, get_current_worker
 
 from ..engine import events as ev
-from ..engine.snapshot import RunSnapshot, apply_event, run_totals
+from ..engine.snapshot import RunSnapshot, apply_event
 from ..engine.states import ACTIVE, FAILED_STATES, WsState
 from ..errors import MissionControlError
 from ..plan.model import Plan
@@ -38,14 +40,16 @@ from .actions import MAX_PANES, AppResult, WorkstreamActions
 from .bridge import EngineBridge, TuiEngine
 from .format import duration
 from .messages import EngineEventPosted, EngineStopped, LogProbe, LogsProbed
+from .run_state import SETTLE_SECONDS, EndWatch, is_news, summarize
+from .screens.detail_screen import read_attempt
 from .untrusted import plain
-from .widgets.dag_view import DagView
+from .widgets.dag_view import DagBand, DagView
 from .widgets.key_bar import KeyBar
 from .widgets.log_pane import LogPane
 from .widgets.log_view import POLL_SECONDS, LogView
 from .widgets.run_header import RunHeader, RunSummary
 from .widgets.search_box import SearchBox
-from .widgets.workstream_table import WorkstreamTable
+from .widgets.workstream_table import StatusFilter, WorkstreamTable
 
 FOLLOW_DELAY = 0.12
 """Seconds the cursor rests on a row before the following panes switch to it."""
@@ -71,7 +75,16 @@ class MissionControlApp(WorkstreamActions):
         ),
         Binding("s", "skip", "Skip", tooltip="Skip the workstream (asks first if its agent runs)"),
         Binding("d", "diff", "Diff", tooltip="Show the worktree's diff against its base"),
+        Binding(
+            "i", "details", "Info", tooltip="The workstream's details: why it stopped, attempts"
+        ),
         Binding("f", "filter", "Filter", tooltip="Filter the table by text"),
+        Binding(
+            "exclamation_mark",
+            "attention",
+            "Attention",
+            tooltip="Show only what needs you (asking, failed, stalled, conflicts); again: all",
+        ),
         Binding("question_mark,f1", "help", "Help", tooltip="Show every key, by where it works"),
         Binding("q", "quit", "Quit", tooltip="Quit (asks what to do if work is running)"),
         # in the help screen and the palette only
@@ -83,6 +96,13 @@ class MissionControlApp(WorkstreamActions):
             show=False,
         ),
         Binding("o", "shell", "Shell", tooltip="Open a shell in the worktree", show=False),
+        Binding(
+            "L",
+            "land",
+            "Land",
+            tooltip="Land the workstream's phase into mc/land/PHASE",
+            show=False,
+        ),
         Binding(
             "a", "add_pane", "+Pane", tooltip="Follow the workstream in a new log pane", show=False
         ),
@@ -133,6 +153,7 @@ class MissionControlApp(WorkstreamActions):
         """Ids of panes the user pointed at a workstream; the others follow the cursor."""
         self._pane_serial = 0
         self._dag_choice: bool | None = None
+        self._end = EndWatch()
         self._selected: str | None = None
         self._follow_timer: Timer | None = None
         self._pace = POLL_SECONDS
@@ -187,6 +208,7 @@ class MissionControlApp(WorkstreamActions):
             yield DagView(id="dag")
             with Vertical(id="table-box"):
                 yield SearchBox("filter: id, name, tool or status (esc clears)", id="filter")
+                yield Label(id="empty", markup=False)
                 yield WorkstreamTable(id="table")
         with Horizontal(id="logs"):
             yield LogPane(id="pane-1")
@@ -254,8 +276,11 @@ class MissionControlApp(WorkstreamActions):
     @on(EngineEventPosted)
     def _engine_event(self, message: EngineEventPosted) -> None:
         event = message.event
+        news = is_news(self.run_snapshot, event)
+        self._end.heard(event)
         apply_event(self.run_snapshot, event)
-        self._notify_about(event)
+        if news:
+            self._notify_about(event)
         if not isinstance(event, ev.MetricsSampled):
             self._schedule_refresh()
         # metrics (1 Hz) wait for the next tick: one table repaint a second, not three
@@ -267,11 +292,9 @@ class MissionControlApp(WorkstreamActions):
                 WsState.TIMED_OUT,
             ):
                 what = "timed out" if new is WsState.TIMED_OUT else "failed"
-                self.notify(
-                    detail or f"{task_id} {what}",
-                    title=f"{task_id} {what}",
-                    severity="error",
-                    timeout=10,
+                view = self.run_snapshot.workstreams.get(task_id)
+                self._toast_failure(
+                    f"{task_id} {what}", detail or what, view.log_path if view else None
                 )
             case ev.WorkstreamStateChanged(task_id=task_id, new=WsState.NEEDS_INPUT, detail=detail):
                 self.notify(
@@ -286,6 +309,12 @@ class MissionControlApp(WorkstreamActions):
                     title=f"{task_id} stalled",
                     severity="warning",
                 )
+            case ev.PhaseLandingStep(phase_id=phase_id, kind="stopped", text=text):
+                self.notify(
+                    text, title=f"phase {phase_id}: landing stopped", severity="error", timeout=20
+                )
+            case ev.PhaseLandingStep(phase_id=phase_id, kind="push", text=text):
+                self.notify(text, title=f"phase {phase_id} landed")
             case ev.EngineWarned(task_id=task_id, message=text):
                 self.notify(text, title=task_id or "mission-control", severity="warning")
             case ev.RunFinished(ok=ok, cancelled=cancelled):
@@ -305,6 +334,18 @@ class MissionControlApp(WorkstreamActions):
                     )
             case _:
                 pass
+
+    @work(thread=True, group="toast", exit_on_error=False)
+    def _toast_failure(self, title: str, detail: str, log_path: str | None) -> None:
+        """A failure's toast says why in the agent's words: the last error line of its
+        log (read here, in a thread), under the engine's detail ("exited 3")."""
+        message = detail
+        if log_path:
+            last = read_attempt(Path(log_path), 0)
+            why = last.errors[-1] if last.errors else last.last_line
+            if why and why not in ("(no log)", "(empty log)"):
+                message = f"{detail}\n{why}"
+        self.call_from_thread(self.notify, message, title=title, severity="error", timeout=10)
 
     # ------------------------------------------------------------ refresh
 
@@ -337,53 +378,56 @@ class MissionControlApp(WorkstreamActions):
         snap = self.run_snapshot
         views = snap.workstreams
         now = self._clock()
-        self.header.summary = self._summary(now)
-        phase_id = self._dag_phase()
-        phase = next((p for p in snap.phases if p.phase_id == phase_id), None)
-        if phase is not None:
-            ids = [t for t in phase.task_ids if t in views]
-            self.dag.set_graph(
-                ids,
-                {t: views[t].depends_on for t in ids},
-                {t: views[t].ws_id for t in ids},
+        bands = []
+        for phase in snap.phases:  # the whole run, one band per phase
+            ids = tuple(t for t in phase.task_ids if t in views)
+            title = f"{phase.phase_id} {phase.name}".strip()
+            if phase.phase_id == snap.current_phase and len(snap.phases) > 1:
+                title = f"▶ {title}"
+            bands.append(
+                DagBand(
+                    title if len(snap.phases) > 1 else "",
+                    ids,
+                    {t: views[t].depends_on for t in ids},
+                    {t: views[t].ws_id for t in ids},
+                )
             )
-            self.dag.set_states({t: views[t].state for t in ids})
-            self.dag.border_title = f"DAG {phase.phase_id}"
+        self.dag.set_bands(bands)
+        self.dag.set_states({t: v.state for t, v in views.items()})
+        one = snap.phases[0].phase_id if len(snap.phases) == 1 else ""
+        self.dag.border_title = f"DAG {one}".strip()
         self.dag.selected = self._selected
         self.table.show(views, self._probes, now)
+        self.header.summary = self._summary(now)  # after the table: it counts the rows shown
+        empty = self.query_one("#empty", Label)
+        shown = bool(self.table.visible_tasks) or not views
+        empty.display = not shown
+        if not shown:
+            empty.update(
+                f"no workstream is {self._filter_label()}:"
+                " esc shows them all (v cycles, ! needs you)"
+            )
         for pane in self.panes:
             if pane.task_id is not None:
                 pane.update_view(views.get(pane.task_id))
 
     def _summary(self, now: float) -> RunSummary:
         snap = self.run_snapshot
-        views = snap.workstreams.values()
-        tokens, cost = run_totals(snap)
-        end = max((v.ended_at or 0.0 for v in views), default=0.0) if snap.finished else now
-        return RunSummary(
-            plan=snap.plan_name,
-            backend=snap.backend,
-            phase=snap.current_phase or "",
-            run_id=snap.run_id,
-            elapsed=max(0.0, end - snap.started_at) if snap.started_at else 0.0,
-            succeeded=sum(1 for v in views if v.state is WsState.SUCCEEDED),
-            total=len(snap.workstreams),
-            failed=sum(1 for v in views if v.state in FAILED_STATES),
-            running=sum(1 for v in views if v.state in ACTIVE),
-            finished=snap.finished,
-            ok=snap.ok,
-            waiting=sum(1 for v in views if v.state is WsState.NEEDS_INPUT),
-            cost_usd=cost,
-            tokens=tokens.total,
-        )
+        ended, quiet_now = self._end.check(snap)
+        if quiet_now:  # look again once it has been quiet long enough
+            self.set_timer(SETTLE_SECONDS + 0.1, self._schedule_refresh)
+        shown = self._filter_label()
+        if shown:
+            shown += f" ({len(self.table.visible_tasks)} of {len(snap.workstreams)})"
+        return summarize(snap, now, ended, self._end, shown)
 
-    def _dag_phase(self) -> str | None:
-        snap = self.run_snapshot
-        if self._selected is not None and self._selected in snap.workstreams:
-            return snap.workstreams[self._selected].phase_id
-        if snap.current_phase:
-            return snap.current_phase
-        return snap.phases[0].phase_id if snap.phases else None
+    def _filter_label(self) -> str:
+        """What the table's filters keep, in words ("" when it shows everything)."""
+        table = self.table
+        parts = [table.status_filter.value] if table.status_filter is not StatusFilter.ALL else []
+        if table.text_filter.strip():
+            parts.append(f"'{table.text_filter.strip()}'")
+        return " ".join(parts)
 
     # ------------------------------------------------------------ log probes
 

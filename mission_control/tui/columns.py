@@ -34,6 +34,9 @@ CELL_PADDING = 1
 """Blank cells on each side of a column (the DataTable's ``cell_padding``)."""
 CORE = 4
 """The most useful columns (state, name, time, last output) stay while their minimums fit."""
+FLEX_WANT = 36
+"""The room the flexible column (the last output: why a workstream failed) is given
+before less useful columns are kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,9 @@ _PR_NUMBER = re.compile(r"/pull/(\d+)")
 
 
 def idle_seconds(view: WorkstreamView, probe: LogProbe | None, now: float) -> float | None:
-    if view.state not in ACTIVE:
+    """Seconds since the agent last wrote; None when it is not expected to write (not
+    running, or paused: a paused agent's silence is the user's doing)."""
+    if view.state not in ACTIVE or view.state is WsState.PAUSED:
         return None
     last = max(view.last_output_at or 0.0, probe.mtime if probe else 0.0)
     if not last:
@@ -186,7 +191,7 @@ def fit_columns(
     """The columns that fit in ``width`` cells and their widths, in display order.
 
     The columns whose minimum widths fit are candidates (by priority). While their
-    wanted widths (content, within bounds; the flexible column's minimum) do not
+    wanted widths (content, within bounds; ``FLEX_WANT`` for the flexible one) do not
     fit, the least useful is dropped, down to the ``CORE`` most useful. Then each
     grows from its minimum toward its wanted width, those short of the least first,
     and the flexible column takes the rest. Nothing is wider than ``width``.
@@ -195,7 +200,7 @@ def fit_columns(
 
     def want(spec: ColumnSpec) -> int:
         if spec.max_width is None:
-            return spec.min_width
+            return max(spec.min_width, FLEX_WANT)
         return min(max(wanted.get(spec.key, spec.min_width), spec.min_width), spec.max_width)
 
     chosen: list[ColumnSpec] = []
@@ -213,6 +218,8 @@ def fit_columns(
     # the columns short of the least first: a time or a state is then whole, and the
     # name takes what is left before the flexible column does
     for spec in sorted(chosen, key=lambda s: want(s) - s.min_width):
+        if spec.max_width is None:
+            continue  # the flexible column takes what is left, below
         grow = min(spare, want(spec) - spec.min_width)
         widths[spec.key] += grow
         spare -= grow

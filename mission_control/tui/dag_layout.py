@@ -15,7 +15,7 @@ redraw labels, never the layout.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 _UP, _DOWN, _LEFT, _RIGHT = 1, 2, 4, 8
 
@@ -50,6 +50,8 @@ class PlacedNode:
     x: int
     """Column where the node's cell (icon, space, label) starts."""
     width: int
+    band: int = 0
+    """Which of the stacked graphs (a run's phases) holds the node."""
 
 
 @dataclass(slots=True)
@@ -61,12 +63,36 @@ class DagLayout:
     nodes: dict[str, PlacedNode] = field(default_factory=dict)
     connectors: dict[tuple[int, int], str] = field(default_factory=dict)
     """(x, y) -> one box-drawing character (or the arrow before a node)."""
+    titles: dict[int, str] = field(default_factory=dict)
+    """Row -> the title of the band (phase) that starts there."""
 
     def node_at(self, x: int, y: int) -> str | None:
         for node in self.nodes.values():
             if node.row == y and node.x <= x < node.x + node.width:
                 return node.node_id
         return None
+
+
+def stack_layouts(bands: Sequence[tuple[str, DagLayout]], title_width: int = 28) -> DagLayout:
+    """Several graphs (a run's phases) one under the other, each under its title row.
+
+    A title counts towards the width up to ``title_width`` cells; longer ones are cut
+    when drawn, so one long phase name does not widen the panel.
+    """
+    if len(bands) == 1 and not bands[0][0]:
+        return bands[0][1]
+    result = DagLayout(width=1, height=0)
+    for index, (title, lay) in enumerate(bands):
+        top = result.height + 1  # the title row
+        result.titles[result.height] = title
+        for node in lay.nodes.values():
+            result.nodes[node.node_id] = replace(node, row=node.row + top, band=index)
+        for (x, y), ch in lay.connectors.items():
+            result.connectors[(x, y + top)] = ch
+        result.width = max(result.width, lay.width, min(len(title), title_width))
+        result.height = top + lay.height
+    result.height = max(result.height, 1)
+    return result
 
 
 def _layers(ids: Sequence[str], parents: Mapping[str, Sequence[str]]) -> dict[str, int]:

@@ -48,13 +48,20 @@ ENVS: dict[str, Callable[[str, Path], dict[str, str]]] = {
 }
 
 
-def _plan(tmp: Path, repo: GitRepo, server: ModelServer, tool: str, **settings: Any) -> Path:
+def _plan(
+    tmp: Path,
+    repo: GitRepo,
+    server: ModelServer,
+    tool: str,
+    pricing: dict[str, Any] | None = None,
+    **settings: Any,
+) -> Path:
     exe = require_cli(tool)
     env = ENVS[tool](server.base_url, tmp / "home")
     env["PATH"] = f"{exe.parent}:{env['PATH']}"
     workstream = {"id": "A", "name": "hello", "tool": tool, "prompt": "Create HELLO.md."}
     workstream.update(settings)
-    doc = {
+    doc: dict[str, Any] = {
         "version": 1,
         "name": f"{tool} agents",
         "defaults": {
@@ -66,6 +73,8 @@ def _plan(tmp: Path, repo: GitRepo, server: ModelServer, tool: str, **settings: 
         },
         "phases": [{"id": "PH", "max_parallel_workstreams": 1, "workstreams": [workstream]}],
     }
+    if pricing:
+        doc["pricing"] = pricing
     path = tmp / "plan.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -121,14 +130,16 @@ def test_a_silent_claude_is_watched_asks_and_continues_its_conversation(
     script = {
         "model": MODEL,
         "turns": [
-            {"write": {"path": "HELLO.md", "content": "hello\n"}, "delay": 4, "usage": FIRST},
-            {"message": "Written. Shall I add a NOTES.md too?", "delay": 4, "usage": SECOND},
+            {"write": {"path": "HELLO.md", "content": "hello\n"}, "delay": 7, "usage": FIRST},
+            {"write": {"path": "DRAFT.md", "content": "draft\n"}, "delay": 7, "usage": FIRST},
+            {"message": "Written. Shall I add a NOTES.md too?", "delay": 7, "usage": SECOND},
             {"write": {"path": "NOTES.md", "content": "notes\n"}, "usage": THIRD},
             {"message": "Added NOTES.md.", "usage": THIRD},
         ],
     }
     with serve(script) as server:
-        plan = _plan(tmp_path, git_repo, server, "claude", stall_minutes=0.1, on_stall="kill")
+        # 21 s of model calls: more than the 15 s window, each step well inside it.
+        plan = _plan(tmp_path, git_repo, server, "claude", stall_minutes=0.25, on_stall="kill")
         first = _mc("run", plan, "--headless")
         assert first.returncode == 1, first.stdout + first.stderr
         ws = _workstream(plan)
@@ -141,7 +152,8 @@ def test_a_silent_claude_is_watched_asks_and_continues_its_conversation(
         assert "» Written. Shall I add a NOTES.md too?" in transcript
         assert '"type":"result"' in raw and '"type":"result"' not in transcript
         attempt = ws["history"][0]
-        assert attempt["tokens"] == _tokens(FIRST, SECOND)
+        assert attempt["ended_at"] - attempt["started_at"] > 15  # longer than the window
+        assert attempt["tokens"] == _tokens(FIRST, FIRST, SECOND)
         result = json.loads(next(ln for ln in raw.splitlines() if '"type":"result"' in ln))
         assert attempt["cost_usd"] == pytest.approx(result["total_cost_usd"])
         session = attempt["session_id"]
@@ -160,7 +172,7 @@ def test_a_silent_claude_is_watched_asks_and_continues_its_conversation(
         )
         assert later["cost_usd"] == pytest.approx(resumed["total_cost_usd"] - attempt["cost_usd"])
         assert _status(plan)["totals"]["cost_usd"] == pytest.approx(resumed["total_cost_usd"])
-        sent = json.dumps(server.main_requests()[2].body)
+        sent = json.dumps(server.main_requests()[3].body)
         assert "Create HELLO.md." in sent and "Yes, add NOTES.md." in sent  # earlier turns too
         files = git_repo.git("ls-tree", "--name-only", "ws/PH/A", cwd=git_repo.origin)
         assert {"HELLO.md", "NOTES.md"} <= set(files.split())
@@ -209,7 +221,8 @@ def test_each_agent_runs_reports_its_tokens_and_continues(
         ],
     }
     with serve(script) as server:
-        plan = _plan(tmp_path, git_repo, server, tool)
+        # USD per million tokens, for the CLIs that report tokens but no cost of their own.
+        plan = _plan(tmp_path, git_repo, server, tool, pricing={"*": {"input": 1, "output": 2}})
         first = _mc("run", plan, "--headless")
         assert first.returncode == 0, first.stdout + first.stderr
         ws = _workstream(plan)
@@ -226,6 +239,9 @@ def test_each_agent_runs_reports_its_tokens_and_continues(
             expected = _tokens(FIRST, cached_apart=False)
         assert attempt["tokens"]["output"] == expected["output"], (attempt, raw[-2000:])
         assert attempt["tokens"]["input"] == expected["input"], (attempt, raw[-2000:])
+        if tool != "aider":  # aider prices its own tokens
+            priced = (expected["input"] * 1 + expected["output"] * 2) / 1_000_000
+            assert attempt["cost_usd"] == pytest.approx(priced), attempt
 
         second = _mc("continue", "PH::A", "-m", "Add NOTES.md.", "--plan", plan, "--headless")
         assert second.returncode == 0, second.stdout + second.stderr

@@ -3,13 +3,15 @@
 It keeps its pull requests in ``$FAKE_GH_DIR/prs.json`` and appends every call
 (argv, cwd and the text of any ``--body-file``) to ``$FAKE_GH_DIR/calls.jsonl``.
 Supported: ``auth status`` (fails when ``$FAKE_GH_LOGGED_OUT`` is set),
-``pr list --head B --json url``, ``pr view N --json FIELDS``, ``pr create``,
-``pr edit``; ``$FAKE_GH_FAIL`` names one command (``pr create``) that fails like GitHub's API would.
+``pr list --head B --json url``, ``pr view N --json FIELDS``, ``pr create``, ``pr edit``,
+``pr close URL --comment C``; ``$FAKE_GH_FAIL`` names one command (``pr create``) that fails
+like GitHub's API would.
 Anything else exits 2, so a test notices a call it did not expect.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -39,6 +41,14 @@ def _options(args: list[str]) -> tuple[dict[str, list[str]], list[str]]:
 def main(argv: list[str]) -> int:
     state_dir = Path(os.environ["FAKE_GH_DIR"])
     state_dir.mkdir(parents=True, exist_ok=True)
+    # Workstreams finishing together call gh at once: one call at a time reads and
+    # writes the pull requests, as GitHub would serve them.
+    with (state_dir / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _serve(state_dir, argv)
+
+
+def _serve(state_dir: Path, argv: list[str]) -> int:
     prs_file = state_dir / "prs.json"
     prs: list[dict[str, Any]] = json.loads(prs_file.read_text()) if prs_file.exists() else []
     opts, rest = _options(argv[2:])
@@ -121,6 +131,19 @@ def main(argv: list[str]) -> int:
                 pr["labels"] = sorted({*pr["labels"], *opts.get("--add-label", [])})
                 prs_file.write_text(json.dumps(prs))
                 print(pr["url"])
+                return 0
+        print(f"no pull requests found for {rest[0]}", file=sys.stderr)
+        return 1
+    if command == ["pr", "close"] and rest:
+        for pr in prs:
+            if rest[0] in (pr["url"], pr["url"].rsplit("/", 1)[-1]):
+                if pr["state"] != "OPEN":
+                    print(f"! Pull request {pr['url']} is already closed", file=sys.stderr)
+                    return 0
+                pr["state"] = "CLOSED"
+                pr["comment"] = opts.get("--comment", [None])[0]
+                prs_file.write_text(json.dumps(prs))
+                print(f"✓ Closed pull request {pr['url']}", file=sys.stderr)
                 return 0
         print(f"no pull requests found for {rest[0]}", file=sys.stderr)
         return 1

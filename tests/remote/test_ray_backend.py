@@ -19,12 +19,15 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
+from mission_control.agents.report import summarize_stream
 from mission_control.engine import events as ev
 from mission_control.engine.engine import Engine
 from mission_control.engine.process_tree import processes_with_env
 from mission_control.engine.states import WsState
 from mission_control.errors import SetupError
+from mission_control.plan.loader import load_plan_or_raise
 from mission_control.store.runs import RunStore
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import Recorder, make_engine, write_plan, ws
@@ -739,6 +742,58 @@ def test_a_closed_node_attempt_leaves_nothing_on_its_node_and_ends_even_if_not_k
     assert not (ray_cluster / "runs" / "closed-run").exists()
     # Its mission-control "dies" here, before ray.kill: the actor must not wait an hour.
     assert wait_for(lambda: _live_actors("closed-run") == [], timeout=60)
+
+
+RECORDED_CLAUDE = (
+    Path(__file__).resolve().parents[1] / "fixtures/agents/recorded/claude-write.jsonl"
+)
+
+
+async def test_an_agent_on_a_node_reports_its_tokens_and_its_question(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    """The node runs the relay too: the engine gets the agent's reports with the node's
+    samples and its last one with the end, so a question ends the workstream needs input."""
+    stream = RECORDED_CLAUDE.read_text().replace('"done"', '"Which port should it use?"')
+    recorded = tmp_path / "asks.jsonl"
+    recorded.write_text(stream)
+    cli = tmp_path / "recorded-claude"
+    cli.write_text(f"#!/bin/sh\ncat '{recorded}'\necho hi > HELLO.md\n")
+    cli.chmod(0o755)
+    doc = {
+        "version": 1,
+        "name": "agent on a node",
+        "tools": {
+            "recorded": {"argv": [str(cli)], "prompt_via": "stdin", "events": "claude-stream-json"}
+        },
+        "defaults": {
+            "repo": str(git_repo.path),
+            "base_branch": "main",
+            "timeout_minutes": 2,
+            "tool": "recorded",
+        },
+        "phases": [
+            {"id": "P", "max_parallel_workstreams": 1, "workstreams": [{"id": "a", "prompt": "go"}]}
+        ],
+    }
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(doc))
+    plan = load_plan_or_raise(tmp_path / "plan.yaml")
+    engine = make_engine(plan, tmp_path / "state", backend="ray")
+    rec = Recorder(engine)
+    assert await engine.run() is False, rec.states
+    assert rec.states["P::a"] is WsState.NEEDS_INPUT
+    assert rec.details("P::a")[-1] == "asks: Which port should it use?"
+    expected = summarize_stream("claude-stream-json", recorded)
+    assert expected is not None
+    with RunStore(tmp_path / "state") as store:
+        (attempt,) = store.attempts(engine.run_id, "P::a")
+    assert attempt.session_id == expected.session_id
+    assert (attempt.input_tokens, attempt.output_tokens) == (
+        expected.input_tokens,
+        expected.output_tokens,
+    )
+    log = Path(engine.snapshot().workstreams["P::a"].log_path or "").read_text()
+    assert "▸ Write HELLO.md" in log  # the transcript came back with the log
 
 
 async def test_an_attempt_on_a_node_gets_its_port_in_its_env_and_checks(

@@ -257,6 +257,10 @@ class StaticEngine:
         self._move(task_id, WsState.QUEUED, "a new attempt, continuing its conversation")
         return "a new attempt continues the agent's conversation with it"
 
+    async def land(self, phase_id: str) -> str:
+        self.calls.append(("land", phase_id))
+        return f"landing phase {phase_id} into mc/land/{phase_id}"
+
     async def cancel(self, kill: bool = False) -> None:
         self.calls.append(("cancel", "kill" if kill else ""))
 

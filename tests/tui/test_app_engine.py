@@ -202,6 +202,8 @@ async def test_retry_retry_fresh_and_skip(git_repo: GitRepo, tmp_path: Path) -> 
         await pilot.press("left_square_bracket")
         await until(pilot, lambda: pane.attempt == 1)
         assert pane.log_view.path is not None and pane.log_view.path.name == "attempt-1.log"
+        title = pane.query_one(".log-pane--title").render()
+        assert "ended" in str(title) and "attempt 1/2" in str(title)  # not F's present state
         await pilot.press("right_square_bracket")
         await until(pilot, lambda: pane.attempt is None)
 
@@ -229,7 +231,7 @@ async def test_retry_retry_fresh_and_skip(git_repo: GitRepo, tmp_path: Path) -> 
         await until(pilot, lambda: len(app.table.visible_tasks) == 3)
         await pilot.press("v", "v")  # all -> active -> failed
         await until(pilot, lambda: set(app.table.visible_tasks) == {"P1::X", "P1::Y"})
-        await pilot.press("v", "v", "v")  # -> waiting -> done -> all
+        await pilot.press("v", "v", "v", "v")  # -> waiting -> done -> attention -> all
         await until(pilot, lambda: len(app.table.visible_tasks) == 3)
 
         # enter shows the cursor's workstream in the active pane

@@ -66,7 +66,7 @@ async def test_text_and_status_filters(demo_logs: Path) -> None:
 
 async def test_live_update_changes_only_changed_cells_and_keeps_cursor(demo_logs: Path) -> None:
     app, engine = _app(demo_logs, probe=False)
-    async with app.run_test(size=(240, 50)) as pilot:  # wide enough for CPU and memory
+    async with app.run_test(size=(250, 50)) as pilot:  # wide enough for CPU and memory
         await pilot.press("down", "down", "down")  # WS-07E
         await pilot.pause()
         assert app.selected_task == "PH-07::WS-07E"
@@ -207,10 +207,40 @@ async def test_notifications_on_failure_and_run_end(demo_logs: Path) -> None:
             )
         )
         engine.publish(ev.RunFinished(RUN_ID, False, T0))
-        await pilot.pause()
+        for _ in range(50):  # a failure's toast reads the log first, in a thread
+            await pilot.pause(0.05)
+            if len(app._notifications) >= 2:
+                break
         titles = [n.title for n in app._notifications]
         assert "PH-07::WS-07B timed out" in titles
         assert "Run finished" in titles
+
+
+async def test_a_phase_landing_that_stops_or_lands_is_a_notification(demo_logs: Path) -> None:
+    app, engine = _app(demo_logs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        engine.publish(ev.PhaseLandingStep(RUN_ID, "PH-07", "merge", True, "merged", T0))
+        engine.publish(
+            ev.PhaseLandingStep(RUN_ID, "PH-07", "stopped", False, "conflicts in f.txt", T0)
+        )
+        engine.publish(
+            ev.PhaseLandingStep(RUN_ID, "PH-08", "push", True, "pushed mc/land/PH-08", T0)
+        )
+        await pilot.pause()
+        titles = [n.title for n in app._notifications]
+        assert titles == ["phase PH-07: landing stopped", "phase PH-08 landed"]
+
+
+async def test_L_lands_the_selected_workstreams_phase(demo_logs: Path) -> None:
+    app, engine = _app(demo_logs, probe=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.selected_task == "PH-07::WS-07B"
+        await pilot.press("L")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert ("land", "PH-07") in engine.calls
+        assert "Land PH-07" in [n.title for n in app._notifications]
 
 
 async def test_every_key_action_is_also_a_palette_command(demo_logs: Path) -> None:
@@ -256,7 +286,7 @@ async def test_m_answers_an_agent_that_needs_input(demo_logs: Path) -> None:
         )
         await pilot.pause(0.3)
         assert f"{task} needs you" in [n.title for n in app._notifications]
-        assert "? 1 need you" in str(app.header.render())
+        assert "? 1 asking" in str(app.header.render())
         app.table.move_cursor(row=app.table.get_row_index(task))
         await pilot.pause()
         row = app.table.get_row(task)

@@ -51,6 +51,10 @@ async def test_slash_from_the_table_searches_the_pane_and_no_key_falls_through(
         assert app.screen is app.screen_stack[0]
         # the box shows its text: no border eats its one row
         assert box.region.height == 1 and box.content_region.height == 1
+        # the key bar says how to leave the box, and offers no letter as a command
+        bar = str(app.query_one(KeyBar).render())
+        assert bar.startswith("enter Apply  esc Close")
+        assert "/ Search" not in bar and "s Skip" not in bar
         await pilot.press("enter")
         await pilot.pause()
         assert app.focused is app.panes[0].log_view
@@ -154,3 +158,32 @@ async def test_key_bar_shows_whole_keys_and_always_help_and_quit(width: int) -> 
         app.panes[0].log_view.focus()
         await pilot.pause()
         assert str(bar.render()).startswith(("end Follow", "↘ Follow", "⇲ Follow"))
+
+
+async def test_a_question_dims_the_screen_behind_it_rather_than_blanking_it() -> None:
+    app, _ = _app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("K")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        lines = ["".join(s.text for s in strip) for strip in app.screen._compositor.render_strips()]
+        assert "pipeline-refactor" in lines[0]  # the header still shows, dimmed
+        assert any("Kill PH-07::WS-07B?" in line for line in lines)
+
+
+async def test_j_and_k_scroll_the_help() -> None:
+    from textual.containers import VerticalScroll
+
+    app, _ = _app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        scroll = app.screen.query_one(VerticalScroll)
+        await pilot.press("j", "j", "j")
+        await pilot.pause()
+        assert scroll.scroll_y == 3
+        await pilot.press("k")
+        await pilot.pause()
+        assert scroll.scroll_y == 2

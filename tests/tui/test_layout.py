@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mission_control.tui.app import build_app
-from mission_control.tui.columns import CELL_PADDING, COLUMNS, CORE, fit_columns
+from mission_control.tui.columns import CELL_PADDING, COLUMNS, CORE, FLEX_WANT, fit_columns
 from tests.tui.static_engine import T0, StaticEngine, demo_snapshot
 
 BY_PRIORITY = [c.key for c in sorted(COLUMNS, key=lambda c: c.priority)]
@@ -59,8 +59,9 @@ async def test_table_fits_the_terminal_without_horizontal_scrolling(
         assert table.max_scroll_x == 0  # never cut mid-table
         widths = sum(c.get_render_width(table) for c in table.columns.values())
         assert widths <= table.scrollable_content_region.width
-        if size[0] >= 200:  # all but memory, the least useful, beside the agents' columns
-            assert set(shown) == {c.key for c in COLUMNS} - {"mem"}
+        if size[0] >= 200:
+            assert len(shown) >= 10
+            assert table.columns["last"].width >= FLEX_WANT  # type: ignore[index]
             names = [table.get_cell(t, "name").plain for t in table.visible_tasks]
             assert all(table.columns["name"].width >= len(n) for n in names)  # type: ignore[index]
         # the DAG is as wide as its graph (plus border and padding), not a third of the screen
@@ -102,3 +103,71 @@ async def test_the_dag_starts_hidden_below_100_columns_and_g_toggles_it(demo_log
         await pilot.pause()
         assert not app.dag.display
         assert {str(k.value) for k in app.table.columns} >= CORE_KEYS
+
+
+async def test_the_dag_shows_every_phase_as_a_band() -> None:
+    from mission_control.engine.snapshot import PhaseView
+
+    snapshot = demo_snapshot()
+    ids = list(snapshot.workstreams)
+    for task_id in ids[5:]:  # the second half moves to a phase of its own
+        view = snapshot.workstreams[task_id]
+        view.phase_id = "PH-08"
+        view.depends_on = ()
+    snapshot.phases = [
+        PhaseView("PH-07", "Path abstraction", 3, tuple(ids[:5])),
+        PhaseView("PH-08", "Cleanup", 3, tuple(ids[5:])),
+    ]
+    app = build_app(StaticEngine(snapshot), None, run_engine=False, clock=lambda: T0)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        layout = app.dag._layout
+        assert set(layout.nodes) == set(ids)  # the whole run, not one phase
+        assert sorted(layout.titles.values()) == ["PH-08 Cleanup", "▶ PH-07 Path abstraction"]
+        bands = {layout.nodes[t].band for t in ids[:5]}, {layout.nodes[t].band for t in ids[5:]}
+        assert bands == ({0}, {1})
+        second_title = max(layout.titles)
+        assert all(layout.nodes[t].row > second_title for t in ids[5:])
+        assert all(layout.nodes[t].row < second_title for t in ids[:5])
+        lines = ["".join(s.text for s in strip) for strip in app.screen._compositor.render_strips()]
+        assert any("PH-08 Cleanup" in line for line in lines)
+        # moving down the DAG crosses from the first phase into the second
+        app.dag.focus()
+        nodes = app.dag._layout.nodes
+        app.dag.selected = max(ids[:5], key=lambda t: (nodes[t].layer, nodes[t].row))
+        await pilot.press("j")
+        await pilot.pause()
+        assert app.dag._layout.nodes[app.selected_task or ""].band == 1
+
+
+def test_quiet_does_not_count_while_paused() -> None:
+    from mission_control.tui.columns import COLUMN_BY_KEY
+
+    views = demo_snapshot().workstreams
+    paused = views["PH-07::WS-07E"]
+    paused.last_output_at = T0 - 300
+    assert COLUMN_BY_KEY["idle"].cell(paused, None, T0) == ("-", "workstream-table--muted")
+    running = views["PH-07::WS-07B"]
+    assert COLUMN_BY_KEY["idle"].cell(running, None, T0)[0] == "3s"
+
+
+async def test_a_cell_that_shrinks_back_does_not_rebuild_the_table(demo_logs: Path) -> None:
+    engine = StaticEngine(demo_snapshot(demo_logs))
+    app = build_app(engine, None, run_engine=False, clock=lambda: T0, probe_logs=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await pilot.pause()
+        table = app.table
+        rebuilds: list[int] = []
+        original = table._rebuild
+
+        def counting(rows: list[str]) -> None:
+            rebuilds.append(len(rows))
+            original(rows)
+
+        table._rebuild = counting  # type: ignore[method-assign]
+        view = app.run_snapshot.workstreams["PH-07::WS-07C"]
+        for name in ("a name longer than the others", "short", "a name longer than the others"):
+            view.name = name
+            app._schedule_refresh()
+            await pilot.pause()
+        assert len(rebuilds) <= 1  # the first widening at most; never back and forth

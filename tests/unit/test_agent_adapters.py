@@ -823,3 +823,11 @@ def test_every_event_renders_to_one_line() -> None:
         "■ finished with an error",
         "bold",
     ]
+
+
+def test_the_star_row_prices_any_model_and_a_cli_that_names_none() -> None:
+    star = {"*": ModelPrice(1.0, 2.0), "gpt-5": ModelPrice(10.0, 20.0)}
+    assert find_price(star, None) == ModelPrice(1.0, 2.0)
+    assert find_price(star, "other") == ModelPrice(1.0, 2.0)
+    assert find_price(star, "openai/gpt-5") == ModelPrice(10.0, 20.0)
+    assert find_price({"gpt-5": ModelPrice(1.0, 2.0)}, None) is None

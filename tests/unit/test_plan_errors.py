@@ -730,3 +730,33 @@ def test_a_budget_and_prices_load(load: Any) -> None:
     a, b = plan.workstreams
     assert (a.budget.max_tokens, a.budget.max_cost_usd) == (1000, None)
     assert (b.budget.max_tokens, b.budget.max_cost_usd) == (None, 0.5)  # replaced as a whole
+
+
+# ---------------------------------------------------------------- landing
+
+
+def test_base_landed_in_the_first_phase_is_named_with_its_line(load: Any) -> None:
+    text = HEAD + "      - id: WS-A\n        prompt: x\n        base: landed\n"
+    problem = only(load(text))
+    assert (problem.line, problem.key_path) == (12, "phases[PH-1].workstreams[WS-A].base")
+    assert "this is the first phase" in problem.message
+    assert "use `base: deps` here" in problem.hint
+
+
+def test_land_takes_auto_or_manual(load: Any) -> None:
+    text = HEAD.replace("    workstreams:", "    land: always\n    workstreams:")
+    problem = only(load(text + "      - id: WS-A\n        prompt: x\n"))
+    assert problem.line == 9 and "land" in problem.key_path
+    assert "`auto`" in problem.hint
+
+
+def test_a_later_phase_starts_from_the_landing_of_the_one_before(load: Any) -> None:
+    text = HEAD.replace("    workstreams:", "    land: auto\n    workstreams:")
+    text += "      - id: WS-A\n        prompt: x\n"
+    text += "  - id: PH-2\n    max_parallel_workstreams: 1\n    workstreams:\n"
+    text += "      - id: WS-B\n        prompt: y\n        base: landed\n"
+    plan = load(text).plan
+    assert plan is not None
+    assert plan.phases[0].land_auto and not plan.phases[1].land_auto
+    assert plan.workstream("PH-2::WS-B").landed_from == "mc/land/PH-1"
+    assert plan.workstream("PH-1::WS-A").landed_from is None

@@ -128,3 +128,21 @@ def test_committed_work_lets_dependents_start_and_frees_the_slot() -> None:
     ready = decide(graph, states, ready_for_dependents=frozenset({"P::A"}))
     assert ready.start == ("P::B",)
     assert not ready.finished  # A still finishing keeps its phase open
+
+
+def test_a_land_auto_phase_holds_the_next_one_until_it_has_landed() -> None:
+    graph = PlanGraph(
+        (PhaseNode("P1", 2, ("P1::A", "P1::B"), auto_land=True), PhaseNode("P2", 1, ("P2::C",))),
+        {"P2::C": ()},
+    )
+    done = {"P1::A": WsState.SUCCEEDED, "P1::B": WsState.SUCCEEDED, "P2::C": WsState.PENDING}
+    due = decide(graph, done)
+    assert (due.land, due.start, due.phase, due.finished) == ("P1", (), "P1", False)
+    after = decide(graph, done, landed=frozenset({"P1"}))
+    assert (after.land, after.start) == (None, ("P2::C",))
+    stopped = decide(graph, done, landing_failed=frozenset({"P1"}))
+    assert (stopped.land, stopped.start, stopped.finished) == (None, (), True)
+    # a phase with a failure does not land (and, without keep_going, stops the run as before)
+    failed = {**done, "P1::B": WsState.FAILED}
+    assert decide(graph, failed).land is None
+    assert decide(graph, failed, keep_going=True).start == ("P2::C",)

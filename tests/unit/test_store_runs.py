@@ -78,6 +78,28 @@ def test_new_store_is_wal_and_versioned(tmp_path: Path) -> None:
         assert s.list_runs() == []
 
 
+def test_a_version_2_ledger_gains_the_landing_tables_and_keeps_its_runs(tmp_path: Path) -> None:
+    with RunStore(tmp_path) as s:
+        rid = _make_run(s, tmp_path / "plan.yaml")
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute("DROP TABLE landing_merges")
+    conn.execute("DROP TABLE landings")
+    conn.execute("ALTER TABLE attempts DROP COLUMN ports")  # version 4's
+    conn.execute("PRAGMA user_version=2")
+    conn.commit()
+    conn.close()
+    with RunStore(tmp_path) as s:
+        assert [r.run_id for r in s.list_runs()] == [rid]
+        landing = s.start_landing(
+            rid, "P", "mc/land/P", repo="r", worktree="w", base_ref="main", base_commit="c",
+            checks_mode="each", branches=[("P::A", "ws/P/A")],
+        )  # fmt: skip
+        assert [m.state for m in s.landing_merges(landing)] == ["pending"]
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    conn.close()
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     RunStore(tmp_path).close()
     conn = sqlite3.connect(tmp_path / DB_NAME)

@@ -35,7 +35,7 @@ class Choice(Generic[T]):
 
 class ChoiceScreen(ModalScreen[T], Generic[T]):
     DEFAULT_CSS = """
-    ChoiceScreen { align: center middle; background: $background 50%; }
+    ChoiceScreen { align: center middle; }
     ChoiceScreen > Vertical {
         width: 66; max-width: 95%; height: auto;
         border: round $warning; background: $surface; padding: 1 2;

@@ -30,7 +30,11 @@ _FILE_LINES = ("diff --git", "+++ ", "--- ", "index ", "new file", "deleted file
 
 
 class DiffScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,d", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,d", "close", "Close"),
+        Binding("j", "scroll(1)", "Down", show=False),
+        Binding("k", "scroll(-1)", "Up", show=False),
+    ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "diff-screen--added",
@@ -100,6 +104,9 @@ class DiffScreen(ModalScreen[None]):
         self.query_one("#title", Label).update(
             f"[b]Diff of {markup_escape(self.task_id)}[/b] against its base{cut} — esc to close"
         )
+
+    def action_scroll(self, lines: int) -> None:
+        self.query_one(RichLog).scroll_relative(y=lines, animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -31,10 +31,12 @@ class HelpSection:
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark,f1", "close", "Close"),
+        Binding("j", "scroll(1)", "Down", show=False),
+        Binding("k", "scroll(-1)", "Up", show=False),
     ]
 
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; background: $background 50%; }
+    HelpScreen { align: center middle; }
     HelpScreen > Vertical {
         width: 100; max-width: 100%; height: 90%;
         border: round $primary; background: $surface;
@@ -58,6 +60,9 @@ class HelpScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.set_class(self.app.size.width < 90, "-narrow")
+
+    def action_scroll(self, lines: int) -> None:
+        self.query_one(VerticalScroll).scroll_relative(y=lines, animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

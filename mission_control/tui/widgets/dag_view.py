@@ -8,6 +8,7 @@ visible rows are cropped and painted, so a forty-node phase scrolls smoothly.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -21,9 +22,19 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ...engine.states import ICONS, WsState
-from ..dag_layout import DagLayout, layout_dag
+from ..dag_layout import DagLayout, layout_dag, stack_layouts
 from ..untrusted import plain
 from .status_style import STATE_CLASSES, state_class, state_css
+
+
+@dataclass(frozen=True, slots=True)
+class DagBand:
+    """One phase's graph and the title over it."""
+
+    title: str
+    ids: tuple[str, ...]
+    parents: Mapping[str, Sequence[str]]
+    labels: Mapping[str, str]
 
 
 class DagView(ScrollView, can_focus=True):
@@ -35,6 +46,7 @@ class DagView(ScrollView, can_focus=True):
     COMPONENT_CLASSES: ClassVar[set[str]] = set(STATE_CLASSES) | {
         "dag-view--edge",
         "dag-view--selected",
+        "dag-view--band",
     }
 
     DEFAULT_CSS = """
@@ -44,6 +56,7 @@ class DagView(ScrollView, can_focus=True):
     }
     DagView > .dag-view--edge { color: $text-muted; }
     DagView > .dag-view--selected { text-style: reverse bold; }
+    DagView > .dag-view--band { color: $text-muted; text-style: bold underline; }
     """ + state_css("DagView")
 
     selected: reactive[str | None] = reactive(None)
@@ -63,8 +76,7 @@ class DagView(ScrollView, can_focus=True):
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
-        self._ids: tuple[str, ...] = ()
-        self._labels: dict[str, str] = {}
+        self._key: tuple[object, ...] = ()
         self._layout = DagLayout(width=1, height=1)
         self._states: dict[str, WsState] = {}
         self._strips: list[Strip] | None = None
@@ -77,13 +89,27 @@ class DagView(ScrollView, can_focus=True):
         parents: Mapping[str, Sequence[str]],
         labels: Mapping[str, str],
     ) -> None:
-        """Lay out a new graph (a phase change); cheap to call again with the same one."""
-        key = tuple(ids)
-        if key == self._ids and dict(labels) == self._labels:
+        """Lay out one graph, with no title."""
+        self.set_bands([DagBand("", tuple(ids), parents, labels)])
+
+    def set_bands(self, bands: Sequence[DagBand]) -> None:
+        """Lay out graphs one under another (a run's phases); cheap to call again with
+        the same ones: the layout changes only with the plan's shape."""
+        key = tuple((b.title, b.ids, tuple(b.labels.get(i, "") for i in b.ids)) for b in bands)
+        if key == self._key:
             return
-        self._ids = key
-        self._labels = dict(labels)
-        self._layout = layout_dag(ids, parents, {k: plain(v) for k, v in labels.items()})
+        self._key = key
+        self._layout = stack_layouts(
+            [
+                (
+                    plain(band.title),
+                    layout_dag(
+                        band.ids, band.parents, {k: plain(v) for k, v in band.labels.items()}
+                    ),
+                )
+                for band in bands
+            ]
+        )
         self.virtual_size = Size(self._layout.width, self._layout.height)
         self._invalidate()
 
@@ -123,6 +149,9 @@ class DagView(ScrollView, can_focus=True):
         rows: list[list[tuple[int, str, Style]]] = [[] for _ in range(lay.height)]
         for (x, y), ch in lay.connectors.items():
             rows[y].append((x, ch, edge))
+        band = self.get_component_rich_style("dag-view--band", partial=True)
+        for y, title in lay.titles.items():
+            rows[y].append((0, title[: lay.width], band))
         for node in lay.nodes.values():
             state = self._states.get(node.node_id, WsState.PENDING)
             style = styles[state]
@@ -166,7 +195,11 @@ class DagView(ScrollView, can_focus=True):
     def action_move(self, delta: int) -> None:
         ids = sorted(
             self._layout.nodes,
-            key=lambda n: (self._layout.nodes[n].layer, self._layout.nodes[n].row),
+            key=lambda n: (
+                self._layout.nodes[n].band,
+                self._layout.nodes[n].layer,
+                self._layout.nodes[n].row,
+            ),
         )
         if not ids:
             return

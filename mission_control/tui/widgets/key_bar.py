@@ -3,7 +3,8 @@
 Textual's ``Footer`` lays its keys out as widgets and cuts the last one at the
 screen's edge. This bar renders the focused widget's keys first, then the
 app's, and stops before the first entry that would not fit; help and quit stay
-at the right end, so ``?`` is always there to list the rest.
+at the right end, so ``?`` is always there to list the rest. In a text box the
+one-character keys are typed, so the bar says how to apply or leave the box.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.screen import Screen
 from textual.widget import Widget
+from textual.widgets import Input
 
 _GAP = "  "
 _RIGHT_KEYS = ("question_mark", "q")
@@ -39,10 +41,15 @@ class KeyBar(Widget):
         left: list[tuple[str, str]] = []
         right: dict[str, tuple[str, str]] = {}
         seen: set[str] = set()
+        typing = isinstance(self.screen.focused, Input)
+        if typing:  # every letter goes into the box: say how to leave it
+            left = [("enter", "Apply"), ("esc", "Close")]
         for key, active in self.screen.active_bindings.items():
             binding: Binding = active.binding
             if not binding.show or not active.enabled:
                 continue
+            if typing and len(self.app.get_key_display(binding)) == 1:
+                continue  # a one-character key is typed, not a command, here
             entry = (self.app.get_key_display(binding), binding.description)
             if entry[1] in seen:
                 continue  # two keys for one thing (j and down): show the first

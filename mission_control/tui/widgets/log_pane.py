@@ -124,12 +124,9 @@ class LogPane(Vertical, can_focus=False):
             shown = self.attempt or view.attempt
             attempt = f"attempt {shown}/{view.attempt}" if view.attempt else "not started"
             follow = "following" if self.log_view.follow else "scrolled (end: follow)"
-            parts = [
-                f"[b]{markup_escape(view.ws_id)}[/b]",
-                state_markup(view.state),
-                attempt,
-                follow,
-            ]
+            # an earlier attempt has ended whatever the workstream does now
+            state = state_markup(view.state) if shown == view.attempt else "[$text-muted]ended[/]"
+            parts = [f"[b]{markup_escape(view.ws_id)}[/b]", state, attempt, follow]
             if self._note:
                 parts.append(self._note)
             markup = "  ".join(parts)
@@ -170,12 +167,11 @@ class LogPane(Vertical, can_focus=False):
         self.log_view.search(self._pattern)
         self.log_view.focus()
 
-    def on_key(self, event: object) -> None:
-        key = getattr(event, "key", None)
-        if key == "escape" and self.has_class("-searching"):
-            self.remove_class("-searching")
-            self.log_view.focus()
-            getattr(event, "stop", lambda: None)()
+    @on(SearchBox.Closed)
+    def _search_closed(self, event: SearchBox.Closed) -> None:
+        event.stop()
+        self.remove_class("-searching")
+        self.log_view.focus()
 
     def action_start_search(self) -> None:
         self.add_class("-searching")

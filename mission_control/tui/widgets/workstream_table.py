@@ -26,14 +26,27 @@ from ..untrusted import plain
 from .status_style import STATE_CLASSES, state_css
 
 
+def needs_attention(view: WorkstreamView) -> bool:
+    """Asking, failed, stopped short, stalled or forecast to conflict: the user has to look."""
+    return (
+        view.state is WsState.NEEDS_INPUT
+        or view.state in FAILED_STATES
+        or view.state is WsState.INTERRUPTED
+        or view.stalled
+        or bool(view.conflicts)
+    )
+
+
 class StatusFilter(StrEnum):
     ALL = "all"
     ACTIVE = "active"
     FAILED = "failed"
     WAITING = "waiting"
     DONE = "done"
+    ATTENTION = "attention"
 
-    def matches(self, state: WsState) -> bool:
+    def matches(self, view: WorkstreamView) -> bool:
+        state = view.state
         if self is StatusFilter.ALL:
             return True
         if self is StatusFilter.ACTIVE:
@@ -42,6 +55,8 @@ class StatusFilter(StrEnum):
             return state in FAILED_STATES or state is WsState.INTERRUPTED
         if self is StatusFilter.WAITING:
             return state in (WsState.PENDING, WsState.QUEUED)
+        if self is StatusFilter.ATTENTION:
+            return needs_attention(view)
         return state in TERMINAL
 
 
@@ -50,6 +65,7 @@ class WorkstreamTable(DataTable[Text]):
         Binding("enter", "select_cursor", "Open", tooltip="Show the workstream in the log pane"),
         Binding("j", "cursor_down", "Down", tooltip="Next workstream", show=False),
         Binding("k", "cursor_up", "Up", tooltip="Previous workstream", show=False),
+        Binding("escape", "clear_filters", "Show all", tooltip="Show every workstream again"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = (
@@ -89,6 +105,17 @@ class WorkstreamTable(DataTable[Text]):
         def control(self) -> WorkstreamTable:
             return self.table
 
+    class FiltersCleared(Message):
+        """Escape on a filtered table: every workstream should show again."""
+
+        def __init__(self, table: WorkstreamTable) -> None:
+            super().__init__()
+            self.table = table
+
+        @property
+        def control(self) -> WorkstreamTable:
+            return self.table
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(
             id=id,
@@ -111,6 +138,8 @@ class WorkstreamTable(DataTable[Text]):
         self._cells: dict[str, dict[str, Cell]] = {}
         """task id -> column key -> cell, for every column (shown or not)."""
         self._layout: list[tuple[ColumnSpec, int]] = []
+        self._widest: dict[str, int] = {}
+        """Column key -> the widest cell it has held; columns only grow, so they stay put."""
         """The columns shown and their widths (see ``columns.fit_columns``)."""
 
     # ------------------------------------------------------------ inputs
@@ -160,14 +189,18 @@ class WorkstreamTable(DataTable[Text]):
             self._rebuild(self._rows)
 
     def _fit(self, rows: list[str]) -> list[tuple[ColumnSpec, int]]:
-        """The columns for the table's width: sized to the cells of every workstream, so
-        a filter does not make the columns jump."""
+        """The columns for the table's width: sized to the widest cell each column has
+        held (of every workstream, so a filter does not make the columns jump, and a
+        quiet time that grows and shrinks does not rebuild the table every second)."""
+        widths = content_widths(COLUMNS, list(self._cells.values()))
+        for key, width in widths.items():
+            self._widest[key] = max(width, self._widest.get(key, 0))
         if not self.region.width:
             return fit_columns(COLUMNS, {}, 80)  # not laid out yet: a resize follows
         width = self.region.width - self.styles.gutter.width
         if len(rows) + 1 > self.region.height:  # the vertical scrollbar will show
             width -= self.styles.scrollbar_size_vertical
-        return fit_columns(COLUMNS, content_widths(COLUMNS, list(self._cells.values())), width)
+        return fit_columns(COLUMNS, self._widest, width)
 
     def set_filter(self, text: str | None = None, status: StatusFilter | None = None) -> None:
         if text is not None:
@@ -202,7 +235,7 @@ class WorkstreamTable(DataTable[Text]):
         rows = []
         for task_id in self._order:
             view = self._views[task_id]
-            if not self.status_filter.matches(view.state):
+            if not self.status_filter.matches(view):
                 continue
             if needle and not any(
                 needle in field.lower()
@@ -271,6 +304,14 @@ class WorkstreamTable(DataTable[Text]):
             return
         reverse = not self.sort_reverse if key == self.sort_column else False
         self.sort_by(key, reverse)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filters":  # only a filtered table has something to clear
+            return self.status_filter is not StatusFilter.ALL or bool(self.text_filter)
+        return True
+
+    def action_clear_filters(self) -> None:
+        self.post_message(self.FiltersCleared(self))
 
     def action_cycle_sort(self) -> None:
         keys = [None, *(c.key for c in COLUMNS if c.key != "last")]

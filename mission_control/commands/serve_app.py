@@ -17,8 +17,10 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class TokenServer(Server):
     """Routes under ``/TOKEN/``; anything else but the static files is refused (403)."""
 
-    def __init__(self, command: str, token: str, **kwargs: object) -> None:
-        super().__init__(command, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, command: str, token: str, *, host: str, port: int, title: str, public_url: str
+    ) -> None:
+        super().__init__(command, host=host, port=port, title=title, public_url=public_url)
         self.token = token
 
     async def _make_app(self) -> web.Application:

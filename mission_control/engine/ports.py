@@ -170,7 +170,7 @@ class PortRegistry:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return []  # none yet, or cut short: every claim is checked by binding anyway
+            return []  # none yet, or damaged by hand (os.replace never leaves half a file)
         return [c for c in data if _well_formed(c)] if isinstance(data, list) else []
 
 

@@ -42,11 +42,6 @@ class SetupFailed(MissionControlError):
     """A set-up command failed: the workstream fails before its tool starts."""
 
 
-def needs_setup(ws: Workstream) -> bool:
-    """Set-up has something to do (blocking: looks for the repository's include file)."""
-    return bool(ws.setup or ws.copy_files or ws.link_files) or (ws.repo / INCLUDE_FILE).is_file()
-
-
 async def set_up_worktree(
     ws: Workstream,
     worktree: Path,
@@ -68,12 +63,14 @@ async def set_up_worktree(
     marker = worktree_file(worktree, SETUP_DONE)
     if fresh:
         await asyncio.to_thread(_remove, marker)
-    if not (ws.setup if not bring_files else await asyncio.to_thread(needs_setup, ws)):
+    included = bring_files and await asyncio.to_thread((ws.repo / INCLUDE_FILE).is_file)
+    files = bring_files and bool(ws.copy_files or ws.link_files or included)
+    if not (ws.setup or files):
         return
     if await asyncio.to_thread(marker.exists):
         await _log(log_path, "──── set-up: done before in this worktree (a fresh retry runs it)\n")
         return
-    if bring_files and (ws.copy_files or ws.link_files or (ws.repo / INCLUDE_FILE).is_file()):
+    if files:
         brought = await asyncio.to_thread(
             bring_untracked, ws.repo, worktree, ws.copy_files, ws.link_files
         )

@@ -61,3 +61,20 @@ async def test_details_of_a_workstream_not_started() -> None:
             if "no attempt" in str(app.screen.query_one("#logs").render()):
                 break
         assert "no attempt has run yet" in str(app.screen.query_one("#logs").render())
+
+
+async def test_details_show_the_ports_of_the_latest_attempt() -> None:
+    snapshot = demo_snapshot()
+    snapshot.workstreams["PH-07::WS-07A"].ports = (20004, 20005)
+    app = build_app(
+        StaticEngine(snapshot), None, run_engine=False, clock=lambda: T0, probe_logs=False
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.table.select("PH-07::WS-07A")
+        await pilot.pause()
+        await pilot.press("i")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        facts = str(app.screen.query_one("#facts").render())
+        assert "ports" in facts and "20004, 20005" in facts

@@ -114,6 +114,8 @@ class DetailScreen(ModalScreen[None]):
             ("branch", v.branch),
             ("worktree", v.worktree),
         ]
+        if v.ports:  # MC_PORT and MC_PORT_0..N-1 of its latest attempt
+            rows.append(("ports", ", ".join(map(str, v.ports))))
         if v.exit_code is not None:
             rows.append(("exit code", str(v.exit_code)))
         if v.files_changed:

@@ -23,6 +23,7 @@ from ..errors import GitError
 from .errors import PushRejectedError
 from .identity import identity_config
 from .locks import settle_worktree
+from .merges import unmerged_files
 from .repo import (
     NETWORK_TIMEOUT,
     branch_exists,
@@ -219,16 +220,6 @@ def undo_merge(path: Path, to: str) -> None:
 def merge_in_progress(path: Path) -> str | None:
     """The commit being merged when a merge stopped (a conflict), else None."""
     return rev_parse(path, "MERGE_HEAD")
-
-
-def unmerged_files(path: Path) -> list[str]:
-    out = run_git(["ls-files", "--unmerged", "-z"], path, check=False).stdout
-    files: list[str] = []
-    for item in out.split("\0"):
-        name = item.partition("\t")[2]
-        if name and name not in files:
-            files.append(name)
-    return files
 
 
 def files_with_markers(path: Path, files: tuple[str, ...] | list[str]) -> list[str]:

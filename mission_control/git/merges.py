@@ -62,7 +62,7 @@ def merge_dependencies(
         if out.returncode == 0:
             merged.append(dep)
             continue
-        files = _unmerged_files(path)
+        files = unmerged_files(path)
         if rev_parse(path, "MERGE_HEAD"):
             run_git(["merge", "--abort"], path, check=False)
         if head_commit(path) != before or is_dirty(path, untracked=False):
@@ -78,7 +78,8 @@ def merge_dependencies(
     return merged
 
 
-def _unmerged_files(path: Path) -> list[str]:
+def unmerged_files(path: Path) -> list[str]:
+    """The files a stopped merge left in conflict, each once, in git's order."""
     out = run_git(["ls-files", "--unmerged", "-z"], path, check=False).stdout
     files: list[str] = []
     for item in out.split("\0"):

@@ -76,7 +76,9 @@ class Recorder:
                 raise AssertionError(f"timed out; states: {self.states}")
             self._changed.clear()
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                # Not only events: a predicate may read what no event announces (a
+                # backend's requests), so it is looked at again now and then.
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
             except TimeoutError:
                 continue
 

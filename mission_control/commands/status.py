@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from ..engine.projection import snapshot_from_ledger, snapshot_json
-from ..engine.snapshot import run_totals
+from ..engine.snapshot import RunSnapshot, run_totals
 from ..headless import EXIT_OK
 from ..report import format_table, spent_text, waiting_lines
 from .common import read_run
@@ -16,7 +17,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     store, record = read_run(args)
     snapshot = snapshot_from_ledger(store, record.run_id)
     if args.json:
-        print(json.dumps(snapshot_json(snapshot), indent=2, default=str))
+        data = snapshot_json(snapshot)
+        data["landings"] = [
+            {
+                **dataclasses.asdict(landing),
+                "merges": [dataclasses.asdict(m) for m in store.landing_merges(landing.landing_id)],
+            }
+            for landing in store.landings(record.run_id)
+        ]
+        print(json.dumps(data, indent=2, default=str))
         return EXIT_OK
     owner = snapshot.owner
     driven = f", driven by pid {owner.pid}" if owner is not None and owner.alive else ""
@@ -39,9 +48,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
         )
     print("\n".join(format_table(rows)))
-    for view in snapshot.workstreams.values():
-        for other, files in view.conflicts:
-            print(f"conflict forecast: {view.task_id} with {other}: {', '.join(files)}")
+    for task_id, other, files in forecast_pairs(snapshot):
+        print(f"conflict forecast: {task_id} with {other}: {', '.join(files)}")
     agents = [
         (view.task_id, a)
         for view in snapshot.workstreams.values()
@@ -87,6 +95,20 @@ def cmd_conflicts(args: argparse.Namespace) -> int:
     elif not pairs:
         print(f"run {record.run_id}: no conflicts forecast")
     else:
-        for pair in pairs:
-            print(f"{pair['workstream']} conflicts with {pair['with']}: {', '.join(pair['files'])}")
+        for task_id, other, files in forecast_pairs(snapshot_from_ledger(store, record.run_id)):
+            print(f"{task_id} conflicts with {other}: {', '.join(files)}")
     return EXIT_OK
+
+
+def forecast_pairs(snapshot: RunSnapshot) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Each forecast conflict once: both branches record it, and the one later in the plan
+    (the one that found it) names it."""
+    seen: set[frozenset[str]] = set()
+    pairs: list[tuple[str, str, tuple[str, ...]]] = []
+    for view in reversed(list(snapshot.workstreams.values())):
+        for other, files in view.conflicts:
+            key = frozenset((view.task_id, other))
+            if key not in seen:
+                seen.add(key)
+                pairs.append((view.task_id, other, files))
+    return pairs[::-1]

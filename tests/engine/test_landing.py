@@ -435,6 +435,15 @@ def test_a_whole_run_lands_across_phases_into_its_run_branch(
         timeout=60,
     )
     assert f"landing {branch}: landed, 3 of 3 branches, PR https://" in status.stdout
+    as_json = subprocess.run(
+        mc_argv("status", "--plan", str(plan), "--json", state=sb.tmp / "state"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (landing,) = json.loads(as_json.stdout)["landings"]
+    assert (landing["into_branch"], landing["status"]) == (branch, "landed")
+    assert [m["task_id"] for m in landing["merges"]] == ["P::B", "P::A", "Q::C"]
 
 
 CRASH_POINTS = [

@@ -72,3 +72,14 @@ def cost_usd(
         fresh * price.input + cached * cached_rate + max(output_tokens, 0) * price.output
     ) / _MILLION
     return total if math.isfinite(total) else None
+
+
+def over_budget(
+    max_cost_usd: float | None, max_tokens: int | None, cost_usd: float | None, tokens: int
+) -> str | None:
+    """Why spending ``cost_usd`` and ``tokens`` goes over the caps, or None (no cap: None)."""
+    if max_cost_usd is not None and cost_usd is not None and cost_usd > max_cost_usd:
+        return f"over budget: ${cost_usd:.4f} spent, max_cost_usd is {max_cost_usd:g}"
+    if max_tokens is not None and tokens > max_tokens:
+        return f"over budget: {tokens:,} tokens used, max_tokens is {max_tokens:,}"
+    return None

@@ -50,7 +50,7 @@ from .events import (
     AgentSummary,
     AgentUsage,
 )
-from .pricing import ModelPrice, Pricing
+from .pricing import ModelPrice, Pricing, over_budget
 from .report import AgentReport, write_report
 from .transcript import render, safe_line
 
@@ -230,7 +230,9 @@ class Relay:
             if cost is not None:
                 cost += self.args.spent_before_usd
             tokens = summary.input_tokens + summary.output_tokens + self.args.spent_before_tokens
-            self.over_budget = _over_budget(self.args, cost, tokens)
+            self.over_budget = over_budget(
+                self.args.max_cost_usd, self.args.max_tokens, cost, tokens
+            )
             if self.over_budget is not None:
                 self._say(f"✗ {self.over_budget}: stopping the agent", "31;1")
                 self._write_report(ended=False)
@@ -282,14 +284,6 @@ class Relay:
             write_report(self.report_path, report)
             self.last_report = report
             self.reported_at = time.monotonic()
-
-
-def _over_budget(args: argparse.Namespace, cost: float | None, tokens: int) -> str | None:
-    if args.max_cost_usd is not None and cost is not None and cost > args.max_cost_usd:
-        return f"over budget: ${cost:.4f} spent, max_cost_usd is {args.max_cost_usd:g}"
-    if args.max_tokens is not None and tokens > args.max_tokens:
-        return f"over budget: {tokens:,} tokens used, max_tokens is {args.max_tokens:,}"
-    return None
 
 
 def _totals_line(summary: AgentSummary) -> str:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 
-from ..agents.pricing import ModelPrice
 from ..agents.report import AgentReport, read_report, summarize_stream
 from ..errors import SetupError
+from ..plan.model import Price
+from ..store.ledger import AGENT_FIELDS
 from ..store.logs import inbox_path, report_path, stream_path
 from ..store.private import make_private_dir, write_private_text
 from ..store.records import AttemptRecord
@@ -56,17 +58,7 @@ class Conversation(FinishReport):
         if known == report or (known is not None and known.ended and not report.ended):
             return  # the same, or an older word than the final one already read
         rt.agent.reports[attempt] = report
-        fields = {
-            "session_id": report.session_id,
-            "model": report.model,
-            "input_tokens": report.input_tokens,
-            "output_tokens": report.output_tokens,
-            "cached_tokens": report.cached_tokens,
-            "cost_usd": report.cost_usd,
-            "doing": report.doing,
-            "needs_input": report.needs_input,
-            "over_budget": report.over_budget,
-        }
+        fields = {name: getattr(report, name) for name in AGENT_FIELDS}
         await self._db(self.store.record_agent, self.run_id, rt.task_id, attempt, fields)
         tokens, cost = rt.agent.totals()
         self._publish(
@@ -113,7 +105,7 @@ class Conversation(FinishReport):
         if tool.events == "text" or run is None or run.log_path is None:
             return None
         log_path = run.log_path
-        pricing = {m: ModelPrice(p.input, p.output, p.cached) for m, p in self.plan.pricing.items()}
+        pricing = Price.table(self.plan.pricing)
 
         def read() -> AgentReport | None:
             report = read_report(report_path(log_path))
@@ -220,22 +212,10 @@ class Conversation(FinishReport):
 
     def _restore_agent(self, rt: Lifecycle, attempts: list[AttemptRecord]) -> None:
         for a in attempts:
-            rt.agent.reports[a.attempt] = AgentReport(
-                session_id=a.session_id,
-                model=a.model,
-                input_tokens=a.input_tokens,
-                output_tokens=a.output_tokens,
-                cached_tokens=a.cached_tokens,
-                cost_usd=a.cost_usd,
-                doing=a.doing,
-                needs_input=a.needs_input,
-                over_budget=a.over_budget,
-            )
+            rt.agent.reports[a.attempt] = AgentReport(**{f: getattr(a, f) for f in AGENT_FIELDS})
 
 
 def _with_relay_facts(rebuilt: AgentReport, relay: AgentReport) -> AgentReport:
-    from dataclasses import replace
-
     return replace(rebuilt, over_budget=relay.over_budget, delivered=relay.delivered)
 
 

@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..agents.pricing import ModelPrice
 from ..agents.relay import relay_argv
 from ..errors import MissionControlError, ToolNotFoundError
 from ..plan.model import (
@@ -143,9 +142,7 @@ def render_command(
             live_input=tool.live_input and stdin_path is not None,
             max_cost_usd=budget.max_cost_usd,
             max_tokens=budget.max_tokens,
-            pricing={
-                m: ModelPrice(p.input, p.output, p.cached) for m, p in (pricing or {}).items()
-            },
+            pricing=Price.table(pricing),
             spent_before=spent_before,
             session_cost_before=follow_up.session_cost if follow_up and continues else 0.0,
         )

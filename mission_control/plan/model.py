@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
+from ..agents.pricing import ModelPrice, over_budget
+
 TOOL_PLACEHOLDERS: tuple[str, ...] = (
     "prompt_file",
     "prompt",
@@ -95,11 +97,7 @@ class Budget(_Frozen):
 
     def exceeded(self, cost_usd: float | None, tokens: int) -> str | None:
         """Why spending ``cost_usd`` and ``tokens`` is over this budget, or None."""
-        if self.max_cost_usd is not None and cost_usd is not None and cost_usd > self.max_cost_usd:
-            return f"over budget: ${cost_usd:.4f} spent, max_cost_usd is {self.max_cost_usd:g}"
-        if self.max_tokens is not None and tokens > self.max_tokens:
-            return f"over budget: {tokens:,} tokens used, max_tokens is {self.max_tokens:,}"
-        return None
+        return over_budget(self.max_cost_usd, self.max_tokens, cost_usd, tokens)
 
 
 class Price(_Frozen):
@@ -108,6 +106,11 @@ class Price(_Frozen):
     input: float
     output: float
     cached: float | None = None
+
+    @staticmethod
+    def table(pricing: Mapping[str, Price] | None) -> dict[str, ModelPrice]:
+        """The plan's ``pricing:`` as the agents' adapters read it."""
+        return {m: ModelPrice(p.input, p.output, p.cached) for m, p in (pricing or {}).items()}
 
 
 class Check(_Frozen):

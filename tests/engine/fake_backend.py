@@ -142,6 +142,7 @@ class FakeBackend:
         self.exit_at_once: int | None = None
         """Every attempt ends with this exit code as soon as it starts (a plan's worth)."""
         self._pids = itertools.count(1000)
+        self.log_sizes: dict[str, int] = {}
 
     async def open(self, plan: Plan, workstreams: list[Workstream], sink: AttemptSink) -> None:
         self.sink = sink
@@ -210,11 +211,13 @@ class FakeBackend:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_report(path, report)
         assert self.sink is not None
-        self.sink.on_sample({}, {task_id: LogActivity(0, None, report)})
+        size = self.log_sizes.get(task_id, 0)  # the log itself did not grow
+        self.sink.on_sample({}, {task_id: LogActivity(size, None, report)})
 
     def output(self, task_id: str, size: int) -> None:
         """The attempt's log has ``size`` bytes now (as a sampler tick would say)."""
         assert self.sink is not None
+        self.log_sizes[task_id] = size
         self.sink.on_sample({}, {task_id: LogActivity(size, None)})
 
 

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -96,10 +95,9 @@ def test_an_agent_over_its_budget_is_stopped_and_the_report_says_why(tmp_path: P
     costly = json.dumps(
         {"type": "result", "subtype": "success", "session_id": "s", "total_cost_usd": 0.5}
     )
-    cli = _script(tmp_path, f"echo '{costly}'\nsleep 60\n")
-    started = time.monotonic()
+    # Left alone it would sleep past _relay's timeout, which fails the test.
+    cli = _script(tmp_path, f"echo '{costly}'\nsleep 600\n")
     done, _, report_file = _relay(tmp_path, [str(cli)], max_cost_usd=0.25)
-    assert time.monotonic() - started < 30  # stopped, not waited out
     report = read_report(report_file)
     assert report is not None
     assert report.over_budget == "over budget: $0.5000 spent, max_cost_usd is 0.25"

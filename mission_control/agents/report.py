@@ -10,13 +10,13 @@ rebuilds it from the raw stream with :func:`summarize_stream`).
 from __future__ import annotations
 
 import json
-import math
 import os
 import stat
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from .adapter import count_field, money_field, text_field
 from .events import AgentSummary
 from .pricing import Pricing
 
@@ -87,39 +87,29 @@ class AgentReport:
             return None
         if not isinstance(data, dict):
             return None
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            value = data.get(f.name)
-            if value is None:
-                continue
-            checked = _checked(f.name, value)
-            if checked is not None:
-                values[f.name] = checked
+        # The adapters' own readers of untrusted fields: a wrong type or size is the default.
+        values: dict[str, Any] = {name: count_field(data, name) for name in _COUNTS}
+        for name in _TEXT:
+            if found := text_field(data, name):
+                values[name] = found[:4000]
+        delivered = data.get("delivered")
+        if isinstance(delivered, list):
+            values["delivered"] = tuple(v for v in delivered if isinstance(v, str))
+        values["cost_usd"] = money_field(data, "cost_usd")
+        values["ended"] = data.get("ended") is True
         return cls(**values)
 
 
-_TEXT: Final = frozenset(
-    {"adapter", "session_id", "model", "doing", "final_message", "needs_input", "over_budget"}
+_TEXT: Final = (
+    "adapter",
+    "session_id",
+    "model",
+    "doing",
+    "final_message",
+    "needs_input",
+    "over_budget",
 )
-_COUNTS: Final = frozenset({"input_tokens", "output_tokens", "cached_tokens", "errors", "lines"})
-
-
-def _checked(name: str, value: object) -> object | None:
-    """``value`` when it has the field's type and a sane size, else None (the default)."""
-    if name in _TEXT:
-        return value[:4000] if isinstance(value, str) else None
-    if name in _COUNTS:
-        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10**15
-        return value if ok else None
-    if name == "cost_usd":
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return None
-        return float(value) if math.isfinite(value) and value >= 0 else None
-    if name == "ended":
-        return value if isinstance(value, bool) else None
-    if name == "delivered" and isinstance(value, list):
-        return tuple(value) if all(isinstance(v, str) for v in value) else None
-    return None
+_COUNTS: Final = ("input_tokens", "output_tokens", "cached_tokens", "errors", "lines")
 
 
 def write_report(path: Path, report: AgentReport) -> None:

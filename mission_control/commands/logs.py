@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..engine.recovery import exit_file_for
 from ..engine.states import ACTIVE
@@ -18,6 +18,9 @@ from ..headless import EXIT_OK
 from ..store.logs import run_dir, stream_path
 from ..store.runs import AttemptRecord, RunRecord, RunStore, process_alive
 from .common import read_run, state_dir_of
+
+if TYPE_CHECKING:
+    from ..store.watch import LogWatcher
 
 _FOLLOW_POLL = 0.5
 """Seconds between looks at the ledger while following (log growth wakes it sooner)."""
@@ -35,9 +38,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
     path = Path(chosen.log_path)
     if args.raw and stream_path(path).exists():
         path = stream_path(path)  # an agent's: its log is the transcript made of this
-    out = _Output(sys.stdout.buffer, plain=not args.raw and not sys.stdout.isatty())
+    out = LogOutput(sys.stdout.buffer, plain=not args.raw and not sys.stdout.isatty())
     if args.follow:
-        return _follow(store, chosen, path, out)
+        return follow_log(store, chosen, path, out)
     if not path.exists():
         raise SetupError(f"log {path} is missing: it was removed after the run")
     with path.open("rb") as log:
@@ -47,7 +50,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _Output:
+class LogOutput:
     """Where ``logs`` writes; ``plain`` (into a pipe or a file) drops colour and other
     escape sequences, keeping the text."""
 
@@ -141,15 +144,23 @@ def _attempt_over(store: RunStore, attempt: AttemptRecord, driver: _DriverWatch)
     return not process_alive(current.pid, current.pid_create_time or 0.0)
 
 
-def _follow(store: RunStore, attempt: AttemptRecord, path: Path, out: _Output) -> int:
+def follow_log(
+    store: RunStore,
+    attempt: AttemptRecord,
+    path: Path,
+    out: LogOutput,
+    watcher: LogWatcher | None = None,
+) -> int:
     """Print ``path`` (the attempt's log or raw stream) as it grows, until ``_attempt_over``
-    (Ctrl-C stops sooner)."""
-    from ..store.watch import LogWatcher
+    (Ctrl-C stops sooner). The log watcher says when it grew; the ledger is looked at
+    every ``_FOLLOW_POLL`` for the attempt's end."""
+    from ..store.watch import shared_watcher
 
     driver = _DriverWatch(store, attempt.run_id)
     grew = threading.Event()
-    with LogWatcher() as watcher, contextlib.ExitStack() as files:
-        watcher.watch(path, lambda _p: grew.set())
+    unwatch = (watcher or shared_watcher()).watch(path, lambda _grew: grew.set())
+    with contextlib.ExitStack() as files:
+        files.callback(unwatch)
         log: BinaryIO | None = None
         try:
             while True:

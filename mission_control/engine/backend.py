@@ -25,6 +25,7 @@ from typing import Protocol
 
 from ..errors import MissionControlError, SetupError
 from ..plan.model import Plan, ToolSpec, Workstream
+from ..store.watch import LogWatcher
 from .backend_names import BACKEND_MODULES, BACKENDS
 from .events import Event, ProcessSample
 from .finish import FinishItem, FinishRequest
@@ -196,6 +197,8 @@ class Backend(Protocol):
 class BackendOptions:
     ray_address: str | None = None
     sample_interval: float = 1.0
+    log_watcher: LogWatcher | None = None
+    """Where log growth is heard; None: the process's shared watcher."""
 
 
 BackendFactory = Callable[[BackendOptions], Backend]

@@ -57,7 +57,9 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, options: BackendOptions | None = None) -> None:
-        self._interval = (options or BackendOptions()).sample_interval
+        options = options or BackendOptions()
+        self._interval = options.sample_interval
+        self._log_watcher = options.log_watcher
         self._sampler: MetricsSampler | None = None
         self._sink: AttemptSink | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -68,7 +70,9 @@ class LocalBackend:
         self._pricing = plan.pricing
         self._loop = asyncio.get_running_loop()
         if self._sampler is None:
-            self._sampler = MetricsSampler(self._interval, self._on_sample_thread)
+            self._sampler = MetricsSampler(
+                self._interval, self._on_sample_thread, self._log_watcher
+            )
             self._sampler.start()
 
     async def close(self, *, keep: bool = False) -> None:

@@ -5,8 +5,9 @@ loop; each tick produces one batch for all attempts, handed to a callback
 (the engine moves it onto its loop and publishes one ``MetricsSampled``).
 The sampler's own cost stays small: psutil handles are cached across ticks
 (``cpu_percent`` needs the previous reading anyway), trees are refreshed from
-the kernel's child lists rather than by scanning every process, and a log's
-activity is one ``stat``.
+the kernel's child lists rather than by scanning every process. A log's size
+is not looked at here: the process's one log watcher (``store.watch``) says when
+it grows, and each tick hands on the last size it heard.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import psutil
 
 from ..agents.report import AgentReport, read_report
 from ..store.logs import report_path
+from ..store.watch import LogGrew, LogWatcher, shared_watcher
 from .events import ProcessSample
 from .process_tree import child_pids
 from .supervisor import AttemptProcess, reap_orphans
@@ -50,6 +52,9 @@ class _Watch:
     handles: dict[int, psutil.Process] = field(default_factory=dict)
     report_seen: int = 0
     """The report file's modification time (ns) when it was last read."""
+    log: LogGrew | None = None
+    """What the log watcher last said of the log (None: nothing yet, no file)."""
+    unwatch_log: Callable[[], None] | None = None
 
 
 class MetricsSampler:
@@ -59,9 +64,12 @@ class MetricsSampler:
     ``task_id`` given to ``watch``; it must not block (hand the batch to a loop).
     """
 
-    def __init__(self, interval: float, on_sample: SampleCallback) -> None:
+    def __init__(
+        self, interval: float, on_sample: SampleCallback, watcher: LogWatcher | None = None
+    ) -> None:
         self.interval = interval
         self._on_sample = on_sample
+        self._watcher = watcher
         self._watches: dict[str, _Watch] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -69,12 +77,23 @@ class MetricsSampler:
 
     def watch(self, task_id: str, proc: AttemptProcess, log_path: Path) -> None:
         """Sample ``proc``'s tree and ``log_path`` from the next tick on."""
+        w = _Watch(proc, log_path)
+
+        def grew(news: LogGrew) -> None:
+            w.log = news  # one assignment: the tick reads it without a lock
+
+        watcher = self._watcher or shared_watcher()
+        # One callback per tick is all a tick reads; the current size comes at once.
+        w.unwatch_log = watcher.watch(log_path, grew, min_interval=self.interval, replay=True)
         with self._lock:
-            self._watches[task_id] = _Watch(proc, log_path)
+            old = self._watches.pop(task_id, None)
+            self._watches[task_id] = w
+        _stop_watching(old)
 
     def unwatch(self, task_id: str) -> None:
         with self._lock:
-            self._watches.pop(task_id, None)
+            old = self._watches.pop(task_id, None)
+        _stop_watching(old)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -89,6 +108,10 @@ class MetricsSampler:
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join()
+        with self._lock:
+            watches, self._watches = list(self._watches.values()), {}
+        for w in watches:
+            _stop_watching(w)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -139,12 +162,16 @@ def _same(a: psutil.Process, b: psutil.Process) -> bool:
         return False
 
 
+def _stop_watching(w: _Watch | None) -> None:
+    if w is not None and w.unwatch_log is not None:
+        w.unwatch_log()
+
+
 def _log_activity(w: _Watch) -> LogActivity:
-    try:
-        st = w.log_path.stat()
-    except OSError:
-        return LogActivity(0, None)
-    return LogActivity(st.st_size, st.st_mtime, _new_report(w))
+    log = w.log
+    if log is None:
+        return LogActivity(0, None, _new_report(w))
+    return LogActivity(log.size, log.mtime, _new_report(w))
 
 
 def _new_report(w: _Watch) -> AgentReport | None:

@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ from ..git import mirrors
 from ..git.bundles import bundle_bytes
 from ..git.untracked_pack import unpack_untracked
 from ..store.logs import attempt_log_path, file_size, report_path
-from ..store.watch import LogWatcher
+from ..store.watch import shared_watcher
 from .protocol import (
     CHUNK_BYTES,
     Chunk,
@@ -140,7 +140,7 @@ class NodeAttempt:
         self._closed = False
         self._stop_finishing = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._watcher: LogWatcher | None = None
+        self._unwatch_log: Callable[[], None] | None = None
         self._sampler: MetricsSampler | None = None
         self._orphan_timer: Timer | None = None
         self._orphaning: asyncio.Future[None] | None = None
@@ -473,9 +473,9 @@ class NodeAttempt:
         self._orphan_timer = self._timers().call_later(wait, self._orphan)
         if self._sampler is not None:
             self._sampler.stop()
-        if self._watcher is not None:
-            self._watcher.close()
-            self._watcher = None
+        if self._unwatch_log is not None:
+            self._unwatch_log()
+            self._unwatch_log = None
         if self._mirror is not None:
             await asyncio.to_thread(
                 mirrors.remove_node_worktree, self._mirror, self.ws.worktree_path
@@ -548,9 +548,10 @@ class NodeAttempt:
         return self._proc
 
     def _watch_log(self) -> None:
-        if self._watcher is None:
-            self._watcher = LogWatcher()
-            self._watcher.watch(self.log_path, lambda _path: self._wake_thread())
+        if self._unwatch_log is None:
+            self._unwatch_log = shared_watcher().watch(
+                self.log_path, lambda _grew: self._wake_thread()
+            )
 
     def _wake_thread(self) -> None:
         loop = self._loop

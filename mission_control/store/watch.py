@@ -1,7 +1,9 @@
-"""``LogWatcher``: one thread that says when watched log files change size.
+"""``LogWatcher``: the one stream of "log grew" notifications in a process.
 
-Many attempts write logs at once, and a view wants to hear of new output within a frame
-or two, without a poll loop per file. So:
+Many attempts write logs at once, and several readers care: the engine's stall
+detection, the app's table (last output, quiet time), each log pane, ``logs -f``.
+Each subscribes here (``shared_watcher()``) instead of polling on its own, and
+hears ``LogGrew(path, size, mtime)``. So:
 
 - on Linux the thread blocks on an inotify descriptor (through ``ctypes``, no
   dependency) plus a pipe used to wake it for new watches or shutdown; it costs
@@ -9,9 +11,10 @@ or two, without a poll loop per file. So:
 - elsewhere, or when inotify is unavailable, it stats each file every ``poll_interval``
   (0.25 s);
 - a file that does not exist yet is polled until it appears, then watched by inotify;
-- callbacks are coalesced per file: at most one per ``min_interval`` (20 per second),
-  and only when the size (or the file behind the path) really changed. A chatty tool
-  writing thousands of lines a second still costs a view 20 refreshes a second.
+- callbacks are coalesced per subscription: at most one per its ``min_interval`` (20
+  per second by default; a pane asks for fewer, stall detection for one a second), and
+  only when the size (or the file behind the path) really changed. A chatty tool writing
+  thousands of lines a second still costs a view a few refreshes a second.
 
 Callbacks run on the watcher thread and must not block (post a message, set a flag).
 """
@@ -108,11 +111,24 @@ def _inotify_or_none() -> _Inotify | None:
         return None  # no inotify (old kernel, exhausted instances): fall back to polling
 
 
+@dataclass(frozen=True, slots=True)
+class LogGrew:
+    """A watched log changed: its size (and modification time) now."""
+
+    path: Path
+    size: int
+    mtime: float
+
+
+LogCallback = Callable[[LogGrew], None]
+
+
 @dataclass(slots=True)
 class _Entry:
     path: Path
-    callback: Callable[[Path], None]
+    callback: LogCallback
     identity: tuple[int, int, int] | None  # (dev, inode, size) at the last callback
+    min_interval: float
     wd: int | None = None
     dirty: bool = False
     last_fired: float = 0.0
@@ -120,7 +136,7 @@ class _Entry:
 
 
 class LogWatcher:
-    """Calls ``callback(path)`` from its own thread when a watched file changes size."""
+    """Calls ``callback(LogGrew)`` from its own thread when a watched file changes size."""
 
     def __init__(
         self,
@@ -151,17 +167,31 @@ class LogWatcher:
 
     # -- public
 
-    def watch(self, path: Path | str, callback: Callable[[Path], None]) -> Callable[[], None]:
-        """Watch ``path`` (it may not exist yet); returns the function that stops it."""
+    def watch(
+        self,
+        path: Path | str,
+        callback: LogCallback,
+        *,
+        min_interval: float | None = None,
+        replay: bool = False,
+    ) -> Callable[[], None]:
+        """Watch ``path`` (it may not exist yet); returns the function that stops it.
+
+        ``min_interval``: the least time between two callbacks of this subscription
+        (the watcher's own by default). ``replay``: hear the file's current size at
+        once (when it exists), as a reader that starts late needs to.
+        """
         target = Path(path)
+        interval = self.min_interval if min_interval is None else min_interval
         with self._lock:
             if self._closed:
                 raise RuntimeError("LogWatcher is closed")
             entry_id = self._next_id
             self._next_id += 1
-            entry = _Entry(target, callback, None)
+            entry = _Entry(target, callback, None, interval)
             self._attach(entry_id, entry)
-            entry.identity = _identity(target)
+            entry.identity = None if replay else _identity(target)
+            entry.dirty = replay
             entry.next_poll = time.monotonic() + self.poll_interval
             self._entries[entry_id] = entry
         self._wake()
@@ -173,6 +203,24 @@ class LogWatcher:
                     self._detach(entry_id, gone.wd)
 
         return unwatch
+
+    def rescan(self) -> None:
+        """Look at every watched file now, not at its next change or poll (a file system
+        that sends no inotify events, such as a network mount, needs a nudge)."""
+        with self._lock:
+            for entry in self._entries.values():
+                entry.dirty = True
+        self._wake()
+
+    @property
+    def watched(self) -> int:
+        """How many subscriptions are open."""
+        with self._lock:
+            return len(self._entries)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         with self._lock:
@@ -251,9 +299,7 @@ class LogWatcher:
     def _timeout(self) -> float | None:
         now = time.monotonic()
         with self._lock:
-            deadlines = [
-                e.last_fired + self.min_interval for e in self._entries.values() if e.dirty
-            ]
+            deadlines = [e.last_fired + e.min_interval for e in self._entries.values() if e.dirty]
             deadlines += [e.next_poll for e in self._entries.values() if e.wd is None]
         if not deadlines:
             return None
@@ -278,7 +324,7 @@ class LogWatcher:
 
     def _fire_due(self) -> None:
         now = time.monotonic()
-        calls: list[tuple[Callable[[Path], None], Path]] = []
+        calls: list[tuple[LogCallback, LogGrew]] = []
         with self._lock:
             for entry_id, entry in self._entries.items():
                 if entry.wd is None and now >= entry.next_poll:
@@ -286,26 +332,45 @@ class LogWatcher:
                     entry.dirty = True
                     if self._inotify is not None and entry.path.exists():
                         self._attach(entry_id, entry)
-                if not entry.dirty or now - entry.last_fired < self.min_interval:
+                if not entry.dirty or now - entry.last_fired < entry.min_interval:
                     continue
                 entry.dirty = False
-                identity = _identity(entry.path)
-                if identity is not None and identity != entry.identity:
+                st = _stat(entry.path)
+                identity = None if st is None else (st.st_dev, st.st_ino, st.st_size)
+                if st is not None and identity != entry.identity:
                     entry.identity = identity
                     entry.last_fired = now
-                    calls.append((entry.callback, entry.path))
+                    calls.append((entry.callback, LogGrew(entry.path, st.st_size, st.st_mtime)))
                 elif identity is None:
                     entry.identity = None
-        for callback, path in calls:
+        for callback, grew in calls:
             try:
-                callback(path)
+                callback(grew)
             except Exception:
-                _log.exception("log watcher callback for %s failed", path)
+                _log.exception("log watcher callback for %s failed", grew.path)
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino, st.st_size
+    st = _stat(path)
+    return None if st is None else (st.st_dev, st.st_ino, st.st_size)
+
+
+_shared: LogWatcher | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_watcher() -> LogWatcher:
+    """The process's one watcher, started on first use: the engine, the app and
+    ``logs -f`` all subscribe to it, so a process has one thread watching logs."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared.closed:
+            _shared = LogWatcher()
+        return _shared

@@ -1,126 +1,61 @@
-"""The mission-control app: header, DAG, workstream table and log panes over one engine.
+"""The mission-control app: one engine, its events folded into a snapshot, the run screen over it.
 
 Shape: the engine runs as a worker on the app's loop; the bridge turns its
-events into messages; the app folds each into its own snapshot (the same
-``apply_event`` the engine uses) and pushes attributes down to the widgets,
-coalescing bursts into one refresh. Anything blocking (log probes, diffs, the
-shell) runs in threads. What the keys do lives in ``actions.py``, the app's base
-class. ``build_app`` is the one way to make the app, for the CLI and the tests
-alike.
+events into messages; the app folds each into its snapshot (the same
+``apply_event`` the engine uses), raises the toasts worth raising, and tells the
+run screen (``screens/run_screen.py``), which shows it. Quitting asks what to do
+with running agents and ends the engine. ``build_app`` is the one way to make the
+app, for the CLI and the tests alike.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import Literal
 
 from textual import on, work
-from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.css.query import NoMatches
+from textual.app import App, SystemCommand
+from textual.binding import Binding
 from textual.driver import Driver
-from textual.events import Event, Key, Resize
-from textual.timer import Timer
-from textual.widgets import Label
-from textual.worker import Worker, get_current_worker
+from textual.events import Event, Key
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
+from textual.widgets import Input
+from textual.worker import Worker
 
 from ..engine import events as ev
 from ..engine.snapshot import RunSnapshot, apply_event
 from ..engine.states import ACTIVE, FAILED_STATES, WsState
 from ..errors import MissionControlError
 from ..plan.model import Plan
+from ..store.watch import LogWatcher, shared_watcher
 from . import themes
-from .actions import MAX_PANES, AppResult, WorkstreamActions
 from .bridge import EngineBridge, TuiEngine
 from .format import duration
-from .messages import EngineEventPosted, EngineStopped, LogProbe, LogsProbed
-from .run_state import SETTLE_SECONDS, EndWatch, is_news, summarize
+from .messages import EngineEventPosted, EngineStopped
+from .run_state import is_news
 from .screens.detail_screen import read_attempt
+from .screens.quit_screen import QuitChoice, QuitScreen
+from .screens.run_screen import RunScreen
 from .untrusted import plain
-from .widgets.dag_view import DagBand, DagView
-from .widgets.key_bar import KeyBar
+from .widgets.dag_view import DagView
 from .widgets.log_pane import LogPane
-from .widgets.log_view import POLL_SECONDS, LogView
-from .widgets.run_header import RunHeader, RunSummary
-from .widgets.search_box import SearchBox
-from .widgets.workstream_table import StatusFilter, WorkstreamTable
+from .widgets.log_panes import MAX_PANES
+from .widgets.run_header import RunHeader
+from .widgets.workstream_table import WorkstreamTable
 
-FOLLOW_DELAY = 0.12
-"""Seconds the cursor rests on a row before the following panes switch to it."""
-LAG_TICK = 0.1
-KEY_HOLD = 0.5
-"""Seconds after a key during which other panes hold their new lines."""
-MAX_PACE = 2.0
-_PROBE_BYTES = 4096
+AppResult = Literal["finished", "detach", "stopped"]
 
 
-class MissionControlApp(WorkstreamActions):
+class MissionControlApp(App[AppResult]):
     CSS_PATH = "app.tcss"
     TITLE = "mission-control"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        # shown in the key bar (in this order) where the focus has no keys of its own
-        Binding("slash", "search", "Search", tooltip="Search the active log pane"),
-        Binding("p", "pause_resume", "Pause", tooltip="Pause or resume the workstream"),
-        Binding("K", "kill", "Kill", tooltip="Kill the workstream's attempt (asks first)"),
-        Binding("r", "retry", "Retry", tooltip="Retry in the same worktree"),
-        Binding(
-            "m", "message", "Message", tooltip="Send the agent a message (answer its question)"
-        ),
-        Binding("s", "skip", "Skip", tooltip="Skip the workstream (asks first if its agent runs)"),
-        Binding("d", "diff", "Diff", tooltip="Show the worktree's diff against its base"),
-        Binding(
-            "i", "details", "Info", tooltip="The workstream's details: why it stopped, attempts"
-        ),
-        Binding("f", "filter", "Filter", tooltip="Filter the table by text"),
-        Binding(
-            "exclamation_mark",
-            "attention",
-            "Attention",
-            tooltip="Show only what needs you (asking, failed, stalled, conflicts); again: all",
-        ),
-        Binding("question_mark,f1", "help", "Help", tooltip="Show every key, by where it works"),
-        Binding("q", "quit", "Quit", tooltip="Quit (asks what to do if work is running)"),
-        # in the help screen and the palette only
-        Binding(
-            "R",
-            "retry_fresh",
-            "Fresh",
-            tooltip="Retry from a fresh worktree (asks first)",
-            show=False,
-        ),
-        Binding("o", "shell", "Shell", tooltip="Open a shell in the worktree", show=False),
-        Binding(
-            "L",
-            "land",
-            "Land",
-            tooltip="Land the workstream's phase into mc/land/PHASE",
-            show=False,
-        ),
-        Binding(
-            "a", "add_pane", "+Pane", tooltip="Follow the workstream in a new log pane", show=False
-        ),
-        Binding("x", "close_pane", "-Pane", tooltip="Close the active log pane", show=False),
-        Binding(
-            "v", "status_filter", "Status", tooltip="Cycle the table's status filter", show=False
-        ),
-        Binding("c", "sort", "Sort", tooltip="Sort the table by the next column", show=False),
-        Binding(
-            "g",
-            "toggle_dag",
-            "DAG",
-            tooltip="Show or hide the DAG (hidden below 100 columns)",
-            show=False,
-        ),
-        Binding("tab", "cycle_focus", "Focus", tooltip="Move focus to the next panel", show=False),
-        Binding("t", "change_theme", "Theme", tooltip="Switch theme", show=False),
-    ]
 
     def __init__(
         self,
@@ -131,35 +66,23 @@ class MissionControlApp(WorkstreamActions):
         run_engine: bool = True,
         clock: Callable[[], float] = time.time,
         probe_logs: bool = True,
+        log_watcher: LogWatcher | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
         self.plan = plan
         self._run_engine = run_engine
         self._clock = clock
-        self._probe_logs = probe_logs
         self._bridge = EngineBridge(engine, self)
+        self.log_watcher = log_watcher or shared_watcher()
+        """The process's one log watcher: the panes and the table hear of log growth here."""
         self.run_snapshot: RunSnapshot = engine.snapshot()
-        self._probes: dict[str, LogProbe] = {}
-        self._settled: set[str] = set()
-        """Finished workstreams whose log was read once more after they ended (probe thread)."""
-        self._refresh_pending = False
+        self._run_screen = RunScreen(
+            engine, clock=clock, watcher=self.log_watcher, probe_logs=probe_logs
+        )
         self._engine_worker: Worker[None] | None = None
         self._engine_ended = asyncio.Event()
         self._engine_done = not run_engine
-        self._suspended = False
-        self._active_pane: LogPane | None = None
-        self._pinned: set[str] = set()
-        """Ids of panes the user pointed at a workstream; the others follow the cursor."""
-        self._pane_serial = 0
-        self._dag_choice: bool | None = None
-        self._end = EndWatch()
-        self._selected: str | None = None
-        self._follow_timer: Timer | None = None
-        self._pace = POLL_SECONDS
-        self._ticks = 0
-        self._key_hold_until = 0.0
-        self._lag_mark = time.monotonic()
         self._theme_errors: list[str] = []
         self._views_ready = False
         self._load_themes(theme)
@@ -172,6 +95,39 @@ class MissionControlApp(WorkstreamActions):
 
             return TerminalDriver
         return chosen
+
+    def get_default_screen(self) -> Screen[None]:
+        return self._run_screen
+
+    # ------------------------------------------------------------ accessors
+
+    @property
+    def run_screen(self) -> RunScreen:
+        return self._run_screen
+
+    @property
+    def header(self) -> RunHeader:
+        return self._run_screen.header
+
+    @property
+    def dag(self) -> DagView:
+        return self._run_screen.dag
+
+    @property
+    def table(self) -> WorkstreamTable:
+        return self._run_screen.table
+
+    @property
+    def panes(self) -> list[LogPane]:
+        return self._run_screen.panes
+
+    @property
+    def active_pane(self) -> LogPane | None:
+        return self._run_screen.active_pane
+
+    @property
+    def selected_task(self) -> str | None:
+        return self._run_screen.selected_task
 
     # ------------------------------------------------------------ themes
 
@@ -200,57 +156,53 @@ class MissionControlApp(WorkstreamActions):
             self.call_after_refresh(self.table.restyle)
             self.run_worker(partial(themes.remember_theme, theme), thread=True, group="config")
 
-    # ------------------------------------------------------------ compose
-
-    def compose(self) -> ComposeResult:
-        yield RunHeader()
-        with Horizontal(id="top"):
-            yield DagView(id="dag")
-            with Vertical(id="table-box"):
-                yield SearchBox("filter: id, name, tool or status (esc clears)", id="filter")
-                yield Label(id="empty", markup=False)
-                yield WorkstreamTable(id="table")
-        with Horizontal(id="logs"):
-            yield LogPane(id="pane-1")
-        yield KeyBar()
+    # ------------------------------------------------------------ mount
 
     def on_mount(self) -> None:
+        # Before the run screen composes: it starts from the snapshot taken here.
         for error in self._theme_errors:
             self.notify(error, title="Theme", severity="warning", timeout=8)
         self.run_snapshot = self._bridge.open()
-        self._pane_serial = 1
-        views = self.run_snapshot.workstreams
-        first = self._first_interesting()
-        if first is not None:
-            self._selected = first
+        self._run_screen.run_snapshot = self.run_snapshot
         self._views_ready = True
-        self._refresh_views()
-        if first is not None:
-            self.table.select(first)
-        pane = self.panes[0]
-        if first is not None:
-            pane.show_workstream(first, views.get(first))
-        self._set_active_pane(pane)
-        self.table.focus()
         if self._run_engine:
             self._engine_worker = self.run_worker(
                 self._drive_engine(), group="engine", exit_on_error=False
             )
-        self.set_interval(1.0, self._tick)
-        self._lag_mark = time.monotonic()
-        self.set_interval(LAG_TICK, self._watch_lag)
-        if self._probe_logs:
-            self._probe()
 
     def on_unmount(self) -> None:
         self._bridge.close()
 
-    def _first_interesting(self) -> str | None:
-        views = self.run_snapshot.workstreams
-        for task_id, view in views.items():
-            if view.state in ACTIVE:
-                return task_id
-        return next(iter(views), None)
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, Key):
+            self._run_screen.keys_pressed()  # keys first: the panes hold their new lines
+        await super().on_event(event)
+
+    def on_key(self, event: Key) -> None:
+        focused = self.screen.focused
+        if isinstance(focused, Input) and event.is_printable:
+            # Typed right after ``/`` or ``f``, before the box had the focus: the key was
+            # queued for the table, and no hotkey took it (here, after the bindings, the
+            # box has the focus). It belongs to the box, which takes every printable key,
+            # so it never comes back here.
+            event.stop()
+            focused.post_message(Key(event.key, event.character))
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast is plain text: messages carry agents' words (exit details, warnings),
+        which must neither reach the terminal as control codes nor be read as markup."""
+        lines = (plain(line) for line in message.splitlines())  # a line break stays one
+        super().notify(
+            "\n".join(lines), title=plain(title), severity=severity, timeout=timeout, markup=False
+        )
 
     # ------------------------------------------------------------ engine
 
@@ -277,13 +229,10 @@ class MissionControlApp(WorkstreamActions):
     def _engine_event(self, message: EngineEventPosted) -> None:
         event = message.event
         news = is_news(self.run_snapshot, event)
-        self._end.heard(event)
         apply_event(self.run_snapshot, event)
+        self._run_screen.heard(event)
         if news:
             self._notify_about(event)
-        if not isinstance(event, ev.MetricsSampled):
-            self._schedule_refresh()
-        # metrics (1 Hz) wait for the next tick: one table repaint a second, not three
 
     def _notify_about(self, event: ev.Event) -> None:
         match event:
@@ -347,232 +296,64 @@ class MissionControlApp(WorkstreamActions):
                 message = f"{detail}\n{why}"
         self.call_from_thread(self.notify, message, title=title, severity="error", timeout=10)
 
-    # ------------------------------------------------------------ refresh
+    # ------------------------------------------------------------ quit
 
-    def _schedule_refresh(self) -> None:
-        if not self._refresh_pending:
-            self._refresh_pending = True
-            self.call_later(self._refresh_views)
-
-    def _tick(self) -> None:
-        """Once a second: clocks, metrics and last lines. When the loop lags (see
-        ``_watch_lag``) this slows down too, so the keys keep the time there is."""
-        self._ticks += 1
-        every = max(1, round(self._pace / POLL_SECONDS / 2))
-        if self._ticks % every or time.monotonic() < self._key_hold_until:
-            return  # lagging, or the user is typing: the next tick will do
-        self._schedule_refresh()
-        if self._probe_logs:
-            self._probe()
-
-    def _refresh_views(self) -> None:
-        self._refresh_pending = False
-        if self._suspended or not self._views_ready:
+    async def action_quit(self) -> None:
+        active = [v for v in self.run_snapshot.workstreams.values() if v.state in ACTIVE]
+        if active and not self._engine_done:
+            self.push_screen(QuitScreen(len(active)), self._quit_answered)
             return
-        try:
-            self._push_attributes()
-        except NoMatches:  # the main screen is being torn down
-            return
+        await self._finish("finished")
 
-    def _push_attributes(self) -> None:
-        snap = self.run_snapshot
-        views = snap.workstreams
-        now = self._clock()
-        bands = []
-        for phase in snap.phases:  # the whole run, one band per phase
-            ids = tuple(t for t in phase.task_ids if t in views)
-            title = f"{phase.phase_id} {phase.name}".strip()
-            if phase.phase_id == snap.current_phase and len(snap.phases) > 1:
-                title = f"▶ {title}"
-            bands.append(
-                DagBand(
-                    title if len(snap.phases) > 1 else "",
-                    ids,
-                    {t: views[t].depends_on for t in ids},
-                    {t: views[t].ws_id for t in ids},
-                )
-            )
-        self.dag.set_bands(bands)
-        self.dag.set_states({t: v.state for t, v in views.items()})
-        one = snap.phases[0].phase_id if len(snap.phases) == 1 else ""
-        self.dag.border_title = f"DAG {one}".strip()
-        self.dag.selected = self._selected
-        self.table.show(views, self._probes, now)
-        self.header.summary = self._summary(now)  # after the table: it counts the rows shown
-        empty = self.query_one("#empty", Label)
-        shown = bool(self.table.visible_tasks) or not views
-        empty.display = not shown
-        if not shown:
-            empty.update(
-                f"no workstream is {self._filter_label()}:"
-                " esc shows them all (v cycles, ! needs you)"
-            )
-        for pane in self.panes:
-            if pane.task_id is not None:
-                pane.update_view(views.get(pane.task_id))
+    def _quit_answered(self, choice: QuitChoice | None) -> None:
+        if choice == "detach":
+            self.run_worker(self._finish("detach"), group="quit", exclusive=True)
+        elif choice == "stop":
+            self.run_worker(self._finish("stopped"), group="quit", exclusive=True)
 
-    def _summary(self, now: float) -> RunSummary:
-        snap = self.run_snapshot
-        ended, quiet_now = self._end.check(snap)
-        if quiet_now:  # look again once it has been quiet long enough
-            self.set_timer(SETTLE_SECONDS + 0.1, self._schedule_refresh)
-        shown = self._filter_label()
-        if shown:
-            shown += f" ({len(self.table.visible_tasks)} of {len(snap.workstreams)})"
-        return summarize(snap, now, ended, self._end, shown)
+    async def _finish(self, result: AppResult) -> None:
+        if not self._engine_done and self._run_engine:
+            if result == "detach":
+                self.notify("leaving the agents running…", timeout=3)
+            elif result == "stopped":
+                self.notify("stopping every workstream…", timeout=5)
+            await self._end_engine(detach=result == "detach")
+        self.exit(result)
 
-    def _filter_label(self) -> str:
-        """What the table's filters keep, in words ("" when it shows everything)."""
-        table = self.table
-        parts = [table.status_filter.value] if table.status_filter is not StatusFilter.ALL else []
-        if table.text_filter.strip():
-            parts.append(f"'{table.text_filter.strip()}'")
-        return " ".join(parts)
+    async def _end_engine(self, *, detach: bool) -> None:
+        """Ask the engine to end its run and wait for ``run()`` to return.
 
-    # ------------------------------------------------------------ log probes
-
-    @work(thread=True, exclusive=True, group="probe", exit_on_error=False)
-    def _probe(self) -> None:
-        """Size, age and last line of each live attempt's log (file reads: a thread)."""
-        worker = get_current_worker()
-        known = self._probes
-        targets = {
-            task_id: view.log_path
-            for task_id, view in list(self.run_snapshot.workstreams.items())
-            if view.log_path
-        }
-        probes: dict[str, LogProbe] = {}
-        for task_id, path in targets.items():
-            if worker.is_cancelled:
-                return
-            view = self.run_snapshot.workstreams.get(task_id)
-            old_probe = known.get(task_id)
-            if view is not None and view.state not in ACTIVE:
-                # A finished attempt's log no longer changes: read it once more, then keep it.
-                if old_probe is not None and task_id in self._settled:
-                    probes[task_id] = old_probe
-                    continue
-                self._settled.add(task_id)
-            else:
-                self._settled.discard(task_id)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            old = known.get(task_id)
-            if old is not None and old.size == st.st_size and old.mtime == st.st_mtime:
-                probes[task_id] = old
-                continue
-            probes[task_id] = LogProbe(st.st_size, st.st_mtime, _last_line(path, st.st_size))
-        self.post_message(LogsProbed(probes))
-
-    @on(LogsProbed)
-    def _logs_probed(self, message: LogsProbed) -> None:
-        self._probes = message.probes  # shown at the next tick
-
-    # ------------------------------------------------------------ selection
-
-    def _select(self, task_id: str) -> None:
-        if task_id == self._selected:
-            return
-        self._selected = task_id
-        # Panes that follow the cursor switch once it rests: holding a key down in
-        # the table opens one log, not every log on the way.
-        if self._follow_timer is not None:
-            self._follow_timer.stop()
-        self._follow_timer = self.set_timer(FOLLOW_DELAY, self._follow_selection)
-        self._schedule_refresh()
-
-    def _follow_selection(self) -> None:
-        self._follow_timer = None
-        task_id = self._selected
-        if task_id is None:
-            return
-        views = self.run_snapshot.workstreams
-        for pane in self.panes:
-            if pane.id not in self._pinned:
-                pane.show_workstream(task_id, views.get(task_id))
-
-    def _watch_lag(self) -> None:
-        """Stretch the log panes' refresh when the event loop falls behind.
-
-        On a machine whose cores are busy with agents, repainting four panes four
-        times a second can cost more than this process is given; keys would then
-        wait behind repaints. The loop's lateness on a 0.1 s timer says how busy it is.
+        The request is repeated while the run goes on: both commands are idempotent,
+        and a repeat wakes a main loop that went back to sleep just before the last
+        workstream's task finished.
         """
-        now = time.monotonic()
-        lag = max(0.0, now - self._lag_mark - LAG_TICK)
-        self._lag_mark = now
-        pace = self._pace
-        # The panes share a budget of about six repaints a second.
-        floor = POLL_SECONDS * max(1.0, len(self.panes) * 2 / 3)
-        if lag > 0.05:
-            pace = min(MAX_PACE, pace * 2)
-        elif lag < 0.02:
-            pace = max(floor, pace * 0.8)
-        pace = max(floor, pace)
-        if pace != self._pace:
-            self._pace = pace
-            for view in self.query(LogView):
-                view.poll_interval = pace
+        for _ in range(3):
+            if self._engine_worker is None or self._engine_ended.is_set():
+                return
+            if detach:
+                await self.engine.detach()
+            else:
+                await self.engine.cancel(kill=False)  # returns once the attempts have ended
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._engine_ended.wait(), 1.0)
+        # Still running after its work was stopped: exiting cancels the worker, and the
+        # engine's own clean-up runs from there.
 
-    @on(WorkstreamTable.Selected)
-    def _table_selected(self, message: WorkstreamTable.Selected) -> None:
-        self._select(message.task_id)
+    # ------------------------------------------------------------ palette
 
-    @on(WorkstreamTable.Chosen)
-    def _table_chosen(self, message: WorkstreamTable.Chosen) -> None:
-        pane = self.active_pane
-        if pane is None:
-            return
-        self._pinned.add(pane.id or "")
-        pane.show_workstream(message.task_id, self.run_snapshot.workstreams.get(message.task_id))
-
-    @on(DagView.Selected)
-    def _dag_selected(self, message: DagView.Selected) -> None:
-        self._select(message.task_id)
-        self.table.select(message.task_id)  # the table's cursor is the selection's home
-
-    def on_descendant_focus(self, event: object) -> None:
-        widget = getattr(event, "widget", None)
-        for node in getattr(widget, "ancestors_with_self", []):
-            if isinstance(node, LogPane):
-                self._set_active_pane(node)
-                break
-
-    # ------------------------------------------------------------ layout
-
-    async def on_event(self, event: Event) -> None:
-        if isinstance(event, Key):
-            # Keys first: for a moment after a key, the panes the user is not typing in
-            # hold their new lines and the clock tick waits.
-            hold = time.monotonic() + KEY_HOLD
-            self._key_hold_until = hold
-            for view in self.query(LogView):
-                view.hold_until = hold
-        await super().on_event(event)
-
-    def on_resize(self, event: Resize) -> None:
-        self._arrange(event.size.width)
-
-
-def _last_line(path: str, size: int) -> str:
-    """The last non-empty line of a log, without its ANSI codes (reads the last 4 KiB)."""
-    if size <= 0:
-        return ""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return ""
-    try:
-        data = os.pread(fd, min(size, _PROBE_BYTES), max(0, size - _PROBE_BYTES))
-    finally:
-        os.close(fd)
-    for raw in reversed(data.splitlines()):
-        text = plain(raw.decode("utf-8", errors="replace")).strip()
-        if text:
-            return text[:300]
-    return ""
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        run_screen = self._run_screen
+        for binding in RunScreen.BINDINGS:
+            if not isinstance(binding, Binding) or binding.action.startswith("app."):
+                continue  # quit and the theme: the palette has its own
+            action = getattr(run_screen, f"action_{binding.action}", None)
+            if action is not None:
+                keys = ", ".join(
+                    self.get_key_display(replace(binding, key=key.strip()))
+                    for key in binding.key.split(",")
+                )
+                yield SystemCommand(binding.tooltip, f"key: {keys}", action)
 
 
 def build_app(
@@ -583,10 +364,18 @@ def build_app(
     run_engine: bool = True,
     clock: Callable[[], float] = time.time,
     probe_logs: bool = True,
+    log_watcher: LogWatcher | None = None,
 ) -> MissionControlApp:
-    """The app over ``engine``; ``run_engine=False`` shows a run without driving it."""
+    """The app over ``engine``; ``run_engine=False`` shows a run without driving it.
+    ``probe_logs=False`` keeps the table off the logs (fixed pictures for tests)."""
     return MissionControlApp(
-        engine, plan, theme=theme, run_engine=run_engine, clock=clock, probe_logs=probe_logs
+        engine,
+        plan,
+        theme=theme,
+        run_engine=run_engine,
+        clock=clock,
+        probe_logs=probe_logs,
+        log_watcher=log_watcher,
     )
 
 

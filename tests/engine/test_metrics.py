@@ -141,6 +141,9 @@ def test_busy_agent_reports_cpu_rss_and_its_children(
 
     log = tmp_path / "idle" / "attempt.log"
     st = log.stat()
+    # The size is what the log watcher last said: it says so at most once a tick.
+    assert wait_for(lambda: sampler.sample()[1]["PH::IDLE"].size == st.st_size)
+    activity = sampler.sample()[1]
     assert activity["PH::IDLE"] == LogActivity(st.st_size, st.st_mtime)
     assert activity["PH::IDLE"].size == len("line 1 of 3\n") * 3
 

@@ -248,9 +248,9 @@ async def test_every_key_action_is_also_a_palette_command(demo_logs: Path) -> No
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         titles = {cmd.title for cmd in app.get_system_commands(app.screen)}
-        for binding in app.BINDINGS:
+        for binding in app.run_screen.BINDINGS:
             assert isinstance(binding, Binding)
-            if binding.action in ("quit", "change_theme"):
+            if binding.action in ("app.quit", "app.change_theme"):
                 continue  # Textual's own "Quit" and "Theme" commands
             assert binding.tooltip in titles, binding.action
         assert {"Quit", "Theme"} <= titles

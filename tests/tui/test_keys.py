@@ -127,7 +127,7 @@ async def test_help_lists_every_key_by_context(key: str) -> None:
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         text = "\n".join(str(w.render()) for w in app.screen.query(".help-screen--section"))
-        for binding in app.BINDINGS:
+        for binding in app.run_screen.BINDINGS:
             assert isinstance(binding, Binding)
             assert binding.tooltip in text, binding.action
         for words in ("Workstream table", "Log pane", "Next match", "Next workstream", "^p"):

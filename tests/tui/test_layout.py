@@ -168,6 +168,6 @@ async def test_a_cell_that_shrinks_back_does_not_rebuild_the_table(demo_logs: Pa
         view = app.run_snapshot.workstreams["PH-07::WS-07C"]
         for name in ("a name longer than the others", "short", "a name longer than the others"):
             view.name = name
-            app._schedule_refresh()
+            app.run_screen.schedule_refresh()
             await pilot.pause()
         assert len(rebuilds) <= 1  # the first widening at most; never back and forth

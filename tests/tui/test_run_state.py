@@ -37,7 +37,7 @@ async def test_a_finished_run_says_so_and_its_clock_stops() -> None:
         engine.publish(ev.RunFinished(RUN_ID, False, T0))
         await pilot.pause()
         now[0] = T0 + 600  # ten minutes later: the run's clock has stopped
-        app._schedule_refresh()
+        app.run_screen.schedule_refresh()
         await pilot.pause()
         header = _header(app)
         assert "run finished with failures: 4 succeeded, 3 failed, 1 skipped, 2 not run" in header
@@ -104,7 +104,7 @@ async def test_when_all_work_ends_under_a_lingering_engine_the_clock_stops() -> 
             if "run finished" in _header(app):
                 break
         now[0] = T0 + 600
-        app._schedule_refresh()
+        app.run_screen.schedule_refresh()
         await pilot.pause()
         header = _header(app)
         assert "run finished with failures: 3 succeeded, 5 failed, 1 skipped, 1 not run" in header

@@ -21,7 +21,7 @@ from mission_control.store.logs import (
     SearchPatternError,
     attempt_log_path,
 )
-from mission_control.store.watch import LogWatcher
+from mission_control.store.watch import LogGrew, LogWatcher
 
 
 def _write(path: Path, lines: list[str], tail: str = "") -> None:
@@ -273,8 +273,8 @@ def test_watcher_fires_for_a_subprocess_appending(tmp_path: Path, watcher: LogWa
     seen: list[int] = []
     lock = threading.Lock()
 
-    def on_change(p: Path) -> None:
-        assert p == path
+    def on_change(grew: LogGrew) -> None:
+        assert grew.path == path
         with lock:
             tail.refresh()
             seen.append(tail.line_count)
@@ -317,12 +317,12 @@ def test_watcher_waits_for_a_missing_file(tmp_path: Path, watcher: LogWatcher) -
 def test_unwatch_stops_callbacks(tmp_path: Path, watcher: LogWatcher) -> None:
     kept_path = _empty(tmp_path / "kept.log")
     dropped_path = _empty(tmp_path / "dropped.log")
-    kept: list[Path] = []
-    dropped: list[Path] = []
+    kept: list[LogGrew] = []
+    dropped: list[LogGrew] = []
     watcher.watch(kept_path, kept.append)
     unwatch = watcher.watch(dropped_path, dropped.append)
     # a second watch of the same file survives the first one's removal
-    also: list[Path] = []
+    also: list[LogGrew] = []
     watcher.watch(dropped_path, also.append)
     unwatch()
     _append(dropped_path, "x\n")

@@ -21,8 +21,9 @@ from textual.widget import Widget
 from textual.widgets import Input
 
 from ...engine.snapshot import WorkstreamView
+from ...store.watch import LogWatcher
 from ..untrusted import markup_escape
-from .log_view import LogView
+from .log_view import REFRESH_SECONDS, LogView
 from .search_box import SearchBox
 from .status_style import state_markup
 
@@ -65,10 +66,16 @@ class LogPane(Vertical, can_focus=False):
     """The attempt shown; None means the current one (and moves on to the next)."""
 
     def __init__(
-        self, task_id: str | None = None, *, id: str | None = None, pace: float | None = None
+        self,
+        task_id: str | None = None,
+        *,
+        id: str | None = None,
+        watcher: LogWatcher | None = None,
+        refresh_interval: float = REFRESH_SECONDS,
     ) -> None:
         super().__init__(id=id)
-        self._pace = pace
+        self._watcher = watcher
+        self._refresh_interval = refresh_interval
         self.set_reactive(LogPane.task_id, task_id)
         self._view: WorkstreamView | None = None
         self._pattern = ""
@@ -78,10 +85,7 @@ class LogPane(Vertical, can_focus=False):
 
     def compose(self) -> ComposeResult:
         yield _PaneTitle(classes="log-pane--title")
-        view = LogView()
-        if self._pace is not None:
-            view.poll_interval = self._pace
-        yield view
+        yield LogView(watcher=self._watcher, refresh_interval=self._refresh_interval)
         yield SearchBox("search (enter; n/N next/previous; esc closes)")
 
     @property

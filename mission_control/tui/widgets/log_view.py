@@ -1,12 +1,13 @@
 """One log file on screen, read the way ``less`` reads: never the whole file.
 
-A reader thread owns the file (``store.logs.LogTail``): it polls for new bytes
-(a stat, ten times a second, only while the pane exists), reads just the window
-of lines around what is shown, and posts that window to the widget. The event
-loop never touches the file: ``render_line`` draws from the window it was
-given, and asks the thread for another window when the user scrolls out of it.
-So memory is bounded by the window and the tail's own small caches, whatever
-the file's size, and a full-speed writer costs one small message per tick.
+A reader thread owns the file (``store.logs.LogTail``): it sleeps until the
+process's log watcher (``store.watch``) says the file grew, or the user scrolls
+or searches, then reads just the window of lines around what is shown and posts
+that window to the widget. The event loop never touches the file: ``render_line``
+draws from the window it was given, and asks the thread for another window when
+the user scrolls out of it. So memory is bounded by the window and the tail's own
+small caches, whatever the file's size, and a full-speed writer costs one small
+message per ``refresh_interval`` (the watcher coalesces the writes in between).
 
 Follow mode is on while the view sits at the bottom: scrolling up stops it,
 reaching the end again (or ``end``) resumes it.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -35,12 +37,12 @@ from textual.timer import Timer
 
 from ...errors import MissionControlError
 from ...store.logs import LogTail
+from ...store.watch import LogGrew, LogWatcher, shared_watcher
 from ..untrusted import styled
 
-POLL_SECONDS = 0.25
-"""How often the reader looks for new bytes; a user's scroll or search wakes it at once.
-
-Four updates a second read as live, and each one repaints the whole pane."""
+REFRESH_SECONDS = 0.25
+"""The least time between two refreshes for new bytes; a user's scroll or search reads
+at once. Four updates a second read as live, and each one repaints the whole pane."""
 WINDOW_MARGIN = 100
 """Lines kept above and below the visible ones."""
 MAX_RENDER_CELLS = 2000
@@ -121,6 +123,10 @@ class _Reader(threading.Thread):
         self._stop.set()
         self._wake.set()
 
+    def wake(self) -> None:
+        """The file grew (the log watcher's thread calls this)."""
+        self._wake.set()
+
     def run(self) -> None:
         tail: LogTail | None = None
         serial = -1
@@ -141,7 +147,7 @@ class _Reader(threading.Thread):
                         self._view.post_message(LogView.Failed(self._view, f"{path}: {exc}"))
                         tail.close()
                         tail = None
-                self._wake.wait(self._view.poll_interval)
+                self._wake.wait()  # the log watcher, a scroll or a switch wakes it
                 self._wake.clear()
         finally:
             if tail is not None:
@@ -243,13 +249,20 @@ class LogView(ScrollView, can_focus=True):
             self.view = view
             self.error = error
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        watcher: LogWatcher | None = None,
+        refresh_interval: float = REFRESH_SECONDS,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.path: Path | None = None
         self._reader: _Reader | None = None
         self._serial = 0
-        self.poll_interval = POLL_SECONDS
-        """Seconds between looks for new bytes; the app stretches it when the loop lags."""
+        self._watcher = watcher
+        self._unwatch: Callable[[], None] | None = None
+        self._refresh_interval = refresh_interval
         self.hold_until = 0.0
         """``time.monotonic()`` before which new lines wait (the app sets it on each key)."""
         self._held: _Window | None = None
@@ -282,7 +295,34 @@ class LogView(ScrollView, can_focus=True):
             self._reader = _Reader(self)
             self._reader.start()
         self._reader.switch(path, self._serial)
+        self._subscribe()
         self._ask()
+
+    @property
+    def refresh_interval(self) -> float:
+        """The least time between two refreshes for new bytes (panes share a budget)."""
+        return self._refresh_interval
+
+    @refresh_interval.setter
+    def refresh_interval(self, seconds: float) -> None:
+        if seconds != self._refresh_interval:
+            self._refresh_interval = seconds
+            self._subscribe()
+
+    def _subscribe(self) -> None:
+        """Hear of the shown file's growth from the log watcher (and of nothing else)."""
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        reader = self._reader
+        if self.path is None or reader is None:
+            return
+
+        def grew(_news: LogGrew) -> None:
+            reader.wake()
+
+        watcher = self._watcher or shared_watcher()
+        self._unwatch = watcher.watch(self.path, grew, min_interval=self._refresh_interval)
 
     def search(self, pattern: str, *, backwards: bool = False) -> None:
         if self._reader is None or not pattern:
@@ -323,6 +363,9 @@ class LogView(ScrollView, can_focus=True):
         self._reader.ask(start=start, count=self._visible_count(), search=search, older=older)
 
     def _stop_reader(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         if self._reader is not None:
             self._reader.stop()
             self._reader = None

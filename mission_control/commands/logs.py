@@ -166,9 +166,12 @@ def follow_log(
             while True:
                 # Decided before reading: whatever was written before it is printed below.
                 over = _attempt_over(store, attempt, driver)
-                if log is None and path.exists():
+                fresh = log is None and path.exists()
+                if fresh:
                     log = files.enter_context(path.open("rb"))
-                if log is not None:
+                # Read what is there, then only what the watcher says was added.
+                if log is not None and (fresh or over or grew.is_set()):
+                    grew.clear()  # before reading: bytes written meanwhile set it again
                     while chunk := log.read(1 << 16):
                         out.write(chunk)
                     out.flush()
@@ -176,8 +179,7 @@ def follow_log(
                     if log is None:
                         raise SetupError(f"log {path} is missing: it was removed after the run")
                     return EXIT_OK
-                grew.wait(_FOLLOW_POLL)
-                grew.clear()
+                grew.wait(_FOLLOW_POLL)  # kept set: the next pass reads
         except KeyboardInterrupt:
             return EXIT_OK
 

@@ -156,6 +156,8 @@ class LogWatcher:
         self._next_id = 0
         self._closed = False
         self._stop = threading.Event()
+        self._poke = threading.Event()
+        """Wakes the polling thread (the inotify thread is woken through the pipe)."""
         self._wake_r: int | None = None
         self._wake_w: int | None = None
         if self._inotify is not None:
@@ -264,10 +266,12 @@ class LogWatcher:
                 self._inotify.rm_watch(wd)
 
     def _wake(self) -> None:
-        if self._wake_w is not None:
-            # A full pipe or one being closed: the thread wakes anyway.
-            with contextlib.suppress(OSError):
-                os.write(self._wake_w, b"x")
+        if self._wake_w is None:
+            self._poke.set()
+            return
+        # A full pipe or one being closed: the thread wakes anyway.
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
 
     # -- the thread
 
@@ -291,7 +295,8 @@ class LogWatcher:
                 if self._inotify.fd in ready:
                     self._take_events(self._inotify.read_events())
             else:
-                self._stop.wait(self.poll_interval if timeout is None else timeout)
+                self._poke.wait(self.poll_interval if timeout is None else timeout)
+                self._poke.clear()
                 if self._stop.is_set():
                     return
             self._fire_due()

@@ -10,9 +10,13 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from mission_control.engine import events as ev
+from mission_control.engine.backend import BackendOptions
+from mission_control.engine.local_backend import LocalBackend
 from mission_control.engine.states import WsState
+from mission_control.store.watch import LogWatcher
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import Recorder, make_engine, write_plan, ws
 from tests.helpers import wait_for_pids
@@ -33,6 +37,36 @@ async def test_stall_is_flagged_and_cleared_by_new_output(
     assert await engine.run() is True
     flags = [e.stalled for e in rec.events if isinstance(e, ev.WorkstreamStalled)]
     assert flags[:1] == [True]
+
+
+@pytest.mark.parametrize("hears", ["every write", "nothing"])
+async def test_stall_detection_learns_of_output_from_the_log_watcher(
+    git_repo: GitRepo, tmp_path: Path, hears: str
+) -> None:
+    """An agent printing five lines a second for 3 s is never stalled (after 1.2 s of
+    silence) while the log watcher tells the engine of its output; seen through a real
+    watcher that never looks at the file, the same agent is: the engine does not look
+    at logs on its own."""
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [("P1", 1, [ws("W", "--lines", "15", "--rate", "5")])],
+        stall_minutes=0.02,
+    )
+    engine = make_engine(plan, tmp_path / "state")
+    blind = LogWatcher(use_inotify=False, poll_interval=3600)
+    if hears == "nothing":
+        engine.backend = LocalBackend(BackendOptions(sample_interval=0.2, log_watcher=blind))
+    rec = Recorder(engine)
+    try:
+        assert await engine.run() is True
+    finally:
+        blind.close()
+    flags = [e.stalled for e in rec.events if isinstance(e, ev.WorkstreamStalled)]
+    if hears == "every write":
+        assert flags == []
+    else:
+        assert flags[:1] == [True]
 
 
 async def test_on_stall_kill_and_retry(git_repo: GitRepo, tmp_path: Path) -> None:

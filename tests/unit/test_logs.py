@@ -338,3 +338,51 @@ def test_closed_watcher_refuses_new_watches(tmp_path: Path) -> None:
     w.close()
     with pytest.raises(RuntimeError):
         w.watch(tmp_path / "x.log", lambda _p: None)
+
+
+def test_replay_tells_a_late_subscriber_the_size_at_once(
+    tmp_path: Path, watcher: LogWatcher
+) -> None:
+    path = tmp_path / "late.log"
+    _run_writer(path, 3, 0.0)
+    heard: list[LogGrew] = []
+    told = threading.Event()
+
+    def on_change(grew: LogGrew) -> None:
+        heard.append(grew)
+        told.set()
+
+    watcher.watch(path, on_change, replay=True)
+    assert told.wait(5.0)
+    st = path.stat()
+    assert heard == [LogGrew(path, st.st_size, st.st_mtime)]
+
+
+def test_each_subscription_is_coalesced_at_its_own_interval(tmp_path: Path) -> None:
+    path = _empty(tmp_path / "paced.log")
+    quick: list[float] = []
+    slow: list[float] = []
+    with LogWatcher() as watcher:
+        watcher.watch(path, lambda _g: quick.append(time.monotonic()))
+        watcher.watch(path, lambda _g: slow.append(time.monotonic()), min_interval=0.5)
+        began = time.monotonic()
+        _run_writer(path, 40, 0.05)
+        assert _wait_for(lambda: bool(slow) and bool(quick))
+        time.sleep(0.6)  # the trailing callbacks
+        elapsed = time.monotonic() - began
+    assert len(slow) <= elapsed / 0.5 + 2, (len(slow), elapsed)
+    assert all(g >= 0.5 * 0.9 for g in (b - a for a, b in itertools.pairwise(slow)))
+    assert len(quick) > len(slow)
+
+
+def test_rescan_looks_at_once(tmp_path: Path) -> None:
+    path = _empty(tmp_path / "asked.log")
+    heard: list[LogGrew] = []
+    with LogWatcher(use_inotify=False, poll_interval=3600) as watcher:
+        watcher.watch(path, heard.append)
+        _run_writer(path, 2, 0.0)
+        time.sleep(0.3)
+        assert heard == []  # it looks only when asked
+        watcher.rescan()
+        assert _wait_for(lambda: len(heard) == 1)
+    assert heard[0].size == path.stat().st_size

@@ -8,15 +8,22 @@ a check that takes a while so finishing outlasts the tool), followed by a real
 
 from __future__ import annotations
 
+import asyncio
+import io
 import stat
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from mission_control.commands.logs import LogOutput, follow_log
 from mission_control.store.logs import run_dir
 from mission_control.store.runs import RunStore
+from mission_control.store.watch import LogWatcher
 from tests.conftest import GitRepo
-from tests.engine.engine_helpers import write_plan, ws
+from tests.engine.engine_helpers import make_engine, write_plan, ws
 from tests.helpers import wait_for
 
 NO_PR = {"enabled": False}
@@ -117,3 +124,59 @@ def test_follow_goes_on_after_the_tool_exits_until_finishing_is_over(
     [run_id] = [r.run_id for r in RunStore(state).list_runs()]
     log = run_dir(state, run_id) / "P1" / "A" / "attempt-1.log"
     assert followed.stdout == log.read_text()  # every byte, nothing twice
+
+
+async def _until(check: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_follow_prints_new_bytes_when_the_log_watcher_says_the_log_grew(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    """Given a real watcher that looks at the file only when asked, a follower prints what
+    the log held, then nothing of what the agent adds until the watcher is asked; at the
+    attempt's end it prints the rest and returns: every byte, nothing twice."""
+    plan = write_plan(
+        tmp_path,
+        git_repo.path,
+        [("P1", 1, [ws("A", "--lines", "-1", "--rate", "20")])],
+        pr=NO_PR,
+    )
+    state = tmp_path / "state"
+    engine = make_engine(plan, state)
+    run = asyncio.create_task(engine.run())
+    blind = LogWatcher(use_inotify=False, poll_interval=3600)
+    out = io.BytesIO()
+    returned: list[int] = []
+    try:
+        log = run_dir(state, engine.run_id) / "P1" / "A" / "attempt-1.log"
+        await _until(lambda: log.exists() and log.stat().st_size > 0)
+
+        def follow() -> None:
+            with RunStore(state) as store:
+                [attempt] = store.attempts(engine.run_id, "P1::A")
+                output = LogOutput(out, plain=False)
+                returned.append(follow_log(store, attempt, log, output, blind))
+
+        follower = threading.Thread(target=follow, name="follower")
+        follower.start()
+        await _until(lambda: len(out.getvalue()) > 0)
+        printed = len(out.getvalue())
+        await _until(lambda: log.stat().st_size > printed + 200)
+        await asyncio.sleep(1.5)  # three of the follower's looks at the ledger
+        assert len(out.getvalue()) == printed, "it read the log without being told"
+        blind.rescan()
+        await _until(lambda: len(out.getvalue()) > printed + 200)
+        await engine.cancel(kill=False)
+        await run
+        await _until(lambda: not follower.is_alive())
+    finally:
+        if not run.done():
+            await engine.cancel(kill=True)
+            await run
+        blind.close()
+    assert returned == [0]
+    assert out.getvalue() == log.read_bytes()

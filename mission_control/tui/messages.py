@@ -45,7 +45,7 @@ class EngineStopped(Message):
 
 @dataclass(frozen=True, slots=True)
 class LogProbe:
-    """What the probe thread learnt of one attempt's log: its size, age and last line."""
+    """What the table knows of one attempt's log: its size, age and last line."""
 
     size: int
     mtime: float
@@ -53,11 +53,8 @@ class LogProbe:
 
 
 class LogsProbed(Message):
-    """A batch of probes for the running workstreams; a newer batch replaces an older one."""
+    """New probes of the logs that grew (the others keep theirs), so never coalesced."""
 
     def __init__(self, probes: dict[str, LogProbe]) -> None:
         super().__init__()
         self.probes = probes
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, LogsProbed)

@@ -1,7 +1,7 @@
 """The bottom line: the keys that matter where the focus is, whole entries only.
 
 Textual's ``Footer`` lays its keys out as widgets and cuts the last one at the
-screen's edge. This bar renders the focused widget's keys first, then the
+screen's edge. This bar renders the focused widget's keys first, then the screen's and the
 app's, and stops before the first entry that would not fit; help and quit stay
 at the right end, so ``?`` is always there to list the rest. In a text box the
 one-character keys are typed, so the bar says how to apply or leave the box.

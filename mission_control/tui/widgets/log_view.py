@@ -294,8 +294,8 @@ class LogView(ScrollView, can_focus=True):
         if self._reader is None:
             self._reader = _Reader(self)
             self._reader.start()
+        self._subscribe()  # before the first read: no growth falls between the two
         self._reader.switch(path, self._serial)
-        self._subscribe()
         self._ask()
 
     @property

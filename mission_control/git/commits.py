@@ -38,6 +38,8 @@ class CommitResult:
     files: int
     insertions: int
     deletions: int
+    holds: str = ""
+    """A commit ``head`` holds for certain (the one our commit was made on), or empty."""
 
     @property
     def diffstat(self) -> str:
@@ -101,6 +103,7 @@ def commit_work(
         files=stat.files,
         insertions=stat.insertions,
         deletions=stat.deletions,
+        holds=before if committed else "",
     )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +77,11 @@ class PreparedWorktree:
     """Things the user should hear about that did not stop the preparation."""
 
 
-def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> PreparedWorktree:
+def prepare_worktree(
+    ws: Workstream,
+    dependency_branches: list[str],
+    known_holds: Sequence[tuple[str, str]] = (),
+) -> PreparedWorktree:
     """Create or re-attach the worktree of ``ws`` and merge its dependencies in.
 
     A new branch starts from the remote's copy of the base branch when the
@@ -84,6 +89,9 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     branch. An existing branch (a retry or a rerun) is re-attached as it is;
     if only the branch is left, its folder is made again. A folder at the path
     that is not this branch's worktree is refused before anything is made.
+
+    ``known_holds``: (commit, a commit it holds) pairs seen made (a dependency's
+    head on the commit it was made on), which answer ancestry without git.
 
     ``dependency_branches`` (empty for ``base: branch``) are merged into the
     worktree in order; already merged ones are skipped, so a retry merges
@@ -115,7 +123,11 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     fast_forward: list[str] = []
     # Merging the one dependency would be a fast-forward when it holds the start
     # point: the branch starts there instead (same commit, no checkout then merge).
-    if start_point and first in refs and is_ancestor(repo, start_commit or start_point, first):
+    if (
+        start_point
+        and first in refs
+        and _holds(repo, refs[first], start_commit, start_point, known_holds)
+    ):
         start_point, start_commit = first, refs[first]
         fast_forward = dependency_branches[:1]
     # Step "register": the worktree is in git's list, on its branch.
@@ -179,6 +191,19 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
         merged=tuple(merged),
         warnings=tuple(warnings),
     )
+
+
+def _holds(
+    repo: Path,
+    commit: str,
+    start_commit: str | None,
+    start_point: str,
+    known: Sequence[tuple[str, str]],
+) -> bool:
+    """``commit`` holds the start point: known when it was seen made on it, else asked."""
+    if start_commit is not None and (commit, start_commit) in known:
+        return True
+    return is_ancestor(repo, start_commit or start_point, commit)
 
 
 CREATION_STEPS = ("register", "check out", "merge dependencies", "record base")

@@ -87,13 +87,15 @@ def test_a_chain_link_starts_at_its_dependency_with_one_more_command(
     trace.mkdir()
     monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
 
-    prepared = prepare_worktree(sb.ws("B"), [first.branch])
+    # The engine saw A's head made on the base: no merge-base question is left.
+    prepared = prepare_worktree(sb.ws("B"), [first.branch], [(done.head, done.holds)])
     made = _commands(trace)
 
+    assert done.holds == first.base_commit
     assert prepared.base_commit == done.head == sb.git(prepared.path, "rev-parse", "HEAD")
     assert prepared.merged == (first.branch,)
     assert (prepared.path / "a.txt").read_text() == "a\n"
-    assert len(made) <= 4, made  # the three above and merge-base --is-ancestor; was 14
+    assert len(made) <= 3, made  # the three above; was 14
     sb.write(prepared.path / "b.txt", "b\n")
     commit_work(prepared.path, prepared.base_commit, "B")
     _commands(trace)
@@ -215,3 +217,24 @@ def test_a_big_tree_is_checked_out_outside_the_repository_lock(
     assert "reset --hard" in made, made  # the add only registered it
     assert sb.git(prepared.path, "status", "--porcelain") == ""
     assert (prepared.path / "README.md").read_text() == (sb.repo / "README.md").read_text()
+
+
+def test_a_dependency_moved_since_its_commit_is_asked_about(
+    local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = local_git_sandbox
+    first = prepare_worktree(sb.ws("A"), [])
+    sb.write(first.path / "a.txt", "a\n")
+    done = commit_work(first.path, first.base_commit, "A")
+    sb.write(sb.repo / "late.txt", "on main after A started\n")
+    sb.git(sb.repo, "add", "late.txt")
+    sb.git(sb.repo, "commit", "-q", "-m", "late")
+    sb.git(first.path, "merge", "-q", "--no-edit", "main")  # A's branch moved on by hand
+    trace = tmp_path / "trace2"
+    trace.mkdir()
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+
+    prepared = prepare_worktree(sb.ws("B"), [first.branch], [(done.head, done.holds)])
+
+    assert "merge-base --is-ancestor" in _commands(trace)  # the old fact says nothing now
+    assert (prepared.path / "late.txt").exists() and (prepared.path / "a.txt").exists()

@@ -96,6 +96,7 @@ class Attempts(Conversation):
             run_id=self.run_id,
             attempt=run.number,
             dependencies=tuple(self._dependency_branches(ws)),
+            known_holds=self._known_holds(ws),
             fresh=rt.rewrite is BranchRewrite.RESET_NEXT,
             log_path=log_path,
             exit_file=exit_file_for(log_path),
@@ -219,6 +220,10 @@ class Attempts(Conversation):
                 stopping.cancel()
                 waiting.cancel()
         return True
+
+    def _known_holds(self, ws: Workstream) -> tuple[tuple[str, str], ...]:
+        held = (self._rt[d].head_holds for d in ws.depends_on if d in self._rt)
+        return tuple(h for h in held if h is not None)
 
     def _dependency_branches(self, ws: Workstream) -> list[str]:
         if ws.base is BaseMode.BRANCH:

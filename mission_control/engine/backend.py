@@ -155,6 +155,9 @@ class AttemptRequest:
     """The user's message that this attempt continues the agent's conversation with."""
     spent_before: tuple[int, float] = (0, 0.0)
     """Tokens and USD the workstream's earlier attempts used: its budget covers them all."""
+    known_holds: tuple[tuple[str, str], ...] = ()
+    """(commit, a commit it holds) pairs the engine saw made: ancestry questions they
+    answer need no git."""
 
 
 class Backend(Protocol):

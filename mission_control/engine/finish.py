@@ -79,10 +79,12 @@ class HeadCommitted:
     files: int
     insertions: int
     deletions: int
+    holds: str = ""
+    """A commit ``head`` holds for certain, or empty (``CommitResult.holds``)."""
 
     @classmethod
     def of(cls, commit: worktrees.CommitResult) -> HeadCommitted:
-        return cls(commit.head, commit.files, commit.insertions, commit.deletions)
+        return cls(commit.head, commit.files, commit.insertions, commit.deletions, commit.holds)
 
 
 @dataclass(frozen=True, slots=True)

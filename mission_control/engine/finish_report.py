@@ -64,6 +64,7 @@ class FinishReport(EngineCore):
                 ev.FinishStepDone(self.run_id, task_id, item.step, item.ok, item.detail, now)
             )
         elif isinstance(item, HeadCommitted):
+            rt.head_holds = (item.head, item.holds) if item.holds else None
             await self._record_result(
                 rt.ws,
                 {

@@ -47,7 +47,7 @@ from .supervisor import (
     read_exit_file,
     spawn_attempt,
 )
-from .tools import render_command, resolve_executable
+from .tools import RenderedCommand, render_command, resolve_executable
 from .worktree_setup import set_up_worktree
 
 
@@ -82,26 +82,8 @@ class LocalBackend:
 
     async def prepare(self, request: AttemptRequest) -> Prepared:
         ws = request.ws
-        await asyncio.to_thread(_check_inputs, ws, request.tool)
-        made = await asyncio.to_thread(worktrees.prepare_worktree, ws, list(request.dependencies))
-        if request.fresh:
-            await asyncio.to_thread(
-                worktrees.reset_worktree, made.path, made.base_commit, ws.branch
-            )
-        workspace = Workspace(made.path, made.branch, made.base_commit)
-        command = await asyncio.to_thread(  # writes an inline prompt to its file
-            render_command,
-            request.tool,
-            ws,
-            run_id=request.run_id,
-            attempt=request.attempt,
-            attempt_dir=request.log_path.parent,
-            worktree=workspace.path,
-            ports=request.ports,
-            follow_up=request.follow_up,
-            pricing=self._pricing,
-            spent_before=request.spent_before,
-        )
+        # One trip to a worker thread: each trip costs the dependent's start time.
+        workspace, command = await asyncio.to_thread(self._prepare_here, request)
         await set_up_worktree(
             ws,
             workspace.path,
@@ -113,6 +95,28 @@ class LocalBackend:
             grace=request.grace_seconds,
         )
         return Prepared(workspace, command)
+
+    def _prepare_here(self, request: AttemptRequest) -> tuple[Workspace, RenderedCommand]:
+        """The worktree, its branch and merges, and the rendered command (blocking)."""
+        ws = request.ws
+        _check_inputs(ws, request.tool)
+        made = worktrees.prepare_worktree(ws, list(request.dependencies), request.known_holds)
+        if request.fresh:
+            worktrees.reset_worktree(made.path, made.base_commit, ws.branch)
+        workspace = Workspace(made.path, made.branch, made.base_commit)
+        command = render_command(  # writes an inline prompt to its file
+            request.tool,
+            ws,
+            run_id=request.run_id,
+            attempt=request.attempt,
+            attempt_dir=request.log_path.parent,
+            worktree=workspace.path,
+            ports=request.ports,
+            follow_up=request.follow_up,
+            pricing=self._pricing,
+            spent_before=request.spent_before,
+        )
+        return workspace, command
 
     async def start(self, request: AttemptRequest, prepared: Prepared) -> Started:
         command = prepared.command

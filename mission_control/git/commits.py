@@ -38,6 +38,8 @@ class CommitResult:
     files: int
     insertions: int
     deletions: int
+    holds: str = ""
+    """A commit ``head`` holds for certain (the one our commit was made on), or empty."""
 
     @property
     def diffstat(self) -> str:
@@ -74,22 +76,19 @@ def commit_work(
     if not _index_entries(path):  # only then can the work be "every file deleted"
         tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
         _refuse_emptying(path, tree, base_commit)
-    staged = run_git(["diff", "--cached", "--quiet"], path, check=False)
-    if staged.returncode not in (0, 1):
-        raise GitError(f"{path}: reading staged changes failed: {trim_message(staged.stderr)}")
-    committed = staged.returncode == 1
-    if committed:
-        args = ["commit", "--quiet", "--no-edit", "-m", message]
-        if body:
-            args += ["-m", body]
-        if not verify:
-            args.append("--no-verify")
-        run_git(
-            args,
-            path,
-            config=identity_config(path),
-            what="committing the work",
-            fix="see the message (a commit hook may have refused it), then retry",
+    # No "anything staged?" question first: git says "nothing to commit" itself, and
+    # only when it refuses is it asked whether that was the reason (or a hook).
+    args = ["commit", "--quiet", "--no-edit", "--untracked-files=no", "-m", message]
+    if body:
+        args += ["-m", body]
+    if not verify:
+        args.append("--no-verify")
+    out = run_git(args, path, config=identity_config(path), check=False)
+    committed = out.returncode == 0
+    if not committed and _anything_staged(path):
+        raise GitError(
+            f"{path}: committing the work failed: {trim_message(out.stderr, out.stdout)}"
+            " — see the message (a commit hook may have refused it), then retry"
         )
     head = (head_from_files(path) or head_commit(path)) if committed else before
     stat = DiffStat(0, 0, 0)
@@ -104,7 +103,15 @@ def commit_work(
         files=stat.files,
         insertions=stat.insertions,
         deletions=stat.deletions,
+        holds=before if committed else "",
     )
+
+
+def _anything_staged(path: Path) -> bool:
+    staged = run_git(["diff", "--cached", "--quiet"], path, check=False)
+    if staged.returncode not in (0, 1):
+        raise GitError(f"{path}: reading staged changes failed: {trim_message(staged.stderr)}")
+    return staged.returncode == 1
 
 
 def _index_entries(path: Path) -> int | None:

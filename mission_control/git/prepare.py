@@ -5,8 +5,9 @@ the user's own checkout is never checked out, reset, stashed or pulled.
 
 Operations that touch the repository's shared worktree list or config run
 under the repository's lock (``repo_lock``); everything inside one worktree
-(checkout of its files, merges) runs in parallel. That is why a new worktree is
-added with ``--no-checkout`` under the lock and filled outside it.
+(checkout of its files, merges) runs in parallel. That is why a new worktree of
+a big tree is added with ``--no-checkout`` under the lock and filled outside it
+(a small tree is checked out by the add: a second git process costs more).
 
 The base commit of a workstream (its starting point after dependency merges,
 which its work is diffed against) is kept in the repository as
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +77,11 @@ class PreparedWorktree:
     """Things the user should hear about that did not stop the preparation."""
 
 
-def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> PreparedWorktree:
+def prepare_worktree(
+    ws: Workstream,
+    dependency_branches: list[str],
+    known_holds: Sequence[tuple[str, str]] = (),
+) -> PreparedWorktree:
     """Create or re-attach the worktree of ``ws`` and merge its dependencies in.
 
     A new branch starts from the remote's copy of the base branch when the
@@ -83,6 +89,9 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     branch. An existing branch (a retry or a rerun) is re-attached as it is;
     if only the branch is left, its folder is made again. A folder at the path
     that is not this branch's worktree is refused before anything is made.
+
+    ``known_holds``: (commit, a commit it holds) pairs seen made (a dependency's
+    head on the commit it was made on), which answer ancestry without git.
 
     ``dependency_branches`` (empty for ``base: branch``) are merged into the
     worktree in order; already merged ones are skipped, so a retry merges
@@ -114,12 +123,16 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     fast_forward: list[str] = []
     # Merging the one dependency would be a fast-forward when it holds the start
     # point: the branch starts there instead (same commit, no checkout then merge).
-    if start_point and first in refs and is_ancestor(repo, start_commit or start_point, first):
+    if (
+        start_point
+        and first in refs
+        and _holds(repo, refs[first], start_commit, start_point, known_holds)
+    ):
         start_point, start_commit = first, refs[first]
         fast_forward = dependency_branches[:1]
     # Step "register": the worktree is in git's list, on its branch.
     with repo_lock(repo):
-        created, reattached, start_point = _attach(
+        created, reattached, start_point, filled = _attach(
             repo, path, branch, start_point, ws, warnings, start_commit or ""
         )
     if created:
@@ -134,7 +147,8 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
     settle_worktree(path)
     stage, stage_commit = _stage(path)
     if created:
-        _fill_worktree(repo, path, branch, new_branch=not reattached)
+        if not filled:
+            _fill_worktree(repo, path, branch, new_branch=not reattached)
         crashpoints.reach("worktree.filled")
     else:
         _finish_checkout(path, stage)
@@ -177,6 +191,19 @@ def prepare_worktree(ws: Workstream, dependency_branches: list[str]) -> Prepared
         merged=tuple(merged),
         warnings=tuple(warnings),
     )
+
+
+def _holds(
+    repo: Path,
+    commit: str,
+    start_commit: str | None,
+    start_point: str,
+    known: Sequence[tuple[str, str]],
+) -> bool:
+    """``commit`` holds the start point: known when it was seen made on it, else asked."""
+    if start_commit is not None and (commit, start_commit) in known:
+        return True
+    return is_ancestor(repo, start_commit or start_point, commit)
 
 
 CREATION_STEPS = ("register", "check out", "merge dependencies", "record base")
@@ -328,16 +355,18 @@ def _attach(
     ws: Workstream,
     warnings: list[str],
     start_commit: str = "",
-) -> tuple[bool, bool, str]:
+) -> tuple[bool, bool, str, bool]:
     """Under the repository lock: find, re-make or add the worktree.
 
     A new branch is added at ``start_commit`` when given (the commit ``start_point``
     was read at), so its head is known without asking. Returns (created,
-    reattached, start_point).
+    reattached, start_point, filled): ``filled`` when the add checked the files out.
     """
     start_at = start_commit or start_point
-    if start_point and not os.path.lexists(path) and _add_new(repo, path, branch, start_at):
-        return True, False, start_point
+    if start_point and not os.path.lexists(path):
+        added = _add_new(repo, path, branch, start_at)
+        if added is not None:
+            return True, False, start_point, added
     ref = f"refs/heads/{branch}"
     entries = list_worktrees(repo)
     at_path = next((e for e in entries if same_path(e.path, path)), None)
@@ -365,7 +394,7 @@ def _attach(
                 f" `git worktree remove {path}`",
             )
         _check_toplevel(repo, path)
-        return False, True, start_point
+        return False, True, start_point, False
     if holder is not None:
         raise WorktreePathError(
             path,
@@ -413,7 +442,7 @@ def _attach(
         if not had_branch and branch_exists(repo, branch):
             run_git(["branch", "-D", branch], repo, check=False)
         raise
-    return True, had_branch, start_point
+    return True, had_branch, start_point, False
 
 
 _ADDING = "initializing"
@@ -429,8 +458,11 @@ def _clear_cut_short_add(repo: Path, path: Path, entry: WorktreeEntry | None, re
     """
     if entry is not None and entry.lock_reason == _ADDING:
         if entry.branch == ref:
-            # Registered on the right branch: only the final unlock is missing.
+            # Registered on the right branch: only the final unlock is missing, and its
+            # checkout may be cut short too (no tool ever saw it): it is made again.
             run_git(["worktree", "unlock", str(path)], repo, check=False, retry_on_lock=True)
+            with contextlib.suppress(OSError):
+                _set_stage(path, STAGE_CREATING)
             return True
         if path.exists() and not _holds_only_git_file(path):
             return False
@@ -470,24 +502,45 @@ def _remove_leftover(repo: Path, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _add_new(repo: Path, path: Path, branch: str, start_point: str) -> bool:
+SMALL_TREE = 2000
+"""Files in the repository's index up to which ``worktree add`` checks the files out itself,
+under the lock: that is quicker than a second git process. A bigger tree is checked out
+outside the lock, so that workstreams starting together do not queue on it."""
+
+
+def _small_tree(repo: Path) -> bool:
+    try:
+        with (common_git_dir(repo) / "index").open("rb") as index:
+            header = index.read(12)
+    except OSError:
+        return False
+    if len(header) < 12 or header[:4] != b"DIRC":
+        return False
+    return int.from_bytes(header[8:12], "big") <= SMALL_TREE
+
+
+def _add_new(repo: Path, path: Path, branch: str, start_point: str) -> bool | None:
     """The usual case in one git command: a new branch in a folder that is not there.
 
     Many workstreams start together and queue on the repository lock, so the lock
-    is held for the add alone. Anything unusual (an entry left for a deleted folder,
-    a branch made meanwhile) makes the add fail; what it made is undone and False
-    sends the caller the careful way, which looks at the worktree list first.
+    is held for the add (and the checkout of a small tree) alone. Anything unusual
+    (an entry left for a deleted folder, a branch made meanwhile) makes the add
+    fail; what it made is undone and None sends the caller the careful way, which
+    looks at the worktree list first. Else True when the files are checked out.
     """
-    args = ["worktree", "add", "--quiet", "--no-checkout", "--no-track", "-b", branch]
+    checkout = _small_tree(repo)
+    args = ["worktree", "add", "--quiet", "--no-track", "-b", branch]
+    if not checkout:
+        args.insert(3, "--no-checkout")
     out = run_git([*args, str(path), start_point], repo, check=False, retry_on_lock=True)
     if out.returncode == 0:
-        return True
+        return checkout
     if path.exists():
         shutil.rmtree(path, ignore_errors=True)
     run_git(["worktree", "prune"], repo, check=False)
     if "already exists" not in out.stderr and branch_exists(repo, branch):
         run_git(["branch", "-D", branch], repo, check=False)  # made by the failed add
-    return False
+    return None
 
 
 def _fill_worktree(repo: Path, path: Path, branch: str, *, new_branch: bool) -> None:

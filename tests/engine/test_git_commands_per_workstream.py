@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mission_control.errors import GitError
+from mission_control.git import prepare
 from mission_control.git.conflicts import forecast
 from mission_control.git.diffs import diff_changes, diffstat
 from mission_control.git.repo import (
@@ -63,10 +64,11 @@ def test_a_workstream_costs_a_handful_of_git_commands(
     found = forecast(sb.repo, prepared.branch, [first.branch], "main")
     forecast_commands = _commands(trace)
 
-    # for-each-ref, worktree add, reset (the checkout), update-ref (the base): was 12.
-    assert len(made) <= 4, made
-    # add, diff --cached --quiet, commit, diff --raw --numstat: was 9.
-    assert len(committed) <= 4, committed
+    # for-each-ref, worktree add (with the checkout of a small tree), update-ref (the
+    # base): was 12.
+    assert len(made) <= 3, made
+    # add, commit, diff --raw --numstat: was 9 (git itself says when nothing is staged).
+    assert len(committed) <= 3, committed
     # rev-parse (the heads): the branches' changed paths come from their commits' own
     # diffs, which also say each sits on the base, and they share no path.
     assert len(forecast_commands) <= 1, forecast_commands
@@ -85,13 +87,15 @@ def test_a_chain_link_starts_at_its_dependency_with_one_more_command(
     trace.mkdir()
     monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
 
-    prepared = prepare_worktree(sb.ws("B"), [first.branch])
+    # The engine saw A's head made on the base: no merge-base question is left.
+    prepared = prepare_worktree(sb.ws("B"), [first.branch], [(done.head, done.holds)])
     made = _commands(trace)
 
+    assert done.holds == first.base_commit
     assert prepared.base_commit == done.head == sb.git(prepared.path, "rev-parse", "HEAD")
     assert prepared.merged == (first.branch,)
     assert (prepared.path / "a.txt").read_text() == "a\n"
-    assert len(made) <= 5, made  # the four above and merge-base --is-ancestor; was 14
+    assert len(made) <= 3, made  # the three above; was 14
     sb.write(prepared.path / "b.txt", "b\n")
     commit_work(prepared.path, prepared.base_commit, "B")
     _commands(trace)
@@ -168,3 +172,69 @@ def test_deleting_every_file_is_still_refused(
         (prepared.path / name).unlink()
     with pytest.raises(GitError, match="deletes every tracked file of its base"):
         commit_work(prepared.path, prepared.base_commit, "A")
+
+
+def _refusing_hook(sb: GitSandbox) -> None:
+    hook = sb.repo / ".git" / "hooks" / "pre-commit"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\necho 'lint says no' >&2\nexit 1\n")
+    hook.chmod(0o755)
+
+
+def test_a_hook_that_refuses_the_work_fails_the_commit(local_git_sandbox: GitSandbox) -> None:
+    sb = local_git_sandbox
+    prepared = prepare_worktree(sb.ws("A"), [])
+    _refusing_hook(sb)
+    sb.write(prepared.path / "a.txt", "a\n")
+    with pytest.raises(GitError, match="committing the work failed: lint says no"):
+        commit_work(prepared.path, prepared.base_commit, "A")
+    done = commit_work(prepared.path, prepared.base_commit, "A", verify=False)
+    assert done.committed and done.changed
+
+
+def test_nothing_to_commit_is_no_changes_even_with_a_refusing_hook(
+    local_git_sandbox: GitSandbox,
+) -> None:
+    sb = local_git_sandbox
+    prepared = prepare_worktree(sb.ws("A"), [])
+    _refusing_hook(sb)
+    done = commit_work(prepared.path, prepared.base_commit, "A")
+    assert (done.committed, done.changed, done.head) == (False, False, prepared.base_commit)
+
+
+def test_a_big_tree_is_checked_out_outside_the_repository_lock(
+    local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = local_git_sandbox
+    monkeypatch.setattr(prepare, "SMALL_TREE", 0)  # every tree counts as big
+    trace = tmp_path / "trace2"
+    trace.mkdir()
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+
+    prepared = prepare_worktree(sb.ws("A"), [])
+
+    made = _commands(trace)
+    assert "reset --hard" in made, made  # the add only registered it
+    assert sb.git(prepared.path, "status", "--porcelain") == ""
+    assert (prepared.path / "README.md").read_text() == (sb.repo / "README.md").read_text()
+
+
+def test_a_dependency_moved_since_its_commit_is_asked_about(
+    local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = local_git_sandbox
+    first = prepare_worktree(sb.ws("A"), [])
+    sb.write(first.path / "a.txt", "a\n")
+    done = commit_work(first.path, first.base_commit, "A")
+    sb.write(sb.repo / "late.txt", "on main after A started\n")
+    sb.git(sb.repo, "add", "late.txt")
+    sb.git(sb.repo, "commit", "-q", "-m", "late")
+    sb.git(first.path, "merge", "-q", "--no-edit", "main")  # A's branch moved on by hand
+    trace = tmp_path / "trace2"
+    trace.mkdir()
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+
+    prepared = prepare_worktree(sb.ws("B"), [first.branch], [(done.head, done.holds)])
+
+    assert "merge-base --is-ancestor" in _commands(trace)  # the old fact says nothing now
+    assert (prepared.path / "late.txt").exists() and (prepared.path / "a.txt").exists()

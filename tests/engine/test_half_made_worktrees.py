@@ -125,6 +125,25 @@ async def test_an_add_killed_before_it_set_head_is_made_again(
     assert "locked" not in sb.git(sb.repo, "worktree", "list", "--porcelain")
 
 
+async def test_an_add_killed_inside_its_checkout_is_checked_out_again(
+    git_sandbox: GitSandbox, tmp_path: Path
+) -> None:
+    sb = git_sandbox
+    base = sb.git(sb.repo, "rev-parse", "main")
+    path = _add_without_checkout(sb, "A")
+    # `git worktree add` of a small tree checks the files out before it unlocks the
+    # record: a kill there leaves the branch set, the lock, and a half-written file.
+    admin = _admin_dir(sb, path)
+    (admin / "locked").write_text("initializing")
+    sb.write(path / "README.md", "# pro")
+    assert "locked initializing" in sb.git(sb.repo, "worktree", "list", "--porcelain")
+
+    rec = await _run(sb, tmp_path, _tool("A"))
+
+    _assert_only_the_tools_change(sb, rec, "A", base)
+    assert sb.git(sb.repo, "show", "ws/P1/A:README.md") == sb.git(sb.repo, "show", "main:README.md")
+
+
 async def test_a_registered_worktree_whose_folder_was_deleted_is_made_again(
     git_sandbox: GitSandbox, tmp_path: Path
 ) -> None:

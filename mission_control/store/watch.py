@@ -52,6 +52,8 @@ _IN_NONBLOCK: Final = os.O_NONBLOCK
 _IN_CLOEXEC: Final = 0o2000000
 _WATCH_MASK: Final = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_ATTRIB | _IN_DELETE_SELF | _IN_MOVE_SELF
 _EVENT_HEADER: Final = struct.Struct("iIII")  # wd, mask, cookie, name length
+_READ_BYTES: Final = 256 * 1024
+_PLAIN_CHANGES: Final = frozenset({_IN_MODIFY, _IN_ATTRIB, _IN_CLOSE_WRITE})
 
 
 class _Inotify:
@@ -82,20 +84,35 @@ class _Inotify:
     def rm_watch(self, wd: int) -> None:
         self._rm(self.fd, wd)
 
-    def read_events(self) -> list[tuple[int, int]]:
-        """Pending ``(wd, mask)`` pairs (the descriptor is non-blocking)."""
-        out: list[tuple[int, int]] = []
+    def read_events(self) -> dict[int, int]:
+        """Pending events as ``wd -> mask`` (the masks of one file or-ed together).
+
+        A full-speed writer makes an event per ``write``: the queue is drained in
+        large reads, and events on files (which carry no name) are taken apart as one
+        array of integers rather than one at a time.
+        """
+        out: dict[int, int] = {}
         while True:
             try:
-                data = os.read(self.fd, 64 * 1024)
+                data = os.read(self.fd, _READ_BYTES)
             except BlockingIOError:
                 return out
             if not data:
                 return out
+            if len(data) % _EVENT_HEADER.size == 0:
+                words = memoryview(data).cast("i")  # events on files carry no name
+                masks = set(words[1::4])
+                if not any(words[3::4]) and masks <= _PLAIN_CHANGES:
+                    mask = 0
+                    for each in masks:
+                        mask |= each
+                    for wd in set(words[0::4]):
+                        out[wd] = out.get(wd, 0) | mask
+                    continue
             pos = 0
             while pos + _EVENT_HEADER.size <= len(data):
                 wd, mask, _cookie, length = _EVENT_HEADER.unpack_from(data, pos)
-                out.append((wd, mask))
+                out[wd] = out.get(wd, 0) | mask
                 pos += _EVENT_HEADER.size + length
 
     def close(self) -> None:
@@ -276,12 +293,22 @@ class LogWatcher:
     # -- the thread
 
     def _run(self) -> None:
+        next_read = 0.0
         while not self._stop.is_set():
             timeout = self._timeout()
             if self._inotify is not None:
                 assert self._wake_r is not None
+                # After a read, the queue is left to fill for ``min_interval``: a file's
+                # repeated events merge in the kernel and one read takes them all (an
+                # overflow marks every file changed), so a flood costs a few reads a second.
+                wait = next_read - time.monotonic()
+                fds = [self._wake_r]
+                if wait <= 0:
+                    fds.append(self._inotify.fd)
+                elif timeout is None or timeout > wait:
+                    timeout = wait
                 try:
-                    ready, _, _ = select.select([self._inotify.fd, self._wake_r], [], [], timeout)
+                    ready, _, _ = select.select(fds, [], [], timeout)
                 except (OSError, ValueError):
                     return  # closed under us
                 if self._wake_r in ready:
@@ -294,6 +321,7 @@ class LogWatcher:
                     return
                 if self._inotify.fd in ready:
                     self._take_events(self._inotify.read_events())
+                    next_read = time.monotonic() + self.min_interval
             else:
                 self._poke.wait(self.poll_interval if timeout is None else timeout)
                 self._poke.clear()
@@ -310,9 +338,9 @@ class LogWatcher:
             return None
         return max(0.0, min(deadlines) - now)
 
-    def _take_events(self, events: list[tuple[int, int]]) -> None:
+    def _take_events(self, events: dict[int, int]) -> None:
         with self._lock:
-            for wd, mask in events:
+            for wd, mask in events.items():
                 if mask & _IN_Q_OVERFLOW:
                     for entry in self._entries.values():
                         entry.dirty = True

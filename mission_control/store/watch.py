@@ -11,6 +11,9 @@ hears ``LogGrew(path, size, mtime)``. So:
 - elsewhere, or when inotify is unavailable, it stats each file every ``poll_interval``
   (0.25 s);
 - a file that does not exist yet is polled until it appears, then watched by inotify;
+- a file written faster than its subscribers want to hear of it (its news pile up
+  between two callbacks) is polled at their intervals instead, until a poll finds it
+  unchanged: under inotify every ``write`` would cost its writer a kernel event;
 - callbacks are coalesced per subscription: at most one per its ``min_interval`` (20
   per second by default; a pane asks for fewer, stall detection for one a second), and
   only when the size (or the file behind the path) really changed. A chatty tool writing
@@ -150,6 +153,8 @@ class _Entry:
     dirty: bool = False
     last_fired: float = 0.0
     next_poll: float = field(default=0.0)
+    busy: bool = False
+    """Written faster than it is reported: polled at its interval instead of watched."""
 
 
 class LogWatcher:
@@ -282,6 +287,20 @@ class LogWatcher:
             if self._inotify is not None:
                 self._inotify.rm_watch(wd)
 
+    def _poll_instead(self, wd: int) -> None:
+        """A file written faster than its subscribers hear of it: stop its inotify watch
+        (each ``write`` would cost its writer an event in the kernel) and poll it at the
+        subscriptions' own intervals until a poll finds it unchanged."""
+        now = time.monotonic()
+        for entry_id in self._by_wd.pop(wd, set()):
+            entry = self._entries.get(entry_id)
+            if entry is not None:
+                entry.wd = None
+                entry.busy = True
+                entry.next_poll = now + entry.min_interval
+        if self._inotify is not None:
+            self._inotify.rm_watch(wd)
+
     def _wake(self) -> None:
         if self._wake_w is None:
             self._poke.set()
@@ -346,14 +365,18 @@ class LogWatcher:
                         entry.dirty = True
                     continue
                 ids = self._by_wd.get(wd, set())
+                flooded = False
                 for entry_id in ids:
                     found = self._entries.get(entry_id)
                     if found is not None:
+                        flooded = flooded or found.dirty  # news before the last was told
                         found.dirty = True
                         if mask & _IN_IGNORED:  # file gone: poll until a new one appears
                             found.wd = None
                 if mask & _IN_IGNORED:
                     self._by_wd.pop(wd, None)
+                elif flooded:
+                    self._poll_instead(wd)
 
     def _fire_due(self) -> None:
         now = time.monotonic()
@@ -361,15 +384,22 @@ class LogWatcher:
         with self._lock:
             for entry_id, entry in self._entries.items():
                 if entry.wd is None and now >= entry.next_poll:
-                    entry.next_poll = now + self.poll_interval
                     entry.dirty = True
-                    if self._inotify is not None and entry.path.exists():
-                        self._attach(entry_id, entry)
+                    if entry.busy:
+                        entry.next_poll = now + max(entry.min_interval, self.min_interval)
+                    else:
+                        entry.next_poll = now + self.poll_interval
+                        if self._inotify is not None and entry.path.exists():
+                            self._attach(entry_id, entry)
                 if not entry.dirty or now - entry.last_fired < entry.min_interval:
                     continue
                 entry.dirty = False
                 st = _stat(entry.path)
                 identity = None if st is None else (st.st_dev, st.st_ino, st.st_size)
+                if entry.busy and identity == entry.identity:
+                    entry.busy = False  # quiet again: watched again
+                    if self._inotify is not None:
+                        self._attach(entry_id, entry)
                 if st is not None and identity != entry.identity:
                     entry.identity = identity
                     entry.last_fired = now

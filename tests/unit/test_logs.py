@@ -386,3 +386,22 @@ def test_rescan_looks_at_once(tmp_path: Path) -> None:
         watcher.rescan()
         assert _wait_for(lambda: len(heard) == 1)
     assert heard[0].size == path.stat().st_size
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux only")
+def test_a_flooded_file_is_told_to_its_last_byte_and_heard_again_once_quiet(
+    tmp_path: Path,
+) -> None:
+    """A writer faster than the subscription's interval is polled rather than watched;
+    the last size still comes, and once the file is quiet a single line is heard."""
+    path = _empty(tmp_path / "flooded.log")
+    heard: list[LogGrew] = []
+    with LogWatcher(use_inotify=True) as watcher:
+        watcher.watch(path, heard.append, min_interval=0.2)
+        _run_writer(path, 20_000, 0.0)
+        size = path.stat().st_size
+        assert _wait_for(lambda: bool(heard) and heard[-1].size == size)
+        time.sleep(0.5)  # a poll finds it unchanged
+        told = len(heard)
+        _run_writer(path, 1, 0.0)
+        assert _wait_for(lambda: len(heard) > told and heard[-1].size == path.stat().st_size)

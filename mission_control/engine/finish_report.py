@@ -65,6 +65,8 @@ class FinishReport(EngineCore):
             )
         elif isinstance(item, HeadCommitted):
             rt.head_holds = (item.head, item.holds) if item.holds else None
+            if item.holds:
+                self._made_on[item.head] = item.holds
             await self._record_result(
                 rt.ws,
                 {

@@ -255,6 +255,24 @@ def _chain(folder: Path, links: int, origin: bool, rounds: int) -> None:
     )
 
 
+def _compiled() -> str:
+    """Compile mission-control and its packages to bytecode first, as an install does.
+
+    Where ``PYTHONDONTWRITEBYTECODE`` is set (this machine sets it), Python would
+    otherwise compile every module again at each start: a third of a second of
+    start-up that no installed copy pays."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    site = Path(sys.prefix)
+    for folder in (ROOT / "mission_control", site):
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", "-j", "0", str(folder)],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+    return f"bytecode compiled for mission_control and {site} (as an install does)"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenario", choices=["distinct", "same-file", "chain", "all"], default="all")
@@ -265,6 +283,7 @@ def main() -> int:
     p.add_argument("--origin", action="store_true", help="both sides push to a bare origin")
     args = p.parse_args()
     print(machine_line())
+    print(_compiled())
     print("no remote, no push" if not args.origin else "push to a bare origin")
     print("                               wall      CPU (all processes)   git commands")
     began = time.perf_counter()

@@ -81,6 +81,8 @@ class EngineCore:
     _states_changed: asyncio.Event
     """Set (and replaced) at every state change: wakes what waits on other workstreams."""
     _grace: float
+    _made_on: dict[str, str]
+    """Commit -> the commit finishing made it on (it holds that one), this run."""
 
     # ----------------------------------------------------------------- views
 

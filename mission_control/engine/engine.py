@@ -75,6 +75,7 @@ class Engine(Resume):
             if ws.task_id in in_run
         }
         self._phases = {p.phase_id: p.task_ids for p in self.graph.phases}
+        self._made_on = {}
         dependents: defaultdict[str, list[str]] = defaultdict(list)
         for task_id, deps in self.graph.deps.items():
             for dep in deps:

@@ -95,7 +95,12 @@ class PullRequestOpened:
 
 @dataclass(frozen=True, slots=True)
 class WorkReady:
-    """Checked and committed: dependents may prepare while the rest of finishing runs."""
+    """Checked and committed: dependents may prepare while the rest of finishing runs
+    (told as soon as the commit is made, before its diff is read)."""
+
+    head: str = ""
+    holds: str = ""
+    """A commit ``head`` holds for certain, or empty (``CommitResult.holds``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,14 +213,20 @@ async def check_and_commit(req: FinishRequest) -> AsyncIterator[FinishItem | Com
 
     subject, body = worktrees.commit_message(ws, req.run_id, req.attempt)
     try:
+        made = await asyncio.to_thread(
+            worktrees.make_commit, req.worktree, req.base_commit, subject, body
+        )
+        crashpoints.reach("finish.committed")
+        if failed is None and made.head != req.base_commit:
+            # Dependents may prepare on this head while its diff is read.
+            yield WorkReady(made.head, made.before if made.committed else "")
         commit = await asyncio.to_thread(
-            worktrees.commit_work, req.worktree, req.base_commit, subject, body
+            worktrees.describe_commit, req.worktree, req.base_commit, made
         )
     except GitError as err:
         yield await _step(req, "commit", False, str(err))
         yield Committed(None, tuple(results), FinishOutcome(False, str(err)))
         return
-    crashpoints.reach("finish.committed")
     diffstat = commit.diffstat
     yield HeadCommitted.of(commit)
     if commit.committed:

@@ -65,6 +65,8 @@ class FinishReport(EngineCore):
             )
         elif isinstance(item, HeadCommitted):
             rt.head_holds = (item.head, item.holds) if item.holds else None
+            if item.holds:
+                self._made_on[item.head] = item.holds
             await self._record_result(
                 rt.ws,
                 {
@@ -79,6 +81,9 @@ class FinishReport(EngineCore):
             await self._record_result(rt.ws, {"pr_url": item.url})
             self._publish_result(task_id, item.head, item.url)
         elif isinstance(item, WorkReady):
+            if item.holds:
+                rt.head_holds = (item.head, item.holds)
+                self._made_on[item.head] = item.holds
             if rt.run is not None:
                 rt.run.work_ready = True
             self._wake.set()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -41,13 +42,21 @@ class Holder:
 
     @classmethod
     def this_process(cls) -> Holder:
-        return cls(os.getpid(), psutil.Process().create_time())
+        return _this_process(os.getpid())
 
     def alive(self) -> bool:
+        if self.pid == os.getpid():  # the driver's own claims: no look at /proc
+            return abs(_this_process(self.pid).create_time - self.create_time) < 1.0
         try:
             return abs(psutil.Process(self.pid).create_time() - self.create_time) < 1.0
         except (psutil.Error, OSError):
             return False
+
+
+@functools.cache
+def _this_process(pid: int) -> Holder:
+    """This process as a holder (by pid: a forked child is another process)."""
+    return Holder(pid, psutil.Process(pid).create_time())
 
 
 def registry_dir() -> Path:

@@ -56,6 +56,16 @@ def commit_message(ws: Workstream, run_id: str, attempt: int) -> tuple[str, str]
     )
 
 
+@dataclass(frozen=True, slots=True)
+class MadeCommit:
+    """What committing left: the head, and the head before it."""
+
+    head: str
+    before: str
+    committed: bool
+    """A commit was made (``head`` was made on ``before``)."""
+
+
 def commit_work(
     path: Path, base_commit: str, message: str, body: str = "", *, verify: bool = True
 ) -> CommitResult:
@@ -65,6 +75,14 @@ def commit_work(
     branch is still at ``base_commit``. A fallback identity is used only when
     git has none configured. ``verify=False`` skips the repository's commit hooks.
     """
+    made = make_commit(path, base_commit, message, body, verify=verify)
+    return describe_commit(path, base_commit, made)
+
+
+def make_commit(
+    path: Path, base_commit: str, message: str, body: str = "", *, verify: bool = True
+) -> MadeCommit:
+    """``commit_work`` up to the commit: its head is known, its diff not yet asked."""
     path = Path(path)
     require_linked_worktree(path, "a commit")
     settle_worktree(path)  # a killed mission-control's commit may still run here
@@ -91,6 +109,12 @@ def commit_work(
             " — see the message (a commit hook may have refused it), then retry"
         )
     head = (head_from_files(path) or head_commit(path)) if committed else before
+    return MadeCommit(head, before, committed)
+
+
+def describe_commit(path: Path, base_commit: str, made: MadeCommit) -> CommitResult:
+    """What the branch changed against its base after ``make_commit`` (blocking)."""
+    head, before = made.head, made.before
     stat = DiffStat(0, 0, 0)
     if head != base_commit:
         stat, changes = diff_changes(path, base_commit, head)
@@ -98,12 +122,12 @@ def commit_work(
             remember_changes(path, base_commit, head, changes)
     return CommitResult(
         head=head,
-        committed=committed,
+        committed=made.committed,
         changed=head != base_commit,
         files=stat.files,
         insertions=stat.insertions,
         deletions=stat.deletions,
-        holds=before if committed else "",
+        holds=before if made.committed else "",
     )
 
 

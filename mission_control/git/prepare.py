@@ -200,9 +200,16 @@ def _holds(
     start_point: str,
     known: Sequence[tuple[str, str]],
 ) -> bool:
-    """``commit`` holds the start point: known when it was seen made on it, else asked."""
-    if start_commit is not None and (commit, start_commit) in known:
-        return True
+    """``commit`` holds the start point: known when a row of commits seen made each on
+    the one before leads to it, else asked."""
+    made_on = dict(known)
+    at: str | None = commit
+    for _ in range(len(made_on) + 1):
+        if at is None or start_commit is None:
+            break
+        if at == start_commit:
+            return True
+        at = made_on.get(at)
     return is_ancestor(repo, start_commit or start_point, commit)
 
 

@@ -10,7 +10,15 @@ This module gathers their public names, so callers say
 
 from __future__ import annotations
 
-from .commits import CommitResult, commit_message, commit_work, push_branch
+from .commits import (
+    CommitResult,
+    MadeCommit,
+    commit_message,
+    commit_work,
+    describe_commit,
+    make_commit,
+    push_branch,
+)
 from .errors import MergeConflictError, PushRejectedError, WorktreePathError
 from .fresh_start import (
     OLD_REF_PREFIX,
@@ -46,6 +54,7 @@ __all__ = [
     "CommitResult",
     "EarlierWork",
     "FreshStart",
+    "MadeCommit",
     "MergeConflictError",
     "PreparedWorktree",
     "PushRejectedError",
@@ -54,9 +63,11 @@ __all__ = [
     "base_ref",
     "commit_message",
     "commit_work",
+    "describe_commit",
     "earlier_work",
     "list_worktrees",
     "local_branches",
+    "make_commit",
     "merge_dependencies",
     "prepare_worktree",
     "push_branch",

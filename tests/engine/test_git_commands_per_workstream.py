@@ -26,6 +26,7 @@ from mission_control.git.repo import (
     worktree_file,
 )
 from mission_control.git.worktrees import commit_work, prepare_worktree
+from tests.engine.engine_helpers import make_engine, write_plan, ws
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -238,3 +239,35 @@ def test_a_dependency_moved_since_its_commit_is_asked_about(
 
     assert "merge-base --is-ancestor" in _commands(trace)  # the old fact says nothing now
     assert (prepared.path / "late.txt").exists() and (prepared.path / "a.txt").exists()
+
+
+async def test_a_chain_run_asks_git_no_ancestry_question(
+    local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = local_git_sandbox
+    plan = write_plan(
+        tmp_path,
+        sb.repo,
+        [
+            (
+                "P1",
+                1,
+                [
+                    ws("A", "--write", "a.txt=A"),
+                    ws("B", "--write", "b.txt=B", deps=["A"]),
+                    ws("C", "--write", "c.txt=C", deps=["B"]),
+                ],
+            )
+        ],
+        pr={"enabled": False},
+    )
+    trace = tmp_path / "trace2"
+    trace.mkdir()
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+
+    assert await make_engine(plan, tmp_path / "state").run()
+
+    # Each link starts from the one before, which the engine saw made on the base.
+    asked = _commands(trace)
+    assert [c for c in asked if c.startswith("merge-base")] == [], asked
+    assert (sb.worktree_root / "P1-C" / "a.txt").exists()

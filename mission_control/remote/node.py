@@ -23,17 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
-import socket
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 from ..agents.report import read_report
 from ..engine import events as ev
@@ -67,6 +63,15 @@ from ..git.bundles import bundle_bytes
 from ..git.untracked_pack import unpack_untracked
 from ..store.logs import attempt_log_path, file_size, report_path
 from ..store.watch import shared_watcher
+from .node_files import (
+    node_dir,
+    node_id,
+    node_name,
+    read_at,
+    read_state,
+    remove_empty,
+    write_state,
+)
 from .protocol import (
     CHUNK_BYTES,
     Chunk,
@@ -84,17 +89,6 @@ MARK_VAR = "MC_NODE_ATTEMPT"
 
 CLOSED_EXIT_SECONDS = 10.0
 """A closed attempt's actor waits this long to be killed before it exits by itself."""
-
-
-def node_dir() -> Path:
-    """Where a node keeps mirrors, worktrees and attempt logs (``MC_NODE_DIR`` overrides)."""
-    configured = os.environ.get("MC_NODE_DIR")
-    if configured:
-        return Path(configured)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    if cache.startswith("~"):
-        cache = tempfile.gettempdir()
-    return Path(cache) / "mission-control" / "node"
 
 
 class NodeAttempt:
@@ -208,12 +202,12 @@ class NodeAttempt:
             bring_files=False,
         )
         return NodePrepared(
-            _node_name(),
+            node_name(),
             prepared.path,
             prepared.base_commit,
             prepared.merged,
             prepared.wip_applied,
-            _node_id(),
+            node_id(),
         )
 
     async def reopen(self) -> NodeStatus | None:
@@ -226,7 +220,7 @@ class NodeAttempt:
         self._loop = asyncio.get_running_loop()
         self._unclaimed.cancel()
         self._touch()
-        state = await asyncio.to_thread(_read_state, self._state_path)
+        state = await asyncio.to_thread(read_state, self._state_path)
         if state is None or not self.ws.worktree_path.is_dir():
             return None
         mirror = Path(state["mirror"])
@@ -239,7 +233,7 @@ class NodeAttempt:
         if status is None:  # killed with its actor before its wrapper could say how
             status, stopped = ExitStatus(None, None), True
         self._kept = NodeStatus(
-            _node_name(),
+            node_name(),
             int(state["pid"]),
             float(state["create_time"]),
             False,
@@ -301,7 +295,7 @@ class NodeAttempt:
             "pid": proc.pid,
             "create_time": proc.create_time,
         }
-        await asyncio.to_thread(_write_state, self._state_path, state)
+        await asyncio.to_thread(write_state, self._state_path, state)
         self._watch_log()
         self._sampler = MetricsSampler(1.0, self._on_sample_thread)
         self._sampler.watch("attempt", proc, self.log_path)
@@ -411,7 +405,7 @@ class NodeAttempt:
             return self._kept
         proc = self._require()
         return NodeStatus(
-            _node_name(),
+            node_name(),
             proc.pid,
             proc.create_time,
             proc.paused,
@@ -435,7 +429,7 @@ class NodeAttempt:
         offset = min(offset, await asyncio.to_thread(file_size, self.log_path))
         while True:
             self._changed.clear()
-            data = await asyncio.to_thread(_read, self.log_path, offset, CHUNK_BYTES)
+            data = await asyncio.to_thread(read_at, self.log_path, offset, CHUNK_BYTES)
             if me != self._streams:
                 return
             events, self._events = tuple(self._events), []
@@ -494,8 +488,8 @@ class NodeAttempt:
         if not any(folder.glob("attempt-*")):  # the workstream's last attempt here
             with contextlib.suppress(OSError):
                 (folder / "prompt.txt").unlink()
-        _remove_empty(folder, self._root / "runs")
-        _remove_empty(self._work_root.parent, self._root)
+        remove_empty(folder, self._root / "runs")
+        remove_empty(self._work_root.parent, self._root)
 
     def _never_claimed(self) -> None:
         with contextlib.suppress(OSError):
@@ -522,16 +516,16 @@ class NodeAttempt:
         what = "attempt stopped" if running else "its tool had ended"
         note = (
             f"\n──── no mission-control for {minutes:g} min: {what};"
-            f" its work stays in {self.ws.worktree_path} on {_node_name()}"
+            f" its work stays in {self.ws.worktree_path} on {node_name()}"
             " until a mission-control resumes the run\n"
         )
         await asyncio.to_thread(append_log, self.log_path, note)
         if running:
             # Said before the stop: a resume then knows the tool did not end by itself.
-            state = await asyncio.to_thread(_read_state, self._state_path)
+            state = await asyncio.to_thread(read_state, self._state_path)
             if state is not None:
                 state["stopped"] = True
-                await asyncio.to_thread(_write_state, self._state_path, state)
+                await asyncio.to_thread(write_state, self._state_path, state)
             if self._proc is not None:
                 await self._proc.terminate(self.spec.grace_seconds)
         if self._sampler is not None:
@@ -590,50 +584,6 @@ class NodeAttempt:
             activity = LogActivity(activity.size, activity.mtime, self._sample[1].report)
         self._sample = (sample, activity)
         self._changed.set()
-
-
-def _node_name() -> str:
-    return socket.gethostname()
-
-
-def _node_id() -> str:
-    import ray  # only ever called inside an actor
-
-    return str(ray.get_runtime_context().get_node_id())
-
-
-def _write_state(path: Path, state: dict[str, Any]) -> None:
-    """Write the attempt's state file whole (a temporary file renamed over it)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _read_state(path: Path) -> dict[str, Any] | None:
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) else None
-
-
-def _remove_empty(folder: Path, stop: Path) -> None:
-    """Remove ``folder`` and its parents below ``stop`` while they are empty."""
-    while folder != stop and stop in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent
-
-
-def _read(path: Path, offset: int, limit: int) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            return handle.read(limit)
-    except OSError:
-        return b""
 
 
 __all__ = ["MARK_VAR", "NodeAttempt", "node_dir"]

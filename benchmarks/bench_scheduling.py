@@ -109,14 +109,14 @@ def _timelines(events: list[ev.Event]) -> dict[str, _Timeline]:
 
 _PATH = (
     "exit -> AttemptEnded (exit noticed)",
-    "AttemptEnded -> commit done",
-    "commit done -> dependent PREPARING",
+    "AttemptEnded -> commit made",
+    "commit made -> dependent PREPARING",
     "PREPARING -> AttemptStarted (worktree, spawn)",
 )
 """The stretches from the dependency's exit to the dependent's spawn, one after another."""
 
 _BESIDE = (
-    "dependency: commit -> forecast done",
+    "dependency: commit made -> forecast done",
     "dependency: forecast -> push done",
     "dependent: AttemptStarted -> tool's first line",
 )
@@ -164,20 +164,23 @@ def _engine(folder: Path, links: int, origin: bool, trace: Path | None = None) -
         exited = _stamp(stamps, dep, "exit")
         chain.latencies.append(n.spawned - exited)
         pushed = d.pushed if origin else d.forecast
+        # Dependents hear of the commit as soon as it is made, before its diff is read
+        # and its step logged: whichever came first marks the commit.
+        made = min(d.committed, n.preparing)
         chain.links.append(
             {
                 _PATH[0]: (exited, d.ended),
-                _PATH[1]: (d.ended, d.committed),
-                _PATH[2]: (d.committed, n.preparing),
+                _PATH[1]: (d.ended, made),
+                _PATH[2]: (made, n.preparing),
                 _PATH[3]: (n.preparing, n.spawned),
-                _BESIDE[0]: (d.committed, d.forecast),
+                _BESIDE[0]: (made, d.forecast),
                 _BESIDE[1]: (d.forecast, pushed),
                 _BESIDE[2]: (n.spawned, _stamp(stamps, nxt, "start")),
             }
         )
         waited = d.succeeded <= n.preparing
         chain.waited.append(waited)
-        gate = d.succeeded if waited else d.committed
+        gate = d.succeeded if waited else made
         chain.own.append((d.ended - exited) + (n.preparing - gate))
     return chain
 
@@ -279,7 +282,7 @@ def main() -> int:
     print(
         "\nthe rest of the dependency's finishing ("
         + (
-            "the dependent waited for it: it is inside 'commit done -> dependent PREPARING'"
+            "the dependent waited for it: it is inside 'commit made -> dependent PREPARING'"
             if waited
             else "off the path: the dependent starts once the commit is made, so this runs"
             " alongside its preparation and those git commands count in both windows"

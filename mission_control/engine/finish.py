@@ -290,7 +290,7 @@ async def already_pushed(pushed: Pushed) -> AsyncIterator[StepDone | Pushed]:
 async def deliver(
     req: FinishRequest, done: Committed, push: AsyncIterator[StepDone | Pushed]
 ) -> AsyncIterator[FinishItem]:
-    """After the commit: tell dependents, forecast conflicts, push, open the pull request."""
+    """After the commit: tell dependents, push, forecast conflicts, open the pull request."""
     ws = req.ws
     if done.outcome is not None:
         if done.changed and not done.outcome.ok:
@@ -300,19 +300,22 @@ async def deliver(
     assert done.commit is not None
     commit = done.commit
     # Checked and committed: dependents merge the local branch, so they may prepare
-    # during the push, the pull request and the forecast (their tools wait for success).
+    # during the push, the pull request and the forecast (their tools wait for delivery).
     yield WorkReady()
-    yield ForecastDue()
     result = Pushed(False)
     async for item in push:
         if isinstance(item, Pushed):
             result = item
         else:
             yield item
+    if result.error is None:
+        yield WorkDelivered()
+    # Only now: on a machine of few cores the forecast's git would slow the push and
+    # the preparation a dependent waits for; it runs beside the pull request instead.
+    yield ForecastDue()
     if result.error is not None:
         yield FinishOutcome(False, result.error)
         return
-    yield WorkDelivered()
     where = f"pushed to {ws.remote}" if result.pushed else f"committed on {ws.branch}"
     detail = f"{where}: {commit.diffstat}"
     if ws.pr.enabled is False:

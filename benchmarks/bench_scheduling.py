@@ -116,8 +116,8 @@ _PATH = (
 """The stretches from the dependency's exit to the dependent's spawn, one after another."""
 
 _BESIDE = (
-    "dependency: commit made -> forecast done",
-    "dependency: forecast -> push done",
+    "dependency: commit made -> push done",
+    "dependency: push done -> forecast done",
     "dependent: AttemptStarted -> tool's first line",
 )
 """The rest of the dependency's finishing, and the dependent's exec, for the record."""
@@ -163,18 +163,18 @@ def _engine(folder: Path, links: int, origin: bool, trace: Path | None = None) -
         d, n = tl[dep], tl[nxt]
         exited = _stamp(stamps, dep, "exit")
         chain.latencies.append(n.spawned - exited)
-        pushed = d.pushed if origin else d.forecast
         # Dependents hear of the commit as soon as it is made, before its diff is read
         # and its step logged: whichever came first marks the commit.
         made = min(d.committed, n.preparing)
+        pushed = d.pushed if origin else made
         chain.links.append(
             {
                 _PATH[0]: (exited, d.ended),
                 _PATH[1]: (d.ended, made),
                 _PATH[2]: (made, n.preparing),
                 _PATH[3]: (n.preparing, n.spawned),
-                _BESIDE[0]: (made, d.forecast),
-                _BESIDE[1]: (d.forecast, pushed),
+                _BESIDE[0]: (made, pushed),
+                _BESIDE[1]: (pushed, d.forecast),
                 _BESIDE[2]: (n.spawned, _stamp(stamps, nxt, "start")),
             }
         )
@@ -284,8 +284,9 @@ def main() -> int:
         + (
             "the dependent waited for it: it is inside 'commit made -> dependent PREPARING'"
             if waited
-            else "off the path: the dependent starts once the commit is made, so this runs"
-            " alongside its preparation and those git commands count in both windows"
+            else "beside the path: the dependent prepares once the commit is made and its"
+            " tool starts once the push is done, so the push runs alongside its preparation"
+            " (its git commands count in both windows); the forecast starts after the push"
         )
         + "):"
     )

@@ -46,6 +46,14 @@ def _commands(trace: Path) -> list[str]:
     return [argv for _, argv in sorted(started)]
 
 
+def _traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """From now on every git command leaves its trace in the folder returned."""
+    trace = tmp_path / "trace2"
+    trace.mkdir()
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    return trace
+
+
 def test_a_workstream_costs_a_handful_of_git_commands(
     local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -53,9 +61,7 @@ def test_a_workstream_costs_a_handful_of_git_commands(
     first = prepare_worktree(sb.ws("A"), [])  # what is asked once per repository is asked now
     sb.write(first.path / "a.txt", "a\n")
     commit_work(first.path, first.base_commit, "A")
-    trace = tmp_path / "trace2"
-    trace.mkdir()
-    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    trace = _traced(tmp_path, monkeypatch)
 
     prepared = prepare_worktree(sb.ws("B"), [])
     made = _commands(trace)
@@ -84,9 +90,7 @@ def test_a_chain_link_starts_at_its_dependency_with_one_more_command(
     first = prepare_worktree(sb.ws("A"), [])
     sb.write(first.path / "a.txt", "a\n")
     done = commit_work(first.path, first.base_commit, "A")
-    trace = tmp_path / "trace2"
-    trace.mkdir()
-    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    trace = _traced(tmp_path, monkeypatch)
 
     # The engine saw A's head made on the base: no merge-base question is left.
     prepared = prepare_worktree(sb.ws("B"), [first.branch], [(done.head, done.holds)])
@@ -208,9 +212,7 @@ def test_a_big_tree_is_checked_out_outside_the_repository_lock(
 ) -> None:
     sb = local_git_sandbox
     monkeypatch.setattr(prepare, "SMALL_TREE", 0)  # every tree counts as big
-    trace = tmp_path / "trace2"
-    trace.mkdir()
-    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    trace = _traced(tmp_path, monkeypatch)
 
     prepared = prepare_worktree(sb.ws("A"), [])
 
@@ -231,9 +233,7 @@ def test_a_dependency_moved_since_its_commit_is_asked_about(
     sb.git(sb.repo, "add", "late.txt")
     sb.git(sb.repo, "commit", "-q", "-m", "late")
     sb.git(first.path, "merge", "-q", "--no-edit", "main")  # A's branch moved on by hand
-    trace = tmp_path / "trace2"
-    trace.mkdir()
-    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    trace = _traced(tmp_path, monkeypatch)
 
     prepared = prepare_worktree(sb.ws("B"), [first.branch], [(done.head, done.holds)])
 
@@ -261,9 +261,7 @@ async def test_a_chain_run_asks_git_no_ancestry_question(
         ],
         pr={"enabled": False},
     )
-    trace = tmp_path / "trace2"
-    trace.mkdir()
-    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    trace = _traced(tmp_path, monkeypatch)
 
     assert await make_engine(plan, tmp_path / "state").run()
 

@@ -64,6 +64,14 @@ def _admin_dir(sb: GitSandbox, path: Path) -> Path:
     return Path(sb.git(path, "rev-parse", "--path-format=absolute", "--git-dir"))
 
 
+def _lock_as_adding(sb: GitSandbox, path: Path) -> Path:
+    """Lock the worktree's record as `git worktree add` does until it is done; its admin dir."""
+    admin = _admin_dir(sb, path)
+    (admin / "locked").write_text("initializing")
+    assert "locked initializing" in sb.git(sb.repo, "worktree", "list", "--porcelain")
+    return admin
+
+
 def _assert_only_the_tools_change(sb: GitSandbox, rec: Recorder, ws_id: str, base: str) -> None:
     task = f"P1::{ws_id}"
     assert rec.states[task] is WsState.SUCCEEDED, rec.details(task)
@@ -114,10 +122,7 @@ async def test_an_add_killed_before_it_set_head_is_made_again(
     path = _add_without_checkout(sb, "A")
     # `git worktree add` locks the record as "initializing" and writes a null HEAD
     # before it sets the branch; a kill there leaves exactly this.
-    admin = _admin_dir(sb, path)
-    (admin / "locked").write_text("initializing")
-    (admin / "HEAD").write_text("0" * 40 + "\n")
-    assert "locked initializing" in sb.git(sb.repo, "worktree", "list", "--porcelain")
+    _lock_as_adding(sb, path).joinpath("HEAD").write_text("0" * 40 + "\n")
 
     rec = await _run(sb, tmp_path, _tool("A"))
 
@@ -133,10 +138,8 @@ async def test_an_add_killed_inside_its_checkout_is_checked_out_again(
     path = _add_without_checkout(sb, "A")
     # `git worktree add` of a small tree checks the files out before it unlocks the
     # record: a kill there leaves the branch set, the lock, and a half-written file.
-    admin = _admin_dir(sb, path)
-    (admin / "locked").write_text("initializing")
+    _lock_as_adding(sb, path)
     sb.write(path / "README.md", "# pro")
-    assert "locked initializing" in sb.git(sb.repo, "worktree", "list", "--porcelain")
 
     rec = await _run(sb, tmp_path, _tool("A"))
 

@@ -31,9 +31,6 @@ from .recovery import exit_file_for
 from .states import DONE_FOR_DEPENDENTS, WsState
 from .supervisor import ExitStatus
 
-KNOWN_HOLDS = 64
-"""The most (commit, commit it holds) pairs handed to a preparation: a longer chain asks git."""
-
 MAX_LOSSES = 3
 """How many times an attempt lost with its machine is started again before it fails."""
 
@@ -225,15 +222,12 @@ class Attempts(Conversation):
         return True
 
     def _known_holds(self, ws: Workstream) -> tuple[tuple[str, str], ...]:
-        """What finishing saw of the dependencies' ancestry: each head, the commit it was
-        made on, that one's, and so on (a chain's link holds the links before it)."""
+        """What finishing saw of the dependencies' ancestry (``_ancestry`` of each head)."""
         pairs: list[tuple[str, str]] = []
         for dependency in ws.depends_on:
             rt = self._rt.get(dependency)
-            at = rt.head_holds[0] if rt is not None and rt.head_holds else None
-            while at in self._made_on and len(pairs) < KNOWN_HOLDS:
-                pairs.append((at, self._made_on[at]))
-                at = self._made_on[at]
+            if rt is not None and rt.head_holds:
+                pairs += self._ancestry(rt.head_holds[0])
         return tuple(pairs)
 
     def _dependency_branches(self, ws: Workstream) -> list[str]:

@@ -54,6 +54,10 @@ class RunOptions:
     start them again from the base (``engine.branches``). Kept with the run."""
 
 
+KNOWN_HOLDS = 64
+"""The most (commit, commit it holds) pairs handed to git's callers: a longer chain asks git."""
+
+
 class EngineCore:
     """The shared state and plumbing of the engine (see the module docstring)."""
 
@@ -142,6 +146,16 @@ class EngineCore:
                     await self._set_state(other, WsState.PENDING, "")
 
     # ------------------------------------------------------------ plumbing
+
+    def _ancestry(self, head: str) -> tuple[tuple[str, str], ...]:
+        """(commit, the commit finishing made it on) from ``head`` back, as far as this run
+        saw (a chain's link holds the links before it), at most ``KNOWN_HOLDS`` pairs."""
+        pairs: list[tuple[str, str]] = []
+        at: str | None = head
+        while at in self._made_on and len(pairs) < KNOWN_HOLDS:
+            pairs.append((at, self._made_on[at]))
+            at = self._made_on[at]
+        return tuple(pairs)
 
     def _get(self, task_id: str) -> Lifecycle:
         try:

@@ -375,16 +375,25 @@ async def _pull_request(
 
 
 async def forecast(
-    ws: Workstream, log_path: Path, others: tuple[tuple[str, str], ...]
+    ws: Workstream,
+    log_path: Path,
+    others: tuple[tuple[str, str], ...],
+    known_holds: tuple[tuple[str, str], ...] = (),
 ) -> StepDone | ConflictsFound:
     """Trial-merge the branch's head with ``others`` ((task id, branch) of the phase's
-    finished branches) and the current base; a failed forecast is a failed step."""
+    finished branches) and the current base; a failed forecast is a failed step.
+    ``known_holds``: what finishing saw of the branches' ancestry (``conflicts.forecast``)."""
     try:
         base_ref, warning = await asyncio.to_thread(_current_base, ws)
         if warning:
             await asyncio.to_thread(append_log, log_path, f"──── forecast: {warning}\n")
         result = await asyncio.to_thread(
-            conflicts.forecast, ws.repo, ws.branch, [branch for _, branch in others], base_ref
+            conflicts.forecast,
+            ws.repo,
+            ws.branch,
+            [branch for _, branch in others],
+            base_ref,
+            known_holds,
         )
         found, base_head = result.conflicts, result.base_head
     except GitError as err:

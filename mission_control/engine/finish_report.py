@@ -95,7 +95,9 @@ class FinishReport(EngineCore):
             await self._forecast(rt, log_path)
 
     async def _forecast(self, rt: Lifecycle, log_path: Path) -> None:
-        found = await forecast(rt.ws, log_path, self._finished_branches(rt.ws))
+        head = rt.head_holds[0] if rt.head_holds else None
+        known = self._ancestry(head) if head else ()
+        found = await forecast(rt.ws, log_path, self._finished_branches(rt.ws), known)
         if isinstance(found, StepDone):
             await self._take(rt, found, log_path)
             return

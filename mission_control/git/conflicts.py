@@ -21,7 +21,7 @@ commit. Each branch costs about two merges, plus one per real conflict.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,8 +79,17 @@ class Forecast:
     """The commit ``base_ref`` named: the engine forecasts again when the base moves."""
 
 
-def forecast(repo: Path, branch: str, others: Sequence[str], base_ref: str) -> Forecast:
+def forecast(
+    repo: Path,
+    branch: str,
+    others: Sequence[str],
+    base_ref: str,
+    known_holds: Sequence[tuple[str, str]] = (),
+) -> Forecast:
     """Trial-merge ``branch`` with each of ``others`` and with ``base_ref``.
+
+    ``known_holds``: (commit, a commit it holds) pairs seen made; a branch whose head
+    they show ``branch`` holds needs no question to git (a chain's earlier links).
 
     Returns ``(other, files)`` for each one that conflicts, in the order given
     (``base_ref`` last), naming ``other`` exactly as passed. Others that no
@@ -113,10 +122,10 @@ def forecast(repo: Path, branch: str, others: Sequence[str], base_ref: str) -> F
         sharing = [
             o for o in alive if ours.may_conflict(_touched(repo, base_head, _head(heads, o)))
         ]
-        held = {base_ref, *(_merged_into(repo, branch_head, sharing) if sharing else ())}
+        held = {base_ref, *_held(repo, branch_head, sharing, heads, known_holds)}
         unheld = [o for o in sharing if o not in held]
     else:
-        held = _merged_into(repo, branch_head, [*alive, base_ref])
+        held = _held(repo, branch_head, [*alive, base_ref], heads, known_holds)
         unheld = [o for o in alive if o not in held]
         if unheld:  # in a chain every other is held: nothing to diff
             ours = _touched(repo, base_head, branch_head)
@@ -216,6 +225,25 @@ def _heads(repo: Path, refs: Sequence[str]) -> dict[str, str | None]:
     if out.returncode == 0 and len(found) == len(unique):
         return dict(zip(unique, found, strict=True))
     return {ref: rev_parse(repo, ref) for ref in unique}  # one is missing: ask one by one
+
+
+def _held(
+    repo: Path,
+    head: str,
+    names: Sequence[str],
+    heads: Mapping[str, str | None],
+    known_holds: Sequence[tuple[str, str]],
+) -> set[str]:
+    """Those of ``names`` whose tip ``head`` holds: the known ones without git."""
+    made_on = dict(known_holds)
+    ancestry = {head}
+    at = made_on.get(head)
+    while at is not None and at not in ancestry and len(ancestry) <= len(made_on):
+        ancestry.add(at)
+        at = made_on.get(at)
+    known = {n for n in names if heads.get(n) in ancestry}
+    rest = [n for n in names if n not in known]
+    return known | (_merged_into(repo, head, rest) if rest else set())
 
 
 def _merged_into(repo: Path, head: str, names: Sequence[str]) -> set[str]:

@@ -41,7 +41,7 @@ def _commands(trace: Path) -> list[str]:
         for line in file.read_text().splitlines():
             event = json.loads(line)
             if event.get("event") == "start" and "/" not in event["sid"]:
-                started.append((event["time"], " ".join(event["argv"][1:3])))
+                started.append((event["time"], " ".join(event["argv"][1:])))
         file.unlink()
     return [argv for _, argv in sorted(started)]
 
@@ -217,7 +217,7 @@ def test_a_big_tree_is_checked_out_outside_the_repository_lock(
     prepared = prepare_worktree(sb.ws("A"), [])
 
     made = _commands(trace)
-    assert "reset --hard" in made, made  # the add only registered it
+    assert any(c.startswith("reset --hard") for c in made), made  # the add only registered it
     assert sb.git(prepared.path, "status", "--porcelain") == ""
     assert (prepared.path / "README.md").read_text() == (sb.repo / "README.md").read_text()
 
@@ -237,7 +237,8 @@ def test_a_dependency_moved_since_its_commit_is_asked_about(
 
     prepared = prepare_worktree(sb.ws("B"), [first.branch], [(done.head, done.holds)])
 
-    assert "merge-base --is-ancestor" in _commands(trace)  # the old fact says nothing now
+    asked = _commands(trace)
+    assert any(c.startswith("merge-base --is-ancestor") for c in asked)  # the old fact is stale
     assert (prepared.path / "late.txt").exists() and (prepared.path / "a.txt").exists()
 
 
@@ -265,7 +266,8 @@ async def test_a_chain_run_asks_git_no_ancestry_question(
 
     assert await make_engine(plan, tmp_path / "state").run()
 
-    # Each link starts from the one before, which the engine saw made on the base.
+    # Each link starts from the one before, which the engine saw made on the base, and
+    # its forecast knows it holds the links before it.
     asked = _commands(trace)
-    assert [c for c in asked if c.startswith("merge-base")] == [], asked
+    assert [c for c in asked if c.startswith("merge-base") or "--merged" in c] == [], asked
     assert (sb.worktree_root / "P1-C" / "a.txt").exists()

@@ -180,13 +180,18 @@ class MissionControlApp(App[AppResult]):
 
     def on_key(self, event: Key) -> None:
         focused = self.screen.focused
-        if isinstance(focused, Input) and event.is_printable:
-            # Typed right after ``/`` or ``f``, before the box had the focus: the key was
-            # queued for the table, and no hotkey took it (here, after the bindings, the
-            # box has the focus). It belongs to the box, which takes every printable key,
-            # so it never comes back here.
+        if not isinstance(focused, Input):
+            return
+        # Typed right after ``/`` or ``f``, before the box had the focus: the key was
+        # queued for the table, and no hotkey took it (here, after the bindings, the box
+        # has the focus). It belongs to the box, which takes every printable key and
+        # enter itself, so such a key never comes back here.
+        if event.is_printable:
             event.stop()
             focused.post_message(Key(event.key, event.character))
+        elif event.key == "enter":  # "/word" and enter in one burst: search for it
+            event.stop()
+            focused.call_later(focused.action_submit)  # after the letters re-posted above
 
     def notify(
         self,

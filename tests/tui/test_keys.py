@@ -29,9 +29,9 @@ def _app(logs: Path | None = None) -> tuple[MissionControlApp, StaticEngine]:
 
 def _type_at_once(app: MissionControlApp, text: str) -> None:
     """Queue every key before any is handled, as a terminal delivers a fast typist's keys."""
+    names = {"/": "slash", "\r": "enter"}
     for char in text:
-        key = "slash" if char == "/" else char
-        app.post_message(events.Key(key, char))
+        app.post_message(events.Key(names.get(char, char), char))
 
 
 async def test_slash_from_the_table_searches_the_pane_and_no_key_falls_through(
@@ -58,6 +58,22 @@ async def test_slash_from_the_table_searches_the_pane_and_no_key_falls_through(
         await pilot.press("enter")
         await pilot.pause()
         assert app.focused is app.panes[0].log_view
+
+
+async def test_a_search_typed_at_once_with_its_enter_is_made(demo_logs: Path) -> None:
+    app, engine = _app(demo_logs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        _type_at_once(app, "/paths\r")
+        pane = app.panes[0]
+        for _ in range(100):  # the view searches in its own thread
+            await pilot.pause(0.05)
+            if pane.log_view.match_line is not None:
+                break
+        assert pane.log_view.match_line is not None  # the enter searched, for every letter
+        assert app.focused is pane.log_view
+        assert pane.query_one(SearchBox).value == "paths"
+        assert len(app.panes) == 1 and engine.calls == []
 
 
 async def test_filter_box_takes_keys_typed_at_once_and_shows_them(demo_logs: Path) -> None:

@@ -180,18 +180,14 @@ class MissionControlApp(App[AppResult]):
 
     def on_key(self, event: Key) -> None:
         focused = self.screen.focused
-        if not isinstance(focused, Input):
-            return
-        # Typed right after ``/`` or ``f``, before the box had the focus: the key was
-        # queued for the table, and no hotkey took it (here, after the bindings, the box
-        # has the focus). It belongs to the box, which takes every printable key and
-        # enter itself, so such a key never comes back here.
-        if event.is_printable:
+        if isinstance(focused, Input) and event.is_printable and event.character:
+            # Typed right after ``/`` or ``f``, before the box had the focus: the key was
+            # queued for the table, and no hotkey took it (here, after the bindings, the
+            # box has the focus). It belongs to the box, which takes every printable key,
+            # so it never comes back here. Put in now, not posted: an enter typed in the
+            # same burst submits the box next, and must find the whole word there.
             event.stop()
-            focused.post_message(Key(event.key, event.character))
-        elif event.key == "enter":  # "/word" and enter in one burst: search for it
-            event.stop()
-            focused.call_later(focused.action_submit)  # after the letters re-posted above
+            focused.insert_text_at_cursor(event.character)
 
     def notify(
         self,

@@ -187,8 +187,8 @@ async def test_retry_retry_fresh_and_skip(git_repo: GitRepo, tmp_path: Path) -> 
             lambda: state(app, "P1::F") is WsState.FAILED and state(app, "P1::X") is WsState.FAILED,
         )
         await until(pilot, lambda: state(app, "P1::Y") is WsState.BLOCKED)
-        # a failure is notified
-        assert any(n.title == "P1::F failed" for n in app._notifications)
+        # a failure is notified (its toast reads the log in a thread first)
+        await until(pilot, lambda: any(n.title == "P1::F failed" for n in app._notifications))
 
         await select(pilot, app, "P1::F")
         await pilot.press("r")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
 from .repo import (
     head_commit,
     head_from_files,
+    hooks_dir,
     remote_env,
     require_linked_worktree,
     run_git,
@@ -94,8 +96,11 @@ def make_commit(
     if not _index_entries(path):  # only then can the work be "every file deleted"
         tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
         _refuse_emptying(path, tree, base_commit)
-    # No "anything staged?" question first: git says "nothing to commit" itself, and
-    # only when it refuses is it asked whether that was the reason (or a hook).
+    # Git says "nothing to commit" itself: "anything staged?" is asked first only where a
+    # commit hook would run for nothing (and might stage files of its own); else only
+    # when git refuses, to tell that reason from a hook's.
+    if verify and _commit_hooks(path) and not _anything_staged(path):
+        return MadeCommit(before, before, False)
     args = ["commit", "--quiet", "--no-edit", "--untracked-files=no", "-m", message]
     if body:
         args += ["-m", body]
@@ -129,6 +134,15 @@ def describe_commit(path: Path, base_commit: str, made: MadeCommit) -> CommitRes
         deletions=stat.deletions,
         holds=before if made.committed else "",
     )
+
+
+_COMMIT_HOOKS = ("pre-commit", "prepare-commit-msg", "commit-msg")
+
+
+def _commit_hooks(path: Path) -> bool:
+    """The repository has a hook that ``git commit`` would run."""
+    folder = hooks_dir(path)
+    return any(os.access(folder / name, os.X_OK) for name in _COMMIT_HOOKS)
 
 
 def _anything_staged(path: Path) -> bool:

@@ -308,17 +308,7 @@ def has_remote(repo: Path, remote: str) -> bool:
     Asked for every workstream several times; ``git remote add`` or ``remove``
     rewrites the config file, which changes what the answer is remembered under.
     """
-    common = common_git_dir(repo)
-    try:
-        stat = (common / "config").stat()
-        key: tuple[Path, int, int, int] | None = (
-            common,
-            stat.st_mtime_ns,
-            stat.st_size,
-            stat.st_ino,
-        )
-    except OSError:
-        key = None
+    key = _config_key(repo)
     names = _remotes.get(key) if key is not None else None
     if names is None:
         out = run_git(["remote"], repo, what="listing remotes")
@@ -328,7 +318,31 @@ def has_remote(repo: Path, remote: str) -> bool:
     return remote in names
 
 
+def hooks_dir(repo: Path) -> Path:
+    """Where git looks for the repository's hooks (``core.hooksPath`` honoured), remembered
+    while its config file is unchanged."""
+    key = _config_key(repo)
+    found = _hooks.get(key) if key is not None else None
+    if found is None:
+        out = run_git(["rev-parse", "--path-format=absolute", "--git-path", "hooks"], repo)
+        found = Path(out.stdout.strip())
+        if key is not None:
+            _hooks[key] = found
+    return found
+
+
+def _config_key(repo: Path) -> tuple[Path, int, int, int] | None:
+    """The repository's config file as it is now: what answers read from it are kept under."""
+    common = common_git_dir(repo)
+    try:
+        stat = (common / "config").stat()
+    except OSError:
+        return None
+    return (common, stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
 _remotes: dict[tuple[Path, int, int, int], frozenset[str]] = {}
+_hooks: dict[tuple[Path, int, int, int], Path] = {}
 
 
 def head_commit(path: Path) -> str:

@@ -271,3 +271,21 @@ async def test_a_chain_run_asks_git_no_ancestry_question(
     asked = _commands(trace)
     assert [c for c in asked if c.startswith("merge-base") or "--merged" in c] == [], asked
     assert (sb.worktree_root / "P1-C" / "a.txt").exists()
+
+
+def test_a_hook_that_stages_files_of_its_own_makes_no_work_of_nothing(
+    local_git_sandbox: GitSandbox, tmp_path: Path
+) -> None:
+    sb = local_git_sandbox
+    prepared = prepare_worktree(sb.ws("A"), [])
+    hooks = tmp_path / "hooks"  # where core.hooksPath points, as a hook manager sets it
+    hooks.mkdir()
+    hook = hooks / "pre-commit"
+    hook.write_text("#!/bin/sh\necho formatted > formatted.txt\ngit add formatted.txt\n")
+    hook.chmod(0o755)
+    sb.git(sb.repo, "config", "core.hooksPath", str(hooks))
+
+    done = commit_work(prepared.path, prepared.base_commit, "A")
+
+    assert (done.committed, done.changed) == (False, False)  # the tool changed nothing
+    assert not (prepared.path / "formatted.txt").exists()  # the hook never ran for nothing

@@ -319,15 +319,14 @@ def has_remote(repo: Path, remote: str) -> bool:
 
 
 def hooks_dir(repo: Path) -> Path:
-    """Where git looks for the repository's hooks (``core.hooksPath`` honoured), remembered
-    while its config file is unchanged."""
-    key = _config_key(repo)
-    found = _hooks.get(key) if key is not None else None
+    """Where git looks for the repository's hooks (``core.hooksPath`` honoured), asked once
+    a process: every push rewrites the config file (its upstream), so the file's state
+    would not keep the answer."""
+    common = common_git_dir(repo)
+    found = _hooks.get(common)
     if found is None:
         out = run_git(["rev-parse", "--path-format=absolute", "--git-path", "hooks"], repo)
-        found = Path(out.stdout.strip())
-        if key is not None:
-            _hooks[key] = found
+        found = _hooks[common] = Path(out.stdout.strip())
     return found
 
 
@@ -342,7 +341,7 @@ def _config_key(repo: Path) -> tuple[Path, int, int, int] | None:
 
 
 _remotes: dict[tuple[Path, int, int, int], frozenset[str]] = {}
-_hooks: dict[tuple[Path, int, int, int], Path] = {}
+_hooks: dict[Path, Path] = {}
 
 
 def head_commit(path: Path) -> str:

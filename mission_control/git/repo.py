@@ -521,10 +521,15 @@ def remote_env(path: Path, remote: str) -> dict[str, str]:
     remote keeps its name, so its remote-tracking refs and settings still apply.
     Given as ``GIT_CONFIG_*`` variables, not ``-c``, so a path may hold any character.
     """
+    # Every remote setting in one call, picked here: a pattern naming the remote would
+    # have to escape its name for git's regular expressions.
+    out = run_git(["config", "--get-regexp", r"^remote\."], path, check=False)
+    wanted = {f"remote.{remote}.url", f"remote.{remote}.pushurl"}
     urls: list[str] = []
-    for key in ("url", "pushurl"):
-        out = run_git(["config", "--get-all", f"remote.{remote}.{key}"], path, check=False)
-        urls += [u for u in out.stdout.splitlines() if _is_relative_path(u)]
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if key in wanted and _is_relative_path(value):
+            urls.append(value)
     if not urls:
         return {}
     top = _main_worktree(path)

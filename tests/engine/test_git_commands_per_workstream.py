@@ -25,7 +25,12 @@ from mission_control.git.repo import (
     is_linked_worktree,
     worktree_file,
 )
-from mission_control.git.worktrees import commit_work, prepare_worktree
+from mission_control.git.worktrees import (
+    CommitResult,
+    PreparedWorktree,
+    commit_work,
+    prepare_worktree,
+)
 from tests.engine.engine_helpers import make_engine, write_plan, ws
 
 if TYPE_CHECKING:
@@ -46,6 +51,13 @@ def _commands(trace: Path) -> list[str]:
     return [argv for _, argv in sorted(started)]
 
 
+def _a_committed(sb: GitSandbox) -> tuple[PreparedWorktree, CommitResult]:
+    """Workstream A's worktree, with a.txt committed on it."""
+    first = prepare_worktree(sb.ws("A"), [])
+    sb.write(first.path / "a.txt", "a\n")
+    return first, commit_work(first.path, first.base_commit, "A")
+
+
 def _traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """From now on every git command leaves its trace in the folder returned."""
     trace = tmp_path / "trace2"
@@ -58,9 +70,7 @@ def test_a_workstream_costs_a_handful_of_git_commands(
     local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sb = local_git_sandbox
-    first = prepare_worktree(sb.ws("A"), [])  # what is asked once per repository is asked now
-    sb.write(first.path / "a.txt", "a\n")
-    commit_work(first.path, first.base_commit, "A")
+    first, _ = _a_committed(sb)  # what is asked once per repository is asked now
     trace = _traced(tmp_path, monkeypatch)
 
     prepared = prepare_worktree(sb.ws("B"), [])
@@ -87,9 +97,7 @@ def test_a_chain_link_starts_at_its_dependency_with_one_more_command(
     local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sb = local_git_sandbox
-    first = prepare_worktree(sb.ws("A"), [])
-    sb.write(first.path / "a.txt", "a\n")
-    done = commit_work(first.path, first.base_commit, "A")
+    first, done = _a_committed(sb)
     trace = _traced(tmp_path, monkeypatch)
 
     # The engine saw A's head made on the base: no merge-base question is left.
@@ -226,9 +234,7 @@ def test_a_dependency_moved_since_its_commit_is_asked_about(
     local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sb = local_git_sandbox
-    first = prepare_worktree(sb.ws("A"), [])
-    sb.write(first.path / "a.txt", "a\n")
-    done = commit_work(first.path, first.base_commit, "A")
+    first, done = _a_committed(sb)
     sb.write(sb.repo / "late.txt", "on main after A started\n")
     sb.git(sb.repo, "add", "late.txt")
     sb.git(sb.repo, "commit", "-q", "-m", "late")

@@ -360,7 +360,10 @@ def test_a_closed_terminal_hands_the_run_to_a_background_driver(
         term.proc.wait(45)
     record = _finished(state, run_id)
     assert record.status == "succeeded", RunStore(state).workstreams(run_id)
-    log = (state / "runs" / run_id / "driver.log").read_text()
+    driver_log = state / "runs" / run_id / "driver.log"
+    # The driver prints its summary just after it records the run's end.
+    wait_for(lambda: "2 succeeded" in driver_log.read_text(), timeout=DEADLINE)
+    log = driver_log.read_text()
     assert "2 succeeded" in log, log
     assert "hangs: ending it" not in log
     assert git_repo.git("show", "ws/P1/A:a.txt") == "a"

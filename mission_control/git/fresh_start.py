@@ -141,17 +141,7 @@ def start_branch_afresh(ws: Workstream, keep_as: str) -> FreshStart | None:
     start = rev_parse(repo, f"{start_point}^{{commit}}")
     assert start is not None  # _start_point found it
     path = Path(os.path.abspath(ws.worktree_path))
-    with repo_lock(repo):
-        holder = _branch_holder(repo, branch)
-        if holder is not None and not same_path(holder.path, path):
-            raise WorktreePathError(
-                holder.path,
-                f"{repo}: branch {branch} is checked out at {holder.path}, not in its worktree"
-                f" {path} — switch that checkout to another branch, then run again",
-            )
-    keep = tip
-    if holder is not None and worktree_file(path, "index").exists():  # no index: never filled
-        keep = _commit_uncommitted(path, tip, branch) or tip
+    holder, keep = _holder_and_tip_to_keep(repo, branch, path, tip)
     kept = None
     if keep != start:
         kept = _unused_ref(repo, f"{OLD_REF_PREFIX}{branch}/{keep_as}")
@@ -175,17 +165,7 @@ def _start_landed_afresh(repo: Path, ws: Workstream, tip: str, keep_as: str) -> 
     is kept aside and removed with its worktree; preparing makes it anew from the landing."""
     branch = ws.branch
     path = Path(os.path.abspath(ws.worktree_path))
-    with repo_lock(repo):
-        holder = _branch_holder(repo, branch)
-        if holder is not None and not same_path(holder.path, path):
-            raise WorktreePathError(
-                holder.path,
-                f"{repo}: branch {branch} is checked out at {holder.path}, not in its worktree"
-                f" {path} — switch that checkout to another branch, then run again",
-            )
-    keep = tip
-    if holder is not None and worktree_file(path, "index").exists():
-        keep = _commit_uncommitted(path, tip, branch) or tip
+    holder, keep = _holder_and_tip_to_keep(repo, branch, path, tip)
     kept = _unused_ref(repo, f"{OLD_REF_PREFIX}{branch}/{keep_as}")
     run_git(["update-ref", kept, keep], repo, what=f"keeping the old tip of {branch}")
     with repo_lock(repo):
@@ -200,6 +180,27 @@ def _start_landed_afresh(repo: Path, ws: Workstream, tip: str, keep_as: str) -> 
     _set_aside_wip(repo, branch, kept)
     assert ws.landed_from is not None
     return FreshStart(branch, ws.landed_from, kept, holder is not None)
+
+
+def _holder_and_tip_to_keep(
+    repo: Path, branch: str, path: Path, tip: str
+) -> tuple[WorktreeEntry | None, str]:
+    """The workstream's worktree holding ``branch`` (None if none), and the commit to keep
+    of it: ``tip``, with the worktree's uncommitted changes on top when it has some.
+
+    A branch checked out anywhere else (the user's own checkout) is refused."""
+    with repo_lock(repo):
+        holder = _branch_holder(repo, branch)
+        if holder is not None and not same_path(holder.path, path):
+            raise WorktreePathError(
+                holder.path,
+                f"{repo}: branch {branch} is checked out at {holder.path}, not in its worktree"
+                f" {path} — switch that checkout to another branch, then run again",
+            )
+    keep = tip
+    if holder is not None and worktree_file(path, "index").exists():  # no index: never filled
+        keep = _commit_uncommitted(path, tip, branch) or tip
+    return holder, keep
 
 
 def _branch_holder(repo: Path, branch: str) -> WorktreeEntry | None:

@@ -19,7 +19,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from ...engine.snapshot import WorkstreamView
@@ -27,6 +26,7 @@ from ...engine.states import TERMINAL, WsState
 from ..format import clock
 from ..untrusted import plain
 from ..widgets.log_pane import attempt_path
+from .reading_screen import ReadingScreen
 
 TAIL_BYTES = 64 * 1024
 """How much of the end of each attempt's log is read."""
@@ -64,12 +64,9 @@ def read_attempt(path: Path, number: int) -> AttemptLog:
     return AttemptLog(number, last[:300], errors[-5:], steps[-12:])
 
 
-class DetailScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,i", "close", "Close"),
-        Binding("j", "scroll(1)", "Down", show=False),
-        Binding("k", "scroll(-1)", "Up", show=False),
-    ]
+class DetailScreen(ReadingScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,i", "close", "Close")]
+    SCROLLED = VerticalScroll
 
     DEFAULT_CSS = """
     DetailScreen { align: center middle; }
@@ -166,12 +163,6 @@ class DetailScreen(ModalScreen[None]):
         )
         parts.append(Content("\n".join(f"  {step}" for step in steps)))
         self.query_one("#logs", Static).update(Content.assemble(*parts))
-
-    def action_scroll(self, lines: int) -> None:
-        self.query_one(VerticalScroll).scroll_relative(y=lines, animate=False)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
 
 
 def _rows(rows: list[tuple[str, str]]) -> Content:

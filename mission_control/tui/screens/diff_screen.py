@@ -19,22 +19,19 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, RichLog
 
 from ..untrusted import markup_escape, plain
+from .reading_screen import ReadingScreen
 
 MAX_LINES = 20_000
 MAX_LINE_CHARS = 2_000
 _FILE_LINES = ("diff --git", "+++ ", "--- ", "index ", "new file", "deleted file")
 
 
-class DiffScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,d", "close", "Close"),
-        Binding("j", "scroll(1)", "Down", show=False),
-        Binding("k", "scroll(-1)", "Up", show=False),
-    ]
+class DiffScreen(ReadingScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,d", "close", "Close")]
+    SCROLLED = RichLog
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "diff-screen--added",
@@ -104,9 +101,3 @@ class DiffScreen(ModalScreen[None]):
         self.query_one("#title", Label).update(
             f"[b]Diff of {markup_escape(self.task_id)}[/b] against its base{cut} — esc to close"
         )
-
-    def action_scroll(self, lines: int) -> None:
-        self.query_one(RichLog).scroll_relative(y=lines, animate=False)
-
-    def action_close(self) -> None:
-        self.dismiss(None)

@@ -19,6 +19,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from .reading_screen import ReadingScreen
+
 
 @dataclass(frozen=True, slots=True)
 class HelpSection:
@@ -28,12 +30,9 @@ class HelpSection:
     """(keys, what they do) for keys handled without a binding."""
 
 
-class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark,f1", "close", "Close"),
-        Binding("j", "scroll(1)", "Down", show=False),
-        Binding("k", "scroll(-1)", "Up", show=False),
-    ]
+class HelpScreen(ReadingScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark,f1", "close", "Close")]
+    SCROLLED = VerticalScroll
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -60,12 +59,6 @@ class HelpScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.set_class(self.app.size.width < 90, "-narrow")
-
-    def action_scroll(self, lines: int) -> None:
-        self.query_one(VerticalScroll).scroll_relative(y=lines, animate=False)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
 
 
 def key_rows(screen: ModalScreen[None], section: HelpSection) -> list[tuple[str, str]]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GitError
+from .ancestry import known_held
 from .identity import identity_config
 from .repo import (
     common_git_dir,
@@ -235,12 +236,7 @@ def _held(
     known_holds: Sequence[tuple[str, str]],
 ) -> set[str]:
     """Those of ``names`` whose tip ``head`` holds: the known ones without git."""
-    made_on = dict(known_holds)
-    ancestry = {head}
-    at = made_on.get(head)
-    while at is not None and at not in ancestry and len(ancestry) <= len(made_on):
-        ancestry.add(at)
-        at = made_on.get(at)
+    ancestry = known_held(head, known_holds)
     known = {n for n in names if heads.get(n) in ancestry}
     rest = [n for n in names if n not in known]
     return known | (_merged_into(repo, head, rest) if rest else set())

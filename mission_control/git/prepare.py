@@ -32,6 +32,7 @@ from pathlib import Path
 from .. import crashpoints
 from ..errors import GitError
 from ..plan.model import Workstream
+from .ancestry import known_held
 from .errors import WorktreePathError
 from .locks import git_file_target, settle_worktree
 from .merges import MERGE_SUBJECT, merge_dependencies
@@ -202,14 +203,8 @@ def _holds(
 ) -> bool:
     """``commit`` holds the start point: known when a row of commits seen made each on
     the one before leads to it, else asked."""
-    made_on = dict(known)
-    at: str | None = commit
-    for _ in range(len(made_on) + 1):
-        if at is None or start_commit is None:
-            break
-        if at == start_commit:
-            return True
-        at = made_on.get(at)
+    if start_commit is not None and start_commit in known_held(commit, known):
+        return True
     return is_ancestor(repo, start_commit or start_point, commit)
 
 

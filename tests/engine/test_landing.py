@@ -175,14 +175,19 @@ def _diamond(sb: GitSandbox, checks: list[Any] | None = None) -> Path:
     return _plan(sb, workstreams, checks if checks is not None else ["test -f README.md"])
 
 
+def _ran_diamond(sb: GitSandbox) -> tuple[Path, dict[str, bytes]]:
+    """The diamond run to its end, and the user's checkout as it was then."""
+    assert sb.origin is not None
+    plan = _diamond(sb)
+    _run(sb, plan)
+    return plan, sb.snapshot()
+
+
 def test_a_diamond_lands_in_dependency_order_and_opens_one_pr(
     git_sandbox: GitSandbox, fake_gh: Path
 ) -> None:
     sb = git_sandbox
-    assert sb.origin is not None
-    plan = _diamond(sb)
-    _run(sb, plan)
-    before = sb.snapshot()
+    plan, before = _ran_diamond(sb)
 
     dry = _land(sb, plan, "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -319,10 +324,7 @@ def test_into_a_branch_checked_out_in_the_users_checkout_lands_on_the_remote_onl
     git_sandbox: GitSandbox, fake_gh: Path
 ) -> None:
     sb = git_sandbox
-    assert sb.origin is not None
-    plan = _diamond(sb)
-    _run(sb, plan)
-    before = sb.snapshot()
+    plan, before = _ran_diamond(sb)
     landed = _land(sb, plan, "--into", "main", "--close-prs")
     assert landed.returncode == 0, landed.stdout + landed.stderr
     assert sb.snapshot() == before  # the local main and the checkout are as they were

@@ -226,8 +226,8 @@ class Attempts(Conversation):
         pairs: list[tuple[str, str]] = []
         for dependency in ws.depends_on:
             rt = self._rt.get(dependency)
-            if rt is not None and rt.head_holds:
-                pairs += self._ancestry(rt.head_holds[0])
+            if rt is not None and rt.last_head:
+                pairs += self._ancestry(rt.last_head)
         return tuple(pairs)
 
     def _dependency_branches(self, ws: Workstream) -> list[str]:

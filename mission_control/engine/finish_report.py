@@ -64,9 +64,7 @@ class FinishReport(EngineCore):
                 ev.FinishStepDone(self.run_id, task_id, item.step, item.ok, item.detail, now)
             )
         elif isinstance(item, HeadCommitted):
-            rt.head_holds = (item.head, item.holds) if item.holds else None
-            if item.holds:
-                self._made_on[item.head] = item.holds
+            self._heard_head(rt, item.head, item.holds)
             await self._record_result(
                 rt.ws,
                 {
@@ -81,9 +79,8 @@ class FinishReport(EngineCore):
             await self._record_result(rt.ws, {"pr_url": item.url})
             self._publish_result(task_id, item.head, item.url)
         elif isinstance(item, WorkReady):
-            if item.holds:
-                rt.head_holds = (item.head, item.holds)
-                self._made_on[item.head] = item.holds
+            if item.head:
+                self._heard_head(rt, item.head, item.holds)
             if rt.run is not None:
                 rt.run.work_ready = True
             self._wake.set()
@@ -94,9 +91,14 @@ class FinishReport(EngineCore):
         elif isinstance(item, ForecastDue):
             await self._forecast(rt, log_path)
 
+    def _heard_head(self, rt: Lifecycle, head: str, holds: str) -> None:
+        """Finishing made ``head`` (on ``holds``, when it made the commit itself)."""
+        rt.last_head = head
+        if holds:
+            self._made_on[head] = holds
+
     async def _forecast(self, rt: Lifecycle, log_path: Path) -> None:
-        head = rt.head_holds[0] if rt.head_holds else None
-        known = self._ancestry(head) if head else ()
+        known = self._ancestry(rt.last_head) if rt.last_head else ()
         found = await forecast(rt.ws, log_path, self._finished_branches(rt.ws), known)
         if isinstance(found, StepDone):
             await self._take(rt, found, log_path)

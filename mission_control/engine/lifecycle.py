@@ -244,9 +244,9 @@ class Lifecycle:
         self.carry_on: Continuation | None = None
         self.worktree: Path | None = None
         self.base_commit: str | None = None
-        self.head_holds: tuple[str, str] | None = None
-        """(head, a commit it holds) of the last commit finishing made: what a dependent
-        starting from this branch knows of its ancestry without asking git."""
+        self.last_head: str | None = None
+        """The branch's head as finishing last left it; what it holds is in the engine's
+        ``_made_on`` (a dependent starting from it needs no git to know)."""
         self.countdown: Countdown | None = None
         self.output = OutputWatch()
         self.conflicts: dict[str, tuple[str, ...]] = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import GitError
 from ..plan.model import Workstream
-from .conflicts import remember_changes
+from .conflicts import diffing, remember_changes
 from .diffs import DiffStat, diff_changes
 from .errors import PushRejectedError
 from .identity import identity_config
@@ -121,10 +121,13 @@ def describe_commit(path: Path, base_commit: str, made: MadeCommit) -> CommitRes
     """What the branch changed against its base after ``make_commit`` (blocking)."""
     head, before = made.head, made.before
     stat = DiffStat(0, 0, 0)
-    if head != base_commit:
-        stat, changes = diff_changes(path, base_commit, head)
-        if before == base_commit:  # our commit sits on the base: this is the forecast's diff
+    if head != base_commit and before == base_commit:
+        # Our commit sits on the base: this is also the forecast's diff.
+        with diffing(path, base_commit, head):
+            stat, changes = diff_changes(path, base_commit, head)
             remember_changes(path, base_commit, head, changes)
+    elif head != base_commit:
+        stat = diff_changes(path, base_commit, head)[0]
     return CommitResult(
         head=head,
         committed=made.committed,

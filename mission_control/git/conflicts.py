@@ -20,14 +20,16 @@ commit. Each branch costs about two merges, plus one per real conflict.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GitError
 from .ancestry import known_held
 from .identity import identity_config
+from .ref_files import read_refs
 from .repo import (
     common_git_dir,
     rev_parse,
@@ -118,13 +120,12 @@ def forecast(
     alive = [o for o in dict.fromkeys(others) if o not in (branch, base_ref) and heads.get(o)]
     if _sits_on(repo, base_head, branch_head):
         # The work sits on the current base (the usual case): the base is held, and
-        # only the branches sharing a path need asking whether the work holds them.
+        # only the branches sharing a path are candidates. Whether the work holds one
+        # of them is asked only if they must be merged pair by pair (a branch held
+        # merges as a no-op, with the combined commit too).
         ours = _touched(repo, base_head, branch_head)
-        sharing = [
-            o for o in alive if ours.may_conflict(_touched(repo, base_head, _head(heads, o)))
-        ]
-        held = {base_ref, *_held(repo, branch_head, sharing, heads, known_holds)}
-        unheld = [o for o in sharing if o not in held]
+        held = {base_ref}
+        unheld = [o for o in alive if ours.may_conflict(_touched(repo, base_head, _head(heads, o)))]
     else:
         held = _held(repo, branch_head, [*alive, base_ref], heads, known_holds)
         unheld = [o for o in alive if o not in held]
@@ -134,7 +135,14 @@ def forecast(
                 o for o in unheld if ours.may_conflict(_touched(repo, base_head, _head(heads, o)))
             ]
     candidates = {other: _head(heads, other) for other in unheld}
-    found = _conflicts_with(repo, (branch, branch_head), candidates, base_ref)
+
+    def unheld_of(names: list[str]) -> list[str]:
+        known = held | _held(
+            repo, branch_head, [n for n in names if n not in held], heads, known_holds
+        )
+        return [n for n in names if n not in known]
+
+    found = _conflicts_with(repo, (branch, branch_head), candidates, base_ref, unheld_of)
     conflicts = [(other, found[other]) for other in alive if found.get(other)]
     if base_ref not in held:  # a base the branch holds merges as a no-op
         files = trial_merge(repo, branch, base_ref)
@@ -172,9 +180,14 @@ _combined: dict[tuple[str, str], _Combined] = {}
 
 
 def _conflicts_with(
-    repo: Path, branch: tuple[str, str], candidates: dict[str, str], base_ref: str
+    repo: Path,
+    branch: tuple[str, str],
+    candidates: dict[str, str],
+    base_ref: str,
+    unheld_of: Callable[[list[str]], list[str]],
 ) -> dict[str, list[str]]:
-    """The conflicting files of ``branch`` (name, head) with each of ``candidates``."""
+    """The conflicting files of ``branch`` (name, head) with each of ``candidates``;
+    ``unheld_of`` names those of a list the branch does not hold (only they can conflict)."""
     if not candidates:
         return {}
     with _cache_lock:
@@ -192,7 +205,7 @@ def _conflicts_with(
             paired = [o for o in candidates if o in combined.outsiders]
         else:
             paired = list(candidates)
-    return {other: trial_merge(repo, name, other) for other in paired}
+    return {other: trial_merge(repo, name, other) for other in unheld_of(paired)}
 
 
 def _fold(repo: Path, combined: _Combined, name: str, head: str) -> bool:
@@ -218,6 +231,16 @@ def _fold(repo: Path, combined: _Combined, name: str, head: str) -> bool:
 
 
 def _heads(repo: Path, refs: Sequence[str]) -> dict[str, str | None]:
+    """Each ref's commit (None for a ref that does not exist): branch names and full
+    names from git's files, the rest (a tag, a commit) in one git call."""
+    full = {ref: ref if ref.startswith("refs/") else f"refs/heads/{ref}" for ref in refs}
+    from_files = read_refs(common_git_dir(repo), list(full.values())) or {}
+    heads: dict[str, str | None] = {r: from_files[f] for r, f in full.items() if f in from_files}
+    rest = [ref for ref in refs if ref not in heads]
+    return {**heads, **_asked_heads(repo, rest)} if rest else heads
+
+
+def _asked_heads(repo: Path, refs: Sequence[str]) -> dict[str, str | None]:
     """Each ref's commit in one git call (None for a ref that does not exist)."""
     unique = list(dict.fromkeys(refs))
     # Branch names cannot start with "-", so the refs cannot be read as options.
@@ -277,15 +300,22 @@ class _Touched:
         )
 
 
+_NOTHING = _Touched(frozenset(), frozenset(), frozenset())
 _touched_cache: dict[tuple[str, str, str], _Touched] = {}
 _cache_lock = threading.Lock()
 
 
 def _touched(repo: Path, base: str, head: str) -> _Touched:
     """Paths changed between the merge base of ``base`` and ``head``, and ``head``."""
+    if head == base:  # a branch with no work of its own yet (still finishing)
+        return _NOTHING
     key = (str(common_git_dir(repo)), base, head)
     with _cache_lock:
         cached = _touched_cache.get(key)
+        coming = _diffing.get(key)
+    if cached is None and coming is not None and coming.wait(_DIFF_WAIT):
+        with _cache_lock:
+            cached = _touched_cache.get(key)
     if cached is not None:
         return cached
     # --no-renames lists a rename's old and new path, so rename conflicts overlap too.
@@ -316,6 +346,28 @@ def remember_changes(repo: Path, base: str, head: str, changes: Sequence[tuple[s
 
 _sitting: set[tuple[str, str, str]] = set()
 """(common git dir, base, head) where ``base`` is known to be an ancestor of ``head``."""
+
+_diffing: dict[tuple[str, str, str], threading.Event] = {}
+"""Diffs the commit step is reading now: a forecast wanting one waits for it."""
+_DIFF_WAIT = 10.0
+
+
+@contextlib.contextmanager
+def diffing(repo: Path, base: str, head: str) -> Iterator[None]:
+    """The commit step diffs ``head`` against ``base`` inside this block (and calls
+    ``remember_changes``): a forecast of another branch that needs the same diff
+    meanwhile waits for it instead of asking git again."""
+    key = (str(common_git_dir(repo)), base, head)
+    done = threading.Event()
+    with _cache_lock:
+        _diffing.setdefault(key, done)
+    try:
+        yield
+    finally:
+        with _cache_lock:
+            if _diffing.get(key) is done:
+                del _diffing[key]
+        done.set()
 
 
 def _sits_on(repo: Path, base: str, head: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .repo import common_git_dir, run_git
+from .repo import common_git_dir, remembered, run_git
 
 FALLBACK_NAME = "mission-control"
 FALLBACK_EMAIL = "mission-control@localhost"
@@ -34,9 +34,7 @@ def identity_config(path: Path) -> list[str]:
     commit and merge, and a configuration does not change under a running plan.
     """
     key = (common_git_dir(path), tuple(os.environ.get(name) for name in _IDENTITY_VARS))
-    found = _identities.get(key)
-    if found is None:  # two threads may both ask: same answer, no harm
-        found = _identities[key] = _ask_identity(path)
+    found = remembered(_identities, key, lambda: _ask_identity(path))
     return list(found)
 
 

@@ -36,6 +36,7 @@ from .ancestry import known_held
 from .errors import WorktreePathError
 from .locks import git_file_target, settle_worktree
 from .merges import MERGE_SUBJECT, merge_dependencies
+from .ref_files import write_ref
 from .repo import (
     branch_exists,
     common_git_dir,
@@ -132,6 +133,7 @@ def prepare_worktree(
         start_point, start_commit = first, refs[first]
         fast_forward = dependency_branches[:1]
     # Step "register": the worktree is in git's list, on its branch.
+    new_folder = not os.path.lexists(path)
     with repo_lock(repo):
         created, reattached, start_point, filled = _attach(
             repo, path, branch, start_point, ws, warnings, start_commit or ""
@@ -144,8 +146,10 @@ def prepare_worktree(
     if reattached:
         fast_forward = []
     # Step "check out": every file of HEAD is in the folder (after any git process a
-    # killed mission-control left here has ended, and the locks it left are gone).
-    settle_worktree(path)
+    # killed mission-control left here has ended, and the locks it left are gone: none
+    # can be in a folder made just now).
+    if not (created and new_folder):
+        settle_worktree(path)
     stage, stage_commit = _stage(path)
     if created:
         if not filled:
@@ -174,7 +178,7 @@ def prepare_worktree(
     crashpoints.reach("worktree.merged")
     merged = [*fast_forward, *merged_now]
     # Step "record base", then the worktree is handed over.
-    if base != recorded:
+    if base != recorded and not write_ref(common_git_dir(repo), base_ref(branch), base):
         run_git(
             ["update-ref", base_ref(branch), base],
             path,

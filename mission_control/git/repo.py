@@ -30,13 +30,15 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
 from ..errors import GitError
+from .ref_files import read_refs
 
 NETWORK_TIMEOUT = 300.0
 """Seconds a fetch or push may take before it is given up."""
@@ -309,24 +311,36 @@ def has_remote(repo: Path, remote: str) -> bool:
     rewrites the config file, which changes what the answer is remembered under.
     """
     key = _config_key(repo)
-    names = _remotes.get(key) if key is not None else None
-    if names is None:
-        out = run_git(["remote"], repo, what="listing remotes")
-        names = frozenset(out.stdout.split())
-        if key is not None:
-            _remotes[key] = names
-    return remote in names
+    if key is None:
+        return remote in _remote_names(repo)
+    return remote in remembered(_remotes, key, lambda: _remote_names(repo))
+
+
+def _remote_names(repo: Path) -> frozenset[str]:
+    return frozenset(run_git(["remote"], repo, what="listing remotes").stdout.split())
 
 
 def hooks_dir(repo: Path) -> Path:
     """Where git looks for the repository's hooks (``core.hooksPath`` honoured), asked once
     a process: every push rewrites the config file (its upstream), so the file's state
     would not keep the answer."""
-    common = common_git_dir(repo)
-    found = _hooks.get(common)
+    return remembered(_hooks, common_git_dir(repo), lambda: git_path(repo, "hooks"))
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_remembering = threading.Lock()
+
+
+def remembered(cache: dict[_K, _V], key: _K, ask: Callable[[], _V]) -> _V:
+    """``cache[key]``, asked once: workstreams starting together wait for the first
+    one's answer instead of each asking git the same thing."""
+    found = cache.get(key)
     if found is None:
-        out = run_git(["rev-parse", "--path-format=absolute", "--git-path", "hooks"], repo)
-        found = _hooks[common] = Path(out.stdout.strip())
+        with _remembering:
+            found = cache.get(key)
+            if found is None:
+                found = cache[key] = ask()
     return found
 
 
@@ -382,10 +396,14 @@ def ref_exists(repo: Path, ref: str) -> bool:
 
 
 def ref_commits(repo: Path, refs: Sequence[str]) -> dict[str, str]:
-    """The object each of ``refs`` (full names) points at, for those that exist, in one git call."""
+    """The object each of ``refs`` (full names) points at, for those that exist: read from
+    git's files (``ref_files``), else in one git call."""
     wanted = [ref for ref in dict.fromkeys(refs) if ref]
     if not wanted:
         return {}
+    from_files = read_refs(common_git_dir(repo), wanted)
+    if from_files is not None:
+        return from_files
     out = run_git(
         ["for-each-ref", "--format=%(objectname) %(refname)", "--", *wanted],
         repo,

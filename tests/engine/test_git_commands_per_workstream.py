@@ -17,6 +17,7 @@ from mission_control.errors import GitError
 from mission_control.git import prepare
 from mission_control.git.conflicts import forecast
 from mission_control.git.diffs import diff_changes, diffstat
+from mission_control.git.ref_files import read_refs, write_ref
 from mission_control.git.repo import (
     common_git_dir,
     git_path,
@@ -28,6 +29,7 @@ from mission_control.git.repo import (
 from mission_control.git.worktrees import (
     CommitResult,
     PreparedWorktree,
+    base_ref,
     commit_work,
     prepare_worktree,
 )
@@ -81,14 +83,14 @@ def test_a_workstream_costs_a_handful_of_git_commands(
     found = forecast(sb.repo, prepared.branch, [first.branch], "main")
     forecast_commands = _commands(trace)
 
-    # for-each-ref, worktree add (with the checkout of a small tree), update-ref (the
-    # base): was 12.
-    assert len(made) <= 3, made
+    # worktree add (with the checkout of a small tree): the refs are read from git's
+    # files, and the base is recorded as a loose ref file. Was 12.
+    assert len(made) <= 1, made
     # add, commit, diff --raw --numstat: was 9 (git itself says when nothing is staged).
     assert len(committed) <= 3, committed
-    # rev-parse (the heads): the branches' changed paths come from their commits' own
-    # diffs, which also say each sits on the base, and they share no path.
-    assert len(forecast_commands) <= 1, forecast_commands
+    # None: the heads come from the refs' files, the branches' changed paths from their
+    # commits' own diffs, which also say each sits on the base, and they share no path.
+    assert forecast_commands == []
     assert found.conflicts == []
     assert found.base_head == sb.git(sb.repo, "rev-parse", "main")
 
@@ -108,13 +110,14 @@ def test_a_chain_link_starts_at_its_dependency_with_one_more_command(
     assert prepared.base_commit == done.head == sb.git(prepared.path, "rev-parse", "HEAD")
     assert prepared.merged == (first.branch,)
     assert (prepared.path / "a.txt").read_text() == "a\n"
-    assert len(made) <= 3, made  # the three above; was 14
+    assert len(made) <= 1, made  # worktree add; was 14
     sb.write(prepared.path / "b.txt", "b\n")
     commit_work(prepared.path, prepared.base_commit, "B")
     _commands(trace)
     found = forecast(sb.repo, prepared.branch, [first.branch], "main")
-    # B holds A and the base: nothing to diff, nothing to merge.
-    assert (found.conflicts, len(_commands(trace))) == ([], 2)
+    # B holds A and the base: nothing to diff, nothing to merge; one question (does B
+    # hold A), as no ancestry is passed here.
+    assert (found.conflicts, len(_commands(trace))) == ([], 1)
 
 
 def test_facts_read_from_files_say_what_git_says(local_git_sandbox: GitSandbox) -> None:
@@ -135,6 +138,36 @@ def test_facts_read_from_files_say_what_git_says(local_git_sandbox: GitSandbox) 
     sb.git(prepared.path, "checkout", "-q", "--detach")
     assert head_from_files(prepared.path) == done.head
     assert head_from_files(sb.repo) is None  # the main checkout: git is asked
+
+
+def test_refs_read_and_written_as_files_say_what_git_says(local_git_sandbox: GitSandbox) -> None:
+    sb = local_git_sandbox
+    first, done = _a_committed(sb)
+    common = common_git_dir(sb.repo)
+    main = sb.git(sb.repo, "rev-parse", "main")
+    wanted = [f"refs/heads/{first.branch}", "refs/heads/main", "refs/heads/nothing"]
+    loose = {f"refs/heads/{first.branch}": done.head, "refs/heads/main": main}
+    assert read_refs(common, wanted) == loose
+    sb.git(sb.repo, "pack-refs", "--all")  # now only in packed-refs
+    assert not (common / "refs" / "heads" / "main").exists()
+    assert read_refs(common, wanted) == loose
+    sb.git(sb.repo, "update-ref", "refs/heads/main", done.head)  # loose, over the packed line
+    assert read_refs(common, ["refs/heads/main"]) == {"refs/heads/main": done.head}
+
+    ref = base_ref("ws/P/X")
+    assert write_ref(common, ref, main)
+    assert sb.git(sb.repo, "rev-parse", ref) == main
+    assert read_refs(common, [ref]) == {ref: main}
+    (common / f"{ref}.lock").write_text("")  # a git process holds the ref: git must do it
+    assert not write_ref(common, ref, done.head)
+    (common / f"{ref}.lock").unlink()
+    assert not write_ref(common, "refs/heads/main", main)  # only our own refs are written
+
+    sb.git(sb.repo, "symbolic-ref", "refs/heads/alias", "refs/heads/main")
+    assert read_refs(common, ["refs/heads/alias"]) is None  # symbolic: git is asked
+    (common / "reftable").mkdir()  # another ref store: git is asked
+    assert read_refs(common, ["refs/heads/main"]) is None
+    assert not write_ref(common, ref, main)
 
 
 def test_a_remote_added_during_a_run_is_seen(local_git_sandbox: GitSandbox) -> None:

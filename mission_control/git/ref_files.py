@@ -1,0 +1,141 @@
+"""Reading refs from git's own files, without a git process.
+
+Each workstream asks a few questions of its refs (does its branch exist, where
+does the base branch point, what is each finished branch's head); a git process
+for each costs more than the answer. With the files ref store, a ref is either a
+loose file ``<common git dir>/<ref>`` holding its commit, or a line of
+``packed-refs``; git replaces both by renaming a whole new file over the old, so
+a read sees one version or the other, never half of one. Packing writes
+``packed-refs`` before it deletes the loose file, so reading the loose file
+first and ``packed-refs`` second never misses a ref that exists.
+
+Anything these files cannot answer for certain (the reftable store, a symbolic
+ref, an unreadable file) returns None, and the caller asks git.
+
+``write_ref`` writes one of mission-control's own refs the way git writes a loose
+ref: take ``<ref>.lock`` (created only if absent, which is git's lock), write the
+commit into it, rename it over the ref. Where that cannot be done plainly it
+returns False, and the caller runs ``git update-ref``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_object_id(text: str) -> bool:
+    return len(text) in (40, 64) and set(text) <= _HEX
+
+
+class _Packed:
+    """One repository's parsed ``packed-refs``, read again only when the file changes."""
+
+    __slots__ = ("key", "refs")
+
+    def __init__(self) -> None:
+        self.key: tuple[int, int, int] | None = None
+        self.refs: dict[str, str] = {}
+
+
+_packed: dict[Path, _Packed] = {}
+_packed_lock = threading.Lock()
+
+
+def _packed_refs(common: Path) -> dict[str, str] | None:
+    """The refs in ``packed-refs`` (an empty dict when there is none); None if unreadable."""
+    file = common / "packed-refs"
+    try:
+        with file.open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+            key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            with _packed_lock:
+                cached = _packed.get(common)
+                if cached is not None and cached.key == key:
+                    return cached.refs
+            data = handle.read()
+    except FileNotFoundError:
+        return {}
+    except OSError:
+        return None
+    refs: dict[str, str] = {}
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        if not line or line[0] in "#^":  # the header; a tag's peeled commit
+            continue
+        commit, _, name = line.partition(" ")
+        if not _is_object_id(commit):
+            return None
+        refs[name] = commit
+    with _packed_lock:
+        entry = _packed.setdefault(common, _Packed())
+        entry.key, entry.refs = key, refs
+    return refs
+
+
+def read_refs(common: Path, refs: Sequence[str]) -> dict[str, str] | None:
+    """The commit (object id) of each of ``refs`` (full names under ``refs/``) that exists,
+    in the repository whose common git dir is ``common``.
+
+    None when the files cannot say for certain; the caller then asks git.
+    Refs kept per worktree (``refs/worktree/``, ``refs/bisect/``) are not asked here.
+    """
+    if (common / "reftable").exists():
+        return None
+    found: dict[str, str] = {}
+    packed: dict[str, str] | None = None
+    for ref in dict.fromkeys(refs):
+        if not ref.startswith("refs/") or ".." in ref:
+            return None
+        try:
+            text = (common / ref).read_text(encoding="utf-8").strip()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            if packed is None:
+                packed = _packed_refs(common)
+                if packed is None:
+                    return None
+            if ref in packed:
+                found[ref] = packed[ref]
+            continue
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not _is_object_id(text):  # a symbolic ref, or something git would refuse
+            return None
+        found[ref] = text
+    return found
+
+
+def write_ref(common: Path, ref: str, commit: str) -> bool:
+    """Point the loose ref ``ref`` (under ``refs/mission-control/``) at ``commit``.
+
+    False, with nothing changed, when git must do it (another ref store, the ref
+    locked by a git process, a folder or file in the way). No reflog is written:
+    git keeps none for refs outside ``refs/heads`` unless configured to.
+    """
+    if not ref.startswith("refs/mission-control/") or ".." in ref or not _is_object_id(commit):
+        return False
+    if (common / "reftable").exists():
+        return False
+    file = common / ref
+    lock = file.with_name(f"{file.name}.lock")
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(commit + "\n")
+        os.replace(lock, file)
+    except OSError:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        return False
+    return True
+
+
+__all__ = ["read_refs", "write_ref"]

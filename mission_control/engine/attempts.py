@@ -294,6 +294,7 @@ class Attempts(Conversation):
                 stop=rt.stopping,
                 force_push=rt.rewrite is BranchRewrite.REWRITTEN,
                 ports=run.ports if run is not None else (),
+                settled=run is not None and run.request is not None,
             ),
         )
         if outcome.ok:

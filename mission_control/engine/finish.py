@@ -54,6 +54,9 @@ class FinishRequest:
     """The attempt rewrote the branch (a fresh retry): push with ``--force-with-lease``."""
     ports: tuple[int, ...] = ()
     """The attempt's ports: ``MC_PORT`` and ``{port}`` in the checks."""
+    settled: bool = False
+    """This driver prepared the worktree for the attempt and has driven it since, so no git
+    process of a killed driver can still run there (none is looked for)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +217,12 @@ async def check_and_commit(req: FinishRequest) -> AsyncIterator[FinishItem | Com
     subject, body = worktrees.commit_message(ws, req.run_id, req.attempt)
     try:
         made = await asyncio.to_thread(
-            worktrees.make_commit, req.worktree, req.base_commit, subject, body
+            worktrees.make_commit,
+            req.worktree,
+            req.base_commit,
+            subject,
+            body,
+            settled=req.settled,
         )
         crashpoints.reach("finish.committed")
         if failed is None and made.head != req.base_commit:

@@ -12,7 +12,7 @@ from .conflicts import diffing, remember_changes
 from .diffs import DiffStat, diff_changes
 from .errors import PushRejectedError
 from .identity import identity_config
-from .locks import settle_worktree
+from .locks import clear_stale_locks, settle_worktree
 from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
 from .repo import (
     head_commit,
@@ -82,12 +82,25 @@ def commit_work(
 
 
 def make_commit(
-    path: Path, base_commit: str, message: str, body: str = "", *, verify: bool = True
+    path: Path,
+    base_commit: str,
+    message: str,
+    body: str = "",
+    *,
+    verify: bool = True,
+    settled: bool = False,
 ) -> MadeCommit:
-    """``commit_work`` up to the commit: its head is known, its diff not yet asked."""
+    """``commit_work`` up to the commit: its head is known, its diff not yet asked.
+
+    ``settled``: this driver prepared the worktree and has driven it since, so no
+    killed driver's git can still run there; only lock files nobody holds are cleared.
+    """
     path = Path(path)
     require_linked_worktree(path, "a commit")
-    settle_worktree(path)  # a killed mission-control's commit may still run here
+    if settled:
+        clear_stale_locks(path)
+    else:
+        settle_worktree(path)  # a killed mission-control's commit may still run here
     before = head_from_files(path) or head_commit(path)
     # What set-up brought in (.env, a node_modules link) is not the work.
     left_out = [f":(exclude,literal){rel}" for rel in brought_not_ignored(path)]

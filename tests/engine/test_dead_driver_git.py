@@ -134,3 +134,17 @@ async def test_a_stale_index_lock_with_no_owner_is_removed(
     assert await engine.run() is True, rec.details("P1::A")
     assert rec.states["P1::A"] is WsState.SUCCEEDED
     assert sb.git(sb.repo, "show", "ws/P1/A:a.txt") == "mine"
+
+
+async def test_a_lock_left_by_the_agents_own_killed_git_is_removed_before_the_commit(
+    git_sandbox: GitSandbox, tmp_path: Path
+) -> None:
+    sb = git_sandbox
+    # The agent's own git was killed mid-commit: its index lock stays, no process holds it.
+    leave_lock = 'echo mine > a.txt && : > "$(git rev-parse --git-path index.lock)"'
+    lock_leaver = ws("A", command=[leave_lock], shell=True)
+    plan = write_plan(tmp_path, sb.repo, [("P1", 1, [lock_leaver])])
+    engine = make_engine(plan, tmp_path / "state")
+    rec = Recorder(engine)
+    assert await engine.run() is True, rec.details("P1::A")
+    assert sb.git(sb.repo, "show", "ws/P1/A:a.txt") == "mine"

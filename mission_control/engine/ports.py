@@ -113,7 +113,7 @@ class PortRegistry:
 
     def hold(self, run_id: str, task_id: str, holder: Holder) -> None:
         """Add a holder (the attempt's tool) to the claims of ``task_id``."""
-        with self._locked() as claims:
+        with self._locked(prune=False) as claims:
             for claim in claims:
                 if claim["run"] == run_id and claim["task"] == task_id:
                     claim["holders"] = [*claim["holders"], [holder.pid, holder.create_time]]
@@ -151,7 +151,7 @@ class PortRegistry:
             mine = claim["run"] == run_id and claim["task"] == task_id
             return mine and (token is None or claim.get("claim") == token)
 
-        with self._locked() as claims:
+        with self._locked(prune=False) as claims:
             claims[:] = [c for c in claims if not ours(c)]
 
     def held(self) -> dict[int, tuple[str, str]]:
@@ -160,13 +160,17 @@ class PortRegistry:
             return {int(c["port"]): (c["run"], c["task"]) for c in claims}
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[list[dict[str, Any]]]:
-        """The live claims, written back when the block ends without an error."""
+    def _locked(self, *, prune: bool = True) -> Iterator[list[dict[str, Any]]]:
+        """The live claims, written back when the block ends without an error.
+
+        ``prune=False`` keeps the claims of dead holders too (for a change to one's own
+        claims): asking whether each holder lives costs a look at each process, and the
+        next claim drops them anyway."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.folder / "ports.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            claims = [c for c in self._read() if _live(c)]
+            claims = [c for c in self._read() if not prune or _live(c)]
             yield claims
             tmp = self.path.with_name(f"ports.json.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(claims), encoding="utf-8")

@@ -317,8 +317,8 @@ def start_point_for(
                 raise
             warnings.append(f"{exc} (starting from the last fetched copy instead)")
             return tracking, None
-        if found:
-            return tracking, None  # the fetch may just have moved it
+        if found:  # the fetch may just have moved it: read it now
+            return tracking, ref_commits(repo, [tracking]).get(tracking)
         warnings.append(
             f"{repo}: remote '{ws.remote}' has no branch {ws.base_branch};"
             f" {ws.branch} starts from the local {ws.base_branch}"

@@ -344,17 +344,28 @@ def remembered(cache: dict[_K, _V], key: _K, ask: Callable[[], _V]) -> _V:
     return found
 
 
-def _config_key(repo: Path) -> tuple[Path, int, int, int] | None:
-    """The repository's config file as it is now: what answers read from it are kept under."""
+def _config_key(repo: Path) -> tuple[Path, str] | None:
+    """The repository's config file as it is now, but for its ``[branch]`` sections: what
+    answers about remotes are kept under. Every push sets its branch's upstream, which
+    rewrites only those sections; ``git remote add`` or ``set-url`` changes the key."""
     common = common_git_dir(repo)
     try:
-        stat = (common / "config").stat()
+        text = (common / "config").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    return (common, stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    kept: list[str] = []
+    keep = True
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            keep = not line.lower().startswith("[branch")
+        if keep:
+            kept.append(line)
+    return (common, "\n".join(kept))
 
 
-_remotes: dict[tuple[Path, int, int, int], frozenset[str]] = {}
+_remotes: dict[tuple[Path, str], frozenset[str]] = {}
+_remote_settings: dict[tuple[Path, str], tuple[tuple[str, str], ...]] = {}
 _hooks: dict[Path, Path] = {}
 
 
@@ -392,6 +403,11 @@ def rev_parse(repo: Path, rev: str) -> str | None:
 
 
 def ref_exists(repo: Path, ref: str) -> bool:
+    """``ref`` (a full name) exists: read from git's files where they can say, else asked."""
+    if ref.startswith("refs/"):
+        found = read_refs(common_git_dir(repo), [ref])
+        if found is not None:
+            return ref in found
     return run_git(["show-ref", "--verify", "--quiet", ref], repo, check=False).returncode == 0
 
 
@@ -539,20 +555,26 @@ def remote_env(path: Path, remote: str) -> dict[str, str]:
     remote keeps its name, so its remote-tracking refs and settings still apply.
     Given as ``GIT_CONFIG_*`` variables, not ``-c``, so a path may hold any character.
     """
-    # Every remote setting in one call, picked here: a pattern naming the remote would
-    # have to escape its name for git's regular expressions.
-    out = run_git(["config", "--get-regexp", r"^remote\."], path, check=False)
+    key = _config_key(path)
+    settings = (
+        _read_remote_settings(path)
+        if key is None
+        else remembered(_remote_settings, key, lambda: _read_remote_settings(path))
+    )
     wanted = {f"remote.{remote}.url", f"remote.{remote}.pushurl"}
-    urls: list[str] = []
-    for line in out.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        if key in wanted and _is_relative_path(value):
-            urls.append(value)
+    urls = [value for name, value in settings if name in wanted and _is_relative_path(value)]
     if not urls:
         return {}
     top = _main_worktree(path)
     pairs = [(f"url.{os.path.normpath(top / u)}.insteadOf", u) for u in dict.fromkeys(urls)]
     return config_env(pairs)
+
+
+def _read_remote_settings(path: Path) -> tuple[tuple[str, str], ...]:
+    """Every ``remote.*`` setting, (key, value), in one call: a pattern naming one remote
+    would have to escape its name for git's regular expressions."""
+    out = run_git(["config", "--get-regexp", r"^remote\."], path, check=False)
+    return tuple((k, v) for k, _, v in (line.partition(" ") for line in out.stdout.splitlines()))
 
 
 def config_env(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -577,10 +599,17 @@ def _is_relative_path(url: str) -> bool:
 
 
 def _main_worktree(path: Path) -> Path:
-    """The repository's main checkout (or bare folder): where git resolves its relative URLs."""
-    out = run_git(["worktree", "list", "--porcelain"], path, what="listing worktrees")
-    first = out.stdout.split("\n", 1)[0]
-    return Path(first.removeprefix("worktree "))
+    """The repository's main checkout (or bare folder): where git resolves its relative URLs.
+    Asked once per repository: git cannot move a main checkout."""
+
+    def ask() -> Path:
+        out = run_git(["worktree", "list", "--porcelain"], path, what="listing worktrees")
+        return Path(out.stdout.split("\n", 1)[0].removeprefix("worktree "))
+
+    return remembered(_main_worktrees, common_git_dir(path), ask)
+
+
+_main_worktrees: dict[Path, Path] = {}
 
 
 def set_upstream(repo: Path, branch: str, remote: str) -> None:

@@ -9,6 +9,7 @@ the remotes) must say what git says.
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -24,6 +25,7 @@ from mission_control.git.repo import (
     has_remote,
     head_from_files,
     is_linked_worktree,
+    remote_env,
     worktree_file,
 )
 from mission_control.git.worktrees import (
@@ -179,6 +181,24 @@ def test_a_remote_added_during_a_run_is_seen(local_git_sandbox: GitSandbox) -> N
     assert has_remote(sb.repo, "origin")
     sb.git(sb.repo, "remote", "remove", "origin")
     assert not has_remote(sb.repo, "origin")
+
+
+def test_remote_settings_are_read_again_only_when_a_remote_changes(
+    git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = git_sandbox
+    assert sb.origin is not None
+    sb.git(sb.repo, "remote", "set-url", "origin", os.path.relpath(sb.origin, sb.repo))
+    relative = remote_env(sb.repo, "origin")
+    assert relative  # a relative URL is rewritten to the path the main checkout means
+    assert has_remote(sb.repo, "origin")
+    trace = _traced(tmp_path, monkeypatch)
+    sb.git(sb.repo, "config", "branch.main.remote", "origin")  # what every push's upstream sets
+    _commands(trace)
+    assert remote_env(sb.repo, "origin") == relative and has_remote(sb.repo, "origin")
+    assert _commands(trace) == []
+    sb.git(sb.repo, "remote", "set-url", "origin", str(sb.origin))
+    assert remote_env(sb.repo, "origin") == {}  # absolute now: nothing to rewrite
 
 
 def test_one_diff_gives_the_diffstat_and_the_changed_paths(local_git_sandbox: GitSandbox) -> None:

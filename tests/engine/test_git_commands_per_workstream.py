@@ -193,7 +193,7 @@ def test_remote_settings_are_read_again_only_when_a_remote_changes(
     assert relative  # a relative URL is rewritten to the path the main checkout means
     assert has_remote(sb.repo, "origin")
     trace = _traced(tmp_path, monkeypatch)
-    sb.git(sb.repo, "config", "branch.main.remote", "origin")  # what every push's upstream sets
+    sb.git(sb.repo, "config", "branch.ws/P/A.remote", "origin")  # as each push sets its upstream
     _commands(trace)
     assert remote_env(sb.repo, "origin") == relative and has_remote(sb.repo, "origin")
     assert _commands(trace) == []

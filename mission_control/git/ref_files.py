@@ -77,6 +77,16 @@ def _packed_refs(common: Path) -> dict[str, str] | None:
     return refs
 
 
+def read_small(path: str) -> str:
+    """A small file's text (a ref, a HEAD): a forecast reads one per finished branch, so
+    plainly, without ``pathlib`` on the way."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 4096).decode("utf-8")
+    finally:
+        os.close(fd)
+
+
 def read_refs(common: Path, refs: Sequence[str]) -> dict[str, str] | None:
     """The commit (object id) of each of ``refs`` (full names under ``refs/``) that exists,
     in the repository whose common git dir is ``common``.
@@ -84,7 +94,7 @@ def read_refs(common: Path, refs: Sequence[str]) -> dict[str, str] | None:
     None when the files cannot say for certain; the caller then asks git.
     Refs kept per worktree (``refs/worktree/``, ``refs/bisect/``) are not asked here.
     """
-    if (common / "reftable").exists():
+    if os.path.exists(f"{common}/reftable"):
         return None
     found: dict[str, str] = {}
     packed: dict[str, str] | None = None
@@ -92,7 +102,7 @@ def read_refs(common: Path, refs: Sequence[str]) -> dict[str, str] | None:
         if not ref.startswith("refs/") or ".." in ref:
             return None
         try:
-            text = (common / ref).read_text(encoding="utf-8").strip()
+            text = read_small(f"{common}/{ref}").strip()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             if packed is None:
                 packed = _packed_refs(common)
@@ -138,4 +148,4 @@ def write_ref(common: Path, ref: str, commit: str) -> bool:
     return True
 
 
-__all__ = ["read_refs", "write_ref"]
+__all__ = ["read_refs", "read_small", "write_ref"]

@@ -39,6 +39,7 @@ import psutil
 
 from ..errors import GitError
 from .ref_files import read_refs
+from .ref_files import read_small as _read_small
 
 NETWORK_TIMEOUT = 300.0
 """Seconds a fetch or push may take before it is given up."""
@@ -261,14 +262,18 @@ def linked_git_dir(path: Path) -> Path | None:
     worktree steps ask this many times per workstream.
     """
     try:
-        text = (path / ".git").read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
+        fd = os.open(f"{path}/.git", os.O_RDONLY)
+        try:
+            text = os.read(fd, 4096).decode("utf-8", errors="replace").strip()
+        finally:
+            os.close(fd)
+    except OSError:  # no .git, or a folder (a main checkout)
         return None
     if not text.startswith("gitdir:"):
         return None
     target = Path(text.removeprefix("gitdir:").strip())
     git_dir = target if target.is_absolute() else path / target
-    return git_dir if (git_dir / "commondir").is_file() else None
+    return git_dir if os.path.isfile(f"{git_dir}/commondir") else None
 
 
 def worktree_file(path: Path, name: str) -> Path:
@@ -386,11 +391,11 @@ def head_from_files(path: Path) -> str | None:
     if git_dir is None:
         return None
     try:
-        value = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        value = _read_small(f"{git_dir}/HEAD").strip()
         if value.startswith("ref: refs/heads/"):
             ref = value.removeprefix("ref: ")
-            value = (common_git_dir(path) / ref).read_text(encoding="utf-8").strip()
-    except OSError:
+            value = _read_small(f"{common_git_dir(path)}/{ref}").strip()
+    except (OSError, UnicodeDecodeError):
         return None
     is_hex = len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value)
     return value if is_hex else None

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 _HEX = frozenset("0123456789abcdef")
+_PER_WORKTREE = ("refs/worktree/", "refs/bisect/", "refs/rewritten/")
+"""Refs each worktree keeps for itself, not in the common git dir: git is asked."""
 
 
 def _is_object_id(text: str) -> bool:
@@ -91,15 +93,15 @@ def read_refs(common: Path, refs: Sequence[str]) -> dict[str, str] | None:
     """The commit (object id) of each of ``refs`` (full names under ``refs/``) that exists,
     in the repository whose common git dir is ``common``.
 
-    None when the files cannot say for certain; the caller then asks git.
-    Refs kept per worktree (``refs/worktree/``, ``refs/bisect/``) are not asked here.
+    None when the files cannot say for certain (also for a ref each worktree keeps for
+    itself, ``refs/worktree/``, ``refs/bisect/``); the caller then asks git.
     """
     if os.path.exists(f"{common}/reftable"):
         return None
     found: dict[str, str] = {}
     packed: dict[str, str] | None = None
     for ref in dict.fromkeys(refs):
-        if not ref.startswith("refs/") or ".." in ref:
+        if not ref.startswith("refs/") or ref.startswith(_PER_WORKTREE) or ".." in ref:
             return None
         try:
             text = read_small(f"{common}/{ref}").strip()

@@ -165,6 +165,7 @@ def test_refs_read_and_written_as_files_say_what_git_says(local_git_sandbox: Git
     (common / f"{ref}.lock").unlink()
     assert not write_ref(common, "refs/heads/main", main)  # only our own refs are written
 
+    assert read_refs(common, ["refs/bisect/bad"]) is None  # kept per worktree: git is asked
     sb.git(sb.repo, "symbolic-ref", "refs/heads/alias", "refs/heads/main")
     assert read_refs(common, ["refs/heads/alias"]) is None  # symbolic: git is asked
     (common / "reftable").mkdir()  # another ref store: git is asked

@@ -108,7 +108,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 def _dry_run(plan: Plan, phase: str | None, mode: ExistingBranches) -> int:
-    from ..git.repo import has_remote
+    from ..git.remotes import has_remote
 
     remotes: dict[tuple[Path, str], bool] = {}
     stopping: list[str] = []

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .. import crashpoints
 from ..errors import GitError, MissionControlError
-from ..git import conflicts, pull_requests, repo, worktrees
+from ..git import conflicts, pull_requests, remotes, repo, worktrees
 from ..git.start_from import recorded_start
 from ..plan.model import Check, Workstream
 from ..store.private import append_private
@@ -266,7 +266,7 @@ async def push_work(req: FinishRequest) -> AsyncIterator[StepDone | Pushed]:
     if not ws.push:
         yield Pushed(False)
         return
-    if not await asyncio.to_thread(repo.has_remote, req.worktree, ws.remote):
+    if not await asyncio.to_thread(remotes.has_remote, req.worktree, ws.remote):
         yield await _step(req, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
         yield Pushed(False)
         return
@@ -423,12 +423,12 @@ def _current_base(ws: Workstream) -> tuple[str, str | None]:
     Also what to tell when the fetch failed (the last fetched copy is used then).
     """
     remote_ref = f"refs/remotes/{ws.remote}/{ws.base_branch}"
-    if not repo.has_remote(ws.repo, ws.remote):
+    if not remotes.has_remote(ws.repo, ws.remote):
         return ws.base_branch, None
     warning = None
     try:
         # A change pushed to the base during the run must reach the forecast.
-        repo.fetch_branch(ws.repo, ws.remote, ws.base_branch, max_age=0.0)
+        remotes.fetch_branch(ws.repo, ws.remote, ws.base_branch, max_age=0.0)
     except GitError as err:
         warning = f"{err} (forecasting against the last fetched copy)"
     if repo.ref_exists(ws.repo, remote_ref):

@@ -33,7 +33,8 @@ from .. import crashpoints
 from ..errors import GitError, SetupError
 from ..git import landing as git_landing
 from ..git.prepare import start_point_for
-from ..git.repo import fetch_branch, has_remote, head_commit, is_ancestor, is_dirty, rev_parse
+from ..git.remotes import fetch_branch, has_remote
+from ..git.repo import head_commit, is_ancestor, is_dirty, rev_parse
 from ..plan.model import Plan, Workstream, landing_branch
 from ..store.private import make_private_dir, open_private
 from ..store.runs import RunStore

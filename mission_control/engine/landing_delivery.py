@@ -8,7 +8,8 @@ from ..errors import GitError
 from ..git import landing as git_landing
 from ..git import pull_requests
 from ..git.commits import push_branch
-from ..git.repo import has_remote, head_commit
+from ..git.remotes import has_remote
+from ..git.repo import head_commit
 from .landing_steps import HELD, LANDED, LandingResult, LandingRun, LandingStopped, landed_tasks
 
 

@@ -15,15 +15,8 @@ from pathlib import Path
 
 from ..errors import GitError
 from .mirrors import WIP_REF
-from .repo import (
-    git_path,
-    is_ancestor,
-    remote_env,
-    repo_lock,
-    rev_parse,
-    run_git,
-    trim_message,
-)
+from .remotes import remote_env
+from .repo import git_path, is_ancestor, repo_lock, rev_parse, run_git, trim_message
 from .worktree_list import base_ref, list_worktrees
 
 

@@ -13,15 +13,14 @@ from .diffs import DiffStat, diff_changes
 from .errors import PushRejectedError
 from .identity import identity_config
 from .locks import clear_stale_locks, settle_worktree
+from .remotes import remote_env, set_upstream
 from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
 from .repo import (
     head_commit,
     head_from_files,
     hooks_dir,
-    remote_env,
     require_linked_worktree,
     run_git,
-    set_upstream,
     trim_message,
     worktree_file,
 )

@@ -24,12 +24,12 @@ from .errors import PushRejectedError
 from .identity import identity_config
 from .locks import settle_worktree
 from .merges import unmerged_files
+from .remotes import remote_env
 from .repo import (
     NETWORK_TIMEOUT,
     branch_exists,
     head_commit,
     is_ancestor,
-    remote_env,
     repo_lock,
     rev_parse,
     run_git,

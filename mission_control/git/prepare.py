@@ -37,11 +37,10 @@ from .errors import WorktreePathError
 from .locks import git_file_target, settle_worktree
 from .merges import MERGE_SUBJECT, merge_dependencies
 from .ref_files import write_ref
+from .remotes import fetch_branch, has_remote
 from .repo import (
     branch_exists,
     common_git_dir,
-    fetch_branch,
-    has_remote,
     head_commit,
     is_ancestor,
     is_dirty,

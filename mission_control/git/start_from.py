@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ..errors import GitError
 from ..plan.model import Workstream
-from .repo import fetch_branch, git_env, run_git, trim_message, worktree_file
+from .remotes import fetch_branch
+from .repo import git_env, run_git, trim_message, worktree_file
 
 FROM_FILE = "mission-control-from"
 PR_PREFIX = "pr:"

@@ -68,7 +68,7 @@ from ..engine.finish import (
 )
 from ..engine.tools import RenderedCommand, read_prompt
 from ..errors import GitError, MissionControlError, SetupError
-from ..git import bundles, diffs, repo
+from ..git import bundles, diffs, remotes, repo
 from ..git.untracked_pack import pack_untracked
 from ..plan.model import Plan, Price, Workstream
 from ..store.logs import file_size
@@ -547,7 +547,7 @@ def _branches_to_merge(ws: Workstream, dependencies: tuple[str, ...]) -> list[st
 
 def _point_branch(ws: Workstream, head: str) -> None:
     """Make the local branch for work that changed nothing (blocking)."""
-    if repo.rev_parse(ws.repo, head) is None and repo.has_remote(ws.repo, ws.remote):
+    if repo.rev_parse(ws.repo, head) is None and remotes.has_remote(ws.repo, ws.remote):
         bundles.fetch_commits(ws.repo, ws.remote, [ws.base_branch])
     if repo.rev_parse(ws.repo, head) is None or repo.branch_exists(ws.repo, ws.branch):
         return  # a merge made on the node, or a branch kept from before: leave it
@@ -556,7 +556,7 @@ def _point_branch(ws: Workstream, head: str) -> None:
 
 def _take_work(ws: Workstream, dependencies: tuple[str, ...], data: bytes, force: bool) -> None:
     """Put the branch that came back on the local branch (blocking)."""
-    if repo.has_remote(ws.repo, ws.remote):
+    if remotes.has_remote(ws.repo, ws.remote):
         # The bundle leaves out what the remote's base and dependencies hold.
         bundles.fetch_commits(ws.repo, ws.remote, [ws.base_branch, *dependencies])
     bundles.import_branch(ws.repo, data, ws.branch, force=force)

@@ -9,7 +9,8 @@ import pytest
 
 from mission_control.errors import GitError
 from mission_control.git.errors import PushRejectedError
-from mission_control.git.repo import fetch_branch, is_dirty
+from mission_control.git.remotes import fetch_branch
+from mission_control.git.repo import is_dirty
 from mission_control.git.worktrees import (
     commit_message,
     commit_work,

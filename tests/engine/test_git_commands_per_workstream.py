@@ -19,13 +19,12 @@ from mission_control.git import prepare
 from mission_control.git.conflicts import forecast
 from mission_control.git.diffs import diff_changes, diffstat
 from mission_control.git.ref_files import read_refs, write_ref
+from mission_control.git.remotes import has_remote, remote_env
 from mission_control.git.repo import (
     common_git_dir,
     git_path,
-    has_remote,
     head_from_files,
     is_linked_worktree,
-    remote_env,
     worktree_file,
 )
 from mission_control.git.worktrees import (

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
 from mission_control.errors import GitError
 from mission_control.git import prepare
-from mission_control.git.conflicts import forecast
+from mission_control.git.conflicts import diffing, forecast, remember_changes
 from mission_control.git.diffs import diff_changes, diffstat
 from mission_control.git.ref_files import read_refs, write_ref
 from mission_control.git.remotes import has_remote, remote_env
@@ -32,6 +34,7 @@ from mission_control.git.worktrees import (
     PreparedWorktree,
     base_ref,
     commit_work,
+    make_commit,
     prepare_worktree,
 )
 from tests.engine.engine_helpers import make_engine, write_plan, ws
@@ -139,6 +142,35 @@ def test_facts_read_from_files_say_what_git_says(local_git_sandbox: GitSandbox) 
     sb.git(prepared.path, "checkout", "-q", "--detach")
     assert head_from_files(prepared.path) == done.head
     assert head_from_files(sb.repo) is None  # the main checkout: git is asked
+
+
+def test_a_forecast_waits_for_the_diff_the_commit_step_is_reading(
+    local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = local_git_sandbox
+    first, _ = _a_committed(sb)
+    second = prepare_worktree(sb.ws("B"), [])
+    sb.write(second.path / "b.txt", "b\n")
+    made = make_commit(second.path, second.base_commit, "B")  # its diff not read yet
+    trace = _traced(tmp_path, monkeypatch)
+    inside = threading.Event()
+
+    def commit_step_reads_its_diff() -> None:
+        with diffing(second.path, second.base_commit, made.head):
+            inside.set()
+            time.sleep(0.3)  # the forecast comes meanwhile
+            _, changes = diff_changes(second.path, second.base_commit, made.head)
+            remember_changes(second.path, second.base_commit, made.head, changes)
+
+    reader = threading.Thread(target=commit_step_reads_its_diff)
+    reader.start()
+    assert inside.wait(30)
+    found = forecast(sb.repo, first.branch, [second.branch], "main")
+    reader.join()
+
+    assert found.conflicts == []
+    # One diff in all, the commit step's: the forecast took its answer.
+    assert [c.split()[0] for c in _commands(trace)] == ["diff"]
 
 
 def test_refs_read_and_written_as_files_say_what_git_says(local_git_sandbox: GitSandbox) -> None:

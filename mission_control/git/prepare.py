@@ -3,11 +3,10 @@
 Each workstream works in its own linked worktree on branch ``ws/<PHASE>/<WS>``;
 the user's own checkout is never checked out, reset, stashed or pulled.
 
-Operations that touch the repository's shared worktree list or config run
-under the repository's lock (``repo_lock``); everything inside one worktree
-(checkout of its files, merges) runs in parallel. That is why a new worktree of
-a big tree is added with ``--no-checkout`` under the lock and filled outside it
-(a small tree is checked out by the add: a second git process costs more).
+Operations on the repository's shared worktree list or config run under its lock
+(``repo_lock``); all inside one worktree (checkout, merges) runs in parallel: a big
+tree is added with ``--no-checkout`` under the lock and filled outside it (a small
+tree is checked out by the add: a second git process costs more).
 
 The base commit of a workstream (its starting point after dependency merges,
 which its work is diffed against) is kept in the repository as
@@ -41,6 +40,7 @@ from .remotes import fetch_branch, has_remote
 from .repo import (
     branch_exists,
     common_git_dir,
+    git_under_lock,
     head_commit,
     is_ancestor,
     is_dirty,
@@ -133,10 +133,9 @@ def prepare_worktree(
         fast_forward = dependency_branches[:1]
     # Step "register": the worktree is in git's list, on its branch.
     new_folder = not os.path.lexists(path)
-    with repo_lock(repo):
-        created, reattached, start_point, filled = _attach(
-            repo, path, branch, start_point, ws, warnings, start_commit or ""
-        )
+    created, reattached, start_point, filled = _attach(
+        repo, path, branch, start_point, ws, warnings, start_commit or ""
+    )
     if created:
         _set_stage(path, STAGE_CREATING)
     if start_from is not None and not reattached:  # for finishing: where the work goes back
@@ -366,7 +365,7 @@ def _attach(
     warnings: list[str],
     start_commit: str = "",
 ) -> tuple[bool, bool, str, bool]:
-    """Under the repository lock: find, re-make or add the worktree.
+    """Find, re-make or add the worktree, under the repository's lock.
 
     A new branch is added at ``start_commit`` when given (the commit ``start_point``
     was read at), so its head is known without asking. Returns (created,
@@ -377,82 +376,85 @@ def _attach(
         added = _add_new(repo, path, branch, start_at)
         if added is not None:
             return True, False, start_point, added
-    ref = f"refs/heads/{branch}"
-    entries = list_worktrees(repo)
-    at_path = next((e for e in entries if same_path(e.path, path)), None)
-    holder = next((e for e in entries if e.branch == ref), None)
-    stale = [e for e in (at_path, holder) if e is not None and not e.path.exists()]
-    if stale:
-        # The folder was deleted by hand: forget it so the branch can be checked out again.
-        run_git(["worktree", "prune"], repo, what="pruning the worktree list", retry_on_lock=True)
+    with repo_lock(repo):  # the careful way: look at the worktree list first
+        ref = f"refs/heads/{branch}"
         entries = list_worktrees(repo)
         at_path = next((e for e in entries if same_path(e.path, path)), None)
         holder = next((e for e in entries if e.branch == ref), None)
+        stale = [e for e in (at_path, holder) if e is not None and not e.path.exists()]
+        if stale:
+            # The folder was deleted by hand: forget it so the branch can be checked out again.
+            run_git(
+                ["worktree", "prune"], repo, what="pruning the worktree list", retry_on_lock=True
+            )
+            entries = list_worktrees(repo)
+            at_path = next((e for e in entries if same_path(e.path, path)), None)
+            holder = next((e for e in entries if e.branch == ref), None)
 
-    if _clear_cut_short_add(repo, path, at_path, ref):
-        entries = list_worktrees(repo)
-        at_path = next((e for e in entries if same_path(e.path, path)), None)
-        holder = next((e for e in entries if e.branch == ref), None)
+        if _clear_cut_short_add(repo, path, at_path, ref):
+            entries = list_worktrees(repo)
+            at_path = next((e for e in entries if same_path(e.path, path)), None)
+            holder = next((e for e in entries if e.branch == ref), None)
 
-    if at_path is not None:
-        if at_path.branch != ref:
-            on = at_path.branch.removeprefix("refs/heads/") if at_path.branch else "no branch"
+        if at_path is not None:
+            if at_path.branch != ref:
+                on = at_path.branch.removeprefix("refs/heads/") if at_path.branch else "no branch"
+                raise WorktreePathError(
+                    path,
+                    f"{path}: this worktree of {repo} is on {on}, not {branch} — switch it back"
+                    f" with `git -C {path} switch {branch}`, or remove it with"
+                    f" `git worktree remove {path}`",
+                )
+            _check_toplevel(repo, path)
+            return False, True, start_point, False
+        if holder is not None:
             raise WorktreePathError(
                 path,
-                f"{path}: this worktree of {repo} is on {on}, not {branch} — switch it back"
-                f" with `git -C {path} switch {branch}`, or remove it with"
-                f" `git worktree remove {path}`",
+                f"{repo}: branch {branch} is checked out in another worktree at {holder.path}"
+                f" — move it with `git worktree move {holder.path} {path}`, or remove it",
             )
-        _check_toplevel(repo, path)
-        return False, True, start_point, False
-    if holder is not None:
-        raise WorktreePathError(
-            path,
-            f"{repo}: branch {branch} is checked out in another worktree at {holder.path}"
-            f" — move it with `git worktree move {holder.path} {path}`, or remove it",
-        )
-    if path.exists() and not is_empty_dir(path):
-        raise WorktreePathError(
-            path,
-            f"{path}: a folder that is not the worktree of {branch} is in the way"
-            " — move it away, or change `worktree_root`",
-        )
+        if path.exists() and not is_empty_dir(path):
+            raise WorktreePathError(
+                path,
+                f"{path}: a folder that is not the worktree of {branch} is in the way"
+                " — move it away, or change `worktree_root`",
+            )
 
-    had_branch = branch_exists(repo, branch)
-    had_folder = path.exists()
-    if had_branch:
-        args = ["worktree", "add", "--quiet", "--no-checkout", str(path), branch]
-    else:
-        if not start_point:  # the branch vanished since we looked: start it now
-            start_point = start_at = start_point_for(repo, ws, warnings)[0]
-        args = [
-            "worktree",
-            "add",
-            "--quiet",
-            "--no-checkout",
-            "--no-track",
-            "-b",
-            branch,
-            str(path),
-            start_at,
-        ]
-    try:
-        run_git(
-            args,
-            repo,
-            what=f"adding the worktree of {branch}",
-            fix="check the folder's permissions and disk space, then retry",
-            retry_on_lock=True,
-        )
-    except GitError:
-        # Leave nothing half-made: no new branch, no new folder, no stale entry.
-        if not had_folder and path.exists():
-            shutil.rmtree(path, ignore_errors=True)
-        run_git(["worktree", "prune"], repo, check=False)
-        if not had_branch and branch_exists(repo, branch):
-            run_git(["branch", "-D", branch], repo, check=False)
-        raise
-    return True, had_branch, start_point, False
+        had_branch = branch_exists(repo, branch)
+        had_folder = path.exists()
+        if had_branch:
+            args = ["worktree", "add", "--quiet", "--no-checkout", str(path), branch]
+        else:
+            if not start_point:  # the branch vanished since we looked: start it now
+                start_point = start_at = start_point_for(repo, ws, warnings)[0]
+            args = [
+                "worktree",
+                "add",
+                "--quiet",
+                "--no-checkout",
+                "--no-track",
+                "-b",
+                branch,
+                str(path),
+                start_at,
+            ]
+        try:
+            run_git(
+                args,
+                repo,
+                what=f"adding the worktree of {branch}",
+                fix="check the folder's permissions and disk space, then retry",
+                retry_on_lock=True,
+            )
+        except GitError:
+            # Leave nothing half-made: no new branch, no new folder, no stale entry.
+            if not had_folder and path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+            run_git(["worktree", "prune"], repo, check=False)
+            if not had_branch and branch_exists(repo, branch):
+                run_git(["branch", "-D", branch], repo, check=False)
+            raise
+        return True, had_branch, start_point, False
 
 
 _ADDING = "initializing"
@@ -533,7 +535,8 @@ def _add_new(repo: Path, path: Path, branch: str, start_point: str) -> bool | No
     """The usual case in one git command: a new branch in a folder that is not there.
 
     Many workstreams start together and queue on the repository lock, so the lock
-    is held for the add (and the checkout of a small tree) alone. Anything unusual
+    is held by git's own ``flock`` for the add (and the checkout of a small tree)
+    alone (``git_under_lock``). Anything unusual
     (an entry left for a deleted folder, a branch made meanwhile) makes the add
     fail; what it made is undone and None sends the caller the careful way, which
     looks at the worktree list first. Else True when the files are checked out.
@@ -542,14 +545,15 @@ def _add_new(repo: Path, path: Path, branch: str, start_point: str) -> bool | No
     args = ["worktree", "add", "--quiet", "--no-track", "-b", branch]
     if not checkout:
         args.insert(3, "--no-checkout")
-    out = run_git([*args, str(path), start_point], repo, check=False, retry_on_lock=True)
+    out = git_under_lock([*args, str(path), start_point], repo, check=False, retry_on_lock=True)
     if out.returncode == 0:
         return checkout
-    if path.exists():
-        shutil.rmtree(path, ignore_errors=True)
-    run_git(["worktree", "prune"], repo, check=False)
-    if "already exists" not in out.stderr and branch_exists(repo, branch):
-        run_git(["branch", "-D", branch], repo, check=False)  # made by the failed add
+    with repo_lock(repo):
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        run_git(["worktree", "prune"], repo, check=False)
+        if "already exists" not in out.stderr and branch_exists(repo, branch):
+            run_git(["branch", "-D", branch], repo, check=False)  # made by the failed add
     return None
 
 

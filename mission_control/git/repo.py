@@ -24,16 +24,18 @@ Three rules hold for every call:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import shlex
+import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 
@@ -124,6 +126,7 @@ def run_git(
     timeout: float | None = None,
     retry_on_lock: bool = False,
     env: Mapping[str, str] | None = None,
+    wrapper: Sequence[str] = (),
 ) -> GitOutput:
     """Run ``git <args>`` in ``cwd``; with ``check`` a non-zero exit raises ``GitError``.
 
@@ -132,7 +135,7 @@ def run_git(
     few times with back-off when git reports another process holds a lock file
     (another mission-control, or the user's own git, on the same repository).
     """
-    argv = ["git"]
+    argv = [*wrapper, "git"]  # wrapper: a command git runs under (``git_under_lock``)
     for item in config:
         argv += ["-c", item]
     argv += list(args)
@@ -430,10 +433,59 @@ def is_dirty(path: Path, *, untracked: bool = True) -> bool:
 # ---------------------------------------------------------------- per-repository locks
 
 _registry_lock = threading.Lock()
-_repo_locks: dict[Path, threading.RLock] = {}
+_repo_locks: dict[Path, RepoLock] = {}
 
 
-def repo_lock(repo: Path) -> threading.RLock:
+class RepoLock:
+    """One repository's lock: a thread lock within this process, and while a thread holds
+    it an ``flock`` on ``<common git dir>/mission-control/repo.lock``, which every
+    mission-control process (and ``git_under_lock``'s git) takes too. The kernel lets go
+    of the file's lock when its holder dies."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self._thread = threading.RLock()
+        self._depth = 0
+        self._fd = -1
+        self._owner: int | None = None
+
+    def held_here(self) -> bool:
+        """This thread holds the lock (a git run under ``flock`` now would wait for us)."""
+        return self._owner == threading.get_ident()
+
+    def __enter__(self) -> RepoLock:
+        self._thread.acquire()
+        if self._depth == 0:
+            try:
+                self._fd = _locked_file(self.file)
+            except BaseException:
+                self._thread.release()
+                raise
+            self._owner = threading.get_ident()
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            os.close(self._fd)  # closing the descriptor lets go of the file's lock
+            self._fd = -1
+        self._thread.release()
+
+
+def _locked_file(file: Path) -> int:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def repo_lock(repo: Path) -> RepoLock:
     """The lock for operations on ``repo``'s worktree list, config and branch deletion.
 
     Keyed by the common git dir, so a repository reached through any of its
@@ -441,4 +493,23 @@ def repo_lock(repo: Path) -> threading.RLock:
     """
     key = common_git_dir(repo)
     with _registry_lock:
-        return _repo_locks.setdefault(key, threading.RLock())
+        found = _repo_locks.get(key)
+        if found is None:
+            found = _repo_locks[key] = RepoLock(key / "mission-control" / "repo.lock")
+        return found
+
+
+_FLOCK = shutil.which("flock")
+
+
+def git_under_lock(args: Sequence[str], repo: Path, **options: Any) -> GitOutput:
+    """``run_git`` holding the repository's lock, taken by a ``flock`` process around git
+    where there is one: the lock is free the moment git exits, not once this thread runs
+    again. Workstreams starting together queue on it, so that moment counts. Without
+    ``flock`` this process takes the lock around the call."""
+    lock = repo_lock(repo)
+    if _FLOCK is None or lock.held_here():
+        with lock:
+            return run_git(args, repo, **options)
+    lock.file.parent.mkdir(parents=True, exist_ok=True)
+    return run_git(args, repo, wrapper=(_FLOCK, str(lock.file)), **options)

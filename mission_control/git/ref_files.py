@@ -31,21 +31,18 @@ _PER_WORKTREE = ("refs/worktree/", "refs/bisect/", "refs/rewritten/")
 """Refs each worktree keeps for itself, not in the common git dir: git is asked."""
 
 
-def _is_object_id(text: str) -> bool:
+def is_object_id(text: str) -> bool:
+    """``text`` is a commit id as git writes it (SHA-1 or SHA-256, lower-case hex)."""
     return len(text) in (40, 64) and set(text) <= _HEX
 
 
-class _Packed:
-    """One repository's parsed ``packed-refs``, read again only when the file changes."""
-
-    __slots__ = ("key", "refs")
-
-    def __init__(self) -> None:
-        self.key: tuple[int, int, int] | None = None
-        self.refs: dict[str, str] = {}
+def _other_store(common: Path) -> bool:
+    """The repository keeps its refs in the reftable store, not in files."""
+    return os.path.exists(f"{common}/reftable")
 
 
-_packed: dict[Path, _Packed] = {}
+_packed: dict[Path, tuple[tuple[int, int, int], dict[str, str]]] = {}
+"""Each repository's parsed ``packed-refs``, under the file's (inode, size, mtime)."""
 _packed_lock = threading.Lock()
 
 
@@ -58,8 +55,8 @@ def _packed_refs(common: Path) -> dict[str, str] | None:
             key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
             with _packed_lock:
                 cached = _packed.get(common)
-                if cached is not None and cached.key == key:
-                    return cached.refs
+            if cached is not None and cached[0] == key:
+                return cached[1]
             data = handle.read()
     except FileNotFoundError:
         return {}
@@ -70,12 +67,11 @@ def _packed_refs(common: Path) -> dict[str, str] | None:
         if not line or line[0] in "#^":  # the header; a tag's peeled commit
             continue
         commit, _, name = line.partition(" ")
-        if not _is_object_id(commit):
+        if not is_object_id(commit):
             return None
         refs[name] = commit
     with _packed_lock:
-        entry = _packed.setdefault(common, _Packed())
-        entry.key, entry.refs = key, refs
+        _packed[common] = (key, refs)
     return refs
 
 
@@ -96,7 +92,7 @@ def read_refs(common: Path, refs: Sequence[str]) -> dict[str, str] | None:
     None when the files cannot say for certain (also for a ref each worktree keeps for
     itself, ``refs/worktree/``, ``refs/bisect/``); the caller then asks git.
     """
-    if os.path.exists(f"{common}/reftable"):
+    if _other_store(common):
         return None
     found: dict[str, str] = {}
     packed: dict[str, str] | None = None
@@ -115,7 +111,7 @@ def read_refs(common: Path, refs: Sequence[str]) -> dict[str, str] | None:
             continue
         except (OSError, UnicodeDecodeError):
             return None
-        if not _is_object_id(text):  # a symbolic ref, or something git would refuse
+        if not is_object_id(text):  # a symbolic ref, or something git would refuse
             return None
         found[ref] = text
     return found
@@ -128,9 +124,9 @@ def write_ref(common: Path, ref: str, commit: str) -> bool:
     locked by a git process, a folder or file in the way). No reflog is written:
     git keeps none for refs outside ``refs/heads`` unless configured to.
     """
-    if not ref.startswith("refs/mission-control/") or ".." in ref or not _is_object_id(commit):
+    if not ref.startswith("refs/mission-control/") or ".." in ref or not is_object_id(commit):
         return False
-    if (common / "reftable").exists():
+    if _other_store(common):
         return False
     file = common / ref
     lock = file.with_name(f"{file.name}.lock")
@@ -150,4 +146,4 @@ def write_ref(common: Path, ref: str, commit: str) -> bool:
     return True
 
 
-__all__ = ["read_refs", "read_small", "write_ref"]
+__all__ = ["is_object_id", "read_refs", "read_small", "write_ref"]

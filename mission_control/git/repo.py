@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import psutil
 
 from ..errors import GitError
-from .ref_files import read_refs
+from .ref_files import is_object_id, read_refs
 from .ref_files import read_small as _read_small
 
 NETWORK_TIMEOUT = 300.0
@@ -265,12 +265,8 @@ def linked_git_dir(path: Path) -> Path | None:
     worktree steps ask this many times per workstream.
     """
     try:
-        fd = os.open(f"{path}/.git", os.O_RDONLY)
-        try:
-            text = os.read(fd, 4096).decode("utf-8", errors="replace").strip()
-        finally:
-            os.close(fd)
-    except OSError:  # no .git, or a folder (a main checkout)
+        text = _read_small(f"{path}/.git").strip()
+    except (OSError, UnicodeDecodeError):  # no .git, a folder (a main checkout), no text
         return None
     if not text.startswith("gitdir:"):
         return None
@@ -362,8 +358,7 @@ def head_from_files(path: Path) -> str | None:
             value = _read_small(f"{common_git_dir(path)}/{ref}").strip()
     except (OSError, UnicodeDecodeError):
         return None
-    is_hex = len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value)
-    return value if is_hex else None
+    return value if is_object_id(value) else None
 
 
 def rev_parse(repo: Path, rev: str) -> str | None:

@@ -27,10 +27,10 @@ from .repo import (
 
 
 def has_remote(repo: Path, remote: str) -> bool:
-    """The repository has a remote of that name (remembered while its config file is unchanged).
+    """The repository has a remote of that name (remembered under ``_config_key``).
 
     Asked for every workstream several times; ``git remote add`` or ``remove``
-    rewrites the config file, which changes what the answer is remembered under.
+    changes the key.
     """
     key = _config_key(repo)
     if key is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from .conflicts import diffing, remember_changes
 from .diffs import DiffStat, diff_changes
 from .errors import PushRejectedError
 from .identity import identity_config
+from .index_stamp import untouched_since_checkout
 from .locks import clear_stale_locks, settle_worktree
 from .remotes import remote_env, set_upstream
 from .repo import NETWORK_TIMEOUT as _NETWORK_TIMEOUT
@@ -65,6 +67,9 @@ class MadeCommit:
     before: str
     committed: bool
     """A commit was made (``head`` was made on ``before``)."""
+    told: tuple[DiffStat, tuple[tuple[str, str], ...]] | None = None
+    """What the commit changed, as ``git add`` and ``git commit`` told it (see
+    ``_told_changes``); None where a diff must be asked."""
 
 
 def commit_work(
@@ -101,19 +106,29 @@ def make_commit(
     else:
         settle_worktree(path)  # a killed mission-control's commit may still run here
     before = head_from_files(path) or head_commit(path)
+    hooks = verify and _commit_hooks(path)
+    # The index is still HEAD's tree and HEAD the base: git can tell what changed itself.
+    telling = before == base_commit and not hooks and untouched_since_checkout(path)
     # What set-up brought in (.env, a node_modules link) is not the work.
     left_out = [f":(exclude,literal){rel}" for rel in brought_not_ignored(path)]
     pathspec = ["--", ".", *left_out] if left_out else []
-    run_git(["add", "--all", *pathspec], path, what="staging the changes", retry_on_lock=True)
+    added = run_git(
+        ["add", "--all", *(["--verbose"] if telling else []), *pathspec],
+        path,
+        what="staging the changes",
+        retry_on_lock=True,
+    )
     if not _index_entries(path):  # only then can the work be "every file deleted"
         tree = run_git(["write-tree"], path, what="reading the staged files").stdout.strip()
         _refuse_emptying(path, tree, base_commit)
     # Git says "nothing to commit" itself: "anything staged?" is asked first only where a
     # commit hook would run for nothing (and might stage files of its own); else only
     # when git refuses, to tell that reason from a hook's.
-    if verify and _commit_hooks(path) and not _anything_staged(path):
+    if hooks and not _anything_staged(path):
         return MadeCommit(before, before, False)
-    args = ["commit", "--quiet", "--no-edit", "--untracked-files=no", "-m", message]
+    args = ["commit", "--no-edit", "--untracked-files=no", "-m", message]
+    if not telling:
+        args.insert(1, "--quiet")
     if body:
         args += ["-m", body]
     if not verify:
@@ -126,14 +141,18 @@ def make_commit(
             " — see the message (a commit hook may have refused it), then retry"
         )
     head = (head_from_files(path) or head_commit(path)) if committed else before
-    return MadeCommit(head, before, committed)
+    told = _told_changes(added.stdout, out.stdout) if telling and committed else None
+    return MadeCommit(head, before, committed, told)
 
 
 def describe_commit(path: Path, base_commit: str, made: MadeCommit) -> CommitResult:
     """What the branch changed against its base after ``make_commit`` (blocking)."""
     head, before = made.head, made.before
     stat = DiffStat(0, 0, 0)
-    if head != base_commit and before == base_commit:
+    if head != base_commit and before == base_commit and made.told is not None:
+        stat = made.told[0]
+        remember_changes(path, base_commit, head, made.told[1])
+    elif head != base_commit and before == base_commit:
         # Our commit sits on the base: this is also the forecast's diff.
         with diffing(path, base_commit, head):
             stat, changes = diff_changes(path, base_commit, head)
@@ -149,6 +168,40 @@ def describe_commit(path: Path, base_commit: str, made: MadeCommit) -> CommitRes
         deletions=stat.deletions,
         holds=before if made.committed else "",
     )
+
+
+_STAGED = re.compile(r"(add|remove) '(.*)'")
+_SHORTSTAT = re.compile(
+    r" (\d+) files? changed(?:, (\d+) insertions?\(\+\))?(?:, (\d+) deletions?\(-\))?"
+)
+_PAIRED = re.compile(r" (rename|copy) ")
+
+
+def _told_changes(staged: str, summary: str) -> tuple[DiffStat, tuple[tuple[str, str], ...]] | None:
+    """What a commit made on an index that was its parent's tree changed, from
+    ``git add --verbose`` (each path staged: "add 'P'" or "remove 'P'") and the
+    summary ``git commit`` prints (its shortstat); None where they cannot be taken
+    at their word, and the diff is asked instead.
+
+    The summary pairs renames, which ``--no-renames`` counts as a deletion and an
+    addition: it must pair none, and count as many files as were staged. Paths are
+    printed unquoted, so a name with a line break fails the parse. Deleted paths
+    say "D", the others "M" (the forecast asks only which were deleted).
+    """
+    changes: list[tuple[str, str]] = []
+    for line in staged.splitlines():
+        match = _STAGED.fullmatch(line)
+        if match is None:
+            return None
+        changes.append(("D" if match[1] == "remove" else "M", match[2]))
+    lines = summary.splitlines()
+    stats = [m for m in map(_SHORTSTAT.fullmatch, lines) if m is not None]
+    if len(stats) != 1 or any(_PAIRED.match(line) for line in lines):
+        return None
+    files, insertions, deletions = (int(n) if n else 0 for n in stats[0].groups())
+    if files != len(changes) or len({path for _, path in changes}) != files:
+        return None
+    return DiffStat(files, insertions, deletions), tuple(changes)
 
 
 _COMMIT_HOOKS = ("pre-commit", "prepare-commit-msg", "commit-msg")

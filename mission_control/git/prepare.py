@@ -33,6 +33,7 @@ from ..errors import GitError
 from ..plan.model import Workstream
 from .ancestry import known_held
 from .errors import WorktreePathError
+from .index_stamp import remember_checkout
 from .locks import git_file_target, settle_worktree
 from .merges import MERGE_SUBJECT, merge_dependencies
 from .ref_files import write_ref
@@ -184,6 +185,8 @@ def prepare_worktree(
             retry_on_lock=True,
         )
     _set_stage(path, STAGE_READY)
+    if created:  # checked out (and merged) just now: the index is HEAD's tree
+        remember_checkout(path)
     return PreparedWorktree(
         path=path,
         branch=branch,

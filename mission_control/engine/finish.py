@@ -385,12 +385,13 @@ async def _pull_request(
 async def forecast(
     ws: Workstream,
     log_path: Path,
-    others: tuple[tuple[str, str], ...],
+    others: tuple[tuple[str, str, str], ...],
     known_holds: tuple[tuple[str, str], ...] = (),
 ) -> StepDone | ConflictsFound:
-    """Trial-merge the branch's head with ``others`` ((task id, branch) of the phase's
-    finished branches) and the current base; a failed forecast is a failed step.
-    ``known_holds``: what finishing saw of the branches' ancestry (``conflicts.forecast``)."""
+    """Trial-merge the branch's head with ``others`` ((task id, branch, head or "") of
+    the phase's finished branches) and the current base; a failed forecast is a failed
+    step. ``known_holds``: what finishing saw of the branches' ancestry; the heads given
+    are the ones finishing made (``conflicts.forecast``)."""
     try:
         base_ref, warning = await asyncio.to_thread(_current_base, ws)
         if warning:
@@ -399,14 +400,15 @@ async def forecast(
             conflicts.forecast,
             ws.repo,
             ws.branch,
-            [branch for _, branch in others],
+            [branch for _, branch, _ in others],
             base_ref,
             known_holds,
+            {branch: head for _, branch, head in others if head},
         )
         found, base_head = result.conflicts, result.base_head
     except GitError as err:
         return await _step_to(log_path, "forecast", False, str(err))
-    by_branch = {branch: task_id for task_id, branch in others}
+    by_branch = {branch: task_id for task_id, branch, _ in others}
     pairs = tuple(
         (by_branch.get(other, f"base:{ws.base_branch}"), tuple(files)) for other, files in found
     )

@@ -121,14 +121,20 @@ class FinishReport(EngineCore):
             )
         )
 
-    def _finished_branches(self, ws: Workstream) -> tuple[tuple[str, str], ...]:
-        """(task id, branch) of the other finished workstreams of the phase, same repo."""
+    def _finished_branches(self, ws: Workstream) -> tuple[tuple[str, str, str], ...]:
+        """(task id, branch, head) of the other finished workstreams of the phase, same
+        repo: the head finishing made for those that succeeded, else "" (read from git)."""
+        succeeded = WsState.SUCCEEDED
         return tuple(
-            (other.ws.task_id, other.ws.branch)
+            (
+                other.ws.task_id,
+                other.ws.branch,
+                (other.state is succeeded and other.last_head) or "",
+            )
             for other in self._phase_members(ws.phase_id)
-            if other.ws.task_id != ws.task_id
+            if (other.state is succeeded or other.state is WsState.FINISHING)
+            and other.task_id != ws.task_id
             and other.ws.repo == ws.repo
-            and other.state in (WsState.SUCCEEDED, WsState.FINISHING)
         )
 
     def _phase_members(self, phase_id: str) -> list[Lifecycle]:

@@ -98,6 +98,7 @@ class Resume(Control):
         rt.base_commit = r.base_commit
         if r.record is not None:
             rt.conflicts = dict(r.record.conflicts)
+            rt.last_head = r.record.head_commit
         if rt.carry_on is None:
             return
         ports = r.last_attempt.ports if r.last_attempt is not None else ()

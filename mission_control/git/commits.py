@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ..errors import GitError
 from ..plan.model import Workstream
-from .conflicts import diffing, remember_changes
 from .diffs import DiffStat, diff_changes
 from .errors import PushRejectedError
 from .identity import identity_config
@@ -26,6 +25,7 @@ from .repo import (
     trim_message,
     worktree_file,
 )
+from .touched_paths import diffing, remember_changes
 from .untracked import brought_not_ignored
 
 

@@ -20,9 +20,8 @@ commit. Each branch costs about two merges, plus one per real conflict.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,12 +29,8 @@ from ..errors import GitError
 from .ancestry import known_held
 from .identity import identity_config
 from .ref_files import read_refs
-from .repo import (
-    common_git_dir,
-    rev_parse,
-    run_git,
-    trim_message,
-)
+from .repo import common_git_dir, rev_parse, run_git, trim_message
+from .touched_paths import path_index, sits_on, touched
 
 
 def trial_merge(repo: Path, ours: str, theirs: str) -> list[str]:
@@ -88,27 +83,29 @@ def forecast(
     others: Sequence[str],
     base_ref: str,
     known_holds: Sequence[tuple[str, str]] = (),
+    known_heads: Mapping[str, str] = {},
 ) -> Forecast:
     """Trial-merge ``branch`` with each of ``others`` and with ``base_ref``.
 
     ``known_holds``: (commit, a commit it holds) pairs seen made; a branch whose head
     they show ``branch`` holds needs no question to git (a chain's earlier links).
+    ``known_heads``: the heads of some of ``others`` as the caller made them (a
+    finished workstream's last commit); the others' heads are read from git.
 
     Returns ``(other, files)`` for each one that conflicts, in the order given
     (``base_ref`` last), naming ``other`` exactly as passed. Others that no
     longer exist (a branch cleaned up) are skipped; a missing ``branch`` or
     ``base_ref`` raises ``GitError``.
 
-    Two branches can only conflict where both touched a path (or one touched a
-    folder the other made a file, or one emptied a folder the other adds to), so
-    only such pairs are considered; a branch (or base) ``branch`` already holds
-    (a dependency, in a chain) merges as a no-op and is skipped too. Those left
-    are merged through the combined commit of the module's docstring: a phase of
-    a hundred branches costs a hundred cheap diffs and about two merges a branch.
+    Only the branches sharing a path with ``branch`` (``touched_paths``) are
+    candidates; a branch (or base) ``branch`` already holds (a dependency, in a
+    chain) merges as a no-op and is skipped too. Those left are merged through
+    the combined commit of the module's docstring: a phase of a hundred branches
+    costs a hundred cheap diffs and about two merges a branch.
     """
     repo = Path(repo)
-    names = [branch, base_ref, *others]
-    heads = _heads(repo, names)
+    asked = [branch, base_ref, *(o for o in others if o not in known_heads)]
+    heads: dict[str, str | None] = {**known_heads, **_heads(repo, asked)}
     for ref in (branch, base_ref):
         if heads.get(ref) is None:
             raise GitError(
@@ -118,22 +115,18 @@ def forecast(
     base_head, branch_head = heads[base_ref], heads[branch]
     assert base_head is not None and branch_head is not None
     alive = [o for o in dict.fromkeys(others) if o not in (branch, base_ref) and heads.get(o)]
-    if _sits_on(repo, base_head, branch_head):
+    if sits_on(repo, base_head, branch_head):
         # The work sits on the current base (the usual case): the base is held, and
         # only the branches sharing a path are candidates. Whether the work holds one
         # of them is asked only if they must be merged pair by pair (a branch held
         # merges as a no-op, with the combined commit too).
-        ours = _touched(repo, base_head, branch_head)
         held = {base_ref}
-        unheld = [o for o in alive if ours.may_conflict(_touched(repo, base_head, _head(heads, o)))]
+        unheld = _sharing(repo, base_head, (branch, branch_head), alive, heads)
     else:
         held = _held(repo, branch_head, [*alive, base_ref], heads, known_holds)
         unheld = [o for o in alive if o not in held]
         if unheld:  # in a chain every other is held: nothing to diff
-            ours = _touched(repo, base_head, branch_head)
-            unheld = [
-                o for o in unheld if ours.may_conflict(_touched(repo, base_head, _head(heads, o)))
-            ]
+            unheld = _sharing(repo, base_head, (branch, branch_head), unheld, heads)
     candidates = {other: _head(heads, other) for other in unheld}
 
     def unheld_of(names: list[str]) -> list[str]:
@@ -149,6 +142,41 @@ def forecast(
         if files:
             conflicts.append((base_ref, files))
     return Forecast(conflicts, base_head)
+
+
+def _sharing(
+    repo: Path,
+    base_head: str,
+    branch: tuple[str, str],
+    others: list[str],
+    heads: Mapping[str, str | None],
+) -> list[str]:
+    """Those of ``others`` that touched a path near one ``branch`` (name, head) touched.
+
+    Each other is filed in the base's ``PathIndex`` once per head (its diff asked
+    then, if the commit step did not tell it), so a forecast costs a lookup per
+    other, not a diff or a set comparison per other."""
+    name, head = branch
+    ours = touched(repo, base_head, head)
+    index = path_index(repo, base_head)
+    with index.lock:
+        stale = [o for o in others if index.heads.get(o) != heads[o]]
+    for other in stale:
+        other_head = _head(heads, other)
+        what = touched(repo, base_head, other_head)
+        with index.lock:
+            index.file(other, other_head, what)
+    with index.lock:
+        index.file(name, head, ours)
+        shared = index.sharing(ours)
+        # Filed at another head meanwhile (a forecast that saw it move): compared directly.
+        moved = {o for o in others if index.heads.get(o) != heads[o]}
+    return [
+        o
+        for o in others
+        if (o in shared and o not in moved)
+        or (o in moved and ours.may_conflict(touched(repo, base_head, _head(heads, o))))
+    ]
 
 
 def forecast_conflicts(
@@ -177,6 +205,7 @@ class _Combined:
 
 
 _combined: dict[tuple[str, str], _Combined] = {}
+_combined_lock = threading.Lock()
 
 
 def _conflicts_with(
@@ -190,7 +219,7 @@ def _conflicts_with(
     ``unheld_of`` names those of a list the branch does not hold (only they can conflict)."""
     if not candidates:
         return {}
-    with _cache_lock:
+    with _combined_lock:
         combined = _combined.setdefault((str(repo), base_ref), _Combined())
     name, head = branch
     with combined.lock:
@@ -205,7 +234,7 @@ def _conflicts_with(
             paired = [o for o in candidates if o in combined.outsiders]
         else:
             paired = list(candidates)
-    return {other: trial_merge(repo, name, other) for other in unheld_of(paired)}
+    return {other: trial_merge(repo, head, candidates[other]) for other in unheld_of(paired)}
 
 
 def _fold(repo: Path, combined: _Combined, name: str, head: str) -> bool:
@@ -278,127 +307,7 @@ def _merged_into(repo: Path, head: str, names: Sequence[str]) -> set[str]:
     return {refs[ref] for ref in out.stdout.split() if ref in refs}
 
 
-@dataclass(frozen=True, slots=True)
-class _Touched:
-    """What a branch changed since it forked from the base."""
-
-    paths: frozenset[str]
-    """Files added, changed or deleted (a rename is a deletion and an addition)."""
-    folders: frozenset[str]
-    """Every folder above those files."""
-    emptied: frozenset[str]
-    """Every folder above a deleted file: merge-ort follows a folder renamed on one
-    side with files the other side adds to it, and reports where they land."""
-
-    def may_conflict(self, other: _Touched) -> bool:
-        return bool(
-            self.paths & other.paths
-            or self.folders & other.paths
-            or other.folders & self.paths
-            or self.emptied & other.folders
-            or other.emptied & self.folders
-        )
-
-
-_NOTHING = _Touched(frozenset(), frozenset(), frozenset())
-_touched_cache: dict[tuple[str, str, str], _Touched] = {}
-_cache_lock = threading.Lock()
-
-
-def _touched(repo: Path, base: str, head: str) -> _Touched:
-    """Paths changed between the merge base of ``base`` and ``head``, and ``head``."""
-    if head == base:  # a branch with no work of its own yet (still finishing)
-        return _NOTHING
-    key = (str(common_git_dir(repo)), base, head)
-    with _cache_lock:
-        cached = _touched_cache.get(key)
-        coming = _diffing.get(key)
-    if cached is None and coming is not None and coming.wait(_DIFF_WAIT):
-        with _cache_lock:
-            cached = _touched_cache.get(key)
-    if cached is not None:
-        return cached
-    # --no-renames lists a rename's old and new path, so rename conflicts overlap too.
-    out = run_git(
-        ["diff", "--name-status", "--no-renames", "-z", f"{base}...{head}"],
-        repo,
-        what="listing a branch's changed files",
-    )
-    items = out.stdout.split("\0")
-    changes = [(s, p) for s, p in zip(items[::2], items[1::2], strict=False) if p]
-    return _remember(key, changes)
-
-
-def remember_changes(repo: Path, base: str, head: str, changes: Sequence[tuple[str, str]]) -> None:
-    """Keep what ``head`` changed since its ancestor ``base`` (``(status, path)``, no renames).
-
-    The commit step diffs the work against its base anyway; a forecast against
-    that same base commit then needs no diff of its own, nor asks whether the
-    branch holds the base.
-    """
-    key = (str(common_git_dir(repo)), base, head)
-    _remember(key, changes)
-    with _cache_lock:
-        if len(_sitting) > 4096:
-            _sitting.clear()
-        _sitting.add(key)
-
-
-_sitting: set[tuple[str, str, str]] = set()
-"""(common git dir, base, head) where ``base`` is known to be an ancestor of ``head``."""
-
-_diffing: dict[tuple[str, str, str], threading.Event] = {}
-"""Diffs the commit step is reading now: a forecast wanting one waits for it."""
-_DIFF_WAIT = 10.0
-
-
-@contextlib.contextmanager
-def diffing(repo: Path, base: str, head: str) -> Iterator[None]:
-    """The commit step diffs ``head`` against ``base`` inside this block (and calls
-    ``remember_changes``): a forecast of another branch that needs the same diff
-    meanwhile waits for it instead of asking git again."""
-    key = (str(common_git_dir(repo)), base, head)
-    done = threading.Event()
-    with _cache_lock:
-        _diffing.setdefault(key, done)
-    try:
-        yield
-    finally:
-        with _cache_lock:
-            if _diffing.get(key) is done:
-                del _diffing[key]
-        done.set()
-
-
-def _sits_on(repo: Path, base: str, head: str) -> bool:
-    with _cache_lock:
-        return (str(common_git_dir(repo)), base, head) in _sitting
-
-
-def _head(heads: dict[str, str | None], ref: str) -> str:
+def _head(heads: Mapping[str, str | None], ref: str) -> str:
     head = heads[ref]
     assert head is not None  # only refs that exist are asked for
     return head
-
-
-def _remember(key: tuple[str, str, str], changes: Sequence[tuple[str, str]]) -> _Touched:
-    paths: set[str] = set()
-    folders: set[str] = set()
-    emptied: set[str] = set()
-    for status, path in changes:
-        paths.add(path)
-        above = _folders(path)
-        folders.update(above)
-        if status == "D":
-            emptied.update(above)
-    touched = _Touched(frozenset(paths), frozenset(folders), frozenset(emptied))
-    with _cache_lock:
-        if len(_touched_cache) > 4096:
-            _touched_cache.clear()
-        _touched_cache[key] = touched
-    return touched
-
-
-def _folders(path: str) -> list[str]:
-    parts = path.split("/")[:-1]
-    return ["/".join(parts[: i + 1]) for i in range(len(parts))]

@@ -18,7 +18,7 @@ import pytest
 
 from mission_control.errors import GitError
 from mission_control.git import prepare
-from mission_control.git.conflicts import diffing, forecast, remember_changes
+from mission_control.git.conflicts import forecast
 from mission_control.git.diffs import diff_changes, diffstat
 from mission_control.git.ref_files import read_refs, write_ref
 from mission_control.git.remotes import has_remote, remote_env
@@ -29,6 +29,7 @@ from mission_control.git.repo import (
     is_linked_worktree,
     worktree_file,
 )
+from mission_control.git.touched_paths import diffing, remember_changes
 from mission_control.git.worktrees import (
     CommitResult,
     PreparedWorktree,

@@ -127,6 +127,9 @@ def forecast(
         unheld = [o for o in alive if o not in held]
         if unheld:  # in a chain every other is held: nothing to diff
             unheld = _sharing(repo, base_head, (branch, branch_head), unheld, heads)
+    if known_heads and unheld:  # the few to merge by name: still there, at which head
+        heads.update(_heads(repo, unheld))
+        unheld = [o for o in unheld if heads.get(o)]
     candidates = {other: _head(heads, other) for other in unheld}
 
     def unheld_of(names: list[str]) -> list[str]:
@@ -234,7 +237,7 @@ def _conflicts_with(
             paired = [o for o in candidates if o in combined.outsiders]
         else:
             paired = list(candidates)
-    return {other: trial_merge(repo, head, candidates[other]) for other in unheld_of(paired)}
+    return {other: trial_merge(repo, name, other) for other in unheld_of(paired)}
 
 
 def _fold(repo: Path, combined: _Combined, name: str, head: str) -> bool:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mission_control.errors import GitError
-from mission_control.git.conflicts import forecast_conflicts, trial_merge
+from mission_control.git.conflicts import forecast, forecast_conflicts, trial_merge
 from mission_control.git.worktrees import commit_work, prepare_worktree
 
 if TYPE_CHECKING:
@@ -111,3 +111,21 @@ def test_a_deletion_against_an_edit_is_forecast(local_git_sandbox: GitSandbox) -
     edit = _branch_editing(sb, "E", {"f.txt": (0, "edited")})
     found = forecast_conflicts(sb.repo, edit, [prepared.branch], "main")
     assert found and found[0][0] == prepared.branch and "f.txt" in found[0][1]
+
+
+def test_heads_finishing_made_are_taken_and_a_branch_deleted_since_is_skipped(
+    local_git_sandbox: GitSandbox,
+) -> None:
+    sb = local_git_sandbox
+    a = _branch_editing(sb, "A", {"f.txt": (0, "A was here")})
+    b = _branch_editing(sb, "B", {"f.txt": (0, "B was here")})
+    c = _branch_editing(sb, "C", {"f.txt": (0, "C was here")})
+    heads = {name: sb.git(sb.repo, "rev-parse", name) for name in (a, b)}
+
+    assert forecast(sb.repo, c, [a, b], "main", known_heads=heads).conflicts == [
+        (a, ["f.txt"]),
+        (b, ["f.txt"]),
+    ]
+    sb.git(sb.worktree_root / "PH1-A", "checkout", "-q", "--detach")
+    sb.git(sb.repo, "branch", "-D", a)  # cleaned up by hand: its known head no longer counts
+    assert forecast(sb.repo, c, [a, b], "main", known_heads=heads).conflicts == [(b, ["f.txt"])]

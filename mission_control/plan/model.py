@@ -206,12 +206,12 @@ class Workstream(_Frozen):
     line: int = 0
     """Line of the workstream in the plan file, for messages."""
 
-    @property
+    @cached_property  # asked for each workstream at each of the scheduler's decisions
     def task_id(self) -> str:
         """The workstream's id across the plan: ``PHASE::WS``."""
         return f"{self.phase_id}::{self.id}"
 
-    @property
+    @cached_property
     def branch(self) -> str:
         return f"ws/{self.phase_id}/{self.id}"
 

@@ -139,6 +139,10 @@ class Relay:
         self._drain()
         for event in self.adapter.close():
             self._show(event)
+        if self.over_budget is None:  # its last words came after the last look, with its end
+            self.over_budget = self._spent_over()
+            if self.over_budget is not None:
+                self._say(f"✗ {self.over_budget}", "31;1")
         self._say(_totals_line(self.adapter.summary), "2")
         self._write_report(ended=True)
         return status
@@ -223,16 +227,19 @@ class Relay:
 
     # ------------------------------------------------------------------ budget
 
-    def _check_budget(self) -> None:
+    def _spent_over(self) -> str | None:
+        """What the agent spent so far (with earlier attempts) against its caps: the reason
+        it is over budget, or None."""
         summary = self.adapter.summary
+        cost = summary.cost_usd
+        if cost is not None:
+            cost += self.args.spent_before_usd
+        tokens = summary.input_tokens + summary.output_tokens + self.args.spent_before_tokens
+        return over_budget(self.args.max_cost_usd, self.args.max_tokens, cost, tokens)
+
+    def _check_budget(self) -> None:
         if self.over_budget is None:
-            cost = summary.cost_usd
-            if cost is not None:
-                cost += self.args.spent_before_usd
-            tokens = summary.input_tokens + summary.output_tokens + self.args.spent_before_tokens
-            self.over_budget = over_budget(
-                self.args.max_cost_usd, self.args.max_tokens, cost, tokens
-            )
+            self.over_budget = self._spent_over()
             if self.over_budget is not None:
                 self._say(f"✗ {self.over_budget}: stopping the agent", "31;1")
                 self._write_report(ended=False)

@@ -280,6 +280,7 @@ async def push_work(req: FinishRequest) -> AsyncIterator[StepDone | Pushed]:
             ws.branch,
             force=req.force_push,
             to=target,
+            upstream=False,
         )
     except GitError as err:
         yield await _step(req, "push", False, str(err))
@@ -288,6 +289,11 @@ async def push_work(req: FinishRequest) -> AsyncIterator[StepDone | Pushed]:
     crashpoints.reach("finish.pushed")
     yield await _step(req, "push", True, f"{ws.remote}/{target}")
     yield Pushed(True)
+    if target == ws.branch:  # once the work is delivered: no dependent waits for this
+        try:
+            await asyncio.to_thread(remotes.set_upstream, req.worktree, ws.branch, ws.remote)
+        except GitError as err:
+            await asyncio.to_thread(append_log, req.log_path, f"──── push: {err}\n")
 
 
 async def already_pushed(pushed: Pushed) -> AsyncIterator[StepDone | Pushed]:
@@ -314,10 +320,10 @@ async def deliver(
     async for item in push:
         if isinstance(item, Pushed):
             result = item
+            if result.error is None:
+                yield WorkDelivered()
         else:
             yield item
-    if result.error is None:
-        yield WorkDelivered()
     # Only now: on a machine of few cores the forecast's git would slow the push and
     # the preparation a dependent waits for; it runs beside the pull request instead.
     yield ForecastDue()

@@ -265,9 +265,15 @@ def _refuse_emptying(path: Path, tree: str, base_commit: str) -> None:
 
 
 def push_branch(
-    path: Path, remote: str, branch: str, *, force: bool = False, to: str | None = None
+    path: Path,
+    remote: str,
+    branch: str,
+    *,
+    force: bool = False,
+    to: str | None = None,
+    upstream: bool = True,
 ) -> None:
-    """Push ``branch`` to ``remote`` and make it the branch's upstream.
+    """Push ``branch`` to ``remote`` and (with ``upstream``) make it the branch's upstream.
 
     Never prompts. A refusal raises ``PushRejectedError`` carrying git's own
     message; the local branch is left as it is. ``force`` uses
@@ -282,5 +288,5 @@ def push_branch(
     if out.returncode != 0:
         message = " ".join(trim_message(out.stderr, out.stdout).split())
         raise PushRejectedError(path, remote, to or branch, message)
-    if to is None or to == branch:
+    if upstream and (to is None or to == branch):
         set_upstream(path, branch, remote)

@@ -127,16 +127,17 @@ def forecast(
         unheld = [o for o in alive if o not in held]
         if unheld:  # in a chain every other is held: nothing to diff
             unheld = _sharing(repo, base_head, (branch, branch_head), unheld, heads)
-    if known_heads and unheld:  # the few to merge by name: still there, at which head
-        heads.update(_heads(repo, unheld))
-        unheld = [o for o in unheld if heads.get(o)]
     candidates = {other: _head(heads, other) for other in unheld}
 
     def unheld_of(names: list[str]) -> list[str]:
         known = held | _held(
             repo, branch_head, [n for n in names if n not in held], heads, known_holds
         )
-        return [n for n in names if n not in known]
+        left = [n for n in names if n not in known]
+        if known_heads and left:  # merged by name: only those still there (few)
+            there = _heads(repo, left)
+            left = [n for n in left if there.get(n)]
+        return left
 
     found = _conflicts_with(repo, (branch, branch_head), candidates, base_ref, unheld_of)
     conflicts = [(other, found[other]) for other in alive if found.get(other)]
@@ -219,7 +220,8 @@ def _conflicts_with(
     unheld_of: Callable[[list[str]], list[str]],
 ) -> dict[str, list[str]]:
     """The conflicting files of ``branch`` (name, head) with each of ``candidates``;
-    ``unheld_of`` names those of a list the branch does not hold (only they can conflict)."""
+    ``unheld_of`` names those of a list the branch does not hold (only they can conflict)
+    and that are still there to be merged by name."""
     if not candidates:
         return {}
     with _combined_lock:

@@ -8,7 +8,6 @@ the remotes) must say what git says.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -39,23 +38,12 @@ from mission_control.git.worktrees import (
     prepare_worktree,
 )
 from tests.engine.engine_helpers import make_engine, write_plan, ws
+from tests.helpers.git_trace import git_commands, traced
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import GitSandbox
-
-
-def _commands(trace: Path) -> list[str]:
-    """The git commands (not git's own helpers) traced so far, oldest first; clears the trace."""
-    started: list[tuple[str, str]] = []
-    for file in trace.iterdir():
-        for line in file.read_text().splitlines():
-            event = json.loads(line)
-            if event.get("event") == "start" and "/" not in event["sid"]:
-                started.append((event["time"], " ".join(event["argv"][1:])))
-        file.unlink()
-    return [argv for _, argv in sorted(started)]
 
 
 def _a_committed(sb: GitSandbox) -> tuple[PreparedWorktree, CommitResult]:
@@ -65,28 +53,20 @@ def _a_committed(sb: GitSandbox) -> tuple[PreparedWorktree, CommitResult]:
     return first, commit_work(first.path, first.base_commit, "A")
 
 
-def _traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """From now on every git command leaves its trace in the folder returned."""
-    trace = tmp_path / "trace2"
-    trace.mkdir()
-    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
-    return trace
-
-
 def test_a_workstream_costs_a_handful_of_git_commands(
     local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sb = local_git_sandbox
     first, _ = _a_committed(sb)  # what is asked once per repository is asked now
-    trace = _traced(tmp_path, monkeypatch)
+    trace = traced(tmp_path, monkeypatch)
 
     prepared = prepare_worktree(sb.ws("B"), [])
-    made = _commands(trace)
+    made = git_commands(trace)
     sb.write(prepared.path / "b.txt", "b\n")
     commit_work(prepared.path, prepared.base_commit, "B")
-    committed = _commands(trace)
+    committed = git_commands(trace)
     found = forecast(sb.repo, prepared.branch, [first.branch], "main")
-    forecast_commands = _commands(trace)
+    forecast_commands = git_commands(trace)
 
     # worktree add (with the checkout of a small tree): the refs are read from git's
     # files, and the base is recorded as a loose ref file. Was 12.
@@ -106,11 +86,11 @@ def test_a_chain_link_starts_at_its_dependency_with_one_more_command(
 ) -> None:
     sb = local_git_sandbox
     first, done = _a_committed(sb)
-    trace = _traced(tmp_path, monkeypatch)
+    trace = traced(tmp_path, monkeypatch)
 
     # The engine saw A's head made on the base: no merge-base question is left.
     prepared = prepare_worktree(sb.ws("B"), [first.branch], [(done.head, done.holds)])
-    made = _commands(trace)
+    made = git_commands(trace)
 
     assert done.holds == first.base_commit
     assert prepared.base_commit == done.head == sb.git(prepared.path, "rev-parse", "HEAD")
@@ -119,11 +99,11 @@ def test_a_chain_link_starts_at_its_dependency_with_one_more_command(
     assert len(made) <= 1, made  # worktree add; was 14
     sb.write(prepared.path / "b.txt", "b\n")
     commit_work(prepared.path, prepared.base_commit, "B")
-    _commands(trace)
+    git_commands(trace)
     found = forecast(sb.repo, prepared.branch, [first.branch], "main")
     # B holds A and the base: nothing to diff, nothing to merge; one question (does B
     # hold A), as no ancestry is passed here.
-    assert (found.conflicts, len(_commands(trace))) == ([], 1)
+    assert (found.conflicts, len(git_commands(trace))) == ([], 1)
 
 
 def test_facts_read_from_files_say_what_git_says(local_git_sandbox: GitSandbox) -> None:
@@ -154,7 +134,7 @@ def test_a_forecast_waits_for_the_diff_the_commit_step_is_reading(
     second = prepare_worktree(sb.ws("B"), [])
     sb.write(second.path / "b.txt", "b\n")
     made = make_commit(second.path, second.base_commit, "B")  # its diff not read yet
-    trace = _traced(tmp_path, monkeypatch)
+    trace = traced(tmp_path, monkeypatch)
     inside = threading.Event()
 
     def commit_step_reads_its_diff() -> None:
@@ -172,7 +152,7 @@ def test_a_forecast_waits_for_the_diff_the_commit_step_is_reading(
 
     assert found.conflicts == []
     # One diff in all, the commit step's: the forecast took its answer.
-    assert [c.split()[0] for c in _commands(trace)] == ["diff"]
+    assert [c.split()[0] for c in git_commands(trace)] == ["diff"]
 
 
 def test_refs_read_and_written_as_files_say_what_git_says(local_git_sandbox: GitSandbox) -> None:
@@ -226,11 +206,11 @@ def test_remote_settings_are_read_again_only_when_a_remote_changes(
     relative = remote_env(sb.repo, "origin")
     assert relative  # a relative URL is rewritten to the path the main checkout means
     assert has_remote(sb.repo, "origin")
-    trace = _traced(tmp_path, monkeypatch)
+    trace = traced(tmp_path, monkeypatch)
     sb.git(sb.repo, "config", "branch.ws/P/A.remote", "origin")  # as each push sets its upstream
-    _commands(trace)
+    git_commands(trace)
     assert remote_env(sb.repo, "origin") == relative and has_remote(sb.repo, "origin")
-    assert _commands(trace) == []
+    assert git_commands(trace) == []
     sb.git(sb.repo, "remote", "set-url", "origin", str(sb.origin))
     assert remote_env(sb.repo, "origin") == {}  # absolute now: nothing to rewrite
 
@@ -307,11 +287,11 @@ def test_a_big_tree_is_checked_out_outside_the_repository_lock(
 ) -> None:
     sb = local_git_sandbox
     monkeypatch.setattr(prepare, "SMALL_TREE", 0)  # every tree counts as big
-    trace = _traced(tmp_path, monkeypatch)
+    trace = traced(tmp_path, monkeypatch)
 
     prepared = prepare_worktree(sb.ws("A"), [])
 
-    made = _commands(trace)
+    made = git_commands(trace)
     assert any(c.startswith("reset --hard") for c in made), made  # the add only registered it
     assert sb.git(prepared.path, "status", "--porcelain") == ""
     assert (prepared.path / "README.md").read_text() == (sb.repo / "README.md").read_text()
@@ -326,11 +306,11 @@ def test_a_dependency_moved_since_its_commit_is_asked_about(
     sb.git(sb.repo, "add", "late.txt")
     sb.git(sb.repo, "commit", "-q", "-m", "late")
     sb.git(first.path, "merge", "-q", "--no-edit", "main")  # A's branch moved on by hand
-    trace = _traced(tmp_path, monkeypatch)
+    trace = traced(tmp_path, monkeypatch)
 
     prepared = prepare_worktree(sb.ws("B"), [first.branch], [(done.head, done.holds)])
 
-    asked = _commands(trace)
+    asked = git_commands(trace)
     assert any(c.startswith("merge-base --is-ancestor") for c in asked)  # the old fact is stale
     assert (prepared.path / "late.txt").exists() and (prepared.path / "a.txt").exists()
 
@@ -355,13 +335,13 @@ async def test_a_chain_run_asks_git_no_ancestry_question(
         ],
         pr={"enabled": False},
     )
-    trace = _traced(tmp_path, monkeypatch)
+    trace = traced(tmp_path, monkeypatch)
 
     assert await make_engine(plan, tmp_path / "state").run()
 
     # Each link starts from the one before, which the engine saw made on the base, and
     # its forecast knows it holds the links before it.
-    asked = _commands(trace)
+    asked = git_commands(trace)
     assert [c for c in asked if c.startswith("merge-base") or "--merged" in c] == [], asked
     assert (sb.worktree_root / "P1-C" / "a.txt").exists()
 

@@ -3,7 +3,6 @@ where it can, and diffs where it cannot: either way the figures are what a diff 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,20 +16,10 @@ from mission_control.git.worktrees import (
     make_commit,
     prepare_worktree,
 )
+from tests.helpers.git_trace import git_commands, traced
 
 if TYPE_CHECKING:
     from conftest import GitSandbox
-
-
-def _commands(trace: Path) -> list[str]:
-    started = []
-    for file in trace.iterdir():
-        for line in file.read_text().splitlines():
-            event = json.loads(line)
-            if event.get("event") == "start" and "/" not in event["sid"]:
-                started.append((event["time"], " ".join(event["argv"][1:3])))
-        file.unlink()
-    return [argv for _, argv in sorted(started)]
 
 
 def _diffed(prepared: PreparedWorktree, head: str) -> tuple[DiffStat, set[tuple[str, str]]]:
@@ -57,13 +46,11 @@ def test_git_tells_what_the_commit_changed_without_a_diff(
     make_commit(warm.path, warm.base_commit, "W")
     prepared = prepare_worktree(sb.ws("A"), [])
     _work(sb, prepared.path)
-    trace = tmp_path / "trace2"
-    trace.mkdir()
-    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    trace = traced(tmp_path, monkeypatch)
 
     made = make_commit(prepared.path, prepared.base_commit, "A")
     done = describe_commit(prepared.path, prepared.base_commit, made)
-    commands = _commands(trace)
+    commands = [" ".join(argv.split()[:2]) for argv in git_commands(trace)]
 
     assert commands == ["add --all", "commit --no-edit"]
     assert made.told is not None

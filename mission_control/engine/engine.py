@@ -214,12 +214,15 @@ class Engine(Resume):
                 for task_id in decision.start:
                     rt = self._rt[task_id]
                     rt.task = asyncio.create_task(self._run_workstream(rt), name=task_id)
-            busy = any(rt.busy for rt in self._rt.values()) or self._landing is not None
-            held = any(rt.held_until > 0 for rt in self._rt.values())
-            all_done = decision.finished and not decision.start and not held
-            if not busy and (self._cancelling or (all_done and not self.options.linger)):
-                self._phase_finished(current_phase)
-                return
+            # Looked at only when the run may be over (each look visits every workstream).
+            ending = self._cancelling or (
+                decision.finished and not decision.start and not self.options.linger
+            )
+            if ending and self._landing is None and not any(rt.busy for rt in self._rt.values()):
+                held = any(rt.held_until > 0 for rt in self._rt.values())
+                if self._cancelling or not held:
+                    self._phase_finished(current_phase)
+                    return
             await self._wake.wait()
 
     def _phase_finished(self, phase_id: str | None) -> None:

@@ -148,10 +148,7 @@ class Attempts(Conversation):
         now = self._clock.now()
         if started.local_pid is not None:
             pid, create_time = started.local_pid
-            if ports:  # the tool keeps its ports held should this process die
-                holder = Holder(pid, create_time)
-                await asyncio.to_thread(PortRegistry().hold, self.run_id, ws.task_id, holder)
-            await self._db(
+            recording = self._db(
                 self.store.update_attempt_pid,
                 self.run_id,
                 ws.task_id,
@@ -160,6 +157,12 @@ class Attempts(Conversation):
                 create_time,
                 now,
             )
+            if ports:  # the tool keeps its ports held should this process die
+                holder = Holder(pid, create_time)
+                holding = asyncio.to_thread(PortRegistry().hold, self.run_id, ws.task_id, holder)
+                await asyncio.gather(holding, recording)
+            else:
+                await recording
         self._publish(
             ev.AttemptStarted(
                 self.run_id,

@@ -216,21 +216,16 @@ async def check_and_commit(req: FinishRequest) -> AsyncIterator[FinishItem | Com
 
     subject, body = worktrees.commit_message(ws, req.run_id, req.attempt)
     try:
-        made = await asyncio.to_thread(
-            worktrees.make_commit,
-            req.worktree,
-            req.base_commit,
-            subject,
-            body,
-            settled=req.settled,
-        )
+        made, described = await asyncio.to_thread(_commit, req, subject, body)
         crashpoints.reach("finish.committed")
         if failed is None and made.head != req.base_commit:
             # Dependents may prepare on this head while its diff is read.
             yield WorkReady(made.head, made.before if made.committed else "")
-        commit = await asyncio.to_thread(
-            worktrees.describe_commit, req.worktree, req.base_commit, made
-        )
+        if described is None:
+            described = await asyncio.to_thread(
+                worktrees.describe_commit, req.worktree, req.base_commit, made
+            )
+        commit = described
     except GitError as err:
         yield await _step(req, "commit", False, str(err))
         yield Committed(None, tuple(results), FinishOutcome(False, str(err)))
@@ -256,6 +251,17 @@ async def check_and_commit(req: FinishRequest) -> AsyncIterator[FinishItem | Com
         else:
             outcome = FinishOutcome(True, "succeeded (no changes)")
     yield Committed(commit, tuple(results), outcome)
+
+
+def _commit(
+    req: FinishRequest, subject: str, body: str
+) -> tuple[worktrees.MadeCommit, worktrees.CommitResult | None]:
+    """Commit the work; described too when that needs no diff (git told what changed, or
+    nothing did). Blocking."""
+    made = worktrees.make_commit(req.worktree, req.base_commit, subject, body, settled=req.settled)
+    if made.told is None and made.head != req.base_commit:
+        return made, None
+    return made, worktrees.describe_commit(req.worktree, req.base_commit, made)
 
 
 async def push_work(req: FinishRequest) -> AsyncIterator[StepDone | Pushed]:

@@ -189,12 +189,12 @@ def _told_changes(staged: str, summary: str) -> tuple[DiffStat, tuple[tuple[str,
     say "D", the others "M" (the forecast asks only which were deleted).
     """
     changes: list[tuple[str, str]] = []
-    for line in staged.splitlines():
+    for line in staged.split("\n")[:-1]:  # git ends each line with "\n", and only there
         match = _STAGED.fullmatch(line)
         if match is None:
             return None
         changes.append(("D" if match[1] == "remove" else "M", match[2]))
-    lines = summary.splitlines()
+    lines = summary.split("\n")
     stats = [m for m in map(_SHORTSTAT.fullmatch, lines) if m is not None]
     if len(stats) != 1 or any(_PAIRED.match(line) for line in lines):
         return None

@@ -35,6 +35,7 @@ def _work(sb: GitSandbox, path: Path) -> None:
     sb.write(path / "new" / "tab\tname's.txt", "x\ny\n")
     sb.write(path / "über.txt", "ü\n")
     sb.write(path / "empty.txt", "")
+    sb.write(path / "line\u2028separator.txt", "z\n")  # a line break to str.splitlines
     (path / "f.txt").chmod(0o755)
 
 
@@ -56,7 +57,7 @@ def test_git_tells_what_the_commit_changed_without_a_diff(
     assert made.told is not None
     stat, changes = _diffed(prepared, done.head)
     assert (made.told[0], set(made.told[1])) == (stat, changes)
-    assert (done.files, done.insertions, done.deletions) == (6, 4, 2)
+    assert (done.files, done.insertions, done.deletions) == (7, 5, 2)
 
 
 def _agent_staged(sb: GitSandbox, path: Path) -> None:

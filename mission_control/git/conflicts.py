@@ -15,7 +15,8 @@ it conflicts with none of the branches in it (a conflict with one of them is a
 conflict with their merge, where that branch's change still sits), and only the
 branches that did not fold in are merged with it pair by pair. When it
 conflicts, pairs name who it conflicts with, exactly as without the combined
-commit. Each branch costs about two merges, plus one per real conflict.
+commit. Each branch costs about two merges, plus one per real conflict; a branch
+whose edits the combined commit already holds (the same edit made again) costs one.
 """
 
 from __future__ import annotations
@@ -199,11 +200,13 @@ class _Combined:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     commit: str | None = None
+    tree: str | None = None
+    """The tree of ``commit`` once a merge made it (None while it is a branch's head)."""
     members: dict[str, str] = field(default_factory=dict)
     outsiders: dict[str, str] = field(default_factory=dict)
 
     def forget(self) -> None:
-        self.commit = None
+        self.commit = self.tree = None
         self.members.clear()
         self.outsiders.clear()
 
@@ -253,13 +256,18 @@ def _fold(repo: Path, combined: _Combined, name: str, head: str) -> bool:
     if files:
         combined.outsiders[name] = head
         return False
+    if tree == combined.tree:
+        # Its changes are all in the combined commit already (the same edits as other
+        # branches made): a new commit would hold the same tree, so none is made.
+        combined.members[name] = head
+        return True
     out = run_git(
         ["commit-tree", tree, "-p", combined.commit, "-p", head, "-m", "conflict forecast"],
         repo,
         config=identity_config(repo),
         what="recording the merge of the finished branches",
     )
-    combined.commit = out.stdout.strip()
+    combined.commit, combined.tree = out.stdout.strip(), tree
     combined.members[name] = head
     return True
 

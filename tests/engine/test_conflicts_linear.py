@@ -38,15 +38,13 @@ def _branch(sb: GitSandbox, name: str, files: dict[str, str]) -> str:
     return name
 
 
-def _merge_trees(trace: Path) -> int:
-    """The ``git merge-tree`` commands git's trace2 saw start."""
+def _started(trace: Path, command: str) -> int:
+    """The ``git <command>`` commands git's trace2 saw start."""
     count = 0
     for file in trace.iterdir():
         for line in file.read_text().splitlines():
             event = json.loads(line)
-            if event.get("event") == "start" and event.get("argv", [None, None])[1:2] == [
-                "merge-tree"
-            ]:
+            if event.get("event") == "start" and event.get("argv", [None, None])[1:2] == [command]:
                 count += 1
     return count
 
@@ -75,7 +73,7 @@ def test_same_file_branches_cost_merges_linear_in_branches(
 
     assert found == [[] for _ in branches]
     # Pair by pair this was 32 * 31 / 2 = 496 merges; now about two per branch.
-    assert _merge_trees(trace) <= 2 * BRANCHES, _merge_trees(trace)
+    assert _started(trace, "merge-tree") <= 2 * BRANCHES, _started(trace, "merge-tree")
 
 
 def test_the_combined_merge_names_the_same_conflicts_as_every_pair(
@@ -105,3 +103,21 @@ def test_the_combined_merge_names_the_same_conflicts_as_every_pair(
     assert any(found)  # the mix really conflicts somewhere
     # Forecast again (the engine does when the base moves): the same answer.
     assert _forecast_as_they_finish(sb, branches) == expected
+
+
+def test_the_same_edit_again_makes_no_new_combined_commit(
+    local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = local_git_sandbox
+    same = [_branch(sb, f"ws/PH1/S{i:02d}", {"shared.txt": "done\n"}) for i in range(12)]
+    other = _branch(sb, "ws/PH1/X", {"shared.txt": "not done\n"})
+    trace = tmp_path / "trace2"
+    trace.mkdir()
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+
+    found = _forecast_as_they_finish(sb, [*same, other])
+
+    assert found[:-1] == [[] for _ in same]
+    assert found[-1] == [(b, ["shared.txt"]) for b in same]
+    # One commit merges the first two; the ten after it add nothing to its tree.
+    assert _started(trace, "commit-tree") == 1

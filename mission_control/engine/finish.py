@@ -256,12 +256,9 @@ async def check_and_commit(req: FinishRequest) -> AsyncIterator[FinishItem | Com
 def _commit(
     req: FinishRequest, subject: str, body: str
 ) -> tuple[worktrees.MadeCommit, worktrees.CommitResult | None]:
-    """Commit the work; described too when that needs no diff (git told what changed, or
-    nothing did). Blocking."""
+    """Commit the work; described in the same trip when that needs no diff. Blocking."""
     made = worktrees.make_commit(req.worktree, req.base_commit, subject, body, settled=req.settled)
-    if made.told is None and made.head != req.base_commit:
-        return made, None
-    return made, worktrees.describe_commit(req.worktree, req.base_commit, made)
+    return made, worktrees.described_without_git(req.worktree, req.base_commit, made)
 
 
 async def push_work(req: FinishRequest) -> AsyncIterator[StepDone | Pushed]:

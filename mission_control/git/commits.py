@@ -145,6 +145,14 @@ def make_commit(
     return MadeCommit(head, before, committed, told)
 
 
+def described_without_git(path: Path, base_commit: str, made: MadeCommit) -> CommitResult | None:
+    """``describe_commit`` where it needs no git: git told what the commit changed, or
+    nothing changed. None where a diff must be read."""
+    if made.told is None and made.head != base_commit:
+        return None
+    return describe_commit(path, base_commit, made)
+
+
 def describe_commit(path: Path, base_commit: str, made: MadeCommit) -> CommitResult:
     """What the branch changed against its base after ``make_commit`` (blocking)."""
     head, before = made.head, made.before

@@ -16,6 +16,7 @@ from .commits import (
     commit_message,
     commit_work,
     describe_commit,
+    described_without_git,
     make_commit,
     push_branch,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "commit_message",
     "commit_work",
     "describe_commit",
+    "described_without_git",
     "earlier_work",
     "list_worktrees",
     "local_branches",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from typing import TYPE_CHECKING
 
 from mission_control.git.conflicts import forecast_conflicts, trial_merge
+from tests.helpers.git_trace import git_commands
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,15 +38,9 @@ def _branch(sb: GitSandbox, name: str, files: dict[str, str]) -> str:
     return name
 
 
-def _started(trace: Path, command: str) -> int:
-    """The ``git <command>`` commands git's trace2 saw start."""
-    count = 0
-    for file in trace.iterdir():
-        for line in file.read_text().splitlines():
-            event = json.loads(line)
-            if event.get("event") == "start" and event.get("argv", [None, None])[1:2] == [command]:
-                count += 1
-    return count
+def _started(trace: Path) -> list[str]:
+    """The git commands (their first word) git's trace2 saw start; clears the trace."""
+    return [argv.split()[0] for argv in git_commands(trace)]
 
 
 def _forecast_as_they_finish(
@@ -73,7 +67,8 @@ def test_same_file_branches_cost_merges_linear_in_branches(
 
     assert found == [[] for _ in branches]
     # Pair by pair this was 32 * 31 / 2 = 496 merges; now about two per branch.
-    assert _started(trace, "merge-tree") <= 2 * BRANCHES, _started(trace, "merge-tree")
+    started = _started(trace)
+    assert started.count("merge-tree") <= 2 * BRANCHES, started.count("merge-tree")
 
 
 def test_the_combined_merge_names_the_same_conflicts_as_every_pair(
@@ -120,4 +115,4 @@ def test_the_same_edit_again_makes_no_new_combined_commit(
     assert found[:-1] == [[] for _ in same]
     assert found[-1] == [(b, ["shared.txt"]) for b in same]
     # One commit merges the first two; the ten after it add nothing to its tree.
-    assert _started(trace, "commit-tree") == 1
+    assert _started(trace).count("commit-tree") == 1

@@ -131,7 +131,7 @@ def test_what_git_cannot_tell_is_diffed(
 
 
 def test_a_second_commit_in_the_same_worktree_is_diffed(local_git_sandbox: GitSandbox) -> None:
-    """Found again (a retry), the worktree's index is no longer its checkout's."""
+    """A retry's commit sits on the first one, not on the base: diffed, both files counted."""
     sb = local_git_sandbox
     prepared = prepare_worktree(sb.ws("A"), [])
     sb.write(prepared.path / "a.txt", "a\n")

@@ -85,10 +85,9 @@ class Attempts(Conversation):
         preparing = "preparing its worktree"
         if unsettled := self._unsettled_dependencies(rt):
             preparing += f"; its tool starts once {', '.join(unsettled)} succeeded"
-        await self._set_state(ws.task_id, WsState.PREPARING, preparing)
         log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, run.number)
         token = uuid.uuid4().hex
-        ports = await asyncio.to_thread(claim_ports, self.run_id, ws, self.plan.port_range, token)
+        ports = await self._preparing(rt, preparing, token)
         run.port_claim = token
         request = AttemptRequest(
             ws=ws,
@@ -179,6 +178,22 @@ class Attempts(Conversation):
             await self._follow_up_started(rt, run.number, command.continues)
         rt.countdown = Countdown(self._clock, ws.timeout_seconds, lambda: self._on_timeout(rt))
         await self._supervise(rt, started.handle)
+
+    async def _preparing(self, rt: Lifecycle, detail: str, token: str) -> tuple[int, ...]:
+        """Record the move to PREPARING while the attempt's ports are claimed (both are on
+        a dependent's way to its start); the ports."""
+        ws = rt.ws
+        recording = self._set_state(ws.task_id, WsState.PREPARING, detail)
+        if ws.ports <= 0:
+            await recording
+            return ()
+        claiming = asyncio.to_thread(claim_ports, self.run_id, ws, self.plan.port_range, token)
+        recorded, ports = await asyncio.gather(recording, claiming, return_exceptions=True)
+        for outcome in (recorded, ports):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(ports, tuple)
+        return ports
 
     def _unsettled_dependencies(self, rt: Lifecycle) -> list[str]:
         """The dependencies of ``rt`` whose work is not delivered yet (succeeded, or pushed

@@ -166,25 +166,43 @@ class PortRegistry:
         ``prune=False`` keeps the claims of dead holders too (for a change to one's own
         claims): asking whether each holder lives costs a look at each process, and the
         next claim drops them anyway."""
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.folder / "ports.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        folder = str(self.folder)
+        try:
+            fd = os.open(f"{folder}/ports.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(f"{folder}/ports.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             claims = [c for c in self._read() if not prune or _live(c)]
             yield claims
-            tmp = self.path.with_name(f"ports.json.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(claims), encoding="utf-8")
-            os.chmod(tmp, 0o600)
+            tmp = f"{folder}/ports.json.{os.getpid()}.tmp"
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(out, json.dumps(claims).encode())
+            finally:
+                os.close(out)
             os.replace(tmp, self.path)
         finally:
             os.close(fd)  # closing the descriptor lets go of the lock
 
     def _read(self) -> list[dict[str, Any]]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(_read_all(str(self.path)))
         except (OSError, ValueError):
             return []  # none yet, or damaged by hand (os.replace never leaves half a file)
         return [c for c in data if _well_formed(c)] if isinstance(data, list) else []
+
+
+def _read_all(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _well_formed(claim: object) -> bool:

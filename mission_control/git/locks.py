@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 
+from .ref_files import read_small
 from .repo import DRIVER_VAR, driver_mark
 
 ORPHAN_WAIT_SECONDS = 60.0
@@ -54,18 +55,19 @@ def clear_stale_locks(path: Path) -> list[Path]:
     git_dir = _git_dir(path)
     if git_dir is None:
         return []
-    locks = [git_dir / name for name in _WORKTREE_LOCKS]
-    branch_lock = _branch_lock(git_dir)
+    # Plain ``os`` calls: this runs before every commit, and usually finds nothing.
+    locks = [f"{git_dir}/{name}" for name in _WORKTREE_LOCKS]
+    branch_lock = _branch_lock(str(git_dir))
     if branch_lock is not None:
         locks.append(branch_lock)
-    present = [lock for lock in locks if lock.exists()]
+    present = [lock for lock in locks if os.path.lexists(lock)]
     if not present or any(_is_git(p) for p in _processes_in(path)):
         return []
     removed = []
     for lock in present:
         with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
-            removed.append(lock)
+            os.unlink(lock)
+            removed.append(Path(lock))
     return removed
 
 
@@ -173,7 +175,7 @@ def git_file_target(path: Path) -> Path | None:
 
     Read from the file, no git call: git may be locked or the folder half-made."""
     try:
-        text = (path / ".git").read_text(encoding="utf-8", errors="replace").strip()
+        text = read_small(f"{path}/.git", errors="replace").strip()
     except OSError:
         return None
     if not text.startswith("gitdir:"):
@@ -185,20 +187,20 @@ def git_file_target(path: Path) -> Path | None:
 def _git_dir(path: Path) -> Path | None:
     """The worktree's own git dir, when it exists."""
     git_dir = git_file_target(path)
-    return git_dir if git_dir is not None and git_dir.is_dir() else None
+    return git_dir if git_dir is not None and os.path.isdir(git_dir) else None
 
 
-def _branch_lock(git_dir: Path) -> Path | None:
+def _branch_lock(git_dir: str) -> str | None:
     """The lock file of the branch checked out in the worktree (in the shared git dir)."""
     try:
-        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
-        common = (git_dir / "commondir").read_text(encoding="utf-8").strip()
-    except OSError:
+        head = read_small(f"{git_dir}/HEAD").strip()
+        common = read_small(f"{git_dir}/commondir").strip()
+    except (OSError, UnicodeDecodeError):
         return None
     if not head.startswith("ref: refs/heads/"):
         return None
-    common_dir = Path(common) if Path(common).is_absolute() else git_dir / common
-    return common_dir / f"{head.removeprefix('ref: ')}.lock"
+    common_dir = common if os.path.isabs(common) else f"{git_dir}/{common}"
+    return f"{common_dir}/{head.removeprefix('ref: ')}.lock"
 
 
 __all__ = ["ORPHAN_WAIT_SECONDS", "clear_stale_locks", "settle_worktree"]

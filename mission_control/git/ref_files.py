@@ -75,12 +75,12 @@ def _packed_refs(common: Path) -> dict[str, str] | None:
     return refs
 
 
-def read_small(path: str) -> str:
+def read_small(path: str, errors: str = "strict") -> str:
     """A small file's text (a ref, a HEAD): a forecast reads one per finished branch, so
-    plainly, without ``pathlib`` on the way."""
-    fd = os.open(path, os.O_RDONLY)
+    plainly, without ``pathlib`` on the way. A FIFO in its place does not block."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        return os.read(fd, 4096).decode("utf-8")
+        return os.read(fd, 4096).decode("utf-8", errors)
     finally:
         os.close(fd)
 

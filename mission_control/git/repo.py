@@ -443,6 +443,9 @@ class RepoLock:
         self._depth = 0
         self._fd = -1
         self._owner: int | None = None
+        self.queued = 0
+        """Threads of this process in ``git_under_lock`` for this lock (waiting or running)."""
+        self.counting = threading.Lock()
 
     def held_here(self) -> bool:
         """This thread holds the lock (a git run under ``flock`` now would wait for us)."""
@@ -498,13 +501,23 @@ _FLOCK = shutil.which("flock")
 
 
 def git_under_lock(args: Sequence[str], repo: Path, **options: Any) -> GitOutput:
-    """``run_git`` holding the repository's lock, taken by a ``flock`` process around git
-    where there is one: the lock is free the moment git exits, not once this thread runs
-    again. Workstreams starting together queue on it, so that moment counts. Without
-    ``flock`` this process takes the lock around the call."""
+    """``run_git`` holding the repository's lock.
+
+    While other threads of this process queue on it (workstreams starting together),
+    a ``flock`` process around git takes it, so it is free the moment git exits rather
+    than once this thread runs again. Alone (a chain's next link), this thread takes
+    it: starting ``flock`` first costs about a millisecond. Without ``flock`` this
+    thread always takes it."""
     lock = repo_lock(repo)
-    if _FLOCK is None or lock.held_here():
-        with lock:
-            return run_git(args, repo, **options)
-    lock.file.parent.mkdir(parents=True, exist_ok=True)
-    return run_git(args, repo, wrapper=(_FLOCK, str(lock.file)), **options)
+    with lock.counting:
+        lock.queued += 1
+        alone = lock.queued == 1
+    try:
+        if _FLOCK is None or alone or lock.held_here():
+            with lock:
+                return run_git(args, repo, **options)
+        lock.file.parent.mkdir(parents=True, exist_ok=True)
+        return run_git(args, repo, wrapper=(_FLOCK, str(lock.file)), **options)
+    finally:
+        with lock.counting:
+            lock.queued -= 1

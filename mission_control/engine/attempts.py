@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 
 from ..errors import MissionControlError
 from ..plan.model import BaseMode, OnStall, Workstream
@@ -26,7 +25,7 @@ from .events import ProcessSample
 from .finish import FinishRequest
 from .lifecycle import STOP_DETAIL, BranchRewrite, Countdown, Lifecycle, StopReason
 from .metrics import LogActivity
-from .ports import Holder, PortRegistry, claim_ports, release_ports
+from .ports import PortClaim, claim_ports
 from .recovery import exit_file_for
 from .states import DONE_FOR_DEPENDENTS, WsState
 from .supervisor import ExitStatus
@@ -70,13 +69,8 @@ class Attempts(Conversation):
             if not self._detaching or not rt.recorded:  # a detached run's agents go on
                 with contextlib.suppress(Exception):
                     await self.backend.release(task_id)
-                if rt.run is not None and rt.run.ports:
-                    # Not awaited: the workstream is free for a retry at once; the token
-                    # keeps this release from touching the claim of a later attempt.
-                    loop = asyncio.get_running_loop()
-                    loop.run_in_executor(
-                        None, release_ports, self.run_id, task_id, rt.run.port_claim
-                    )
+                if rt.run is not None:
+                    rt.run.port_claim.release()
             self._wake.set()
 
     async def _prepare_and_run(self, rt: Lifecycle) -> None:
@@ -86,9 +80,8 @@ class Attempts(Conversation):
         if unsettled := self._unsettled_dependencies(rt):
             preparing += f"; its tool starts once {', '.join(unsettled)} succeeded"
         log_path = attempt_log_path(self.state_dir, self.run_id, ws.phase_id, ws.id, run.number)
-        token = uuid.uuid4().hex
-        ports = await self._preparing(rt, preparing, token)
-        run.port_claim = token
+        claim = run.port_claim = await self._preparing(rt, preparing)
+        ports = claim.ports
         request = AttemptRequest(
             ws=ws,
             tool=self.plan.tools[ws.tool],
@@ -102,6 +95,7 @@ class Attempts(Conversation):
             grace_seconds=self._grace,
             stop=run.give_up,
             ports=ports,
+            port_locks=claim.fds,
             follow_up=rt.agent.follow_up,
             spent_before=rt.agent.spent(),
         )
@@ -147,7 +141,7 @@ class Attempts(Conversation):
         now = self._clock.now()
         if started.local_pid is not None:
             pid, create_time = started.local_pid
-            recording = self._db(
+            await self._db(
                 self.store.update_attempt_pid,
                 self.run_id,
                 ws.task_id,
@@ -156,12 +150,6 @@ class Attempts(Conversation):
                 create_time,
                 now,
             )
-            if ports:  # the tool keeps its ports held should this process die
-                holder = Holder(pid, create_time)
-                holding = asyncio.to_thread(PortRegistry().hold, self.run_id, ws.task_id, holder)
-                await asyncio.gather(holding, recording)
-            else:
-                await recording
         self._publish(
             ev.AttemptStarted(
                 self.run_id,
@@ -179,21 +167,23 @@ class Attempts(Conversation):
         rt.countdown = Countdown(self._clock, ws.timeout_seconds, lambda: self._on_timeout(rt))
         await self._supervise(rt, started.handle)
 
-    async def _preparing(self, rt: Lifecycle, detail: str, token: str) -> tuple[int, ...]:
+    async def _preparing(self, rt: Lifecycle, detail: str) -> PortClaim:
         """Record the move to PREPARING while the attempt's ports are claimed (both are on
-        a dependent's way to its start); the ports."""
+        a dependent's way to its start); the claim."""
         ws = rt.ws
         recording = self._set_state(ws.task_id, WsState.PREPARING, detail)
         if ws.ports <= 0:
             await recording
-            return ()
-        claiming = asyncio.to_thread(claim_ports, self.run_id, ws, self.plan.port_range, token)
-        recorded, ports = await asyncio.gather(recording, claiming, return_exceptions=True)
-        for outcome in (recorded, ports):
-            if isinstance(outcome, BaseException):
-                raise outcome
-        assert isinstance(ports, tuple)
-        return ports
+            return PortClaim()
+        claiming = asyncio.to_thread(claim_ports, self.run_id, ws, self.plan.port_range)
+        recorded, claim = await asyncio.gather(recording, claiming, return_exceptions=True)
+        if isinstance(recorded, BaseException):
+            if isinstance(claim, PortClaim):
+                claim.release()
+            raise recorded
+        if isinstance(claim, BaseException):
+            raise claim
+        return claim
 
     def _unsettled_dependencies(self, rt: Lifecycle) -> list[str]:
         """The dependencies of ``rt`` whose work is not delivered yet (succeeded, or pushed

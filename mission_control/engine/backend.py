@@ -151,6 +151,10 @@ class AttemptRequest:
     room gives up (``prepare`` raises)."""
     ports: tuple[int, ...] = ()
     """The attempt's ports (``MC_PORT``, ``{port}``), claimed by the engine."""
+    port_locks: tuple[int, ...] = ()
+    """The open lock files of those ports (``engine.ports``): a tool started on this
+    machine inherits them, so its ports stay held while it runs, whatever becomes of
+    this process."""
     follow_up: FollowUp | None = None
     """The user's message that this attempt continues the agent's conversation with."""
     spent_before: tuple[int, float] = (0, 0.0)

@@ -401,19 +401,19 @@ async def forecast(
     the phase's finished branches) and the current base; a failed forecast is a failed
     step. ``known_holds``: what finishing saw of the branches' ancestry; the heads given
     are the ones finishing made (``conflicts.forecast``)."""
-    try:
-        base_ref, warning = await asyncio.to_thread(_current_base, ws)
+    branches = [branch for _, branch, _ in others]
+    heads = {branch: head for _, branch, head in others if head}
+
+    def trial_merge() -> tuple[str, conflicts.Forecast]:  # one trip to a thread
+        base_ref, warning = _current_base(ws)
         if warning:
-            await asyncio.to_thread(append_log, log_path, f"──── forecast: {warning}\n")
-        result = await asyncio.to_thread(
-            conflicts.forecast,
-            ws.repo,
-            ws.branch,
-            [branch for _, branch, _ in others],
-            base_ref,
-            known_holds,
-            {branch: head for _, branch, head in others if head},
+            append_log(log_path, f"──── forecast: {warning}\n")
+        return base_ref, conflicts.forecast(
+            ws.repo, ws.branch, branches, base_ref, known_holds, heads
         )
+
+    try:
+        base_ref, result = await asyncio.to_thread(trial_merge)
         found, base_head = result.conflicts, result.base_head
     except GitError as err:
         return await _step_to(log_path, "forecast", False, str(err))

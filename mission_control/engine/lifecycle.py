@@ -25,6 +25,7 @@ from ..plan.model import Workstream
 from .backend import AttemptHandle, AttemptRequest, EndedUnwatched, StillRunning, Workspace
 from .clock import Clock, Timer
 from .events import Tokens, spent
+from .ports import PortClaim
 from .states import WsState
 from .tools import FollowUp
 
@@ -136,8 +137,8 @@ class AttemptRun:
     """Set on a stop or a detach: a backend still waiting for room lets go."""
     ports: tuple[int, ...] = ()
     """Its ports, for the checks when it finishes."""
-    port_claim: str = ""
-    """The token of its claim on them (``engine.ports``)."""
+    port_claim: PortClaim = field(default_factory=PortClaim)
+    """This process's hold on them (``engine.ports``)."""
 
 
 class Countdown:

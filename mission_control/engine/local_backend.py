@@ -128,6 +128,7 @@ class LocalBackend:
             log_path=request.log_path,
             stdin_path=command.stdin_path,
             exit_file=request.exit_file,
+            inherit=request.port_locks,
         )
         handle = self._watch(request, proc)
         return Started(handle, (proc.pid, proc.create_time))

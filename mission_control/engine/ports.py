@@ -2,61 +2,53 @@
 
 Two agents starting the same dev server in two worktrees would collide on its
 port; each attempt gets its own in ``MC_PORT`` (``MC_PORT_0..N-1`` for
-``ports: N``) and as ``{port}``. The ports in use by mission-control live in
-one small file shared by every run of the user (``ports.json`` in
-``$XDG_STATE_HOME/mission-control``), changed only under an exclusive lock on
-its lock file. Each claim names its holders by pid and start time: the driver
-that claimed it and, once started, the attempt's tool; a claim whose holders
-are all dead (a crash, a kill) is free again, so nothing needs cleaning up by
-hand. A port is handed out only after binding it succeeds, so one held by any
-other program is skipped.
+``ports: N``) and as ``{port}``. Each port in use by mission-control is a lock file,
+``ports/<port>.lock`` in ``$XDG_STATE_HOME/mission-control``, held with ``flock`` by
+the driver that claimed it and by the attempt's tool, which inherits the open file.
+The kernel lets go once the last of them has ended, however it ended (a crash, a
+kill), so nothing needs cleaning up by hand, and claiming, holding and letting go
+cost a few system calls, with no file rewritten. The file's text names the run and
+the workstream, for a resumed driver; it never decides who holds the port. A port
+is handed out only after binding it succeeds, so one held by any other program is
+skipped. Lock files are never deleted (that would race with a claim opening one).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
-import functools
 import json
 import os
 import socket
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import psutil
 
 from ..errors import MissionControlError, SetupError
 from ..plan.model import Workstream
+from ..store.private import make_private_dir
 
 PORT_PLACEHOLDER = "{port}"
 
 
-@dataclass(frozen=True, slots=True)
-class Holder:
-    """A process that keeps a claim alive: (pid, start time)."""
+class PortClaim:
+    """The ports of one attempt, held by this process's open lock files until ``release``."""
 
-    pid: int
-    create_time: float
+    def __init__(self, ports: tuple[int, ...] = (), fds: tuple[int, ...] = ()) -> None:
+        self.ports = ports
+        self.fds = fds
+        """The lock files this process holds: the attempt's tool inherits them."""
 
-    @classmethod
-    def this_process(cls) -> Holder:
-        return _this_process(os.getpid())
-
-    def alive(self) -> bool:
-        if self.pid == os.getpid():  # the driver's own claims: no look at /proc
-            return abs(_this_process(self.pid).create_time - self.create_time) < 1.0
-        try:
-            return abs(psutil.Process(self.pid).create_time() - self.create_time) < 1.0
-        except (psutil.Error, OSError):
-            return False
+    def release(self) -> None:
+        """Let go (the tool, if it lives on, still holds its ports); safe to call twice."""
+        fds, self.fds = self.fds, ()
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
-@functools.cache
-def _this_process(pid: int) -> Holder:
-    """This process as a holder (by pid: a forked child is another process)."""
-    return Holder(pid, psutil.Process(pid).create_time())
+_next: dict[tuple[str, int, int], int] = {}
+"""Where this process's next claim in a registry folder and range starts looking."""
 
 
 def registry_dir() -> Path:
@@ -68,159 +60,102 @@ def registry_dir() -> Path:
 
 
 class PortRegistry:
-    """The machine's claims on ports; every method is blocking (file lock, binds)."""
+    """The machine's claims on ports; every method is blocking (files, binds)."""
 
     def __init__(self, folder: Path | None = None) -> None:
-        self.folder = folder or registry_dir()
-        self.path = self.folder / "ports.json"
+        self.folder = (folder or registry_dir()) / "ports"
 
     def claim(
-        self,
-        run_id: str,
-        task_id: str,
-        count: int,
-        port_range: tuple[int, int],
-        holder: Holder,
-        token: str = "",
-    ) -> tuple[int, ...]:
-        """``count`` free ports for the attempt of ``task_id``; SetupError when none is left.
-
-        ``token`` names this claim: ``release`` with it lets go of this claim only."""
+        self, run_id: str, task_id: str, count: int, port_range: tuple[int, int]
+    ) -> PortClaim:
+        """``count`` free ports for the attempt of ``task_id``; SetupError when none is left."""
         if count <= 0:
-            return ()
-        with self._locked() as claims:
-            claims[:] = [c for c in claims if not (c["run"] == run_id and c["task"] == task_id)]
-            taken = {int(c["port"]) for c in claims}
-            low, high = port_range
-            found: list[int] = []
-            for port in range(low, high + 1):
-                if port not in taken and bindable(port):
-                    found.append(port)
-                    if len(found) == count:
-                        break
-            if len(found) < count:
-                raise SetupError(
-                    f"{task_id}: no free port left in port_range [{low}, {high}]"
-                    f" ({len(taken)} held by mission-control runs, the others by other programs):"
-                    " widen port_range in the plan, or lower `ports:`"
-                )
-            holders = [[holder.pid, holder.create_time]]
-            claims += [
-                {"port": p, "run": run_id, "task": task_id, "holders": holders, "claim": token}
-                for p in found
-            ]
-            return tuple(found)
-
-    def hold(self, run_id: str, task_id: str, holder: Holder) -> None:
-        """Add a holder (the attempt's tool) to the claims of ``task_id``."""
-        with self._locked(prune=False) as claims:
-            for claim in claims:
-                if claim["run"] == run_id and claim["task"] == task_id:
-                    claim["holders"] = [*claim["holders"], [holder.pid, holder.create_time]]
-
-    def reclaim(
-        self, run_id: str, task_id: str, ports: Sequence[int], holder: Holder, token: str = ""
-    ) -> tuple[int, ...]:
-        """Hold again the recorded ports of an attempt taken back (resume); those another
-        claim took meanwhile are left out."""
-        with self._locked() as claims:
-            mine = [c for c in claims if c["run"] == run_id and c["task"] == task_id]
-            for claim in mine:
-                claim["holders"] = [*claim["holders"], [holder.pid, holder.create_time]]
-                claim["claim"] = token
-            taken = {int(c["port"]) for c in claims}
-            holders = [[holder.pid, holder.create_time]]
-            for port in ports:
-                if port not in taken:
-                    claims.append(
-                        {
-                            "port": port,
-                            "run": run_id,
-                            "task": task_id,
-                            "holders": holders,
-                            "claim": token,
-                        }
-                    )
-            ours = {int(c["port"]) for c in claims if c["run"] == run_id and c["task"] == task_id}
-            return tuple(p for p in ports if p in ours)
-
-    def release(self, run_id: str, task_id: str, token: str | None = None) -> None:
-        """Let go of the claims of ``task_id`` (only the one named ``token``, if given)."""
-
-        def ours(claim: dict[str, Any]) -> bool:
-            mine = claim["run"] == run_id and claim["task"] == task_id
-            return mine and (token is None or claim.get("claim") == token)
-
-        with self._locked(prune=False) as claims:
-            claims[:] = [c for c in claims if not ours(c)]
-
-    def held(self) -> dict[int, tuple[str, str]]:
-        """Live claims: port -> (run, task)."""
-        with self._locked() as claims:
-            return {int(c["port"]): (c["run"], c["task"]) for c in claims}
-
-    @contextlib.contextmanager
-    def _locked(self, *, prune: bool = True) -> Iterator[list[dict[str, Any]]]:
-        """The live claims, written back when the block ends without an error.
-
-        ``prune=False`` keeps the claims of dead holders too (for a change to one's own
-        claims): asking whether each holder lives costs a look at each process, and the
-        next claim drops them anyway."""
-        folder = str(self.folder)
+            return PortClaim()
+        low, high = port_range
+        ports: list[int] = []
+        fds: list[int] = []
+        held = 0
+        # Round the range from past the last port handed out: the ports before it are
+        # likely still held, and one just let go may still be bound by its server.
+        start = _next.get((str(self.folder), low, high), low)
         try:
-            fd = os.open(f"{folder}/ports.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            for port in [*range(start, high + 1), *range(low, start)]:
+                fd = self._lock(port)
+                if fd is None:
+                    held += 1
+                elif not bindable(port):
+                    os.close(fd)
+                else:
+                    _name(fd, run_id, task_id)
+                    ports.append(port)
+                    fds.append(fd)
+                    if len(ports) == count:
+                        _next[(str(self.folder), low, high)] = port + 1 if port < high else low
+                        return PortClaim(tuple(ports), tuple(fds))
+        except BaseException:
+            PortClaim((), tuple(fds)).release()
+            raise
+        PortClaim((), tuple(fds)).release()
+        raise SetupError(
+            f"{task_id}: no free port left in port_range [{low}, {high}]"
+            f" ({held} held by mission-control runs, the others by other programs):"
+            " widen port_range in the plan, or lower `ports:`"
+        )
+
+    def reclaim(self, run_id: str, task_id: str, ports: Sequence[int]) -> PortClaim:
+        """The recorded ports of an attempt taken back (resume): those its tool still holds,
+        and those nobody holds (held again here); those another claim took are left out."""
+        kept: list[int] = []
+        fds: list[int] = []
+        for port in ports:
+            fd = self._lock(port)
+            if fd is not None:
+                _name(fd, run_id, task_id)
+                kept.append(port)
+                fds.append(fd)
+            elif self._named(port) == (run_id, task_id):
+                kept.append(port)
+        return PortClaim(tuple(kept), tuple(fds))
+
+    def _path(self, port: int) -> str:
+        return f"{self.folder}/{port}.lock"
+
+    def _lock(self, port: int) -> int | None:
+        """The port's lock file, locked by this process; None when another holds it."""
+        try:
+            fd = os.open(self._path(port), os.O_RDWR | os.O_CREAT, 0o600)
         except FileNotFoundError:
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(f"{folder}/ports.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            make_private_dir(self.folder)
+            fd = os.open(self._path(port), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            claims = [c for c in self._read() if not prune or _live(c)]
-            yield claims
-            tmp = f"{folder}/ports.json.{os.getpid()}.tmp"
-            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(out, json.dumps(claims).encode())
-            finally:
-                os.close(out)
-            os.replace(tmp, self.path)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return None
+            raise
+        return fd
+
+    def _named(self, port: int) -> tuple[str, str] | None:
+        """(run, workstream) as the port's lock file names them."""
+        try:
+            fd = os.open(self._path(port), os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            data = json.loads(os.read(fd, 4096))
+            return (str(data["run"]), str(data["task"]))
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
         finally:
-            os.close(fd)  # closing the descriptor lets go of the lock
-
-    def _read(self) -> list[dict[str, Any]]:
-        try:
-            data = json.loads(_read_all(str(self.path)))
-        except (OSError, ValueError):
-            return []  # none yet, or damaged by hand (os.replace never leaves half a file)
-        return [c for c in data if _well_formed(c)] if isinstance(data, list) else []
+            os.close(fd)
 
 
-def _read_all(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _well_formed(claim: object) -> bool:
-    return (
-        isinstance(claim, dict)
-        and isinstance(claim.get("port"), int)
-        and isinstance(claim.get("run"), str)
-        and isinstance(claim.get("task"), str)
-        and isinstance(claim.get("holders"), list)
-    )
-
-
-def _live(claim: dict[str, Any]) -> bool:
-    for item in claim["holders"]:
-        with contextlib.suppress(TypeError, ValueError):
-            if Holder(int(item[0]), float(item[1])).alive():
-                return True
-    return False
+def _name(fd: int, run_id: str, task_id: str) -> None:
+    """Write who holds the port into its (locked) file."""
+    text = json.dumps({"run": run_id, "task": task_id, "pid": os.getpid()}).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, text, 0)
 
 
 def bindable(port: int) -> bool:
@@ -252,18 +187,8 @@ def fill_port(argv: Sequence[str], ports: Sequence[int], what: str) -> list[str]
     return [item.replace(PORT_PLACEHOLDER, str(ports[0])) for item in argv]
 
 
-def claim_ports(
-    run_id: str, ws: Workstream, port_range: tuple[int, int], token: str
-) -> tuple[int, ...]:
+def claim_ports(run_id: str, ws: Workstream, port_range: tuple[int, int]) -> PortClaim:
     """The ports of a new attempt of ``ws``, held by this process until released (blocking)."""
     if ws.ports <= 0:
-        return ()
-    holder = Holder.this_process()
-    return PortRegistry().claim(run_id, ws.task_id, ws.ports, port_range, holder, token)
-
-
-def release_ports(run_id: str, task_id: str, token: str) -> None:
-    """Let go of one claim, from a worker thread; a release that fails is left to the
-    holders' deaths (blocking)."""
-    with contextlib.suppress(OSError):
-        PortRegistry().release(run_id, task_id, token)
+        return PortClaim()
+    return PortRegistry().claim(run_id, ws.task_id, ws.ports, port_range)

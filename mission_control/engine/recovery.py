@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..store.runs import AttemptRecord, RunStore, WorkstreamRecord
 from .backend import LeftBehind
+from .ports import PortClaim
 from .states import TERMINAL, WsState
 
 
@@ -38,6 +39,8 @@ class Restored:
     """Its tool exited 0 and finishing did not end: finish it again."""
     record: WorkstreamRecord | None = None
     """What the store held: results and conflicts for the views."""
+    port_claim: PortClaim | None = None
+    """The ports of its last attempt, held again for the tool and checks that go on."""
 
     @property
     def unended(self) -> bool:

@@ -16,7 +16,7 @@ from . import events as ev
 from .backend import AttemptRequest, EndedUnwatched, StillRunning
 from .control import Control
 from .lifecycle import AttemptRun, Countdown, Lifecycle
-from .ports import Holder, PortRegistry
+from .ports import PortClaim, PortRegistry
 from .recovery import Restored, exit_file_for, restore_run
 from .states import WsState
 from .supervisor import ExitStatus
@@ -63,10 +63,8 @@ class Resume(Control):
         last = r.last_attempt
         if last is not None and last.ports and (r.finish_again or found is not None):
             # Its checks and its tool go on with the ports it had.
-            holder = Holder.this_process()
             reclaim = PortRegistry().reclaim
-            token = _resumed_claim(r.attempt)
-            await asyncio.to_thread(reclaim, self.run_id, rt.task_id, last.ports, holder, token)
+            r.port_claim = await asyncio.to_thread(reclaim, self.run_id, rt.task_id, last.ports)
         if r.left.ended:
             # Ended or finishing: only what it may still hold elsewhere was looked for;
             # finishing again goes through it, an ended workstream lets it go.
@@ -99,12 +97,12 @@ class Resume(Control):
         if r.record is not None:
             rt.conflicts = dict(r.record.conflicts)
             rt.last_head = r.record.head_commit
+        claim = r.port_claim or PortClaim()
         if rt.carry_on is None:
+            claim.release()
             return
         ports = r.last_attempt.ports if r.last_attempt is not None else ()
-        rt.run = AttemptRun(
-            r.attempt, log_path=r.log_path, ports=ports, port_claim=_resumed_claim(r.attempt)
-        )
+        rt.run = AttemptRun(r.attempt, log_path=r.log_path, ports=ports, port_claim=claim)
         if isinstance(rt.carry_on, StillRunning):
             rt.run.recorded = True
             started = r.started_at or self._clock.now()
@@ -136,8 +134,3 @@ class Resume(Control):
 _EXITED = ExitStatus(0, None)
 
 __all__ = ["Resume"]
-
-
-def _resumed_claim(attempt: int) -> str:
-    """The token of the port claim an attempt taken back holds (its ledger's ports)."""
-    return f"resumed-{attempt}"

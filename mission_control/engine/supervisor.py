@@ -367,11 +367,13 @@ def spawn_attempt(
     log_path: Path,
     stdin_path: Path | None,
     exit_file: Path,
+    inherit: Sequence[int] = (),
 ) -> AttemptProcess:
     """Start ``argv`` in ``cwd`` in a new session, its output appended to ``log_path``.
 
     ``env`` is added to the inherited environment (a full environment works too).
-    stdin is ``stdin_path`` or /dev/null. Blocking: call from a worker thread.
+    stdin is ``stdin_path`` or /dev/null; ``inherit``: open files the process keeps
+    (the locks of its ports). Blocking: call from a worker thread.
     Raises OSError if the process cannot start (missing cwd, no /bin/sh).
     """
     if not argv:
@@ -396,6 +398,7 @@ def spawn_attempt(
                 stdout=log_fd,
                 stderr=subprocess.STDOUT,
                 close_fds=True,
+                pass_fds=tuple(inherit),
                 start_new_session=True,
             )
     finally:

@@ -269,12 +269,20 @@ async def push_work(req: FinishRequest) -> AsyncIterator[StepDone | Pushed]:
     if not ws.push:
         yield Pushed(False)
         return
-    if not await asyncio.to_thread(remotes.has_remote, req.worktree, ws.remote):
-        yield await _step(req, "push", True, f"skipped: {ws.repo} has no remote '{ws.remote}'")
+
+    def where_to() -> str | None:  # one trip to a thread: the remote, and the branch there
+        if not remotes.has_remote(req.worktree, ws.remote):
+            append_log(req.log_path, _step_line("push", True, skipped))
+            return None
+        start = recorded_start(req.worktree)
+        return start.push_branch if start is not None and start.push_branch else ws.branch
+
+    skipped = f"skipped: {ws.repo} has no remote '{ws.remote}'"
+    target = await asyncio.to_thread(where_to)
+    if target is None:
+        yield StepDone("push", True, skipped)
         yield Pushed(False)
         return
-    start = await asyncio.to_thread(recorded_start, req.worktree)
-    target = start.push_branch if start is not None and start.push_branch else ws.branch
     try:
         await asyncio.to_thread(
             worktrees.push_branch,
@@ -500,9 +508,12 @@ async def _step(req: FinishRequest, step: str, ok: bool, detail: str) -> StepDon
 
 
 async def _step_to(log_path: Path, step: str, ok: bool, detail: str) -> StepDone:
-    text = f"──── {step} {'ok' if ok else 'FAILED'}: {detail}\n"
-    await asyncio.to_thread(append_log, log_path, text)
+    await asyncio.to_thread(append_log, log_path, _step_line(step, ok, detail))
     return StepDone(step, ok, detail)
+
+
+def _step_line(step: str, ok: bool, detail: str) -> str:
+    return f"──── {step} {'ok' if ok else 'FAILED'}: {detail}\n"
 
 
 async def report_step(req: FinishRequest, step: str, ok: bool, detail: str) -> StepDone:

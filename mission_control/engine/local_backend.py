@@ -48,7 +48,7 @@ from .supervisor import (
     spawn_attempt,
 )
 from .tools import RenderedCommand, render_command, resolve_executable
-from .worktree_setup import set_up_worktree
+from .worktree_setup import has_include_file, set_up_worktree
 
 
 class LocalBackend:
@@ -83,7 +83,7 @@ class LocalBackend:
     async def prepare(self, request: AttemptRequest) -> Prepared:
         ws = request.ws
         # One trip to a worker thread: each trip costs the dependent's start time.
-        workspace, command = await asyncio.to_thread(self._prepare_here, request)
+        workspace, command, included = await asyncio.to_thread(self._prepare_here, request)
         await set_up_worktree(
             ws,
             workspace.path,
@@ -93,11 +93,13 @@ class LocalBackend:
             log_path=request.log_path,
             stop=request.stop,
             grace=request.grace_seconds,
+            included=included,
         )
         return Prepared(workspace, command)
 
-    def _prepare_here(self, request: AttemptRequest) -> tuple[Workspace, RenderedCommand]:
-        """The worktree, its branch and merges, and the rendered command (blocking)."""
+    def _prepare_here(self, request: AttemptRequest) -> tuple[Workspace, RenderedCommand, bool]:
+        """The worktree, its branch and merges, the rendered command, and whether the
+        repository has a ``.worktreeinclude`` (blocking)."""
         ws = request.ws
         _check_inputs(ws, request.tool)
         made = worktrees.prepare_worktree(ws, list(request.dependencies), request.known_holds)
@@ -116,7 +118,7 @@ class LocalBackend:
             pricing=self._pricing,
             spent_before=request.spent_before,
         )
-        return workspace, command
+        return workspace, command, has_include_file(ws)
 
     async def start(self, request: AttemptRequest, prepared: Prepared) -> Started:
         command = prepared.command

@@ -38,6 +38,11 @@ TAIL_LINES = 5
 """How many of a failed command's last lines make its reason."""
 
 
+def has_include_file(ws: Workstream) -> bool:
+    """The repository names files to bring in ``.worktreeinclude`` (blocking)."""
+    return (ws.repo / INCLUDE_FILE).is_file()
+
+
 class SetupFailed(MissionControlError):
     """A set-up command failed: the workstream fails before its tool starts."""
 
@@ -52,21 +57,24 @@ async def set_up_worktree(
     log_path: Path,
     stop: asyncio.Event | None,
     grace: float,
+    included: bool = False,
     bring_files: bool = True,
 ) -> None:
     """Bring files and run ``setup:`` in ``worktree`` unless done there already.
 
     ``fresh``: the worktree was just reset to its base, so set-up runs again.
+    ``included``: the repository has a ``.worktreeinclude`` (``has_include_file``).
     ``bring_files=False`` where the repository's checkout is not at hand (a cluster node).
     Raises ``SetupFailed`` naming the command and its last lines.
     """
-    marker = worktree_file(worktree, SETUP_DONE)
-    if fresh:
-        await asyncio.to_thread(_remove, marker)
-    included = bring_files and await asyncio.to_thread((ws.repo / INCLUDE_FILE).is_file)
     files = bring_files and bool(ws.copy_files or ws.link_files or included)
     if not (ws.setup or files):
+        if fresh:  # nothing to set up now, but a marker left by an earlier one goes
+            await asyncio.to_thread(_remove, worktree_file(worktree, SETUP_DONE))
         return
+    marker = await asyncio.to_thread(worktree_file, worktree, SETUP_DONE)
+    if fresh:
+        await asyncio.to_thread(_remove, marker)
     if await asyncio.to_thread(marker.exists):
         await _log(log_path, "──── set-up: done before in this worktree (a fresh retry runs it)\n")
         return

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import json
 import os
 import socket
@@ -79,7 +80,7 @@ class PortRegistry:
         # likely still held, and one just let go may still be bound by its server.
         start = _next.get((str(self.folder), low, high), low)
         try:
-            for port in [*range(start, high + 1), *range(low, start)]:
+            for port in itertools.chain(range(start, high + 1), range(low, start)):
                 fd = self._lock(port)
                 if fd is None:
                     held += 1

@@ -82,6 +82,12 @@ class EngineCore:
     _detaching: bool
     _outside: dict[str, WsState]
     _background: set[asyncio.Future[None]]
+    _states: dict[str, WsState]
+    """Each workstream's state, as the scheduler reads it (kept by ``_announce``)."""
+    _unsettled: set[str]
+    """Workstreams the scheduler must look at one by one (a task of theirs may still run,
+    a retry may be backing off): every one whose state changed or whose task started
+    since it was last found settled."""
     _states_changed: asyncio.Event
     """Set (and replaced) at every state change: wakes what waits on other workstreams."""
     _grace: float
@@ -121,6 +127,8 @@ class EngineCore:
         await self._announce(task_id, old, state, detail)
 
     async def _announce(self, task_id: str, old: WsState, state: WsState, detail: str) -> None:
+        self._states[task_id] = state
+        self._unsettled.add(task_id)
         now = self._clock.now()
         await self._db(self.store.record_state, self.run_id, task_id, state, detail, now)
         self._publish(ev.WorkstreamStateChanged(self.run_id, task_id, old, state, now, detail))

@@ -75,6 +75,8 @@ class Engine(Resume):
             if ws.task_id in in_run
         }
         self._phases = {p.phase_id: p.task_ids for p in self.graph.phases}
+        self._states = {task_id: rt.state for task_id, rt in self._rt.items()}
+        self._unsettled = set(self._rt)
         self._made_on = {}
         dependents: defaultdict[str, list[str]] = defaultdict(list)
         for task_id, deps in self.graph.deps.items():
@@ -214,6 +216,7 @@ class Engine(Resume):
                 for task_id in decision.start:
                     rt = self._rt[task_id]
                     rt.task = asyncio.create_task(self._run_workstream(rt), name=task_id)
+                    self._unsettled.add(task_id)
             # Looked at only when the run may be over (each look visits every workstream).
             ending = self._cancelling or (
                 decision.finished and not decision.start and not self.options.linger
@@ -238,9 +241,13 @@ class Engine(Resume):
 
     def _decide(self) -> Decision:
         now = self._clock.now()
-        states: dict[str, WsState] = {}
+        states = {**self._states, **self._outside}
         ready: set[str] = set()
-        for task_id, rt in self._rt.items():
+        settled: list[str] = []
+        # Only the workstreams that may be set apart are looked at one by one: a decision
+        # is made at every wake, and must not cost more in a plan of hundreds.
+        for task_id in self._unsettled:
+            rt = self._rt[task_id]
             state = rt.state
             if state in ACTIVE:
                 if state is WsState.FINISHING and rt.work_ready:
@@ -248,9 +255,10 @@ class Engine(Resume):
             elif rt.held_until > now or rt.busy:
                 # Backing off, or set back while its task winds down: neither startable
                 # nor finished.
-                state = WsState.PREPARING
-            states[task_id] = state
-        states.update(self._outside)
+                states[task_id] = WsState.PREPARING
+            else:
+                settled.append(task_id)
+        self._unsettled.difference_update(settled)
         return decide(
             self.graph,
             states,

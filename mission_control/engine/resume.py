@@ -129,6 +129,7 @@ class Resume(Control):
         for rt in self._rt.values():
             if rt.carry_on is not None:
                 rt.task = asyncio.create_task(self._run_workstream(rt), name=rt.task_id)
+                self._unsettled.add(rt.task_id)
 
 
 _EXITED = ExitStatus(0, None)

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import chain, compress, repeat
 
 from ..plan.model import Plan
 from .states import ACTIVE, DONE_FOR_DEPENDENTS, FAILED_STATES, TERMINAL, WsState
 
 _WAITING = frozenset({WsState.PENDING, WsState.QUEUED, WsState.INTERRUPTED})
+_UNQUEUED = _WAITING - {WsState.QUEUED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,47 +101,57 @@ def decide(
     local = dict(states)
     block = _propagate_blocks(graph, local)
 
+    # Each pass over the workstreams below is made of set and map operations, so that a
+    # decision stays cheap in a plan of hundreds of workstreams: it is made at every wake.
     # Past its checks and commit, a finishing workstream only pushes and opens its
     # pull request: it no longer holds one of the agents' parallel slots.
-    holding = {t for t, s in local.items() if s in ACTIVE and t not in ready_for_dependents}
+    holding = set(compress(local, map(ACTIVE.__contains__, local.values())))
+    holding -= ready_for_dependents
     active_total = len(holding)
     phase_id: str | None = None
     start: list[str] = []
     queue: list[str] = []
     land: str | None = None
+    pending = repeat(WsState.PENDING)
     for index, phase in enumerate(graph.phases):
-        if all(local.get(t, WsState.PENDING) in TERMINAL for t in phase.task_ids):
+        ids = phase.task_ids
+        if TERMINAL.issuperset(map(local.get, ids, pending)):
             if not phase.auto_land or phase.phase_id in landed:
                 continue
             if phase.phase_id in landing_failed:
                 break
-            if all(local.get(t) is WsState.SUCCEEDED for t in phase.task_ids):
+            if all(local.get(t) is WsState.SUCCEEDED for t in ids):
                 phase_id = land = phase.phase_id
                 break
             continue
-        earlier_failed = any(
-            local.get(t) in FAILED_STATES for p in graph.phases[:index] for t in p.task_ids
-        )
+        earlier = chain.from_iterable(p.task_ids for p in graph.phases[:index])
+        earlier_failed = not FAILED_STATES.isdisjoint(map(local.get, earlier))
         if earlier_failed and not keep_going:
             break
         phase_id = phase.phase_id
-        active_here = sum(1 for t in phase.task_ids if t in holding)
+        active_here = len(holding.intersection(ids))
         slots = phase.max_parallel - active_here
         if max_parallel is not None:
             slots = min(slots, max_parallel - active_total)
-        for task_id in phase.task_ids:
-            if local.get(task_id, WsState.PENDING) not in _WAITING:
-                continue
-            if not all(
+        waiting = list(compress(ids, map(_WAITING.__contains__, map(local.get, ids, pending))))
+
+        def ready(task_id: str) -> bool:
+            return all(
                 local.get(d) in DONE_FOR_DEPENDENTS or d in ready_for_dependents
                 for d in graph.deps.get(task_id, ())
-            ):
-                continue
-            if slots > 0:
+            )
+
+        looked = 0
+        while slots > 0 and looked < len(waiting):
+            task_id = waiting[looked]
+            looked += 1
+            if ready(task_id):
                 start.append(task_id)
                 slots -= 1
-            elif local.get(task_id) is not WsState.QUEUED:
-                queue.append(task_id)
+        # The rest wait for a slot; those queued before are queued still.
+        rest = waiting[looked:]
+        unqueued = map(_UNQUEUED.__contains__, map(local.get, rest, pending))
+        queue += filter(ready, compress(rest, unqueued))
         break
 
     finished = active_total == 0 and not start and land is None
@@ -149,6 +161,8 @@ def decide(
 def _propagate_blocks(graph: PlanGraph, local: dict[str, WsState]) -> dict[str, str]:
     """Mark (in ``local``) every waiting workstream behind a failed dependency, transitively."""
     block: dict[str, str] = {}
+    if FAILED_STATES.isdisjoint(local.values()):
+        return block  # the usual case, told at once
     changed = True
     while changed:
         changed = False

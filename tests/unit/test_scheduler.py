@@ -7,8 +7,14 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mission_control.engine.scheduler import PhaseNode, PlanGraph, decide
-from mission_control.engine.states import ACTIVE, WsState
+from mission_control.engine.scheduler import Decision, PhaseNode, PlanGraph, decide
+from mission_control.engine.states import (
+    ACTIVE,
+    DONE_FOR_DEPENDENTS,
+    FAILED_STATES,
+    TERMINAL,
+    WsState,
+)
 
 
 def _graph(phases: list[tuple[int, int]], edges_seed: int) -> PlanGraph:
@@ -146,3 +152,117 @@ def test_a_land_auto_phase_holds_the_next_one_until_it_has_landed() -> None:
     failed = {**done, "P1::B": WsState.FAILED}
     assert decide(graph, failed).land is None
     assert decide(graph, failed, keep_going=True).start == ("P2::C",)
+
+
+def _decide_one_by_one(
+    graph: PlanGraph,
+    states: dict[str, WsState],
+    *,
+    max_parallel: int | None,
+    keep_going: bool,
+    ready_for_dependents: frozenset[str],
+    landed: frozenset[str],
+    landing_failed: frozenset[str],
+) -> Decision:
+    """The rules of ``decide`` written plainly, one workstream at a time: what the
+    scheduler's set-at-a-time passes must agree with."""
+    local = dict(states)
+    block: dict[str, str] = {}
+    waiting = {WsState.PENDING, WsState.QUEUED, WsState.INTERRUPTED}
+    changed = True
+    while changed:
+        changed = False
+        for task_id, deps in graph.deps.items():
+            if local.get(task_id, WsState.PENDING) not in waiting:
+                continue
+            for dep in deps:
+                if local.get(dep) in FAILED_STATES:
+                    local[task_id], block[task_id], changed = WsState.BLOCKED, dep, True
+                    break
+    holding = {t for t, s in local.items() if s in ACTIVE and t not in ready_for_dependents}
+    start: list[str] = []
+    queue: list[str] = []
+    phase_id = land = None
+    for index, phase in enumerate(graph.phases):
+        if all(local.get(t, WsState.PENDING) in TERMINAL for t in phase.task_ids):
+            if not phase.auto_land or phase.phase_id in landed:
+                continue
+            if phase.phase_id in landing_failed:
+                break
+            if all(local.get(t) is WsState.SUCCEEDED for t in phase.task_ids):
+                phase_id = land = phase.phase_id
+                break
+            continue
+        before = [t for p in graph.phases[:index] for t in p.task_ids]
+        if any(local.get(t) in FAILED_STATES for t in before) and not keep_going:
+            break
+        phase_id = phase.phase_id
+        slots = phase.max_parallel - sum(1 for t in phase.task_ids if t in holding)
+        if max_parallel is not None:
+            slots = min(slots, max_parallel - len(holding))
+        for task_id in phase.task_ids:
+            if local.get(task_id, WsState.PENDING) not in waiting:
+                continue
+            if not all(
+                local.get(d) in DONE_FOR_DEPENDENTS or d in ready_for_dependents
+                for d in graph.deps.get(task_id, ())
+            ):
+                continue
+            if slots > 0:
+                start.append(task_id)
+                slots -= 1
+            elif local.get(task_id) is not WsState.QUEUED:
+                queue.append(task_id)
+        break
+    finished = not holding and not start and land is None
+    return Decision(tuple(start), tuple(queue), block, phase_id, finished, land)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    phases=st.lists(st.tuples(st.integers(1, 8), st.integers(1, 4)), min_size=1, max_size=4),
+    seed=st.integers(0, 10_000),
+    global_limit=st.one_of(st.none(), st.integers(1, 5)),
+    keep_going=st.booleans(),
+    auto_land=st.booleans(),
+)
+def test_decisions_match_the_rules_taken_one_workstream_at_a_time(
+    phases: list[tuple[int, int]],
+    seed: int,
+    global_limit: int | None,
+    keep_going: bool,
+    auto_land: bool,
+) -> None:
+    graph = _graph(phases, seed)
+    if auto_land:
+        graph = PlanGraph(
+            tuple(PhaseNode(p.phase_id, p.max_parallel, p.task_ids, True) for p in graph.phases),
+            graph.deps,
+        )
+    rng = random.Random(seed)
+    every = [t for p in graph.phases for t in p.task_ids]
+    phase_ids = [p.phase_id for p in graph.phases]
+    for _ in range(20):
+        # Any mix of states; some workstreams left out, as the engine may leave out none.
+        states = {t: rng.choice(list(WsState)) for t in every if rng.random() < 0.95}
+        ready = frozenset(t for t in every if rng.random() < 0.2)
+        landed = frozenset(p for p in phase_ids if rng.random() < 0.5)
+        stopped = frozenset(p for p in phase_ids if rng.random() < 0.2)
+        made = decide(
+            graph,
+            states,
+            max_parallel=global_limit,
+            keep_going=keep_going,
+            ready_for_dependents=ready,
+            landed=landed,
+            landing_failed=stopped,
+        )
+        assert made == _decide_one_by_one(
+            graph,
+            states,
+            max_parallel=global_limit,
+            keep_going=keep_going,
+            ready_for_dependents=ready,
+            landed=landed,
+            landing_failed=stopped,
+        )

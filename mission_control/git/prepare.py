@@ -4,9 +4,10 @@ Each workstream works in its own linked worktree on branch ``ws/<PHASE>/<WS>``;
 the user's own checkout is never checked out, reset, stashed or pulled.
 
 Operations on the repository's shared worktree list or config run under its lock
-(``repo_lock``); all inside one worktree (checkout, merges) runs in parallel: a big
-tree is added with ``--no-checkout`` under the lock and filled outside it (a small
-tree is checked out by the add: a second git process costs more).
+(``repo_lock``); all inside one worktree (checkout, merges) runs in parallel: a
+worktree is added with ``--no-checkout`` under the lock and filled outside it, unless
+its tree is small and nobody else waits for the lock (then the add checks it out: a
+second git process costs more).
 
 The base commit of a workstream (its starting point after dependency merges,
 which its work is diffed against) is kept in the repository as
@@ -519,8 +520,10 @@ def _remove_leftover(repo: Path, path: Path) -> None:
 
 SMALL_TREE = 2000
 """Files in the repository's index up to which ``worktree add`` checks the files out itself,
-under the lock: that is quicker than a second git process. A bigger tree is checked out
-outside the lock, so that workstreams starting together do not queue on it."""
+under the lock, when no other add of this process waits for it: one git process is
+quicker than two for a chain's next link. A bigger tree, or any tree while other
+workstreams queue on the lock, is checked out outside it, so that the lock is held
+for the registration alone."""
 
 
 def _small_tree(repo: Path) -> bool:
@@ -544,7 +547,7 @@ def _add_new(repo: Path, path: Path, branch: str, start_point: str) -> bool | No
     fail; what it made is undone and None sends the caller the careful way, which
     looks at the worktree list first. Else True when the files are checked out.
     """
-    checkout = _small_tree(repo)
+    checkout = repo_lock(repo).queued == 0 and _small_tree(repo)
     args = ["worktree", "add", "--quiet", "--no-track", "-b", branch]
     if not checkout:
         args.insert(3, "--no-checkout")

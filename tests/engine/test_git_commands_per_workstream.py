@@ -26,6 +26,7 @@ from mission_control.git.repo import (
     git_path,
     head_from_files,
     is_linked_worktree,
+    repo_lock,
     worktree_file,
 )
 from mission_control.git.touched_paths import diffing, remember_changes
@@ -295,6 +296,26 @@ def test_a_big_tree_is_checked_out_outside_the_repository_lock(
     assert any(c.startswith("reset --hard") for c in made), made  # the add only registered it
     assert sb.git(prepared.path, "status", "--porcelain") == ""
     assert (prepared.path / "README.md").read_text() == (sb.repo / "README.md").read_text()
+
+
+def test_while_others_queue_on_the_lock_a_small_tree_is_checked_out_outside_it(
+    local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = local_git_sandbox
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "queued").mkdir()
+    alone = traced(tmp_path / "alone", monkeypatch)
+    prepare_worktree(sb.ws("A"), [])
+    assert not any(c.startswith("reset --hard") for c in git_commands(alone))
+
+    monkeypatch.setattr(repo_lock(sb.repo), "queued", 1)  # another add of this process waits
+    queued = traced(tmp_path / "queued", monkeypatch)
+    prepared = prepare_worktree(sb.ws("B"), [])
+
+    made = git_commands(queued)
+    assert any(c.startswith("worktree add --quiet --no-checkout") for c in made), made
+    assert any(c.startswith("reset --hard") for c in made), made  # filled outside the lock
+    assert sb.git(prepared.path, "status", "--porcelain") == ""
 
 
 def test_a_dependency_moved_since_its_commit_is_asked_about(

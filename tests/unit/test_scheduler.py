@@ -33,11 +33,17 @@ def _graph(phases: list[tuple[int, int]], edges_seed: int) -> PlanGraph:
     return PlanGraph(tuple(nodes), deps)
 
 
+_PLANS = {
+    "phases": st.lists(st.tuples(st.integers(1, 8), st.integers(1, 4)), min_size=1, max_size=4),
+    "seed": st.integers(0, 10_000),
+    "global_limit": st.one_of(st.none(), st.integers(1, 5)),
+}
+"""Random plans: phases of (size, limit), the seed of their dependencies, a global limit."""
+
+
 @settings(max_examples=150, deadline=None)
 @given(
-    phases=st.lists(st.tuples(st.integers(1, 8), st.integers(1, 4)), min_size=1, max_size=4),
-    seed=st.integers(0, 10_000),
-    global_limit=st.one_of(st.none(), st.integers(1, 5)),
+    **_PLANS,
     fail_rate=st.sampled_from([0.0, 0.3]),
     keep_going=st.booleans(),
 )
@@ -220,9 +226,7 @@ def _decide_one_by_one(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    phases=st.lists(st.tuples(st.integers(1, 8), st.integers(1, 4)), min_size=1, max_size=4),
-    seed=st.integers(0, 10_000),
-    global_limit=st.one_of(st.none(), st.integers(1, 5)),
+    **_PLANS,
     keep_going=st.booleans(),
     auto_land=st.booleans(),
 )

@@ -269,6 +269,7 @@ async def push_work(req: FinishRequest) -> AsyncIterator[StepDone | Pushed]:
     if not ws.push:
         yield Pushed(False)
         return
+    skipped = f"skipped: {ws.repo} has no remote '{ws.remote}'"
 
     def where_to() -> str | None:  # one trip to a thread: the remote, and the branch there
         if not remotes.has_remote(req.worktree, ws.remote):
@@ -277,7 +278,6 @@ async def push_work(req: FinishRequest) -> AsyncIterator[StepDone | Pushed]:
         start = recorded_start(req.worktree)
         return start.push_branch if start is not None and start.push_branch else ws.branch
 
-    skipped = f"skipped: {ws.repo} has no remote '{ws.remote}'"
     target = await asyncio.to_thread(where_to)
     if target is None:
         yield StepDone("push", True, skipped)

@@ -15,9 +15,6 @@ skipped. Lock files are never deleted (that would race with a claim opening one)
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import itertools
 import json
 import os
@@ -26,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import MissionControlError, SetupError
+from ..lock_files import let_go, lock_now, name_holder, open_lock_file
 from ..plan.model import Workstream
 from ..store.private import make_private_dir
 
@@ -43,9 +41,7 @@ class PortClaim:
     def release(self) -> None:
         """Let go (the tool, if it lives on, still holds its ports); safe to call twice."""
         fds, self.fds = self.fds, ()
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        let_go(fds)
 
 
 _next: dict[tuple[str, int, int], int] = {}
@@ -94,9 +90,9 @@ class PortRegistry:
                         _next[(str(self.folder), low, high)] = port + 1 if port < high else low
                         return PortClaim(tuple(ports), tuple(fds))
         except BaseException:
-            PortClaim((), tuple(fds)).release()
+            let_go(fds)
             raise
-        PortClaim((), tuple(fds)).release()
+        let_go(fds)
         raise SetupError(
             f"{task_id}: no free port left in port_range [{low}, {high}]"
             f" ({held} held by mission-control runs, the others by other programs):"
@@ -124,18 +120,14 @@ class PortRegistry:
     def _lock(self, port: int) -> int | None:
         """The port's lock file, locked by this process; None when another holds it."""
         try:
-            fd = os.open(self._path(port), os.O_RDWR | os.O_CREAT, 0o600)
+            fd = open_lock_file(self._path(port))
         except FileNotFoundError:
             make_private_dir(self.folder)
-            fd = os.open(self._path(port), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            os.close(fd)
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return None
-            raise
-        return fd
+            fd = open_lock_file(self._path(port))
+        if lock_now(fd):
+            return fd
+        os.close(fd)
+        return None
 
     def _named(self, port: int) -> tuple[str, str] | None:
         """(run, workstream) as the port's lock file names them."""
@@ -154,9 +146,7 @@ class PortRegistry:
 
 def _name(fd: int, run_id: str, task_id: str) -> None:
     """Write who holds the port into its (locked) file."""
-    text = json.dumps({"run": run_id, "task": task_id, "pid": os.getpid()}).encode()
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, text, 0)
+    name_holder(fd, json.dumps({"run": run_id, "task": task_id, "pid": os.getpid()}))
 
 
 def bindable(port: int) -> bool:

@@ -68,13 +68,13 @@ async def set_up_worktree(
     Raises ``SetupFailed`` naming the command and its last lines.
     """
     files = bring_files and bool(ws.copy_files or ws.link_files or included)
-    if not (ws.setup or files):
-        if fresh:  # nothing to set up now, but a marker left by an earlier one goes
-            await asyncio.to_thread(_remove, worktree_file(worktree, SETUP_DONE))
-        return
+    if not (fresh or ws.setup or files):
+        return  # nothing to set up, nothing to undo: no trip to a thread
     marker = await asyncio.to_thread(worktree_file, worktree, SETUP_DONE)
     if fresh:
         await asyncio.to_thread(_remove, marker)
+    if not (ws.setup or files):
+        return
     if await asyncio.to_thread(marker.exists):
         await _log(log_path, "──── set-up: done before in this worktree (a fresh retry runs it)\n")
         return

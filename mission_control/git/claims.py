@@ -21,7 +21,6 @@ Why this shape:
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import SetupError
+from ..lock_files import let_go, lock_now, name_holder, open_lock_file
 from ..plan.model import Workstream
 from .repo import common_git_dir
 
@@ -120,9 +120,7 @@ class BranchClaims:
         return list(self._fds.values())
 
     def release(self) -> None:
-        for fd in self._fds.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)  # closing the last descriptor drops the flock
+        let_go(self._fds.values())
         self._fds = {}
 
     def __enter__(self) -> BranchClaims:
@@ -164,7 +162,7 @@ def take_claims(
         for lock in locks:
             fd = _lock(lock, inherited, time.monotonic() + wait)
             held[lock.path] = fd
-            _write_holder(fd, info)
+            name_holder(fd, info)
     except BaseException:
         BranchClaims(held).release()
         raise
@@ -217,25 +215,19 @@ def _name(key: str) -> str:
 
 def _lock(lock: _Lock, inherited: dict[tuple[int, int], int], deadline: float) -> int:
     lock.path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock.path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_lock_file(lock.path)
     st = os.fstat(fd)
     mine = inherited.pop((st.st_dev, st.st_ino), None)
     if mine is not None:
         os.close(fd)
         return mine  # the driver that started this one holds it for us already
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                os.close(fd)
-                raise
+    while not lock_now(fd):
         if time.monotonic() >= deadline:
             holder = _holder_named(lock.path)
             os.close(fd)
             raise ClaimRefused(lock.what, holder)
         time.sleep(0.1)
+    return fd
 
 
 def _holder_named(path: Path) -> Holder:
@@ -257,11 +249,6 @@ def _pid_exists(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _write_holder(fd: int, info: str) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, info.encode("utf-8"), 0)
 
 
 def _inherited() -> dict[tuple[int, int], int]:

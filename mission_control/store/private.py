@@ -26,11 +26,10 @@ _OTHERS: Final = 0o077
 
 def make_private_dir(path: Path) -> Path:
     """Create ``path`` and each missing parent as a 0700 folder; existing ones are kept."""
-    if os.path.isdir(path):  # the usual case, asked at every attempt's start
-        return path
     missing: list[Path] = []
     current = path
-    while not current.is_dir() and current != current.parent:
+    # ``os.path``, not ``pathlib``: asked at every attempt's start, where the folder exists.
+    while not os.path.isdir(current) and current != current.parent:
         missing.append(current)
         current = current.parent
     for folder in reversed(missing):

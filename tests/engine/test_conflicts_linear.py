@@ -7,7 +7,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from mission_control.git.conflicts import forecast_conflicts, trial_merge
-from tests.helpers.git_trace import git_commands
+from tests.helpers.git_trace import git_commands, traced
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -59,9 +59,7 @@ def test_same_file_branches_cost_merges_linear_in_branches(
         _branch(sb, f"ws/PH1/W{i:02d}", {"shared.txt": "done\n", f"w{i:02d}.txt": f"{i}\n"})
         for i in range(BRANCHES)
     ]
-    trace = tmp_path / "trace2"
-    trace.mkdir()
-    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    trace = traced(tmp_path, monkeypatch)
 
     found = _forecast_as_they_finish(sb, branches)
 
@@ -106,9 +104,7 @@ def test_the_same_edit_again_makes_no_new_combined_commit(
     sb = local_git_sandbox
     same = [_branch(sb, f"ws/PH1/S{i:02d}", {"shared.txt": "done\n"}) for i in range(12)]
     other = _branch(sb, "ws/PH1/X", {"shared.txt": "not done\n"})
-    trace = tmp_path / "trace2"
-    trace.mkdir()
-    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    trace = traced(tmp_path, monkeypatch)
 
     found = _forecast_as_they_finish(sb, [*same, other])
 

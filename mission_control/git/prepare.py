@@ -37,7 +37,7 @@ from .errors import WorktreePathError
 from .index_stamp import remember_checkout
 from .locks import git_file_target, settle_worktree
 from .merges import MERGE_SUBJECT, merge_dependencies
-from .ref_files import write_ref
+from .ref_files import is_object_id, write_ref
 from .remotes import fetch_branch, has_remote
 from .repo import (
     branch_exists,
@@ -57,6 +57,7 @@ from .repo import (
 )
 from .start_from import StartFrom, remember_start, resolve_start_from
 from .worktree_list import WorktreeEntry, base_ref, is_empty_dir, list_worktrees, same_path
+from .worktree_record import ADDING, drop_cut_short_record, register_worktree
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,18 +462,15 @@ def _attach(
         return True, had_branch, start_point, False
 
 
-_ADDING = "initializing"
-"""The lock reason ``git worktree add`` gives a worktree until it is done."""
-
-
 def _clear_cut_short_add(repo: Path, path: Path, entry: WorktreeEntry | None, ref: str) -> bool:
     """Undo or finish a ``git worktree add`` killed half-way; True when the list changed.
 
-    Such an add leaves the entry locked as "initializing", or, if its record was
-    pruned, a folder holding only a ``.git`` file that points at nothing. Only
+    Such an add leaves the entry locked as "initializing", a locked record that does
+    not name its folder yet, or, if its record was pruned, a folder holding only a
+    ``.git`` file that points at nothing. Only
     those are touched: a folder with any other file is left for the caller to refuse.
     """
-    if entry is not None and entry.lock_reason == _ADDING:
+    if entry is not None and entry.lock_reason == ADDING:
         if entry.branch == ref:
             # Registered on the right branch: only the final unlock is missing, and its
             # checkout may be cut short too (no tool ever saw it): it is made again.
@@ -485,12 +483,16 @@ def _clear_cut_short_add(repo: Path, path: Path, entry: WorktreeEntry | None, re
         _remove_leftover(repo, path)
         run_git(["worktree", "prune"], repo, check=False, retry_on_lock=True)
         return True
-    if entry is None and path.is_dir() and _holds_only_git_file(path):
+    if entry is not None:
+        return False
+    # mission-control's own registration, killed before it wrote the record's ``gitdir``.
+    dropped = drop_cut_short_record(common_git_dir(repo), path.name)
+    if path.is_dir() and _holds_only_git_file(path):
         admin = git_file_target(path)
         if admin is not None and not admin.exists() and _inside(admin, common_git_dir(repo)):
             shutil.rmtree(path, ignore_errors=True)
             return True
-    return False
+    return dropped
 
 
 def _holds_only_git_file(path: Path) -> bool:
@@ -538,15 +540,21 @@ def _small_tree(repo: Path) -> bool:
 
 
 def _add_new(repo: Path, path: Path, branch: str, start_point: str) -> bool | None:
-    """The usual case in one git command: a new branch in a folder that is not there.
+    """The usual case: a new branch in a folder that is not there.
 
-    Many workstreams start together and queue on the repository lock, so the lock
-    is held by git's own ``flock`` for the add (and the checkout of a small tree)
-    alone (``git_under_lock``). Anything unusual
-    (an entry left for a deleted folder, a branch made meanwhile) makes the add
-    fail; what it made is undone and None sends the caller the careful way, which
-    looks at the worktree list first. Else True when the files are checked out.
+    Many workstreams start together and queue on the repository lock, so it is held
+    for the registration alone: written by mission-control itself when the start point
+    is a commit and the repository is a plain one (``worktree_record``), else by one
+    git command (under git's own ``flock`` while others queue, see ``git_under_lock``).
+    Anything unusual (an entry left for a deleted folder, a branch made meanwhile)
+    makes the add fail; what it made is undone and None sends the caller the careful
+    way, which looks at the worktree list first. Else True when the files are
+    checked out (git's add of a small tree), False when the caller fills the folder.
     """
+    if is_object_id(start_point):
+        with repo_lock(repo):
+            if register_worktree(common_git_dir(repo), path, branch, start_point):
+                return False
     checkout = repo_lock(repo).queued == 0 and _small_tree(repo)
     args = ["worktree", "add", "--quiet", "--no-track", "-b", branch]
     if not checkout:
@@ -564,14 +572,17 @@ def _add_new(repo: Path, path: Path, branch: str, start_point: str) -> bool | No
 
 
 def _fill_worktree(repo: Path, path: Path, branch: str, *, new_branch: bool) -> None:
-    """Check out the files of a worktree added with ``--no-checkout``, outside the lock.
+    """Check out the files of a worktree registered without them, outside the lock.
+
+    ``checkout --force`` rather than ``reset --hard``: it runs the ``post-checkout``
+    hook, as ``git worktree add`` does for the worktrees it checks out itself.
 
     If that fails the worktree is removed again (and a branch made for it deleted),
     so a retry starts from scratch instead of re-attaching a half-filled folder.
     """
     try:
         run_git(
-            ["reset", "--hard", "--quiet", "HEAD"],
+            ["checkout", "--force", "--quiet"],
             path,
             what="checking out the worktree's files",
             fix="check the disk space and permissions, then retry",

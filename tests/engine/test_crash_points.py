@@ -27,6 +27,7 @@ from .conftest import GitSandbox, git
 pytestmark = pytest.mark.slow
 
 POINTS = [
+    ("worktree.registering", 1),
     ("worktree.added", 1),
     ("worktree.filled", 2),
     ("worktree.merged", 1),

@@ -283,30 +283,84 @@ def test_nothing_to_commit_is_no_changes_even_with_a_refusing_hook(
     assert (done.committed, done.changed, done.head) == (False, False, prepared.base_commit)
 
 
-def test_a_big_tree_is_checked_out_outside_the_repository_lock(
+def test_a_new_worktree_is_registered_without_git_and_checked_out_by_it(
     local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sb = local_git_sandbox
+    theirs = sb.tmp / "theirs"
+    sb.git(sb.repo, "worktree", "add", "-q", "-b", "theirs", str(theirs), "main")
+    trace = traced(tmp_path, monkeypatch)
+
+    prepared = prepare_worktree(sb.ws("A"), [])
+
+    made = [c for c in git_commands(trace) if not c.startswith(("rev-parse", "remote"))]
+    assert made == ["checkout --force --quiet"]  # no `worktree add`, no `git branch`
+    listed = sb.git(sb.repo, "worktree", "list", "--porcelain")
+    entry = f"worktree {prepared.path}\nHEAD {prepared.base_commit}\n"
+    assert f"{entry}branch refs/heads/{prepared.branch}" in listed.split("\n\n")
+    assert "locked" not in listed
+    assert sb.git(prepared.path, "status", "--porcelain") == ""
+    assert (prepared.path / "README.md").read_text() == (sb.repo / "README.md").read_text()
+    # Git's own record of a worktree it added, file for file.
+    records = common_git_dir(sb.repo) / "worktrees"
+    for name in ("commondir", "HEAD"):
+        ours, git_s = (records / prepared.path.name / name), (records / "theirs" / name)
+        assert ours.read_text() == git_s.read_text().replace("theirs", prepared.branch)
+    assert (records / prepared.path.name / "gitdir").read_text() == f"{prepared.path}/.git\n"
+    sb.git(sb.repo, "worktree", "prune")
+    sb.git(sb.repo, "fsck", "--no-progress")
+    assert str(prepared.path) in sb.git(sb.repo, "worktree", "list")
+
+
+def test_a_new_worktree_runs_the_post_checkout_hook_as_git_worktree_add_does(
+    local_git_sandbox: GitSandbox,
+) -> None:
+    sb = local_git_sandbox
+    hook = sb.repo / ".git" / "hooks" / "post-checkout"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text('#!/bin/sh\necho "$3" > checked-out-by-hook\n')
+    hook.chmod(0o755)
+
+    prepared = prepare_worktree(sb.ws("A"), [])
+
+    assert (prepared.path / "checked-out-by-hook").read_text() == "1\n"
+
+
+def _worktree_config(sb: GitSandbox) -> None:
+    """Per-worktree configuration: ``git worktree add`` writes more than a plain record."""
+    sb.git(sb.repo, "config", "core.repositoryformatversion", "1")
+    sb.git(sb.repo, "config", "extensions.worktreeConfig", "true")
+
+
+def test_where_git_must_add_the_worktree_a_big_tree_is_checked_out_outside_the_lock(
+    local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = local_git_sandbox
+    _worktree_config(sb)
     monkeypatch.setattr(prepare, "SMALL_TREE", 0)  # every tree counts as big
     trace = traced(tmp_path, monkeypatch)
 
     prepared = prepare_worktree(sb.ws("A"), [])
 
     made = git_commands(trace)
-    assert any(c.startswith("reset --hard") for c in made), made  # the add only registered it
+    assert any(c.startswith("worktree add --quiet --no-checkout") for c in made), made
+    assert any(c.startswith("checkout --force") for c in made), made  # filled outside the lock
     assert sb.git(prepared.path, "status", "--porcelain") == ""
     assert (prepared.path / "README.md").read_text() == (sb.repo / "README.md").read_text()
 
 
-def test_while_others_queue_on_the_lock_a_small_tree_is_checked_out_outside_it(
+def test_where_git_must_add_the_worktree_others_queued_get_it_checked_out_outside_the_lock(
     local_git_sandbox: GitSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sb = local_git_sandbox
+    _worktree_config(sb)
     (tmp_path / "alone").mkdir()
     (tmp_path / "queued").mkdir()
     alone = traced(tmp_path / "alone", monkeypatch)
     prepare_worktree(sb.ws("A"), [])
-    assert not any(c.startswith("reset --hard") for c in git_commands(alone))
+    made = git_commands(alone)
+    assert any(c.startswith("worktree add --quiet --no-track") for c in made), made
+    assert not any(c.startswith("checkout --force") for c in made), made  # git's add did it
 
     monkeypatch.setattr(repo_lock(sb.repo), "queued", 1)  # another add of this process waits
     queued = traced(tmp_path / "queued", monkeypatch)
@@ -314,7 +368,7 @@ def test_while_others_queue_on_the_lock_a_small_tree_is_checked_out_outside_it(
 
     made = git_commands(queued)
     assert any(c.startswith("worktree add --quiet --no-checkout") for c in made), made
-    assert any(c.startswith("reset --hard") for c in made), made  # filled outside the lock
+    assert any(c.startswith("checkout --force") for c in made), made  # filled outside the lock
     assert sb.git(prepared.path, "status", "--porcelain") == ""
 
 

@@ -130,6 +130,28 @@ async def test_an_add_killed_before_it_set_head_is_made_again(
     assert "locked" not in sb.git(sb.repo, "worktree", "list", "--porcelain")
 
 
+async def test_a_registration_killed_before_it_named_its_folder_is_made_again(
+    git_sandbox: GitSandbox, tmp_path: Path
+) -> None:
+    sb = git_sandbox
+    base = sb.git(sb.repo, "rev-parse", "main")
+    # mission-control writes a new worktree's record itself, as git does: the branch,
+    # then the record locked as "initializing"; a kill before its `gitdir` leaves a
+    # record that git neither lists nor prunes, under the name the retry needs.
+    sb.git(sb.repo, "branch", "ws/P1/A", "main")
+    record = sb.repo / ".git" / "worktrees" / "P1-A"
+    record.mkdir(parents=True)
+    (record / "locked").write_text("initializing\n")
+
+    rec = await _run(sb, tmp_path, _tool("A"))
+
+    _assert_only_the_tools_change(sb, rec, "A", base)
+    listed = sb.git(sb.repo, "worktree", "list", "--porcelain")
+    assert f"worktree {sb.worktree_root / 'P1-A'}\n" in listed
+    assert "locked" not in listed
+    assert sorted(p.name for p in record.parent.iterdir()) == ["P1-A"]
+
+
 async def test_an_add_killed_inside_its_checkout_is_checked_out_again(
     git_sandbox: GitSandbox, tmp_path: Path
 ) -> None:

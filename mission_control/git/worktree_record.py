@@ -1,0 +1,143 @@
+"""A new worktree registered by writing git's own record of it, without a git process.
+
+``git worktree add -b BRANCH PATH START`` makes the branch (by starting ``git branch``),
+writes the worktree's record under ``<common git dir>/worktrees/<name>/`` and the
+folder's ``.git`` file, then checks the files out (by starting ``git reset --hard``).
+Workstreams that start together queue on the repository's lock for the first two
+steps; written here they hold it for a fraction of a millisecond instead of two
+processes. The check-out stays git's, outside the lock.
+
+The steps are git's, in git's order: the branch (a loose ref, written through git's
+``<ref>.lock`` and linked into place only if absent), then the record that
+``gitrepository-layout(5)`` describes (``gitdir``, ``commondir``, ``HEAD``) while a
+``locked`` file says "initializing", so that a ``git worktree prune`` meanwhile leaves
+it alone and a kill half-way leaves what a killed ``git worktree add`` leaves. No
+reflog entry is written for the new branch; git starts its reflog at the first commit.
+
+Anything this cannot do plainly (the reftable ref store, per-worktree configuration,
+a name git would change, a branch or record already there) returns False with nothing
+left behind, and the caller runs git.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+from .. import crashpoints
+from .ref_files import is_object_id, read_refs, read_small
+
+ADDING = "initializing"
+"""The lock reason git gives a worktree until its add is done."""
+
+_PLAIN_PART = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
+_PLAIN_NAME = re.compile(_PLAIN_PART)
+_PLAIN_BRANCH = re.compile(rf"{_PLAIN_PART}(/{_PLAIN_PART})*")
+_OWN_LAYOUT = ("worktreeconfig", "relativeworktrees", "userelativepaths")
+"""Configuration under which ``git worktree add`` writes more, or other paths, than this."""
+
+
+def _plain(name: str) -> bool:
+    """A ref component or worktree name git takes as it is, by a safe subset of its rules."""
+    return ".." not in name and not name.endswith((".lock", "."))
+
+
+def _plain_repository(common: Path) -> bool:
+    if os.path.exists(common / "reftable"):
+        return False
+    try:
+        config = read_small(f"{common}/config", errors="replace").lower()
+    except OSError:
+        return False
+    return not any(word in config for word in _OWN_LAYOUT)
+
+
+def _write(path: Path | str, text: str) -> None:
+    with open(path, "x", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def drop_cut_short_record(common: Path, name: str) -> bool:
+    """Remove the record ``name`` if a kill left it before it named its folder (locked as
+    being added, no ``gitdir``): git neither lists nor prunes it, and it holds the name
+    a retry needs. The caller holds the repository's lock, under which such adds are made."""
+    record = common / "worktrees" / name
+    try:
+        reason = read_small(f"{record}/locked", errors="replace").strip()
+    except OSError:
+        return False
+    if reason != ADDING or os.path.lexists(record / "gitdir"):
+        return False
+    shutil.rmtree(record, ignore_errors=True)
+    return True
+
+
+def _make_branch(common: Path, ref: str, commit: str) -> bool:
+    """Create the loose ref ``ref`` at ``commit``; False, with nothing made, if it cannot."""
+    ref_file = common / ref
+    lock = f"{ref_file}.lock"
+    try:
+        ref_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # git's lock
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(commit + "\n")
+        os.link(lock, ref_file)  # only if the branch is still absent
+        return True
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+
+
+def register_worktree(common: Path, path: Path, branch: str, commit: str) -> bool:
+    """Make branch ``branch`` at ``commit`` and the record of a worktree at ``path`` (a
+    folder not there yet) holding it, its files not checked out; False when git must.
+
+    ``common`` is the repository's common git dir. The caller holds the repository's lock.
+    """
+    name, ref = path.name, f"refs/heads/{branch}"
+    if (
+        not (_PLAIN_NAME.fullmatch(name) and _plain(name))
+        or not (_PLAIN_BRANCH.fullmatch(branch) and all(map(_plain, branch.split("/"))))
+        or not is_object_id(commit)
+        or os.path.lexists(path)
+        or not _plain_repository(common)
+    ):
+        return False
+    record = common / "worktrees" / name
+    drop_cut_short_record(common, name)
+    if os.path.lexists(record) or read_refs(common, [ref]) != {}:
+        return False  # a worktree of that name, or the branch, is there (or unreadable)
+    if not _make_branch(common, ref, commit):
+        return False
+    made: list[Path] = []
+    try:
+        record.parent.mkdir(exist_ok=True)
+        record.mkdir()
+        made.append(record)
+        _write(record / "locked", ADDING + "\n")
+        path.mkdir(parents=True)
+        made.append(path)
+        _write(record / "gitdir", os.path.join(os.path.realpath(path), ".git") + "\n")
+        _write(path / ".git", f"gitdir: {os.path.realpath(record)}\n")
+        _write(record / "commondir", "../..\n")
+        _write(record / "HEAD", f"ref: {ref}\n")
+    except OSError:
+        for each in reversed(made):
+            shutil.rmtree(each, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.unlink(common / ref)  # made above, under the lock: nobody else has it
+        return False
+    crashpoints.reach("worktree.registering")
+    os.unlink(record / "locked")
+    return True
+
+
+__all__ = ["ADDING", "drop_cut_short_record", "register_worktree"]

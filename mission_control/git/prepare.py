@@ -521,9 +521,10 @@ def _remove_leftover(repo: Path, path: Path) -> None:
 
 
 SMALL_TREE = 2000
-"""Files in the repository's index up to which ``worktree add`` checks the files out itself,
-under the lock, when no other add of this process waits for it: one git process is
-quicker than two for a chain's next link. A bigger tree, or any tree while other
+"""Where git must add a worktree (``worktree_record`` cannot): files in the repository's
+index up to which ``worktree add`` checks the files out itself, under the lock, when no
+other add of this process waits for it: one git process is quicker than two for a
+chain's next link. A bigger tree, or any tree while other
 workstreams queue on the lock, is checked out outside it, so that the lock is held
 for the registration alone."""
 

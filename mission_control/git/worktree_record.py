@@ -36,8 +36,8 @@ ADDING = "initializing"
 _PLAIN_PART = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
 _PLAIN_NAME = re.compile(_PLAIN_PART)
 _PLAIN_BRANCH = re.compile(rf"{_PLAIN_PART}(/{_PLAIN_PART})*")
-_OWN_LAYOUT = ("worktreeconfig", "relativeworktrees", "userelativepaths")
-"""Configuration under which ``git worktree add`` writes more, or other paths, than this."""
+_OWN_LAYOUT = ("worktreeconfig", "relativeworktrees", "userelativepaths", "sparsecheckout")
+"""Configuration under which ``git worktree add`` may write more, or other paths, than this."""
 
 
 def _plain(name: str) -> bool:

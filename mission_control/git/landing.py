@@ -36,6 +36,7 @@ from .repo import (
     trim_message,
 )
 from .worktree_list import list_worktrees, same_path
+from .worktree_record import holds_only_git_file
 
 MergeOutcome = Literal["merged", "held", "conflict"]
 
@@ -95,7 +96,7 @@ def open_integration_worktree(
                     " the default mc/land/...), or check out another branch there"
                 )
         if path.exists():
-            if any(path.iterdir()) and not _holds_only_git_file(path):
+            if any(path.iterdir()) and not holds_only_git_file(path):
                 raise GitError(
                     f"{path}: a folder that is not the landing's worktree is in the way"
                     " — move it away, then run land again"
@@ -178,10 +179,6 @@ def push_head(path: Path, remote: str, branch: str) -> None:
     if out.returncode != 0:
         message = " ".join(trim_message(out.stderr, out.stdout).split())
         raise PushRejectedError(path, remote, branch, message)
-
-
-def _holds_only_git_file(path: Path) -> bool:
-    return [p.name for p in path.iterdir()] == [".git"]
 
 
 def merge_commit_into(path: Path, commit: str, message: str) -> MergeResult:

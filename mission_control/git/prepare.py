@@ -4,10 +4,11 @@ Each workstream works in its own linked worktree on branch ``ws/<PHASE>/<WS>``;
 the user's own checkout is never checked out, reset, stashed or pulled.
 
 Operations on the repository's shared worktree list or config run under its lock
-(``repo_lock``); all inside one worktree (checkout, merges) runs in parallel: a
-worktree is added with ``--no-checkout`` under the lock and filled outside it, unless
-its tree is small and nobody else waits for the lock (then the add checks it out: a
-second git process costs more).
+(``repo_lock``); all inside one worktree (checkout, merges) runs in parallel: a new
+worktree is registered under the lock, by mission-control itself where it can
+(``worktree_record``) and else by ``git worktree add --no-checkout``, and filled outside
+it (unless git adds a small tree while nobody else waits for the lock: then the add
+checks it out, as a second git process costs more).
 
 The base commit of a workstream (its starting point after dependency merges,
 which its work is diffed against) is kept in the repository as
@@ -57,7 +58,14 @@ from .repo import (
 )
 from .start_from import StartFrom, remember_start, resolve_start_from
 from .worktree_list import WorktreeEntry, base_ref, is_empty_dir, list_worktrees, same_path
-from .worktree_record import ADDING, drop_cut_short_record, register_worktree
+from .worktree_record import (
+    ADDING,
+    drop_cut_short_record,
+    holds_only_git_file,
+    is_inside,
+    register_worktree,
+    remove_leftover,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,46 +486,21 @@ def _clear_cut_short_add(repo: Path, path: Path, entry: WorktreeEntry | None, re
             with contextlib.suppress(OSError):
                 _set_stage(path, STAGE_CREATING)
             return True
-        if path.exists() and not _holds_only_git_file(path):
+        if path.exists() and not holds_only_git_file(path):
             return False
-        _remove_leftover(repo, path)
+        remove_leftover(common_git_dir(repo), path)
         run_git(["worktree", "prune"], repo, check=False, retry_on_lock=True)
         return True
     if entry is not None:
         return False
     # mission-control's own registration, killed before it wrote the record's ``gitdir``.
     dropped = drop_cut_short_record(common_git_dir(repo), path.name)
-    if path.is_dir() and _holds_only_git_file(path):
+    if path.is_dir() and holds_only_git_file(path):
         admin = git_file_target(path)
-        if admin is not None and not admin.exists() and _inside(admin, common_git_dir(repo)):
+        if admin is not None and not admin.exists() and is_inside(admin, common_git_dir(repo)):
             shutil.rmtree(path, ignore_errors=True)
             return True
     return dropped
-
-
-def _holds_only_git_file(path: Path) -> bool:
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return False
-    return names == [".git"] and (path / ".git").is_file()
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep)
-
-
-def _remove_leftover(repo: Path, path: Path) -> None:
-    """Remove a cut-short worktree's record and its folder (which holds only a ``.git`` file)."""
-    records = common_git_dir(repo) / "worktrees"
-    with contextlib.suppress(OSError):
-        for record in records.iterdir():
-            gitdir = record / "gitdir"
-            with contextlib.suppress(OSError):
-                if same_path(Path(gitdir.read_text().strip()).parent, path):
-                    shutil.rmtree(record, ignore_errors=True)
-    if path.is_dir() and _holds_only_git_file(path):
-        shutil.rmtree(path, ignore_errors=True)
 
 
 SMALL_TREE = 2000

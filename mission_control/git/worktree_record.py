@@ -1,4 +1,5 @@
-"""A new worktree registered by writing git's own record of it, without a git process.
+"""A new worktree registered by writing git's own record of it, without a git process;
+and what a registration cut short by a kill leaves, found and removed.
 
 ``git worktree add -b BRANCH PATH START`` makes the branch (by starting ``git branch``),
 writes the worktree's record under ``<common git dir>/worktrees/<name>/`` and the
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from .. import crashpoints
 from .ref_files import is_object_id, read_refs, read_small
+from .worktree_list import same_path
 
 ADDING = "initializing"
 """The lock reason git gives a worktree until its add is done."""
@@ -73,6 +75,30 @@ def drop_cut_short_record(common: Path, name: str) -> bool:
         return False
     shutil.rmtree(record, ignore_errors=True)
     return True
+
+
+def holds_only_git_file(path: Path) -> bool:
+    """The folder holds nothing but a ``.git`` file: what a worktree's add cut short leaves."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return names == [".git"] and (path / ".git").is_file()
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    return os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep)
+
+
+def remove_leftover(common: Path, path: Path) -> None:
+    """Remove a cut-short worktree's record and its folder (which holds only a ``.git`` file)."""
+    with contextlib.suppress(OSError):
+        for record in (common / "worktrees").iterdir():
+            with contextlib.suppress(OSError):
+                if same_path(Path(read_small(f"{record}/gitdir").strip()).parent, path):
+                    shutil.rmtree(record, ignore_errors=True)
+    if path.is_dir() and holds_only_git_file(path):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _make_branch(common: Path, ref: str, commit: str) -> bool:
@@ -140,4 +166,11 @@ def register_worktree(common: Path, path: Path, branch: str, commit: str) -> boo
     return True
 
 
-__all__ = ["ADDING", "drop_cut_short_record", "register_worktree"]
+__all__ = [
+    "ADDING",
+    "drop_cut_short_record",
+    "holds_only_git_file",
+    "is_inside",
+    "register_worktree",
+    "remove_leftover",
+]

@@ -101,6 +101,22 @@ def remove_leftover(common: Path, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _named_already(records: Path, path: Path) -> bool:
+    """A record already names the folder ``path`` (one whose folder was deleted by hand):
+    git refuses to add it again until that record is pruned, and so does this."""
+    wanted = {os.path.join(os.path.realpath(path), ".git"), os.path.join(path, ".git")}
+    try:
+        entries = os.scandir(records)
+    except OSError:
+        return False
+    with entries:
+        for entry in entries:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                if read_small(f"{entry.path}/gitdir").strip() in wanted:
+                    return True
+    return False
+
+
 def _make_branch(common: Path, ref: str, commit: str) -> bool:
     """Create the loose ref ``ref`` at ``commit``; False, with nothing made, if it cannot."""
     ref_file = common / ref
@@ -141,6 +157,8 @@ def register_worktree(common: Path, path: Path, branch: str, commit: str) -> boo
     drop_cut_short_record(common, name)
     if os.path.lexists(record) or read_refs(common, [ref]) != {}:
         return False  # a worktree of that name, or the branch, is there (or unreadable)
+    if _named_already(record.parent, path):
+        return False
     if not _make_branch(common, ref, commit):
         return False
     made: list[Path] = []

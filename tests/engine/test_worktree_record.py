@@ -8,6 +8,7 @@ git's own ``worktree add`` runs instead.
 from __future__ import annotations
 
 import os
+import shutil
 from typing import TYPE_CHECKING
 
 import pytest
@@ -92,6 +93,14 @@ def _a_branch_where_a_folder_must_go(sb: GitSandbox, path: Path) -> None:
     sb.git(sb.repo, "branch", "ws/P", "main")  # refs/heads/ws/P is a file: no folder P
 
 
+def _a_record_for_the_folder(sb: GitSandbox, path: Path) -> None:
+    elsewhere = sb.tmp / "elsewhere"
+    sb.git(sb.repo, "worktree", "add", "-q", "-b", "other", str(elsewhere))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sb.git(sb.repo, "worktree", "move", str(elsewhere), str(path))  # its record: "elsewhere"
+    shutil.rmtree(path)  # deleted by hand: git still lists it
+
+
 def _per_worktree_config(sb: GitSandbox, path: Path) -> None:
     sb.git(sb.repo, "config", "core.repositoryformatversion", "1")
     sb.git(sb.repo, "config", "extensions.worktreeConfig", "true")
@@ -106,6 +115,7 @@ def _per_worktree_config(sb: GitSandbox, path: Path) -> None:
         _branch_locked,
         _folder_in_the_way,
         _a_branch_where_a_folder_must_go,
+        _a_record_for_the_folder,
         _per_worktree_config,
     ],
 )

@@ -101,20 +101,41 @@ def remove_leftover(common: Path, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+_named: dict[Path, tuple[int, set[str]]] = {}
+"""Each repository's worktree records as the ``gitdir`` each names, under the records
+folder's modification time: a record added or removed changes it, and one added here
+is added to the set (each caller holds its repository's lock). A record that
+``git worktree move`` points elsewhere keeps that time: moved onto a folder about to be
+made here, then deleted by hand, it goes unseen, and the folder gets a second record."""
+
+
 def _named_already(records: Path, path: Path) -> bool:
     """A record already names the folder ``path`` (one whose folder was deleted by hand):
     git refuses to add it again until that record is pruned, and so does this."""
     wanted = {os.path.join(os.path.realpath(path), ".git"), os.path.join(path, ".git")}
     try:
-        entries = os.scandir(records)
+        changed = os.stat(records).st_mtime_ns
     except OSError:
         return False
-    with entries:
-        for entry in entries:
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                if read_small(f"{entry.path}/gitdir").strip() in wanted:
-                    return True
-    return False
+    seen = _named.get(records)
+    if seen is None or seen[0] != changed:
+        seen = changed, set()
+        with contextlib.suppress(OSError), os.scandir(records) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError, UnicodeDecodeError):
+                    seen[1].add(read_small(f"{entry.path}/gitdir").strip())
+        _named[records] = seen
+    return not wanted.isdisjoint(seen[1])
+
+
+def _now_named(records: Path, gitdir: str, before: int) -> None:
+    """Add the record just made to what ``_named_already`` knows, if the folder was as it
+    knew it just before (else the next call reads the records again)."""
+    seen = _named.get(records)
+    with contextlib.suppress(OSError):
+        if seen is not None and seen[0] == before:
+            seen[1].add(gitdir)
+            _named[records] = os.stat(records).st_mtime_ns, seen[1]
 
 
 def _make_branch(common: Path, ref: str, commit: str) -> bool:
@@ -162,14 +183,17 @@ def register_worktree(common: Path, path: Path, branch: str, commit: str) -> boo
     if not _make_branch(common, ref, commit):
         return False
     made: list[Path] = []
+    gitdir, before = "", 0
     try:
         record.parent.mkdir(exist_ok=True)
+        before = os.stat(record.parent).st_mtime_ns
         record.mkdir()
         made.append(record)
         _write(record / "locked", ADDING + "\n")
         path.mkdir(parents=True)
         made.append(path)
-        _write(record / "gitdir", os.path.join(os.path.realpath(path), ".git") + "\n")
+        gitdir = os.path.join(os.path.realpath(path), ".git")
+        _write(record / "gitdir", gitdir + "\n")
         _write(path / ".git", f"gitdir: {os.path.realpath(record)}\n")
         _write(record / "commondir", "../..\n")
         _write(record / "HEAD", f"ref: {ref}\n")
@@ -179,6 +203,7 @@ def register_worktree(common: Path, path: Path, branch: str, commit: str) -> boo
         with contextlib.suppress(OSError):
             os.unlink(common / ref)  # made above, under the lock: nobody else has it
         return False
+    _now_named(record.parent, gitdir, before)
     crashpoints.reach("worktree.registering")
     os.unlink(record / "locked")
     return True

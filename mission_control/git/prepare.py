@@ -559,7 +559,8 @@ def _fill_worktree(repo: Path, path: Path, branch: str, *, new_branch: bool) -> 
     """Check out the files of a worktree registered without them, outside the lock.
 
     ``checkout --force`` rather than ``reset --hard``: it runs the ``post-checkout``
-    hook, as ``git worktree add`` does for the worktrees it checks out itself.
+    hook, as ``git worktree add`` does for the worktrees it checks out itself (the hook
+    hears the new head as the previous one too, where ``worktree add`` gives the null id).
 
     If that fails the worktree is removed again (and a branch made for it deleted),
     so a retry starts from scratch instead of re-attaching a half-filled folder.

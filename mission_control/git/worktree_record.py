@@ -57,9 +57,14 @@ def _plain_repository(common: Path) -> bool:
     return not any(word in config for word in _OWN_LAYOUT)
 
 
-def _write(path: Path | str, text: str) -> None:
-    with open(path, "x", encoding="utf-8") as handle:
-        handle.write(text)
+def _write(path: str, text: str) -> None:
+    """Create ``path`` (it must not exist) holding ``text``: plain ``os`` calls, as this
+    runs under the repository's lock."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 def drop_cut_short_record(common: Path, name: str) -> bool:
@@ -109,10 +114,11 @@ is added to the set (each caller holds its repository's lock). A record that
 made here, then deleted by hand, it goes unseen, and the folder gets a second record."""
 
 
-def _named_already(records: Path, path: Path) -> bool:
-    """A record already names the folder ``path`` (one whose folder was deleted by hand):
-    git refuses to add it again until that record is pruned, and so does this."""
-    wanted = {os.path.join(os.path.realpath(path), ".git"), os.path.join(path, ".git")}
+def _named_already(records: Path, gitdir: str, path: Path) -> bool:
+    """A record already names the folder ``path`` (its ``.git`` is ``gitdir`` once real;
+    one whose folder was deleted by hand): git refuses to add it again until that record
+    is pruned, and so does this."""
+    wanted = {gitdir, os.path.join(path, ".git")}
     try:
         changed = os.stat(records).st_mtime_ns
     except OSError:
@@ -178,25 +184,25 @@ def register_worktree(common: Path, path: Path, branch: str, commit: str) -> boo
     drop_cut_short_record(common, name)
     if os.path.lexists(record) or read_refs(common, [ref]) != {}:
         return False  # a worktree of that name, or the branch, is there (or unreadable)
-    if _named_already(record.parent, path):
+    gitdir = os.path.join(os.path.realpath(path), ".git")
+    if _named_already(record.parent, gitdir, path):
         return False
     if not _make_branch(common, ref, commit):
         return False
     made: list[Path] = []
-    gitdir, before = "", 0
+    before = 0
     try:
         record.parent.mkdir(exist_ok=True)
         before = os.stat(record.parent).st_mtime_ns
         record.mkdir()
         made.append(record)
-        _write(record / "locked", ADDING + "\n")
+        _write(f"{record}/locked", ADDING + "\n")
         path.mkdir(parents=True)
         made.append(path)
-        gitdir = os.path.join(os.path.realpath(path), ".git")
-        _write(record / "gitdir", gitdir + "\n")
-        _write(path / ".git", f"gitdir: {os.path.realpath(record)}\n")
-        _write(record / "commondir", "../..\n")
-        _write(record / "HEAD", f"ref: {ref}\n")
+        _write(f"{record}/gitdir", gitdir + "\n")
+        _write(f"{path}/.git", f"gitdir: {os.path.realpath(record)}\n")
+        _write(f"{record}/commondir", "../..\n")
+        _write(f"{record}/HEAD", f"ref: {ref}\n")
     except OSError:
         for each in reversed(made):
             shutil.rmtree(each, ignore_errors=True)

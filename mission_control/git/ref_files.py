@@ -14,8 +14,9 @@ ref, an unreadable file) returns None, and the caller asks git.
 
 ``write_ref`` writes one of mission-control's own refs the way git writes a loose
 ref: take ``<ref>.lock`` (created only if absent, which is git's lock), write the
-commit into it, rename it over the ref. Where that cannot be done plainly it
-returns False, and the caller runs ``git update-ref``.
+commit into it, rename it over the ref; ``create_ref`` links it as the ref instead,
+so that a ref made meanwhile is never overwritten. Where that cannot be done plainly
+they return False, and the caller runs git.
 """
 
 from __future__ import annotations
@@ -124,26 +125,47 @@ def write_ref(common: Path, ref: str, commit: str) -> bool:
     locked by a git process, a folder or file in the way). No reflog is written:
     git keeps none for refs outside ``refs/heads`` unless configured to.
     """
-    if not ref.startswith("refs/mission-control/") or ".." in ref or not is_object_id(commit):
+    if not ref.startswith("refs/mission-control/") or ".." in ref:
         return False
-    if _other_store(common):
+    return _place_ref(common, ref, commit, create=False)
+
+
+def create_ref(common: Path, ref: str, commit: str) -> bool:
+    """Make the loose ref ``ref`` at ``commit`` if no such ref exists, loose or packed
+    (the caller has asked ``read_refs``); False, with nothing made, when it cannot."""
+    return ".." not in ref and _place_ref(common, ref, commit, create=True)
+
+
+def _place_ref(common: Path, ref: str, commit: str, *, create: bool) -> bool:
+    """Write ``commit`` into git's own lock on ``ref``, ``<ref>.lock`` (made only if absent),
+    then put it in place: renamed over the ref, or linked as the ref only if that is
+    still absent (``create``)."""
+    if not is_object_id(commit) or _other_store(common):
         return False
-    file = common / ref
-    lock = file.with_name(f"{file.name}.lock")
+    file = f"{common}/{ref}"
+    lock = f"{file}.lock"
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(file), exist_ok=True)
         fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError:
-        return False
+        return False  # another git holds the lock, or a file is where a folder must go
+    placed = False
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(commit + "\n")
-        os.replace(lock, file)
+        try:
+            os.write(fd, f"{commit}\n".encode("ascii"))
+        finally:
+            os.close(fd)
+        if create:
+            os.link(lock, file)
+        else:
+            os.replace(lock, file)
+        placed = True
     except OSError:
+        pass
+    if create or not placed:  # the lock is ours until it is renamed: never unlink another's
         with contextlib.suppress(OSError):
-            lock.unlink()
-        return False
-    return True
+            os.unlink(lock)
+    return placed
 
 
-__all__ = ["is_object_id", "read_refs", "read_small", "write_ref"]
+__all__ = ["create_ref", "is_object_id", "read_refs", "read_small", "write_ref"]

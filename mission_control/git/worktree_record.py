@@ -29,7 +29,7 @@ import shutil
 from pathlib import Path
 
 from .. import crashpoints
-from .ref_files import is_object_id, read_refs, read_small
+from .ref_files import create_ref, is_object_id, read_refs, read_small
 from .worktree_list import same_path
 
 ADDING = "initializing"
@@ -144,27 +144,6 @@ def _now_named(records: Path, gitdir: str, before: int) -> None:
             _named[records] = os.stat(records).st_mtime_ns, seen[1]
 
 
-def _make_branch(common: Path, ref: str, commit: str) -> bool:
-    """Create the loose ref ``ref`` at ``commit``; False, with nothing made, if it cannot."""
-    ref_file = common / ref
-    lock = f"{ref_file}.lock"
-    try:
-        ref_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # git's lock
-    except OSError:
-        return False
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(commit + "\n")
-        os.link(lock, ref_file)  # only if the branch is still absent
-        return True
-    except OSError:
-        return False
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(lock)
-
-
 def register_worktree(common: Path, path: Path, branch: str, commit: str) -> bool:
     """Make branch ``branch`` at ``commit`` and the record of a worktree at ``path`` (a
     folder not there yet) holding it, its files not checked out; False when git must.
@@ -187,7 +166,7 @@ def register_worktree(common: Path, path: Path, branch: str, commit: str) -> boo
     gitdir = os.path.join(os.path.realpath(path), ".git")
     if _named_already(record.parent, gitdir, path):
         return False
-    if not _make_branch(common, ref, commit):
+    if not create_ref(common, ref, commit):
         return False
     made: list[Path] = []
     before = 0

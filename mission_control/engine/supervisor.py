@@ -40,7 +40,7 @@ from pathlib import Path
 
 import psutil
 
-from ..store.private import make_private_dir, open_private
+from ..store.private import make_private_dir, open_private_in
 from .attempt_tree import TOKEN_VAR, AttemptTree
 from .exit_status import UNKNOWN, ExitStatus, TerminateResult, decode_status, read_exit_file
 from .pidfds import close_quietly, open_pidfd, wait_gone
@@ -378,13 +378,12 @@ def spawn_attempt(
     """
     if not argv:
         raise ValueError("spawn_attempt needs a non-empty argv")
-    make_private_dir(log_path.parent)
     make_private_dir(exit_file.parent)
     with contextlib.suppress(FileNotFoundError):
         exit_file.unlink()  # a stale file would lie about this attempt
     token = uuid.uuid4().hex
     full_env = {**os.environ, **env, TOKEN_VAR: token}
-    log_fd = open_private(log_path, os.O_WRONLY | os.O_APPEND)
+    log_fd = open_private_in(log_path, os.O_WRONLY | os.O_APPEND)
     try:
         with contextlib.ExitStack() as stack:
             stdin: int = subprocess.DEVNULL

@@ -62,6 +62,7 @@ from ..git import mirrors
 from ..git.bundles import bundle_bytes
 from ..git.untracked_pack import unpack_untracked
 from ..store.logs import attempt_log_path, file_size, report_path
+from ..store.private import write_private_bytes
 from ..store.watch import shared_watcher
 from .node_files import (
     node_dir,
@@ -158,8 +159,7 @@ class NodeAttempt:
         bundle: Path | None = None
         if spec.seed_bundle is not None:
             bundle = self.log_path.with_suffix(".seed.bundle")
-            bundle.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(bundle.write_bytes, spec.seed_bundle)
+            await asyncio.to_thread(write_private_bytes, bundle, spec.seed_bundle)
         seeded = (spec.seed_commit is not None or spec.wip_commit is not None) and not spec.fresh
         prepared = await asyncio.to_thread(
             mirrors.prepare_node_worktree,

@@ -22,10 +22,25 @@ DIR_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
 _OTHERS: Final = 0o077
 """Permission bits for the group and everyone else: none may be set."""
+_REMADE_TRIES: Final = 20
+"""How often a folder taken away while being made is made again before giving up."""
 
 
 def make_private_dir(path: Path) -> Path:
-    """Create ``path`` and each missing parent as a 0700 folder; existing ones are kept."""
+    """Create ``path`` and each missing parent as a 0700 folder; existing ones are kept.
+
+    A node removes an ended attempt's folders while they are empty, so a parent seen
+    here may be gone by the ``mkdir`` under it: the walk then starts again.
+    """
+    for _ in range(_REMADE_TRIES - 1):
+        with contextlib.suppress(FileNotFoundError):
+            _make_missing(path)
+            return path
+    _make_missing(path)
+    return path
+
+
+def _make_missing(path: Path) -> None:
     missing: list[Path] = []
     current = path
     # ``os.path``, not ``pathlib``: asked at every attempt's start, where the folder exists.
@@ -40,7 +55,6 @@ def make_private_dir(path: Path) -> Path:
                 continue  # made by another process meanwhile
             raise
         os.chmod(folder, DIR_MODE)  # an odd umask may have taken our own bits
-    return path
 
 
 def open_private(path: Path, flags: int) -> int:
@@ -55,18 +69,31 @@ def open_private(path: Path, flags: int) -> int:
     return fd
 
 
+def open_private_in(path: Path, flags: int) -> int:
+    """``open_private`` after making ``path``'s folder; again if the folder went meanwhile."""
+    for _ in range(_REMADE_TRIES - 1):
+        make_private_dir(path.parent)
+        with contextlib.suppress(FileNotFoundError):
+            return open_private(path, flags)
+    make_private_dir(path.parent)
+    return open_private(path, flags)
+
+
 def append_private(path: Path, data: bytes) -> None:
     """Append ``data`` to ``path`` (made 0600 in a 0700 folder when missing)."""
-    make_private_dir(path.parent)
-    with os.fdopen(open_private(path, os.O_WRONLY | os.O_APPEND), "ab") as handle:
+    with os.fdopen(open_private_in(path, os.O_WRONLY | os.O_APPEND), "ab") as handle:
         handle.write(data)
 
 
 def write_private_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path``, replacing its content; the file is 0600."""
-    make_private_dir(path.parent)
-    with os.fdopen(open_private(path, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8") as f:
-        f.write(text)
+    write_private_bytes(path, text.encode("utf-8"))
+
+
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``, replacing its content; the file is 0600."""
+    with os.fdopen(open_private_in(path, os.O_WRONLY | os.O_TRUNC), "wb") as handle:
+        handle.write(data)
 
 
 def is_private(path: Path) -> bool:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mission_control.cli import main
-from mission_control.store.private import make_private_dir, open_private
+from mission_control.remote.node_files import remove_empty
+from mission_control.store.private import append_private, make_private_dir, open_private
 from mission_control.store.runs import RunStore, WorkstreamRow
 from tests.conftest import GitRepo
 from tests.engine.engine_helpers import write_plan, ws
@@ -142,3 +144,32 @@ def test_log_files_are_private_even_with_an_open_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     for folder in (log.parent, log.parent.parent, tmp_path / "state" / "runs"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_a_write_survives_a_cleaner_removing_the_folders_it_is_making(tmp_path: Path) -> None:
+    """A node forgets an ended attempt by removing its folders while they are empty
+    (``remove_empty``); another attempt there may be making the same folders to write its
+    first log line. The line must land: a folder taken away between the check and the
+    ``mkdir`` under it, or between the ``mkdir`` and the open, is made again."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    rounds = 1500
+    lost: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        for i in range(rounds):
+            log = runs / "run" / "P" / name / f"attempt-{i}.log"
+            try:
+                append_private(log, b"line\n")
+            except OSError as err:
+                lost.append(err)
+                return
+            log.unlink()
+            remove_empty(log.parent, runs)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert lost == []

@@ -5,6 +5,7 @@ The lock belongs to an open file, not to a pid written somewhere: the kernel let
 when the last descriptor of it closes, however its holders ended, and a child that
 inherits the descriptor holds it too. The file's text only names the holder, for
 messages and for a driver taking a run back; it never decides who holds the lock.
+The files are opened with ``store.private.open_private_in`` (0600, in a 0700 folder).
 """
 
 from __future__ import annotations
@@ -14,14 +15,8 @@ import errno
 import fcntl
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 _HELD_ELSEWHERE = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
-
-
-def open_lock_file(path: Path | str) -> int:
-    """A descriptor of the lock file at ``path``, made 0600 when missing (not locked yet)."""
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
 
 def lock_now(fd: int) -> bool:
@@ -50,4 +45,4 @@ def let_go(fds: Iterable[int]) -> None:
             os.close(fd)
 
 
-__all__ = ["let_go", "lock_now", "name_holder", "open_lock_file"]
+__all__ = ["let_go", "lock_now", "name_holder"]

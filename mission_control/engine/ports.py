@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import MissionControlError, SetupError
-from ..lock_files import let_go, lock_now, name_holder, open_lock_file
+from ..lock_files import let_go, lock_now, name_holder
 from ..plan.model import Workstream
-from ..store.private import make_private_dir
+from ..store.private import open_private_in
 
 PORT_PLACEHOLDER = "{port}"
 
@@ -114,16 +114,12 @@ class PortRegistry:
                 kept.append(port)
         return PortClaim(tuple(kept), tuple(fds))
 
-    def _path(self, port: int) -> str:
-        return f"{self.folder}/{port}.lock"
+    def _path(self, port: int) -> Path:
+        return self.folder / f"{port}.lock"
 
     def _lock(self, port: int) -> int | None:
         """The port's lock file, locked by this process; None when another holds it."""
-        try:
-            fd = open_lock_file(self._path(port))
-        except FileNotFoundError:
-            make_private_dir(self.folder)
-            fd = open_lock_file(self._path(port))
+        fd = open_private_in(self._path(port), os.O_RDWR)
         if lock_now(fd):
             return fd
         os.close(fd)

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import SetupError
-from ..lock_files import let_go, lock_now, name_holder, open_lock_file
+from ..lock_files import let_go, lock_now, name_holder
 from ..plan.model import Workstream
+from ..store.private import open_private_in
 from .repo import common_git_dir
 
 CLAIMS_DIR: Final = "mission-control/claims"
@@ -214,8 +215,7 @@ def _name(key: str) -> str:
 
 
 def _lock(lock: _Lock, inherited: dict[tuple[int, int], int], deadline: float) -> int:
-    lock.path.parent.mkdir(parents=True, exist_ok=True)
-    fd = open_lock_file(lock.path)
+    fd = open_private_in(lock.path, os.O_RDWR)
     st = os.fstat(fd)
     mine = inherited.pop((st.st_dev, st.st_ino), None)
     if mine is not None:

@@ -146,26 +146,37 @@ def _place_ref(common: Path, ref: str, commit: str, *, create: bool) -> bool:
     lock = f"{file}.lock"
     try:
         os.makedirs(os.path.dirname(file), exist_ok=True)
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        write_new(lock, f"{commit}\n")
     except OSError:
         return False  # another git holds the lock, or a file is where a folder must go
-    placed = False
     try:
-        try:
-            os.write(fd, f"{commit}\n".encode("ascii"))
-        finally:
-            os.close(fd)
         if create:
             os.link(lock, file)
         else:
             os.replace(lock, file)
         placed = True
     except OSError:
-        pass
+        placed = False
     if create or not placed:  # the lock is ours until it is renamed: never unlink another's
         with contextlib.suppress(OSError):
             os.unlink(lock)
     return placed
 
 
-__all__ = ["create_ref", "is_object_id", "read_refs", "read_small", "write_ref"]
+def write_new(path: str, text: str) -> None:
+    """Create ``path`` holding ``text``; it must not exist (``O_EXCL``: how git takes a
+    lock). Plain ``os`` calls, for what runs under a repository's lock. A file made but
+    not written is removed again."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        try:
+            os.write(fd, text.encode("utf-8"))
+        finally:
+            os.close(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+
+
+__all__ = ["create_ref", "is_object_id", "read_refs", "read_small", "write_new", "write_ref"]

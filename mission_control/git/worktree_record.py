@@ -29,7 +29,7 @@ import shutil
 from pathlib import Path
 
 from .. import crashpoints
-from .ref_files import create_ref, is_object_id, read_refs, read_small
+from .ref_files import create_ref, is_object_id, read_refs, read_small, write_new
 from .worktree_list import same_path
 
 ADDING = "initializing"
@@ -55,16 +55,6 @@ def _plain_repository(common: Path) -> bool:
     except OSError:
         return False
     return not any(word in config for word in _OWN_LAYOUT)
-
-
-def _write(path: str, text: str) -> None:
-    """Create ``path`` (it must not exist) holding ``text``: plain ``os`` calls, as this
-    runs under the repository's lock."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
 
 
 def drop_cut_short_record(common: Path, name: str) -> bool:
@@ -175,13 +165,13 @@ def register_worktree(common: Path, path: Path, branch: str, commit: str) -> boo
         before = os.stat(record.parent).st_mtime_ns
         record.mkdir()
         made.append(record)
-        _write(f"{record}/locked", ADDING + "\n")
+        write_new(f"{record}/locked", ADDING + "\n")
         path.mkdir(parents=True)
         made.append(path)
-        _write(f"{record}/gitdir", gitdir + "\n")
-        _write(f"{path}/.git", f"gitdir: {os.path.realpath(record)}\n")
-        _write(f"{record}/commondir", "../..\n")
-        _write(f"{record}/HEAD", f"ref: {ref}\n")
+        write_new(f"{record}/gitdir", gitdir + "\n")
+        write_new(f"{path}/.git", f"gitdir: {os.path.realpath(record)}\n")
+        write_new(f"{record}/commondir", "../..\n")
+        write_new(f"{record}/HEAD", f"ref: {ref}\n")
     except OSError:
         for each in reversed(made):
             shutil.rmtree(each, ignore_errors=True)

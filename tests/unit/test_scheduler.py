@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,29 +34,29 @@ def _graph(phases: list[tuple[int, int]], edges_seed: int) -> PlanGraph:
     return PlanGraph(tuple(nodes), deps)
 
 
-_PLANS = {
-    "phases": st.lists(st.tuples(st.integers(1, 8), st.integers(1, 4)), min_size=1, max_size=4),
-    "seed": st.integers(0, 10_000),
-    "global_limit": st.one_of(st.none(), st.integers(1, 5)),
-}
-"""Random plans: phases of (size, limit), the seed of their dependencies, a global limit."""
+@dataclass(frozen=True)
+class _RandomPlan:
+    graph: PlanGraph
+    seed: int
+    """Made its dependencies; also seeds what a test draws next."""
+    global_limit: int | None
+
+
+@st.composite
+def _plans(draw: st.DrawFn) -> _RandomPlan:
+    """Random plans: phases of (size, limit), random dependencies, a global limit or none."""
+    phases = draw(st.lists(st.tuples(st.integers(1, 8), st.integers(1, 4)), min_size=1, max_size=4))
+    seed = draw(st.integers(0, 10_000))
+    return _RandomPlan(_graph(phases, seed), seed, draw(st.one_of(st.none(), st.integers(1, 5))))
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    **_PLANS,
-    fail_rate=st.sampled_from([0.0, 0.3]),
-    keep_going=st.booleans(),
-)
+@given(plan=_plans(), fail_rate=st.sampled_from([0.0, 0.3]), keep_going=st.booleans())
 def test_random_plans_respect_limits_and_order(
-    phases: list[tuple[int, int]],
-    seed: int,
-    global_limit: int | None,
-    fail_rate: float,
-    keep_going: bool,
+    plan: _RandomPlan, fail_rate: float, keep_going: bool
 ) -> None:
-    graph = _graph(phases, seed)
-    rng = random.Random(seed + 1)
+    graph, global_limit = plan.graph, plan.global_limit
+    rng = random.Random(plan.seed + 1)
     states = {t: WsState.PENDING for p in graph.phases for t in p.task_ids}
     phase_of = {t: p for p in graph.phases for t in p.task_ids}
     for _ in range(1000):
@@ -225,25 +226,17 @@ def _decide_one_by_one(
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    **_PLANS,
-    keep_going=st.booleans(),
-    auto_land=st.booleans(),
-)
+@given(plan=_plans(), keep_going=st.booleans(), auto_land=st.booleans())
 def test_decisions_match_the_rules_taken_one_workstream_at_a_time(
-    phases: list[tuple[int, int]],
-    seed: int,
-    global_limit: int | None,
-    keep_going: bool,
-    auto_land: bool,
+    plan: _RandomPlan, keep_going: bool, auto_land: bool
 ) -> None:
-    graph = _graph(phases, seed)
+    graph, global_limit = plan.graph, plan.global_limit
     if auto_land:
         graph = PlanGraph(
             tuple(PhaseNode(p.phase_id, p.max_parallel, p.task_ids, True) for p in graph.phases),
             graph.deps,
         )
-    rng = random.Random(seed)
+    rng = random.Random(plan.seed)
     every = [t for p in graph.phases for t in p.task_ids]
     phase_ids = [p.phase_id for p in graph.phases]
     for _ in range(20):
@@ -252,21 +245,16 @@ def test_decisions_match_the_rules_taken_one_workstream_at_a_time(
         ready = frozenset(t for t in every if rng.random() < 0.2)
         landed = frozenset(p for p in phase_ids if rng.random() < 0.5)
         stopped = frozenset(p for p in phase_ids if rng.random() < 0.2)
-        made = decide(
-            graph,
-            states,
-            max_parallel=global_limit,
-            keep_going=keep_going,
-            ready_for_dependents=ready,
-            landed=landed,
-            landing_failed=stopped,
+        made, expected = (
+            rules(
+                graph,
+                states,
+                max_parallel=global_limit,
+                keep_going=keep_going,
+                ready_for_dependents=ready,
+                landed=landed,
+                landing_failed=stopped,
+            )
+            for rules in (decide, _decide_one_by_one)
         )
-        assert made == _decide_one_by_one(
-            graph,
-            states,
-            max_parallel=global_limit,
-            keep_going=keep_going,
-            ready_for_dependents=ready,
-            landed=landed,
-            landing_failed=stopped,
-        )
+        assert made == expected
